@@ -1,0 +1,100 @@
+# ngx_http_cast_module -- build, run, test.  GNU make.
+#
+#   make            = make build
+#   make deps       install the Debian packages (scripts/install-deps.sh; root)
+#   make build      build/ngx_http_cast_module.so for /usr/sbin/nginx
+#   make run        build, then nginx in the foreground with conf-examples/local.conf
+#   make test       build, then the whole test suite (the command CI runs)
+#   make test-valgrind  the WebSocket suites with nginx under valgrind
+#   make asan       build the same .so with AddressSanitizer (see below)
+#   make install    copy the .so to /usr/lib/nginx/modules/
+#   make clean      remove build/ and t/servroot*
+#
+# Variables: NGINX_BIN, NGINX_SRC, CAST_CFLAGS, CAST_LDFLAGS (scripts/build.sh),
+# PROVE_FLAGS (e.g. PROVE_FLAGS=-v, or a file list via TESTS=t/foo.t),
+# FUZZ_SECONDS (20), DESTDIR/MODULES_DIR (install).
+#
+# AddressSanitizer: `make asan` rebuilds build/ngx_http_cast_module.so with
+# ASAN_CFLAGS/ASAN_LDFLAGS. /usr/sbin/nginx is not instrumented, so the ASan
+# runtime has to be preloaded into it, e.g.
+#   make asan
+#   LD_PRELOAD=$(cc -print-file-name=libasan.so) \
+#   ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 \
+#   TEST_NGINX_BINARY=/usr/sbin/nginx \
+#   TEST_NGINX_LOAD_MODULES=$PWD/build/ngx_http_cast_module.so \
+#   prove -I t/runner -r t/
+# (perl, prove and redis-server run fine with the runtime preloaded; leak
+# detection is off because nginx does not free everything at exit). The next
+# `make build`/`make test` reconfigures and rebuilds the normal module.
+
+SHELL := /bin/bash
+.DEFAULT_GOAL := build
+
+NGINX_BIN   ?= /usr/sbin/nginx
+MODULE_SO   := $(CURDIR)/build/ngx_http_cast_module.so
+MODULES_DIR ?= /usr/lib/nginx/modules
+FUZZ_SECONDS ?= 20
+PROVE_FLAGS ?=
+TESTS       ?= -r t/
+
+ASAN_CFLAGS  ?= -O1 -g -fno-omit-frame-pointer -fsanitize=address \
+                -Wall -Wextra -Wno-unused-parameter -Wno-error
+ASAN_LDFLAGS ?= -fsanitize=address
+
+# Debian's perl, prove and python3 (with python3-websockets) come first, even
+# where PATH starts with pyenv or /usr/local shims.
+TEST_ENV := PATH=/usr/sbin:/usr/bin:/sbin:/bin:$$PATH \
+            TEST_NGINX_BINARY=$(NGINX_BIN) \
+            TEST_NGINX_LOAD_MODULES=$(MODULE_SO)
+PROVE    := prove -I t/runner $(PROVE_FLAGS)
+
+.PHONY: all deps build run test test-valgrind asan install clean
+
+all: build
+
+deps:
+	@scripts/install-deps.sh
+
+build: deps
+	@NGINX_BIN=$(NGINX_BIN) scripts/build.sh
+
+run: build
+	@NGINX_BIN=$(NGINX_BIN) scripts/run.sh
+
+# Unit tests and the fuzz smoke run first, the Test::Nginx suites last (so
+# prove's summary closes the output); every part runs, any failure fails.
+test: build
+	@failed=; \
+	if [ -f t/unit/Makefile ]; then \
+	    echo "== unit tests (t/unit)"; \
+	    $(MAKE) -C t/unit test || failed="$$failed unit"; \
+	fi; \
+	if [ -f fuzz/Makefile ]; then \
+	    echo "== fuzz smoke run ($(FUZZ_SECONDS) s per harness)"; \
+	    $(MAKE) -C fuzz run FUZZ_SECONDS=$(FUZZ_SECONDS) || failed="$$failed fuzz"; \
+	fi; \
+	echo "== Test::Nginx suites (t/)"; \
+	$(TEST_ENV) $(PROVE) $(TESTS) || failed="$$failed prove"; \
+	if [ -n "$$failed" ]; then echo "make test: FAILED:$$failed" >&2; exit 1; fi
+
+test-valgrind: build
+	@files="$(sort $(wildcard t/*websocket*.t t/*ws*.t))"; \
+	if [ -z "$$files" ]; then echo "no t/*websocket*.t or t/*ws*.t suites" >&2; exit 1; fi; \
+	$(TEST_ENV) TEST_NGINX_USE_VALGRIND=1 $(PROVE) $$files
+
+asan: deps
+	@NGINX_BIN=$(NGINX_BIN) CAST_CFLAGS="$(ASAN_CFLAGS)" \
+	    CAST_LDFLAGS="$(ASAN_LDFLAGS)" scripts/build.sh
+	@echo "ASan module built; preload the runtime into nginx:" \
+	    "LD_PRELOAD=$$(cc -print-file-name=libasan.so) ASAN_OPTIONS=detect_leaks=0" \
+	    "(see the top of the Makefile)"
+
+# new inode + rename: a running nginx keeps its mapping of the old file
+install: build
+	install -d $(DESTDIR)$(MODULES_DIR)
+	install -m 0644 $(MODULE_SO) $(DESTDIR)$(MODULES_DIR)/.ngx_http_cast_module.so.new
+	mv -f $(DESTDIR)$(MODULES_DIR)/.ngx_http_cast_module.so.new \
+	    $(DESTDIR)$(MODULES_DIR)/ngx_http_cast_module.so
+
+clean:
+	rm -rf build t/servroot*

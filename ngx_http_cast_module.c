@@ -1,0 +1,537 @@
+
+/*
+ * ngx_http_cast_module: a Cast / FHIRcast hub inside nginx.
+ *
+ * Module wiring only: directives, configuration create/merge, the
+ * worker hooks.  The protocol lives in src/.
+ */
+
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_http.h>
+
+#include "ngx_http_cast.h"
+
+
+typedef struct {
+    ngx_conf_post_handler_pt   post_handler;
+    ngx_uint_t                 type;
+    ngx_uint_t                 min;
+    ngx_uint_t                 max;
+} ngx_http_cast_bounds_t;
+
+#define NGX_HTTP_CAST_BOUNDS_SEC   0
+#define NGX_HTTP_CAST_BOUNDS_MSEC  1
+#define NGX_HTTP_CAST_BOUNDS_SIZE  2
+
+
+static char *ngx_http_cast_location(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+static char *ngx_http_cast_cors_origin(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+static char *ngx_http_cast_check_bounds(ngx_conf_t *cf, void *post,
+    void *data);
+static ngx_int_t ngx_http_cast_check_workers(ngx_cycle_t *cycle,
+    ngx_conf_t *cf);
+static ngx_int_t ngx_http_cast_handler(ngx_http_request_t *r);
+static void *ngx_http_cast_create_main_conf(ngx_conf_t *cf);
+static void *ngx_http_cast_create_loc_conf(ngx_conf_t *cf);
+static char *ngx_http_cast_merge_loc_conf(ngx_conf_t *cf, void *parent,
+    void *child);
+static ngx_int_t ngx_http_cast_postconfiguration(ngx_conf_t *cf);
+static ngx_int_t ngx_http_cast_init_module(ngx_cycle_t *cycle);
+static ngx_int_t ngx_http_cast_init_process(ngx_cycle_t *cycle);
+static void ngx_http_cast_exit_process(ngx_cycle_t *cycle);
+
+
+static ngx_conf_enum_t  ngx_http_cast_dialects[] = {
+    { ngx_string("cast"), NGX_HTTP_CAST_DIALECT_CAST },
+    { ngx_string("fhircast"), NGX_HTTP_CAST_DIALECT_FHIRCAST },
+    { ngx_null_string, 0 }
+};
+
+
+static ngx_http_cast_bounds_t  ngx_http_cast_lease_bounds = {
+    ngx_http_cast_check_bounds, NGX_HTTP_CAST_BOUNDS_SEC, 1, 0
+};
+
+static ngx_http_cast_bounds_t  ngx_http_cast_timeout_bounds = {
+    ngx_http_cast_check_bounds, NGX_HTTP_CAST_BOUNDS_MSEC, 1, 0
+};
+
+static ngx_http_cast_bounds_t  ngx_http_cast_message_bounds = {
+    ngx_http_cast_check_bounds, NGX_HTTP_CAST_BOUNDS_SIZE, 128,
+    1024 * 1024 * 1024
+};
+
+static ngx_http_cast_bounds_t  ngx_http_cast_queue_bounds = {
+    ngx_http_cast_check_bounds, NGX_HTTP_CAST_BOUNDS_SIZE, 1024, 0
+};
+
+
+static ngx_command_t  ngx_http_cast_commands[] = {
+
+    { ngx_string("cast_hub"),
+      NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS,
+      ngx_http_cast_location,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("cast_websocket"),
+      NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS,
+      ngx_http_cast_location,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("cast_status"),
+      NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS,
+      ngx_http_cast_location,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("cast_dialect"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_enum_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_cast_loc_conf_t, dialect),
+      &ngx_http_cast_dialects },
+
+    { ngx_string("cast_lease_default"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_sec_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_cast_loc_conf_t, lease_default),
+      &ngx_http_cast_lease_bounds },
+
+    { ngx_string("cast_lease_max"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_sec_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_cast_loc_conf_t, lease_max),
+      &ngx_http_cast_lease_bounds },
+
+    { ngx_string("cast_bind_timeout"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_msec_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_cast_loc_conf_t, bind_timeout),
+      &ngx_http_cast_timeout_bounds },
+
+    { ngx_string("cast_max_message_size"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_size_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_cast_loc_conf_t, max_message_size),
+      &ngx_http_cast_message_bounds },
+
+    { ngx_string("cast_send_queue"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_size_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_cast_loc_conf_t, send_queue),
+      &ngx_http_cast_queue_bounds },
+
+    { ngx_string("cast_ping_interval"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_msec_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_cast_loc_conf_t, ping_interval),
+      &ngx_http_cast_timeout_bounds },
+
+    { ngx_string("cast_public_url"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_http_set_complex_value_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_cast_loc_conf_t, public_url),
+      NULL },
+
+    { ngx_string("cast_cors_origin"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_http_cast_cors_origin,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
+      ngx_null_command
+};
+
+
+static ngx_http_module_t  ngx_http_cast_module_ctx = {
+    NULL,                                  /* preconfiguration */
+    ngx_http_cast_postconfiguration,       /* postconfiguration */
+
+    ngx_http_cast_create_main_conf,        /* create main configuration */
+    NULL,                                  /* init main configuration */
+
+    NULL,                                  /* create server configuration */
+    NULL,                                  /* merge server configuration */
+
+    ngx_http_cast_create_loc_conf,         /* create location configuration */
+    ngx_http_cast_merge_loc_conf           /* merge location configuration */
+};
+
+
+ngx_module_t  ngx_http_cast_module = {
+    NGX_MODULE_V1,
+    &ngx_http_cast_module_ctx,             /* module context */
+    ngx_http_cast_commands,                /* module directives */
+    NGX_HTTP_MODULE,                       /* module type */
+    NULL,                                  /* init master */
+    ngx_http_cast_init_module,             /* init module */
+    ngx_http_cast_init_process,            /* init process */
+    NULL,                                  /* init thread */
+    NULL,                                  /* exit thread */
+    ngx_http_cast_exit_process,            /* exit process */
+    NULL,                                  /* exit master */
+    NGX_MODULE_V1_PADDING
+};
+
+
+ngx_http_cast_hub_t *
+ngx_http_cast_get_hub(void)
+{
+    ngx_http_cast_main_conf_t  *cmcf;
+
+    cmcf = ngx_http_cycle_get_module_main_conf(ngx_cycle,
+                                               ngx_http_cast_module);
+    if (cmcf == NULL) {
+        return NULL;
+    }
+
+    return cmcf->hub;
+}
+
+
+static char *
+ngx_http_cast_location(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_cast_loc_conf_t *clcf = conf;
+
+    ngx_http_cast_main_conf_t  *cmcf;
+    ngx_http_core_loc_conf_t   *hclcf;
+
+    if (clcf->handler != 0) {
+        return "is duplicate: a location serves one cast role";
+    }
+
+    hclcf = ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module);
+
+    if (cmd->name.len != sizeof("cast_status") - 1
+        && (hclcf->named
+#if (NGX_PCRE)
+            || hclcf->regex
+#endif
+            || hclcf->exact_match))
+    {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"%V\" requires a prefix location, "
+                           "like \"location /api/hub\"", &cmd->name);
+        return NGX_CONF_ERROR;
+    }
+
+    switch (cmd->name.data[5]) {
+
+    case 'h':
+        clcf->handler = NGX_HTTP_CAST_HUB;
+        break;
+
+    case 'w':
+        clcf->handler = NGX_HTTP_CAST_WEBSOCKET;
+        break;
+
+    default: /* 's' */
+        clcf->handler = NGX_HTTP_CAST_STATUS;
+        break;
+    }
+
+    hclcf->handler = ngx_http_cast_handler;
+
+    cmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_cast_module);
+    cmcf->used = 1;
+
+    return NGX_CONF_OK;
+}
+
+
+static char *
+ngx_http_cast_cors_origin(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_cast_loc_conf_t *clcf = conf;
+
+    ngx_str_t  *value;
+
+    if (clcf->cors_origin.data != NULL) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+
+    if (value[1].len == 0) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "empty \"cast_cors_origin\": use \"off\" to "
+                           "send no CORS headers");
+        return NGX_CONF_ERROR;
+    }
+
+    if (ngx_strcmp(value[1].data, "off") == 0) {
+        ngx_str_set(&clcf->cors_origin, "");
+        return NGX_CONF_OK;
+    }
+
+    clcf->cors_origin = value[1];
+
+    return NGX_CONF_OK;
+}
+
+
+static char *
+ngx_http_cast_check_bounds(ngx_conf_t *cf, void *post, void *data)
+{
+    ngx_http_cast_bounds_t *b = post;
+
+    ngx_uint_t  v;
+
+    switch (b->type) {
+
+    case NGX_HTTP_CAST_BOUNDS_SEC:
+        v = (ngx_uint_t) *(time_t *) data;
+        break;
+
+    case NGX_HTTP_CAST_BOUNDS_MSEC:
+        v = *(ngx_msec_t *) data;
+        break;
+
+    default: /* NGX_HTTP_CAST_BOUNDS_SIZE */
+        v = *(size_t *) data;
+        break;
+    }
+
+    if (v < b->min) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "value is too small, the minimum is %ui%s",
+                           b->min,
+                           b->type == NGX_HTTP_CAST_BOUNDS_SEC ? "s"
+                           : b->type == NGX_HTTP_CAST_BOUNDS_MSEC ? "ms"
+                           : " bytes");
+        return NGX_CONF_ERROR;
+    }
+
+    if (b->max && v > b->max) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "value is too large, the maximum is %ui bytes",
+                           b->max);
+        return NGX_CONF_ERROR;
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+static void *
+ngx_http_cast_create_main_conf(ngx_conf_t *cf)
+{
+    ngx_http_cast_main_conf_t  *cmcf;
+
+    cmcf = ngx_pcalloc(cf->pool, sizeof(ngx_http_cast_main_conf_t));
+    if (cmcf == NULL) {
+        return NULL;
+    }
+
+    /*
+     * set by ngx_pcalloc():
+     *
+     *     cmcf->hub = NULL;
+     *     cmcf->used = 0;
+     */
+
+    return cmcf;
+}
+
+
+static void *
+ngx_http_cast_create_loc_conf(ngx_conf_t *cf)
+{
+    ngx_http_cast_loc_conf_t  *clcf;
+
+    clcf = ngx_pcalloc(cf->pool, sizeof(ngx_http_cast_loc_conf_t));
+    if (clcf == NULL) {
+        return NULL;
+    }
+
+    /*
+     * set by ngx_pcalloc():
+     *
+     *     clcf->handler = 0;
+     *     clcf->public_url = NULL;
+     *     clcf->cors_origin = { 0, NULL };
+     */
+
+    clcf->dialect = NGX_CONF_UNSET_UINT;
+    clcf->lease_default = NGX_CONF_UNSET;
+    clcf->lease_max = NGX_CONF_UNSET;
+    clcf->bind_timeout = NGX_CONF_UNSET_MSEC;
+    clcf->max_message_size = NGX_CONF_UNSET_SIZE;
+    clcf->send_queue = NGX_CONF_UNSET_SIZE;
+    clcf->ping_interval = NGX_CONF_UNSET_MSEC;
+
+    return clcf;
+}
+
+
+static char *
+ngx_http_cast_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
+{
+    ngx_http_cast_loc_conf_t *prev = parent;
+    ngx_http_cast_loc_conf_t *conf = child;
+
+    ngx_conf_merge_uint_value(conf->dialect, prev->dialect,
+                              NGX_HTTP_CAST_DIALECT_CAST);
+    ngx_conf_merge_sec_value(conf->lease_default, prev->lease_default, 7200);
+    ngx_conf_merge_sec_value(conf->lease_max, prev->lease_max, 86400);
+    ngx_conf_merge_msec_value(conf->bind_timeout, prev->bind_timeout, 60000);
+    ngx_conf_merge_size_value(conf->max_message_size, prev->max_message_size,
+                              16 * 1024 * 1024);
+    ngx_conf_merge_size_value(conf->send_queue, prev->send_queue,
+                              4 * 1024 * 1024);
+    ngx_conf_merge_msec_value(conf->ping_interval, prev->ping_interval,
+                              20000);
+
+    if (conf->public_url == NULL) {
+        conf->public_url = prev->public_url;
+    }
+
+    ngx_conf_merge_str_value(conf->cors_origin, prev->cors_origin, "*");
+
+    if (conf->lease_default > conf->lease_max) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"cast_lease_default\" %T is greater than "
+                           "\"cast_lease_max\" %T",
+                           conf->lease_default, conf->lease_max);
+        return NGX_CONF_ERROR;
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+static ngx_int_t
+ngx_http_cast_handler(ngx_http_request_t *r)
+{
+    ngx_http_cast_loc_conf_t  *clcf;
+
+    clcf = ngx_http_get_module_loc_conf(r, ngx_http_cast_module);
+
+    switch (clcf->handler) {
+
+    case NGX_HTTP_CAST_HUB:
+        return ngx_http_cast_api_handler(r);
+
+    case NGX_HTTP_CAST_WEBSOCKET:
+        return ngx_http_cast_ws_handler(r);
+
+    default: /* NGX_HTTP_CAST_STATUS */
+        return ngx_http_cast_status_handler(r);
+    }
+}
+
+
+/*
+ * Local mode keeps every topic in one worker's memory, so it is correct
+ * only with a single worker.
+ */
+
+static ngx_int_t
+ngx_http_cast_check_workers(ngx_cycle_t *cycle, ngx_conf_t *cf)
+{
+    ngx_core_conf_t            *ccf;
+    ngx_http_cast_main_conf_t  *cmcf;
+
+    cmcf = ngx_http_cycle_get_module_main_conf(cycle, ngx_http_cast_module);
+    if (cmcf == NULL || !cmcf->used) {
+        return NGX_OK;
+    }
+
+    ccf = (ngx_core_conf_t *) ngx_get_conf(cycle->conf_ctx, ngx_core_module);
+
+    if (ccf->worker_processes == NGX_CONF_UNSET
+        || ccf->worker_processes <= 1)
+    {
+        return NGX_OK;
+    }
+
+    if (cf) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "cast: local mode (no \"cast_redis\") works with "
+                           "one worker only, but \"worker_processes\" is "
+                           "%i: set \"worker_processes 1;\"",
+                           ccf->worker_processes);
+
+    } else {
+        ngx_log_error(NGX_LOG_EMERG, cycle->log, 0,
+                      "cast: local mode (no \"cast_redis\") works with "
+                      "one worker only, but \"worker_processes\" is "
+                      "%i: set \"worker_processes 1;\"",
+                      ccf->worker_processes);
+    }
+
+    return NGX_ERROR;
+}
+
+
+static ngx_int_t
+ngx_http_cast_postconfiguration(ngx_conf_t *cf)
+{
+    return ngx_http_cast_check_workers(cf->cycle, cf);
+}
+
+
+static ngx_int_t
+ngx_http_cast_init_module(ngx_cycle_t *cycle)
+{
+    /* catches "worker_processes" written after the http block */
+    return ngx_http_cast_check_workers(cycle, NULL);
+}
+
+
+static ngx_int_t
+ngx_http_cast_init_process(ngx_cycle_t *cycle)
+{
+    ngx_http_cast_main_conf_t  *cmcf;
+
+    if (ngx_process != NGX_PROCESS_WORKER
+        && ngx_process != NGX_PROCESS_SINGLE)
+    {
+        return NGX_OK;
+    }
+
+    cmcf = ngx_http_cycle_get_module_main_conf(cycle, ngx_http_cast_module);
+    if (cmcf == NULL || !cmcf->used) {
+        return NGX_OK;
+    }
+
+    cmcf->hub = ngx_http_cast_hub_create(cycle);
+    if (cmcf->hub == NULL) {
+        return NGX_ERROR;
+    }
+
+    return NGX_OK;
+}
+
+
+static void
+ngx_http_cast_exit_process(ngx_cycle_t *cycle)
+{
+    ngx_http_cast_main_conf_t  *cmcf;
+
+    cmcf = ngx_http_cycle_get_module_main_conf(cycle, ngx_http_cast_module);
+    if (cmcf == NULL || cmcf->hub == NULL) {
+        return;
+    }
+
+    ngx_http_cast_hub_destroy(cmcf->hub);
+    cmcf->hub = NULL;
+}

@@ -1,0 +1,1420 @@
+
+/*
+ * ngx_http_cast_module: the HTTP routes of a cast_hub location {base}
+ * (SPEC 2): subscribe / unsubscribe, publish, current context,
+ * discovery, reset, CORS preflight.
+ */
+
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_http.h>
+
+#include "ngx_http_cast.h"
+
+
+#define NGX_HTTP_CAST_ROUTE_BASE       0
+#define NGX_HTTP_CAST_ROUTE_TOPIC      1
+#define NGX_HTTP_CAST_ROUTE_DISCOVERY  2
+
+#define NGX_HTTP_CAST_CT_NONE          0
+#define NGX_HTTP_CAST_CT_FORM          1
+#define NGX_HTTP_CAST_CT_JSON          2
+#define NGX_HTTP_CAST_CT_OTHER         3
+
+
+typedef struct {
+    ngx_uint_t                 route;
+    ngx_str_t                  topic;       /* from the path */
+} ngx_http_cast_api_ctx_t;
+
+
+static ngx_int_t ngx_http_cast_api_route(ngx_http_request_t *r,
+    ngx_http_cast_api_ctx_t *ctx);
+static void ngx_http_cast_api_body_handler(ngx_http_request_t *r);
+static ngx_int_t ngx_http_cast_api_read_body(ngx_http_request_t *r,
+    ngx_str_t *body);
+static ngx_int_t ngx_http_cast_api_post(ngx_http_request_t *r,
+    ngx_http_cast_api_ctx_t *ctx, ngx_str_t *body);
+static ngx_int_t ngx_http_cast_api_subscription(ngx_http_request_t *r,
+    ngx_http_cast_fields_t *f);
+static ngx_int_t ngx_http_cast_api_subscribe(ngx_http_request_t *r,
+    ngx_http_cast_hub_t *hub, ngx_http_cast_fields_t *f);
+static ngx_int_t ngx_http_cast_api_unsubscribe(ngx_http_request_t *r,
+    ngx_http_cast_hub_t *hub, ngx_http_cast_fields_t *f);
+static ngx_int_t ngx_http_cast_api_publish(ngx_http_request_t *r,
+    json_t *root, ngx_str_t *path_topic, ngx_str_t *body);
+static ngx_int_t ngx_http_cast_api_reset(ngx_http_request_t *r,
+    ngx_str_t *body);
+static ngx_int_t ngx_http_cast_api_context(ngx_http_request_t *r,
+    ngx_http_cast_api_ctx_t *ctx);
+static ngx_int_t ngx_http_cast_api_discovery(ngx_http_request_t *r);
+static ngx_int_t ngx_http_cast_api_preflight(ngx_http_request_t *r);
+static ngx_uint_t ngx_http_cast_content_type(ngx_http_request_t *r);
+static ngx_http_cast_sub_t *ngx_http_cast_api_endpoint(
+    ngx_http_cast_hub_t *hub, ngx_str_t *value);
+static ngx_uint_t ngx_http_cast_remove_matching(ngx_http_cast_hub_t *hub,
+    ngx_str_t *topic, ngx_str_t *callback, ngx_str_t *name,
+    const char *reason);
+static char *ngx_http_cast_topic_error(ngx_str_t *topic,
+    ngx_uint_t dialect);
+static ngx_int_t ngx_http_cast_endpoint_prefix(ngx_http_request_t *r,
+    ngx_http_cast_loc_conf_t *clcf, ngx_str_t *out);
+static ngx_int_t ngx_http_cast_add_cors(ngx_http_request_t *r);
+static ngx_int_t ngx_http_cast_add_header(ngx_http_request_t *r,
+    const char *name, ngx_str_t *value);
+static json_t *ngx_http_cast_endpoint_reply(ngx_http_cast_sub_t *sub);
+
+
+static ngx_str_t  ngx_http_cast_discovery = ngx_string(
+    "{\"eventsSupported\":["
+    "\"Patient-open\",\"Patient-close\","
+    "\"Encounter-open\",\"Encounter-close\","
+    "\"ImagingStudy-open\",\"ImagingStudy-close\","
+    "\"DiagnosticReport-open\",\"DiagnosticReport-close\","
+    "\"DiagnosticReport-update\",\"DiagnosticReport-select\","
+    "\"Home-open\",\"SyncError\",\"UserLogout\",\"UserHibernate\","
+    "\"heartbeat\","
+    "\"annotation-update\",\"annotation-delete\",\"measurement-update\","
+    "\"scene-update\",\"status-update\"],"
+    "\"websocketSupport\":true,"
+    "\"webhookSupport\":false,"
+    "\"fhircastVersion\":\"3.0.0\","
+    "\"getCurrentSupport\":true,"
+    "\"capabilities\":{\"supportsGetCurrentContext\":true,"
+    "\"supportsNonCurrentContextUpdates\":false}}");
+
+
+ngx_int_t
+ngx_http_cast_api_handler(ngx_http_request_t *r)
+{
+    ngx_int_t                  rc;
+    ngx_http_cast_api_ctx_t   *ctx;
+    ngx_http_cast_loc_conf_t  *clcf;
+
+    if (ngx_http_cast_get_hub() == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    ctx = ngx_pcalloc(r->pool, sizeof(ngx_http_cast_api_ctx_t));
+    if (ctx == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    ngx_http_set_ctx(r, ctx, ngx_http_cast_module);
+
+    if (r->method == NGX_HTTP_OPTIONS) {
+        rc = ngx_http_discard_request_body(r);
+        if (rc != NGX_OK) {
+            return rc;
+        }
+
+        return ngx_http_cast_api_preflight(r);
+    }
+
+    if (ngx_http_cast_api_route(r, ctx) != NGX_OK) {
+        (void) ngx_http_discard_request_body(r);
+        return ngx_http_cast_send_error(r, NGX_HTTP_NOT_FOUND,
+                                        "no cast route at \"%V\"", &r->uri);
+    }
+
+    switch (r->method) {
+
+    case NGX_HTTP_GET:
+    case NGX_HTTP_HEAD:
+        rc = ngx_http_discard_request_body(r);
+        if (rc != NGX_OK) {
+            return rc;
+        }
+
+        if (ctx->route == NGX_HTTP_CAST_ROUTE_DISCOVERY) {
+            return ngx_http_cast_api_discovery(r);
+        }
+
+        if (ctx->route == NGX_HTTP_CAST_ROUTE_TOPIC) {
+            return ngx_http_cast_api_context(r, ctx);
+        }
+
+        break;
+
+    case NGX_HTTP_POST:
+        if (ctx->route == NGX_HTTP_CAST_ROUTE_DISCOVERY) {
+            break;
+        }
+
+        goto body;
+
+    case NGX_HTTP_DELETE:
+        if (ctx->route == NGX_HTTP_CAST_ROUTE_BASE) {
+            goto body;
+        }
+
+        break;
+    }
+
+    (void) ngx_http_discard_request_body(r);
+
+    if (ngx_http_cast_add_header(r, "Allow", NULL) != NGX_OK) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    return ngx_http_cast_send_error(r, NGX_HTTP_NOT_ALLOWED,
+                                    "method %V is not allowed here",
+                                    &r->method_name);
+
+body:
+
+    clcf = ngx_http_get_module_loc_conf(r, ngx_http_cast_module);
+
+    if (r->headers_in.content_length_n > (off_t) clcf->max_message_size) {
+        (void) ngx_http_discard_request_body(r);
+        return ngx_http_cast_send_error(r, NGX_HTTP_REQUEST_ENTITY_TOO_LARGE,
+                                        "the request body exceeds "
+                                        "cast_max_message_size (%uz bytes)",
+                                        clcf->max_message_size);
+    }
+
+    rc = ngx_http_read_client_request_body(r, ngx_http_cast_api_body_handler);
+
+    if (rc >= NGX_HTTP_SPECIAL_RESPONSE) {
+        return rc;
+    }
+
+    return NGX_DONE;
+}
+
+
+/* {base}, {base}/, {base}/{topic}, {base}/.well-known/... */
+
+static ngx_int_t
+ngx_http_cast_api_route(ngx_http_request_t *r, ngx_http_cast_api_ctx_t *ctx)
+{
+    u_char                    *p, *end;
+    ngx_str_t                  base;
+    ngx_http_core_loc_conf_t  *hclcf;
+
+    static ngx_str_t  well_known =
+        ngx_string("/.well-known/fhircast-configuration");
+
+    hclcf = ngx_http_get_module_loc_conf(r, ngx_http_core_module);
+
+    base = hclcf->name;
+
+    if (base.len && base.data[base.len - 1] == '/') {
+        base.len--;
+    }
+
+    if (r->uri.len < base.len
+        || ngx_strncmp(r->uri.data, base.data, base.len) != 0)
+    {
+        return NGX_DECLINED;
+    }
+
+    p = r->uri.data + base.len;
+    end = r->uri.data + r->uri.len;
+
+    if (p == end || (end - p == 1 && *p == '/')) {
+        ctx->route = NGX_HTTP_CAST_ROUTE_BASE;
+        return NGX_OK;
+    }
+
+    if (*p != '/') {
+        return NGX_DECLINED;
+    }
+
+    if ((size_t) (end - p) == well_known.len
+        && ngx_strncmp(p, well_known.data, well_known.len) == 0)
+    {
+        ctx->route = NGX_HTTP_CAST_ROUTE_DISCOVERY;
+        return NGX_OK;
+    }
+
+    p++;
+
+    if (ngx_strlchr(p, end, '/') != NULL) {
+        return NGX_DECLINED;
+    }
+
+    ctx->route = NGX_HTTP_CAST_ROUTE_TOPIC;
+    ctx->topic.data = p;
+    ctx->topic.len = end - p;
+
+    return NGX_OK;
+}
+
+
+static void
+ngx_http_cast_api_body_handler(ngx_http_request_t *r)
+{
+    ngx_int_t                 rc;
+    ngx_str_t                 body;
+    ngx_http_cast_api_ctx_t  *ctx;
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_cast_module);
+
+    rc = ngx_http_cast_api_read_body(r, &body);
+
+    if (rc == NGX_OK) {
+        if (r->method == NGX_HTTP_DELETE) {
+            rc = ngx_http_cast_api_reset(r, &body);
+
+        } else {
+            rc = ngx_http_cast_api_post(r, ctx, &body);
+        }
+    }
+
+    ngx_http_finalize_request(r, rc);
+}
+
+
+/* the body in one piece, from memory buffers or the temp file */
+
+static ngx_int_t
+ngx_http_cast_api_read_body(ngx_http_request_t *r, ngx_str_t *body)
+{
+    u_char                    *p;
+    off_t                      size;
+    ssize_t                    n;
+    ngx_buf_t                 *b;
+    ngx_chain_t               *cl;
+    ngx_http_cast_loc_conf_t  *clcf;
+
+    clcf = ngx_http_get_module_loc_conf(r, ngx_http_cast_module);
+
+    body->len = 0;
+    body->data = (u_char *) "";
+
+    if (r->request_body == NULL || r->request_body->bufs == NULL) {
+        return NGX_OK;
+    }
+
+    size = 0;
+
+    for (cl = r->request_body->bufs; cl; cl = cl->next) {
+        size += ngx_buf_size(cl->buf);
+    }
+
+    if (size > (off_t) clcf->max_message_size) {
+        return ngx_http_cast_send_error(r, NGX_HTTP_REQUEST_ENTITY_TOO_LARGE,
+                                        "the request body exceeds "
+                                        "cast_max_message_size (%uz bytes)",
+                                        clcf->max_message_size);
+    }
+
+    cl = r->request_body->bufs;
+
+    if (cl->next == NULL && !cl->buf->in_file) {
+        body->data = cl->buf->pos;
+        body->len = cl->buf->last - cl->buf->pos;
+        return NGX_OK;
+    }
+
+    p = ngx_pnalloc(r->pool, (size_t) size + 1);
+    if (p == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    body->data = p;
+
+    for ( /* void */ ; cl; cl = cl->next) {
+        b = cl->buf;
+
+        if (b->in_file) {
+            n = ngx_read_file(b->file, p, (size_t) (b->file_last - b->file_pos),
+                              b->file_pos);
+
+            if (n != b->file_last - b->file_pos) {
+                ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                              "cast: could not read the request body "
+                              "from \"%V\"", &b->file->name);
+                return NGX_HTTP_INTERNAL_SERVER_ERROR;
+            }
+
+            p += n;
+            continue;
+        }
+
+        p = ngx_cpymem(p, b->pos, b->last - b->pos);
+    }
+
+    body->len = p - body->data;
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_http_cast_api_post(ngx_http_request_t *r, ngx_http_cast_api_ctx_t *ctx,
+    ngx_str_t *body)
+{
+    json_t                    *root;
+    ngx_int_t                  rc;
+    ngx_str_t                  err;
+    ngx_uint_t                 ct;
+    ngx_http_cast_fields_t     fields;
+    ngx_http_cast_loc_conf_t  *clcf;
+
+    clcf = ngx_http_get_module_loc_conf(r, ngx_http_cast_module);
+    ct = ngx_http_cast_content_type(r);
+
+    if (ct == NGX_HTTP_CAST_CT_NONE
+        && clcf->dialect == NGX_HTTP_CAST_DIALECT_CAST
+        && ctx->route == NGX_HTTP_CAST_ROUTE_BASE)
+    {
+        /* G1 and G2 parse anything that is not JSON as a form */
+        ct = NGX_HTTP_CAST_CT_FORM;
+    }
+
+    if (ct == NGX_HTTP_CAST_CT_FORM) {
+
+        if (ctx->route == NGX_HTTP_CAST_ROUTE_TOPIC) {
+            return ngx_http_cast_send_error(r,
+                                     NGX_HTTP_UNSUPPORTED_MEDIA_TYPE,
+                                     "events must be sent as "
+                                     "application/json");
+        }
+
+        rc = ngx_http_cast_form_parse(r->pool, body->data, body->len,
+                                      &fields, &err);
+        if (rc == NGX_ERROR) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        if (rc == NGX_DECLINED) {
+            return ngx_http_cast_send_error(r, NGX_HTTP_BAD_REQUEST, "%V",
+                                            &err);
+        }
+
+        return ngx_http_cast_api_subscription(r, &fields);
+    }
+
+    if (ct != NGX_HTTP_CAST_CT_JSON) {
+        return ngx_http_cast_send_error(r, NGX_HTTP_UNSUPPORTED_MEDIA_TYPE,
+                                 "unsupported Content-Type: subscriptions "
+                                 "are application/x-www-form-urlencoded, "
+                                 "events application/json");
+    }
+
+    rc = ngx_http_cast_json_parse(r->pool, body->data, body->len, &root,
+                                  &err);
+    if (rc == NGX_ERROR) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    if (rc == NGX_DECLINED) {
+        return ngx_http_cast_send_error(r, NGX_HTTP_BAD_REQUEST, "%V", &err);
+    }
+
+    if (!json_is_object(root)) {
+        json_decref(root);
+        return ngx_http_cast_send_error(r, NGX_HTTP_BAD_REQUEST,
+                                        "the request body must be a JSON "
+                                        "object");
+    }
+
+    if (ctx->route == NGX_HTTP_CAST_ROUTE_BASE
+        && json_object_get(root, "hub.mode") != NULL)
+    {
+        if (clcf->dialect == NGX_HTTP_CAST_DIALECT_FHIRCAST) {
+            json_decref(root);
+            return ngx_http_cast_send_error(r,
+                                     NGX_HTTP_UNSUPPORTED_MEDIA_TYPE,
+                                     "subscription requests must be "
+                                     "application/x-www-form-urlencoded");
+        }
+
+        rc = ngx_http_cast_fields_from_json(r->pool, root, &fields, &err);
+        json_decref(root);
+
+        if (rc == NGX_ERROR) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        if (rc == NGX_DECLINED) {
+            return ngx_http_cast_send_error(r, NGX_HTTP_BAD_REQUEST, "%V",
+                                            &err);
+        }
+
+        return ngx_http_cast_api_subscription(r, &fields);
+    }
+
+    if (ctx->route == NGX_HTTP_CAST_ROUTE_BASE
+        && json_object_get(root, "event") == NULL)
+    {
+        json_decref(root);
+        return ngx_http_cast_send_error(r, NGX_HTTP_BAD_REQUEST,
+                                        "expected \"hub.mode\" (subscribe, "
+                                        "unsubscribe) or \"event\" "
+                                        "(publish)");
+    }
+
+    rc = ngx_http_cast_api_publish(r, root,
+                                   ctx->route == NGX_HTTP_CAST_ROUTE_TOPIC
+                                   ? &ctx->topic : NULL, body);
+    json_decref(root);
+
+    return rc;
+}
+
+
+static ngx_int_t
+ngx_http_cast_api_subscription(ngx_http_request_t *r,
+    ngx_http_cast_fields_t *f)
+{
+    ngx_str_t                 *mode, *type;
+    ngx_http_cast_hub_t       *hub;
+    ngx_http_cast_loc_conf_t  *clcf;
+
+    clcf = ngx_http_get_module_loc_conf(r, ngx_http_cast_module);
+    hub = ngx_http_cast_get_hub();
+
+    mode = &f->value[NGX_HTTP_CAST_F_MODE];
+    type = &f->value[NGX_HTTP_CAST_F_CHANNEL_TYPE];
+
+    if (mode->len == 0) {
+        return ngx_http_cast_send_error(r, NGX_HTTP_BAD_REQUEST,
+                                        "missing hub.mode");
+    }
+
+    if (f->set[NGX_HTTP_CAST_F_CHANNEL_TYPE]) {
+        if (type->len != sizeof("websocket") - 1
+            || ngx_strncasecmp(type->data, (u_char *) "websocket",
+                               type->len) != 0)
+        {
+            return ngx_http_cast_send_error(r, NGX_HTTP_BAD_REQUEST,
+                                     "unsupported hub.channel.type \"%V\": "
+                                     "only websocket is supported", type);
+        }
+
+    } else if (clcf->dialect == NGX_HTTP_CAST_DIALECT_FHIRCAST) {
+        return ngx_http_cast_send_error(r, NGX_HTTP_BAD_REQUEST,
+                                        "missing hub.channel.type");
+    }
+
+    if (mode->len == sizeof("subscribe") - 1
+        && ngx_strncasecmp(mode->data, (u_char *) "subscribe", mode->len)
+           == 0)
+    {
+        return ngx_http_cast_api_subscribe(r, hub, f);
+    }
+
+    if (mode->len == sizeof("unsubscribe") - 1
+        && ngx_strncasecmp(mode->data, (u_char *) "unsubscribe", mode->len)
+           == 0)
+    {
+        return ngx_http_cast_api_unsubscribe(r, hub, f);
+    }
+
+    return ngx_http_cast_send_error(r, NGX_HTTP_BAD_REQUEST,
+                                    "invalid hub.mode \"%V\": expected "
+                                    "subscribe or unsubscribe", mode);
+}
+
+
+static ngx_int_t
+ngx_http_cast_api_subscribe(ngx_http_request_t *r, ngx_http_cast_hub_t *hub,
+    ngx_http_cast_fields_t *f)
+{
+    char                      *msg;
+    time_t                     lease;
+    json_t                    *reply, *confirmation;
+    ngx_int_t                  rc, n;
+    ngx_str_t                 *topic, *value, prefix, err;
+    ngx_http_cast_sub_t       *sub;
+    ngx_http_cast_loc_conf_t  *clcf;
+
+    clcf = ngx_http_get_module_loc_conf(r, ngx_http_cast_module);
+
+    topic = &f->value[NGX_HTTP_CAST_F_TOPIC];
+
+    msg = ngx_http_cast_topic_error(topic, clcf->dialect);
+    if (msg) {
+        return ngx_http_cast_send_error(r, NGX_HTTP_BAD_REQUEST, "%s", msg);
+    }
+
+    if (!f->set[NGX_HTTP_CAST_F_EVENTS]) {
+        return ngx_http_cast_send_error(r, NGX_HTTP_BAD_REQUEST,
+                                        "missing hub.events");
+    }
+
+    lease = clcf->lease_default;
+
+    if (f->set[NGX_HTTP_CAST_F_LEASE]) {
+        value = &f->value[NGX_HTTP_CAST_F_LEASE];
+
+        for (n = 0; (size_t) n < value->len; n++) {
+            if (value->data[n] < '0' || value->data[n] > '9') {
+                break;
+            }
+        }
+
+        if (value->len == 0 || (size_t) n != value->len) {
+            n = NGX_ERROR;
+
+        } else if (value->len > 9) {
+            /* a positive number beyond any lease: the maximum applies */
+            n = clcf->lease_max;
+
+        } else {
+            n = ngx_atotm(value->data, value->len);
+        }
+
+        if (n == NGX_ERROR || n == 0) {
+            return ngx_http_cast_send_error(r, NGX_HTTP_BAD_REQUEST,
+                                            "hub.lease_seconds must be a "
+                                            "positive integer, not \"%V\"",
+                                            value);
+        }
+
+        lease = n;
+    }
+
+    if (lease > clcf->lease_max) {
+        lease = clcf->lease_max;
+    }
+
+    if (f->value[NGX_HTTP_CAST_F_ENDPOINT].len) {
+
+        /* re-subscribe: new events, renewed lease, same endpoint */
+
+        sub = ngx_http_cast_api_endpoint(hub,
+                                         &f->value[NGX_HTTP_CAST_F_ENDPOINT]);
+
+        if (sub == NULL
+            || sub->topic_name.len != topic->len
+            || ngx_strncmp(sub->topic_name.data, topic->data, topic->len) != 0)
+        {
+            return ngx_http_cast_send_error(r, NGX_HTTP_NOT_FOUND,
+                                     "unknown hub.channel.endpoint for "
+                                     "topic \"%V\"", topic);
+        }
+
+        rc = ngx_http_cast_sub_set_events(sub,
+                                          &f->value[NGX_HTTP_CAST_F_EVENTS],
+                                          r->pool, &err);
+        if (rc == NGX_ERROR) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        if (rc == NGX_DECLINED) {
+            return ngx_http_cast_send_error(r, NGX_HTTP_BAD_REQUEST, "%V",
+                                            &err);
+        }
+
+        ngx_http_cast_sub_renew(sub, lease);
+
+        if (sub->ws) {
+            confirmation = ngx_http_cast_sub_confirmation(sub, "subscribe",
+                                                          NULL);
+            if (confirmation) {
+                (void) ngx_http_cast_ws_send_json(sub->ws, confirmation);
+                json_decref(confirmation);
+            }
+        }
+
+        ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                      "cast: subscription %*s... on topic \"%V\" renewed "
+                      "for %T s, events \"%V\"", (size_t) 8,
+                      sub->sn.str.data, topic, lease, &sub->events_text);
+
+        goto reply;
+    }
+
+    if (ngx_http_cast_endpoint_prefix(r, clcf, &prefix) != NGX_OK) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    sub = ngx_http_cast_sub_create(hub, f, clcf, lease, &prefix, r->pool,
+                                   &err);
+    if (sub == NULL) {
+        if (err.len) {
+            return ngx_http_cast_send_error(r, NGX_HTTP_BAD_REQUEST, "%V",
+                                            &err);
+        }
+
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                  "cast: subscription %*s... on topic \"%V\" created "
+                  "for %T s, events \"%V\", subscriber \"%V\"", (size_t) 8,
+                  sub->sn.str.data, topic, lease, &sub->events_text,
+                  &sub->name);
+
+reply:
+
+    reply = ngx_http_cast_endpoint_reply(sub);
+    if (reply == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    rc = ngx_http_cast_send_json(r, NGX_HTTP_ACCEPTED, reply);
+    json_decref(reply);
+
+    return rc;
+}
+
+
+static ngx_int_t
+ngx_http_cast_api_unsubscribe(ngx_http_request_t *r,
+    ngx_http_cast_hub_t *hub, ngx_http_cast_fields_t *f)
+{
+    char                      *msg;
+    json_t                    *reply;
+    ngx_int_t                  rc;
+    ngx_str_t                 *topic;
+    ngx_uint_t                 removed;
+    ngx_http_cast_sub_t       *sub;
+    ngx_http_cast_loc_conf_t  *clcf;
+
+    clcf = ngx_http_get_module_loc_conf(r, ngx_http_cast_module);
+
+    topic = &f->value[NGX_HTTP_CAST_F_TOPIC];
+
+    if (f->value[NGX_HTTP_CAST_F_ENDPOINT].len) {
+
+        if (clcf->dialect == NGX_HTTP_CAST_DIALECT_FHIRCAST) {
+            msg = ngx_http_cast_topic_error(topic, clcf->dialect);
+            if (msg) {
+                return ngx_http_cast_send_error(r, NGX_HTTP_BAD_REQUEST,
+                                                "%s", msg);
+            }
+        }
+
+        sub = ngx_http_cast_api_endpoint(hub,
+                                         &f->value[NGX_HTTP_CAST_F_ENDPOINT]);
+
+        if (sub == NULL
+            || (topic->len
+                && (sub->topic_name.len != topic->len
+                    || ngx_strncmp(sub->topic_name.data, topic->data,
+                                   topic->len) != 0)))
+        {
+            return ngx_http_cast_send_error(r, NGX_HTTP_NOT_FOUND,
+                                            "unknown hub.channel.endpoint");
+        }
+
+        reply = ngx_http_cast_endpoint_reply(sub);
+        if (reply == NULL) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        ngx_http_cast_sub_remove(sub, "unsubscribed");
+
+        if (clcf->dialect == NGX_HTTP_CAST_DIALECT_CAST
+            && (json_object_set_new(reply, "status",
+                                    json_string("unsubscribed"))
+                || json_object_set_new(reply, "removed", json_integer(1))))
+        {
+            json_decref(reply);
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        rc = ngx_http_cast_send_json(r, NGX_HTTP_ACCEPTED, reply);
+        json_decref(reply);
+
+        return rc;
+    }
+
+    if (clcf->dialect == NGX_HTTP_CAST_DIALECT_FHIRCAST) {
+        return ngx_http_cast_send_error(r, NGX_HTTP_BAD_REQUEST,
+                                        "missing hub.channel.endpoint");
+    }
+
+    /* Cast clients unsubscribe by hub.callback or subscriber.name */
+
+    msg = ngx_http_cast_topic_error(topic, clcf->dialect);
+    if (msg) {
+        return ngx_http_cast_send_error(r, NGX_HTTP_BAD_REQUEST, "%s", msg);
+    }
+
+    if (f->value[NGX_HTTP_CAST_F_CALLBACK].len == 0
+        && f->value[NGX_HTTP_CAST_F_NAME].len == 0)
+    {
+        return ngx_http_cast_send_error(r, NGX_HTTP_BAD_REQUEST,
+                                        "unsubscribe needs "
+                                        "hub.channel.endpoint, hub.callback "
+                                        "or subscriber.name");
+    }
+
+    removed = ngx_http_cast_remove_matching(hub, topic,
+                                        &f->value[NGX_HTTP_CAST_F_CALLBACK],
+                                        &f->value[NGX_HTTP_CAST_F_NAME],
+                                        "unsubscribed");
+
+    reply = json_pack("{s:s,s:I}", "status", "unsubscribed",
+                      "removed", (json_int_t) removed);
+    if (reply == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    rc = ngx_http_cast_send_json(r, NGX_HTTP_ACCEPTED, reply);
+    json_decref(reply);
+
+    return rc;
+}
+
+
+/*
+ * Removes the subscriptions of a topic with the given callback, or (when
+ * no callback is given) the given subscriber.name.
+ */
+
+static ngx_uint_t
+ngx_http_cast_remove_matching(ngx_http_cast_hub_t *hub, ngx_str_t *topic,
+    ngx_str_t *callback, ngx_str_t *name, const char *reason)
+{
+    ngx_str_t              *key, *have;
+    ngx_uint_t              removed;
+    ngx_queue_t            *q, *next, *subs;
+    ngx_http_cast_sub_t    *sub;
+    ngx_http_cast_topic_t  *t;
+
+    if (topic->len == 1 && topic->data[0] == '*') {
+        subs = &hub->wildcard;
+
+    } else {
+        t = ngx_http_cast_topic_find(hub, topic);
+        if (t == NULL) {
+            return 0;
+        }
+
+        subs = &t->subs;
+    }
+
+    key = callback->len ? callback : name;
+    removed = 0;
+
+    /* removing the last subscription may free the topic: stop there */
+
+    q = ngx_queue_head(subs);
+
+    while (q != ngx_queue_sentinel(subs)) {
+        next = ngx_queue_next(q);
+        sub = ngx_queue_data(q, ngx_http_cast_sub_t, link);
+
+        have = callback->len ? &sub->callback : &sub->name;
+
+        if (have->len == key->len
+            && ngx_strncmp(have->data, key->data, key->len) == 0)
+        {
+            removed++;
+
+            if (next == ngx_queue_sentinel(subs)) {
+                ngx_http_cast_sub_remove(sub, reason);
+                break;
+            }
+
+            ngx_http_cast_sub_remove(sub, reason);
+        }
+
+        q = next;
+    }
+
+    return removed;
+}
+
+
+static ngx_int_t
+ngx_http_cast_api_publish(ngx_http_request_t *r, json_t *root,
+    ngx_str_t *path_topic, ngx_str_t *body)
+{
+    json_t                    *reply;
+    ngx_int_t                  rc;
+    ngx_str_t                  err;
+    ngx_http_cast_event_t      ev;
+    ngx_http_cast_loc_conf_t  *clcf;
+
+    clcf = ngx_http_get_module_loc_conf(r, ngx_http_cast_module);
+
+    rc = ngx_http_cast_event_validate(r->pool, root, path_topic,
+                                      clcf->dialect, &ev, &err);
+    if (rc == NGX_ERROR) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    if (rc == NGX_DECLINED) {
+        return ngx_http_cast_send_error(r, NGX_HTTP_BAD_REQUEST, "%V", &err);
+    }
+
+    if (ev.json.len == 0) {
+        /* unchanged: forward the publisher's bytes as they came */
+        ev.json = *body;
+    }
+
+    if (ngx_http_cast_hub_publish(ngx_http_cast_get_hub(), &ev,
+                                  r->connection->log)
+        != NGX_OK)
+    {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    if (clcf->dialect == NGX_HTTP_CAST_DIALECT_FHIRCAST) {
+        reply = json_object();
+        rc = NGX_HTTP_ACCEPTED;
+
+    } else {
+        reply = json_pack("{s:s}", "status", "received");
+        rc = NGX_HTTP_OK;
+    }
+
+    if (reply == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    rc = ngx_http_cast_send_json(r, rc, reply);
+    json_decref(reply);
+
+    return rc;
+}
+
+
+/*
+ * DELETE {base}: with hub.channel.endpoint, or hub.callback + hub.topic,
+ * removes those subscriptions; with no body, every subscription.
+ */
+
+static ngx_int_t
+ngx_http_cast_api_reset(ngx_http_request_t *r, ngx_str_t *body)
+{
+    json_t                  *root, *reply;
+    ngx_int_t                rc;
+    ngx_str_t                err, none;
+    ngx_uint_t               removed, ct;
+    ngx_queue_t             *q;
+    ngx_http_cast_sub_t     *sub;
+    ngx_http_cast_hub_t     *hub;
+    ngx_http_cast_fields_t   f;
+
+    hub = ngx_http_cast_get_hub();
+
+    ngx_memzero(&f, sizeof(ngx_http_cast_fields_t));
+
+    if (body->len) {
+        ct = ngx_http_cast_content_type(r);
+
+        if (ct == NGX_HTTP_CAST_CT_JSON) {
+            rc = ngx_http_cast_json_parse(r->pool, body->data, body->len,
+                                          &root, &err);
+            if (rc == NGX_OK) {
+                if (!json_is_object(root)) {
+                    json_decref(root);
+                    return ngx_http_cast_send_error(r, NGX_HTTP_BAD_REQUEST,
+                                                    "the request body must "
+                                                    "be a JSON object");
+                }
+
+                rc = ngx_http_cast_fields_from_json(r->pool, root, &f, &err);
+                json_decref(root);
+            }
+
+        } else if (ct == NGX_HTTP_CAST_CT_FORM
+                   || ct == NGX_HTTP_CAST_CT_NONE)
+        {
+            rc = ngx_http_cast_form_parse(r->pool, body->data, body->len, &f,
+                                          &err);
+
+        } else {
+            return ngx_http_cast_send_error(r,
+                                     NGX_HTTP_UNSUPPORTED_MEDIA_TYPE,
+                                     "unsupported Content-Type");
+        }
+
+        if (rc == NGX_ERROR) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        if (rc == NGX_DECLINED) {
+            return ngx_http_cast_send_error(r, NGX_HTTP_BAD_REQUEST, "%V",
+                                            &err);
+        }
+    }
+
+    if (f.value[NGX_HTTP_CAST_F_ENDPOINT].len) {
+        sub = ngx_http_cast_api_endpoint(hub,
+                                         &f.value[NGX_HTTP_CAST_F_ENDPOINT]);
+        if (sub == NULL) {
+            return ngx_http_cast_send_error(r, NGX_HTTP_NOT_FOUND,
+                                            "unknown hub.channel.endpoint");
+        }
+
+        ngx_http_cast_sub_remove(sub, "reset");
+        removed = 1;
+
+    } else if (f.value[NGX_HTTP_CAST_F_CALLBACK].len) {
+        if (f.value[NGX_HTTP_CAST_F_TOPIC].len == 0) {
+            return ngx_http_cast_send_error(r, NGX_HTTP_BAD_REQUEST,
+                                            "hub.callback needs hub.topic");
+        }
+
+        ngx_str_null(&none);
+
+        removed = ngx_http_cast_remove_matching(hub,
+                                        &f.value[NGX_HTTP_CAST_F_TOPIC],
+                                        &f.value[NGX_HTTP_CAST_F_CALLBACK],
+                                        &none, "reset");
+
+    } else {
+        removed = 0;
+
+        while (!ngx_queue_empty(&hub->subs_all)) {
+            q = ngx_queue_head(&hub->subs_all);
+            sub = ngx_queue_data(q, ngx_http_cast_sub_t, all);
+            ngx_http_cast_sub_remove(sub, "reset");
+            removed++;
+        }
+
+        ngx_log_error(NGX_LOG_NOTICE, r->connection->log, 0,
+                      "cast: reset removed %ui subscriptions", removed);
+
+        reply = json_pack("{s:s,s:I}", "status", "cleared",
+                          "removed", (json_int_t) removed);
+        goto send;
+    }
+
+    reply = json_pack("{s:s,s:I}", "status", "unsubscribed",
+                      "removed", (json_int_t) removed);
+
+send:
+
+    if (reply == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    rc = ngx_http_cast_send_json(r, NGX_HTTP_OK, reply);
+    json_decref(reply);
+
+    return rc;
+}
+
+
+static ngx_int_t
+ngx_http_cast_api_context(ngx_http_request_t *r,
+    ngx_http_cast_api_ctx_t *ctx)
+{
+    json_t                    *context;
+    ngx_int_t                  rc;
+    ngx_http_cast_loc_conf_t  *clcf;
+
+    clcf = ngx_http_get_module_loc_conf(r, ngx_http_cast_module);
+
+    context = ngx_http_cast_hub_context(ngx_http_cast_get_hub(), &ctx->topic,
+                                        clcf->dialect);
+    if (context == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    rc = ngx_http_cast_send_json(r, NGX_HTTP_OK, context);
+    json_decref(context);
+
+    return rc;
+}
+
+
+static ngx_int_t
+ngx_http_cast_api_discovery(ngx_http_request_t *r)
+{
+    json_t  *json;
+
+    json = json_loadb((char *) ngx_http_cast_discovery.data,
+                      ngx_http_cast_discovery.len, 0, NULL);
+    if (json == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    return ngx_http_cast_send_json(r, NGX_HTTP_OK, json);
+}
+
+
+static ngx_int_t
+ngx_http_cast_api_preflight(ngx_http_request_t *r)
+{
+    ngx_str_t                  v;
+    ngx_int_t                  rc;
+    ngx_http_cast_loc_conf_t  *clcf;
+
+    clcf = ngx_http_get_module_loc_conf(r, ngx_http_cast_module);
+
+    if (ngx_http_cast_add_header(r, "Allow", NULL) != NGX_OK) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    if (clcf->cors_origin.len) {
+        ngx_str_set(&v, "GET, POST, DELETE, OPTIONS");
+
+        if (ngx_http_cast_add_cors(r) != NGX_OK
+            || ngx_http_cast_add_header(r, "Access-Control-Allow-Methods", &v)
+               != NGX_OK)
+        {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        ngx_str_set(&v, "Origin, X-Requested-With, Content-Type, Accept, "
+                        "Authorization");
+
+        if (ngx_http_cast_add_header(r, "Access-Control-Allow-Headers", &v)
+            != NGX_OK)
+        {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        ngx_str_set(&v, "3600");
+
+        if (ngx_http_cast_add_header(r, "Access-Control-Max-Age", &v)
+            != NGX_OK)
+        {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+    }
+
+    r->headers_out.status = NGX_HTTP_NO_CONTENT;
+    r->headers_out.content_length_n = 0;
+    r->header_only = 1;
+
+    rc = ngx_http_send_header(r);
+
+    if (rc == NGX_ERROR || rc > NGX_OK) {
+        return rc;
+    }
+
+    return NGX_OK;
+}
+
+
+ngx_int_t
+ngx_http_cast_send_json(ngx_http_request_t *r, ngx_uint_t status,
+    json_t *body)
+{
+    ngx_int_t     rc;
+    ngx_str_t     text;
+    ngx_buf_t    *b;
+    ngx_chain_t   out;
+
+    if (ngx_http_cast_json_dump(r->pool, body, &text) != NGX_OK) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    if (ngx_http_cast_add_cors(r) != NGX_OK) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    r->headers_out.status = status;
+    r->headers_out.content_length_n = text.len;
+    ngx_str_set(&r->headers_out.content_type, "application/json");
+    r->headers_out.content_type_len = r->headers_out.content_type.len;
+
+    if (r->method == NGX_HTTP_HEAD) {
+        r->header_only = 1;
+    }
+
+    rc = ngx_http_send_header(r);
+
+    if (rc == NGX_ERROR || rc > NGX_OK || r->header_only) {
+        return rc;
+    }
+
+    b = ngx_calloc_buf(r->pool);
+    if (b == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    b->pos = text.data;
+    b->last = text.data + text.len;
+    b->memory = 1;
+    b->last_buf = (r == r->main) ? 1 : 0;
+    b->last_in_chain = 1;
+
+    out.buf = b;
+    out.next = NULL;
+
+    return ngx_http_output_filter(r, &out);
+}
+
+
+/* {"error":"..."} with a log line at info, like nginx's client errors */
+
+ngx_int_t
+ngx_http_cast_send_error(ngx_http_request_t *r, ngx_uint_t status,
+    const char *fmt, ...)
+{
+    u_char    msg[1024], *last;
+    json_t   *body;
+    va_list   args;
+    ngx_int_t rc;
+
+    va_start(args, fmt);
+    last = ngx_vslprintf(msg, msg + sizeof(msg), fmt, args);
+    va_end(args);
+
+    ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                  "cast: %ui %*s", status, (size_t) (last - msg), msg);
+
+    body = json_object();
+    if (body == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    /* the message may quote client bytes: invalid UTF-8 is replaced */
+
+    if (json_object_set_new(body, "error",
+                            json_stringn((char *) msg, last - msg))
+        && json_object_set_new(body, "error",
+                               json_string("invalid request (the reason "
+                                           "is not valid UTF-8)")))
+    {
+        json_decref(body);
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    rc = ngx_http_cast_send_json(r, status, body);
+    json_decref(body);
+
+    return rc;
+}
+
+
+static ngx_uint_t
+ngx_http_cast_content_type(ngx_http_request_t *r)
+{
+    u_char     *p, *end;
+    ngx_str_t   type;
+
+    if (r->headers_in.content_type == NULL) {
+        return NGX_HTTP_CAST_CT_NONE;
+    }
+
+    type = r->headers_in.content_type->value;
+
+    p = type.data;
+    end = type.data + type.len;
+
+    while (p < end && *p != ';') {
+        p++;
+    }
+
+    while (p > type.data && (p[-1] == ' ' || p[-1] == '\t')) {
+        p--;
+    }
+
+    type.len = p - type.data;
+
+    if (type.len == sizeof("application/x-www-form-urlencoded") - 1
+        && ngx_strncasecmp(type.data,
+                           (u_char *) "application/x-www-form-urlencoded",
+                           type.len) == 0)
+    {
+        return NGX_HTTP_CAST_CT_FORM;
+    }
+
+    if ((type.len == sizeof("application/json") - 1
+         && ngx_strncasecmp(type.data, (u_char *) "application/json",
+                            type.len) == 0)
+        || (type.len == sizeof("application/fhir+json") - 1
+            && ngx_strncasecmp(type.data, (u_char *) "application/fhir+json",
+                               type.len) == 0))
+    {
+        return NGX_HTTP_CAST_CT_JSON;
+    }
+
+    return NGX_HTTP_CAST_CT_OTHER;
+}
+
+
+/* a hub.channel.endpoint value is a URL ".../bind/<id>" or the bare id */
+
+static ngx_http_cast_sub_t *
+ngx_http_cast_api_endpoint(ngx_http_cast_hub_t *hub, ngx_str_t *value)
+{
+    u_char     *p, *end;
+    ngx_str_t   id;
+
+    end = value->data + value->len;
+
+    for (p = end; p > value->data && p[-1] != '/'; p--) {
+        /* void */
+    }
+
+    id.data = p;
+    id.len = end - p;
+
+    if (id.len != NGX_HTTP_CAST_ID_LEN) {
+        return NULL;
+    }
+
+    return ngx_http_cast_sub_find(hub, &id);
+}
+
+
+static char *
+ngx_http_cast_topic_error(ngx_str_t *topic, ngx_uint_t dialect)
+{
+    size_t  i;
+
+    if (topic->len == 0) {
+        return "missing hub.topic";
+    }
+
+    if (topic->len > NGX_HTTP_CAST_MAX_TOPIC) {
+        return "hub.topic is longer than 1024 bytes";
+    }
+
+    for (i = 0; i < topic->len; i++) {
+        if (topic->data[i] < 0x20 || topic->data[i] == 0x7f) {
+            return "hub.topic holds a control character";
+        }
+    }
+
+    if (topic->len == 1 && topic->data[0] == '*'
+        && dialect == NGX_HTTP_CAST_DIALECT_FHIRCAST)
+    {
+        return "hub.topic \"*\" is not allowed by FHIRcast "
+               "(cast_dialect fhircast)";
+    }
+
+    return NULL;
+}
+
+
+/*
+ * "ws://host[:port]/bind/" from cast_public_url (http and https become
+ * ws and wss), else from the request's scheme and Host.
+ */
+
+static ngx_int_t
+ngx_http_cast_endpoint_prefix(ngx_http_request_t *r,
+    ngx_http_cast_loc_conf_t *clcf, ngx_str_t *out)
+{
+    u_char     *p, addr[NGX_SOCKADDR_STRLEN];
+    ngx_str_t   url, scheme, host;
+
+    if (clcf->public_url) {
+        if (ngx_http_complex_value(r, clcf->public_url, &url) != NGX_OK) {
+            return NGX_ERROR;
+        }
+
+        while (url.len && url.data[url.len - 1] == '/') {
+            url.len--;
+        }
+
+        ngx_str_null(&scheme);
+
+        if (url.len >= 8 && ngx_strncasecmp(url.data, (u_char *) "https://", 8)
+                            == 0)
+        {
+            ngx_str_set(&scheme, "wss://");
+            url.data += 8;
+            url.len -= 8;
+
+        } else if (url.len >= 7
+                   && ngx_strncasecmp(url.data, (u_char *) "http://", 7) == 0)
+        {
+            ngx_str_set(&scheme, "ws://");
+            url.data += 7;
+            url.len -= 7;
+        }
+
+        host = url;
+
+    } else {
+#if (NGX_HTTP_SSL)
+        if (r->connection->ssl) {
+            ngx_str_set(&scheme, "wss://");
+        } else
+#endif
+        {
+            ngx_str_set(&scheme, "ws://");
+        }
+
+        if (r->headers_in.host) {
+            host = r->headers_in.host->value;
+
+        } else {
+            host.data = addr;
+            host.len = NGX_SOCKADDR_STRLEN;
+
+            if (ngx_connection_local_sockaddr(r->connection, &host, 1)
+                != NGX_OK)
+            {
+                return NGX_ERROR;
+            }
+        }
+    }
+
+    out->len = scheme.len + host.len + sizeof(NGX_HTTP_CAST_BIND_PATH) - 1;
+    out->data = ngx_pnalloc(r->pool, out->len);
+    if (out->data == NULL) {
+        return NGX_ERROR;
+    }
+
+    p = ngx_cpymem(out->data, scheme.data, scheme.len);
+    p = ngx_cpymem(p, host.data, host.len);
+    ngx_memcpy(p, NGX_HTTP_CAST_BIND_PATH,
+               sizeof(NGX_HTTP_CAST_BIND_PATH) - 1);
+
+    return NGX_OK;
+}
+
+
+static json_t *
+ngx_http_cast_endpoint_reply(ngx_http_cast_sub_t *sub)
+{
+    json_t  *reply;
+
+    reply = json_object();
+    if (reply == NULL) {
+        return NULL;
+    }
+
+    if (json_object_set_new(reply, "hub.channel.endpoint",
+                            ngx_http_cast_json_string(&sub->endpoint)))
+    {
+        json_decref(reply);
+        return NULL;
+    }
+
+    return reply;
+}
+
+
+static ngx_int_t
+ngx_http_cast_add_cors(ngx_http_request_t *r)
+{
+    ngx_http_cast_loc_conf_t  *clcf;
+
+    clcf = ngx_http_get_module_loc_conf(r, ngx_http_cast_module);
+
+    if (clcf->cors_origin.len == 0) {
+        return NGX_OK;
+    }
+
+    return ngx_http_cast_add_header(r, "Access-Control-Allow-Origin",
+                                    &clcf->cors_origin);
+}
+
+
+/* value NULL: the Allow header of a cast_hub location */
+
+static ngx_int_t
+ngx_http_cast_add_header(ngx_http_request_t *r, const char *name,
+    ngx_str_t *value)
+{
+    ngx_table_elt_t  *h;
+
+    h = ngx_list_push(&r->headers_out.headers);
+    if (h == NULL) {
+        return NGX_ERROR;
+    }
+
+    h->hash = 1;
+    h->key.data = (u_char *) name;
+    h->key.len = ngx_strlen(name);
+
+    if (value) {
+        h->value = *value;
+
+    } else {
+        ngx_str_set(&h->value, "GET, POST, DELETE, OPTIONS");
+    }
+
+    return NGX_OK;
+}

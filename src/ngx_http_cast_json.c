@@ -1,0 +1,412 @@
+
+/*
+ * ngx_http_cast_module: JSON parsing, event validation (SPEC 2.2) and the
+ * small generators the hub needs (random ids, UUIDs, timestamps).
+ */
+
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_http.h>
+
+#include <sys/random.h>
+
+#include "ngx_http_cast.h"
+
+
+static ngx_int_t ngx_http_cast_errorf(ngx_pool_t *pool, ngx_str_t *err,
+    const char *fmt, ...);
+static ngx_int_t ngx_http_cast_json_text(json_t *obj, const char *key,
+    size_t max, ngx_str_t *out);
+
+
+ngx_int_t
+ngx_http_cast_json_parse(ngx_pool_t *pool, u_char *p, size_t len,
+    json_t **out, ngx_str_t *err)
+{
+    json_t        *json;
+    json_error_t   error;
+
+    json = json_loadb((const char *) p, len, JSON_REJECT_DUPLICATES, &error);
+
+    if (json == NULL) {
+        return ngx_http_cast_errorf(pool, err,
+                                    "invalid JSON: %s at line %d, column %d",
+                                    error.text, error.line, error.column);
+    }
+
+    *out = json;
+
+    return NGX_OK;
+}
+
+
+/*
+ * Checks a published object and fills in "ev".  In the cast dialect a
+ * missing "id" and "timestamp" are added; the path topic is written into
+ * the event when the body has none.  "ev->json" is left empty when the
+ * object was not changed, so that the caller can forward the bytes it
+ * received.
+ */
+
+ngx_int_t
+ngx_http_cast_event_validate(ngx_pool_t *pool, json_t *root,
+    ngx_str_t *path_topic, ngx_uint_t dialect, ngx_http_cast_event_t *ev,
+    ngx_str_t *err)
+{
+    u_char      buf[NGX_HTTP_CAST_UUID_LEN + 1];
+    json_t     *event, *value;
+    ngx_int_t   rc;
+    ngx_str_t   s;
+    ngx_uint_t  changed;
+
+    ngx_memzero(ev, sizeof(ngx_http_cast_event_t));
+    changed = 0;
+
+    if (!json_is_object(root)) {
+        return ngx_http_cast_errorf(pool, err,
+                                    "the event must be a JSON object");
+    }
+
+    event = json_object_get(root, "event");
+
+    if (event == NULL) {
+        return ngx_http_cast_errorf(pool, err, "missing \"event\"");
+    }
+
+    if (!json_is_object(event)) {
+        return ngx_http_cast_errorf(pool, err,
+                                    "\"event\" must be a JSON object");
+    }
+
+    rc = ngx_http_cast_json_text(event, "hub.event",
+                                 NGX_HTTP_CAST_MAX_EVENT_NAME, &ev->name);
+    if (rc == NGX_DECLINED) {
+        return ngx_http_cast_errorf(pool, err,
+                                    "missing event[\"hub.event\"]");
+    }
+
+    if (rc == NGX_ERROR) {
+        return ngx_http_cast_errorf(pool, err,
+                                    "event[\"hub.event\"] must be a "
+                                    "non-empty string of at most %d bytes",
+                                    NGX_HTTP_CAST_MAX_EVENT_NAME);
+    }
+
+    rc = ngx_http_cast_json_text(event, "hub.topic", NGX_HTTP_CAST_MAX_TOPIC,
+                                 &ev->topic);
+    if (rc == NGX_ERROR) {
+        return ngx_http_cast_errorf(pool, err,
+                                    "event[\"hub.topic\"] must be a "
+                                    "non-empty string of at most %d bytes",
+                                    NGX_HTTP_CAST_MAX_TOPIC);
+    }
+
+    if (path_topic && path_topic->len) {
+
+        if (rc == NGX_OK
+            && (ev->topic.len != path_topic->len
+                || ngx_strncmp(ev->topic.data, path_topic->data,
+                               path_topic->len) != 0))
+        {
+            return ngx_http_cast_errorf(pool, err,
+                                        "the topic in the path \"%V\" "
+                                        "differs from event[\"hub.topic\"] "
+                                        "\"%V\"", path_topic, &ev->topic);
+        }
+
+        if (rc == NGX_DECLINED) {
+            value = ngx_http_cast_json_string(path_topic);
+            if (value == NULL || json_object_set_new(event, "hub.topic", value))
+            {
+                return NGX_ERROR;
+            }
+
+            (void) ngx_http_cast_json_text(event, "hub.topic",
+                                           NGX_HTTP_CAST_MAX_TOPIC,
+                                           &ev->topic);
+            changed = 1;
+        }
+
+    } else if (rc == NGX_DECLINED) {
+        return ngx_http_cast_errorf(pool, err,
+                                    "missing event[\"hub.topic\"]");
+    }
+
+    if (ev->topic.len == 1 && ev->topic.data[0] == '*') {
+        return ngx_http_cast_errorf(pool, err,
+                                    "events cannot be published to the "
+                                    "topic \"*\"");
+    }
+
+    value = json_object_get(event, "context");
+    if (value && json_is_null(value)) {
+        value = NULL;
+    }
+
+    if (dialect == NGX_HTTP_CAST_DIALECT_FHIRCAST) {
+
+        if (value == NULL || !json_is_array(value)) {
+            return ngx_http_cast_errorf(pool, err,
+                                        "event[\"context\"] must be an array");
+        }
+
+    } else if (value && !json_is_array(value) && !json_is_object(value)) {
+        return ngx_http_cast_errorf(pool, err,
+                                    "event[\"context\"] must be an object "
+                                    "or an array");
+    }
+
+    ev->context = value;
+
+    rc = ngx_http_cast_json_text(root, "id", NGX_HTTP_CAST_MAX_FIELD, &s);
+
+    if (rc == NGX_ERROR) {
+        return ngx_http_cast_errorf(pool, err,
+                                    "\"id\" must be a non-empty string");
+    }
+
+    if (rc == NGX_DECLINED) {
+        if (dialect == NGX_HTTP_CAST_DIALECT_FHIRCAST) {
+            return ngx_http_cast_errorf(pool, err, "missing \"id\"");
+        }
+
+        if (ngx_http_cast_new_uuid(buf) != NGX_OK) {
+            return NGX_ERROR;
+        }
+
+        if (json_object_set_new(root, "id",
+                                json_stringn((char *) buf,
+                                             NGX_HTTP_CAST_UUID_LEN)))
+        {
+            return NGX_ERROR;
+        }
+
+        changed = 1;
+    }
+
+    rc = ngx_http_cast_json_text(root, "timestamp", NGX_HTTP_CAST_MAX_FIELD,
+                                 &s);
+
+    if (rc == NGX_ERROR) {
+        return ngx_http_cast_errorf(pool, err,
+                                    "\"timestamp\" must be a non-empty "
+                                    "string");
+    }
+
+    if (rc == NGX_DECLINED) {
+        if (dialect == NGX_HTTP_CAST_DIALECT_FHIRCAST) {
+            return ngx_http_cast_errorf(pool, err, "missing \"timestamp\"");
+        }
+
+        ngx_http_cast_timestamp(buf);
+
+        if (json_object_set_new(root, "timestamp",
+                                json_stringn((char *) buf,
+                                             NGX_HTTP_CAST_TIMESTAMP_LEN)))
+        {
+            return NGX_ERROR;
+        }
+
+        changed = 1;
+    }
+
+    ev->root = root;
+
+    if (changed) {
+        if (ngx_http_cast_json_dump(pool, root, &ev->json) != NGX_OK) {
+            return NGX_ERROR;
+        }
+    }
+
+    return NGX_OK;
+}
+
+
+/* NGX_OK: a string of 1..max bytes; NGX_DECLINED: absent; else NGX_ERROR */
+
+static ngx_int_t
+ngx_http_cast_json_text(json_t *obj, const char *key, size_t max,
+    ngx_str_t *out)
+{
+    json_t  *value;
+
+    value = json_object_get(obj, key);
+    if (value == NULL) {
+        return NGX_DECLINED;
+    }
+
+    if (!json_is_string(value)
+        || json_string_length(value) == 0
+        || json_string_length(value) > max)
+    {
+        return NGX_ERROR;
+    }
+
+    out->data = (u_char *) json_string_value(value);
+    out->len = json_string_length(value);
+
+    return NGX_OK;
+}
+
+
+ngx_int_t
+ngx_http_cast_json_dump(ngx_pool_t *pool, json_t *json, ngx_str_t *out)
+{
+    size_t  len;
+
+    len = json_dumpb(json, NULL, 0, JSON_COMPACT | JSON_ENCODE_ANY);
+    if (len == 0) {
+        return NGX_ERROR;
+    }
+
+    out->data = ngx_pnalloc(pool, len);
+    if (out->data == NULL) {
+        return NGX_ERROR;
+    }
+
+    out->len = json_dumpb(json, (char *) out->data, len,
+                          JSON_COMPACT | JSON_ENCODE_ANY);
+    if (out->len != len) {
+        return NGX_ERROR;
+    }
+
+    return NGX_OK;
+}
+
+
+json_t *
+ngx_http_cast_json_string(ngx_str_t *s)
+{
+    return json_stringn((const char *) s->data, s->len);
+}
+
+
+/* "truthy" in the G1 sense: a non-empty object, array or string */
+
+ngx_int_t
+ngx_http_cast_json_nonempty(json_t *json)
+{
+    if (json == NULL) {
+        return 0;
+    }
+
+    switch (json_typeof(json)) {
+
+    case JSON_OBJECT:
+        return json_object_size(json) != 0;
+
+    case JSON_ARRAY:
+        return json_array_size(json) != 0;
+
+    case JSON_STRING:
+        return json_string_length(json) != 0;
+
+    case JSON_NULL:
+    case JSON_FALSE:
+        return 0;
+
+    default:
+        return 1;
+    }
+}
+
+
+ngx_int_t
+ngx_http_cast_random(u_char *buf, size_t len)
+{
+    ssize_t  n;
+
+    while (len) {
+        n = getrandom(buf, len, 0);
+
+        if (n == -1) {
+            if (ngx_errno == NGX_EINTR) {
+                continue;
+            }
+
+            ngx_log_error(NGX_LOG_ALERT, ngx_cycle->log, ngx_errno,
+                          "cast: getrandom() failed");
+            return NGX_ERROR;
+        }
+
+        buf += n;
+        len -= n;
+    }
+
+    return NGX_OK;
+}
+
+
+/* formats 16 random bytes as a version 4 UUID */
+
+void
+ngx_http_cast_uuid(u_char *out, u_char *r)
+{
+    r[6] = (r[6] & 0x0f) | 0x40;
+    r[8] = (r[8] & 0x3f) | 0x80;
+
+    out = ngx_hex_dump(out, r, 4);
+    *out++ = '-';
+    out = ngx_hex_dump(out, r + 4, 2);
+    *out++ = '-';
+    out = ngx_hex_dump(out, r + 6, 2);
+    *out++ = '-';
+    out = ngx_hex_dump(out, r + 8, 2);
+    *out++ = '-';
+    (void) ngx_hex_dump(out, r + 10, 6);
+}
+
+
+ngx_int_t
+ngx_http_cast_new_uuid(u_char *out)
+{
+    u_char  r[16];
+
+    if (ngx_http_cast_random(r, sizeof(r)) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    ngx_http_cast_uuid(out, r);
+
+    return NGX_OK;
+}
+
+
+/* UTC, ISO 8601 with milliseconds: 2026-12-03T06:12:19.123Z */
+
+void
+ngx_http_cast_timestamp(u_char *out)
+{
+    ngx_tm_t     tm;
+    ngx_time_t  *tp;
+
+    tp = ngx_timeofday();
+    ngx_gmtime(tp->sec, &tm);
+
+    (void) ngx_sprintf(out, "%4d-%02d-%02dT%02d:%02d:%02d.%03MZ",
+                       tm.ngx_tm_year, tm.ngx_tm_mon, tm.ngx_tm_mday,
+                       tm.ngx_tm_hour, tm.ngx_tm_min, tm.ngx_tm_sec,
+                       tp->msec);
+}
+
+
+static ngx_int_t
+ngx_http_cast_errorf(ngx_pool_t *pool, ngx_str_t *err, const char *fmt, ...)
+{
+    u_char   *p;
+    va_list   args;
+
+    p = ngx_pnalloc(pool, 512);
+    if (p == NULL) {
+        return NGX_ERROR;
+    }
+
+    va_start(args, fmt);
+    err->len = ngx_vslprintf(p, p + 512, fmt, args) - p;
+    va_end(args);
+
+    err->data = p;
+
+    return NGX_DECLINED;
+}

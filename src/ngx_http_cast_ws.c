@@ -1,0 +1,1347 @@
+
+/*
+ * ngx_http_cast_module: the WebSocket channel (RFC 6455, SPEC 3).
+ *
+ * GET /bind/<id> is answered with 101, then the request's read and write
+ * handlers are taken over.  Input goes through the frame parser of
+ * ngx_http_cast_frame.c; output is a bounded queue of shared,
+ * reference-counted frames sent straight with c->send().
+ */
+
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_http.h>
+#include <ngx_sha1.h>
+
+#include "ngx_http_cast.h"
+#include "ngx_http_cast_frame.h"
+
+
+#define NGX_HTTP_CAST_UPGRADE_REQUIRED  426
+
+#define NGX_HTTP_CAST_WS_GUID   "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+
+/* how many reads one event may do before it yields to others */
+#define NGX_HTTP_CAST_WS_READS  16
+
+
+typedef struct ngx_http_cast_ws_out_s  ngx_http_cast_ws_out_t;
+
+struct ngx_http_cast_ws_out_s {
+    ngx_http_cast_ws_out_t    *next;
+    ngx_http_cast_frame_t     *frame;
+};
+
+
+struct ngx_http_cast_ws_s {
+    ngx_http_request_t        *request;
+    ngx_http_cast_sub_t       *sub;
+    ngx_http_cast_hub_t       *hub;
+    ngx_http_cast_loc_conf_t  *conf;
+    ngx_queue_t                link;        /* in hub->sockets */
+
+    ngx_http_cast_ws_parser_t  parser;
+    u_char                    *message;     /* reassembly, ngx_alloc() */
+    size_t                     message_len;
+    size_t                     message_size;
+
+    ngx_http_cast_ws_out_t    *out;         /* queue head */
+    ngx_http_cast_ws_out_t   **last_out;
+    ngx_http_cast_ws_out_t    *free;        /* links to reuse */
+    size_t                     queued;      /* bytes not yet sent */
+    size_t                     sent;        /* of the head frame */
+
+    ngx_event_t                ping_ev;
+    ngx_event_t                fail_ev;     /* deferred close on overflow */
+    ngx_msec_t                 last_seen;
+    ngx_uint_t                 fail_code;
+    const char                *fail_reason;
+
+    unsigned                   closing:1;   /* close frame queued */
+    unsigned                   close_sent:1;
+    unsigned                   failed:1;
+    unsigned                   done:1;
+};
+
+
+static ngx_uint_t ngx_http_cast_ws_handshake(ngx_http_request_t *r,
+    ngx_str_t *key, char **err);
+static ngx_table_elt_t *ngx_http_cast_ws_header(ngx_http_request_t *r,
+    const char *name, ngx_uint_t *count);
+static ngx_int_t ngx_http_cast_ws_has_token(ngx_str_t *value,
+    const char *token);
+static ngx_int_t ngx_http_cast_ws_start(ngx_http_request_t *r,
+    ngx_http_cast_sub_t *sub, ngx_str_t *key);
+static void ngx_http_cast_ws_read_handler(ngx_http_request_t *r);
+static void ngx_http_cast_ws_write_handler(ngx_http_request_t *r);
+static ngx_int_t ngx_http_cast_ws_input(ngx_http_cast_ws_t *ws, u_char *p,
+    size_t n);
+static ngx_int_t ngx_http_cast_ws_control(ngx_http_cast_ws_t *ws,
+    ngx_http_cast_ws_event_t *ev);
+static ngx_int_t ngx_http_cast_ws_append(ngx_http_cast_ws_t *ws, u_char *p,
+    size_t n);
+static void ngx_http_cast_ws_message(ngx_http_cast_ws_t *ws, u_char *p,
+    size_t n);
+static void ngx_http_cast_ws_send_error(ngx_http_cast_ws_t *ws,
+    ngx_str_t *error, json_t *id);
+static ngx_int_t ngx_http_cast_ws_enqueue(ngx_http_cast_ws_t *ws,
+    ngx_http_cast_frame_t *frame, ngx_uint_t control);
+static ngx_int_t ngx_http_cast_ws_send_control(ngx_http_cast_ws_t *ws,
+    ngx_uint_t opcode, u_char *data, size_t len);
+static ngx_int_t ngx_http_cast_ws_flush(ngx_http_cast_ws_t *ws);
+static void ngx_http_cast_ws_fail(ngx_http_cast_ws_t *ws, ngx_uint_t code,
+    const char *reason);
+static void ngx_http_cast_ws_fail_handler(ngx_event_t *ev);
+static void ngx_http_cast_ws_ping_handler(ngx_event_t *ev);
+static void ngx_http_cast_ws_finalize(ngx_http_cast_ws_t *ws);
+static void ngx_http_cast_ws_cleanup(void *data);
+static ngx_http_cast_frame_t *ngx_http_cast_ws_frame(ngx_uint_t opcode,
+    u_char *data, size_t len);
+
+
+ngx_int_t
+ngx_http_cast_ws_handler(ngx_http_request_t *r)
+{
+    char                      *msg;
+    u_char                    *p, *end;
+    ngx_int_t                  rc;
+    ngx_str_t                  key, id;
+    ngx_uint_t                 status;
+    ngx_http_cast_sub_t       *sub;
+    ngx_http_cast_hub_t       *hub;
+
+    hub = ngx_http_cast_get_hub();
+    if (hub == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    if (r != r->main) {
+        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                      "cast: websocket upgrade in a subrequest");
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    rc = ngx_http_discard_request_body(r);
+    if (rc != NGX_OK) {
+        return rc;
+    }
+
+    status = ngx_http_cast_ws_handshake(r, &key, &msg);
+    if (status) {
+        return ngx_http_cast_send_error(r, status, "%s", msg);
+    }
+
+    /* the endpoint id is the last path segment */
+
+    end = r->uri.data + r->uri.len;
+
+    for (p = end; p > r->uri.data && p[-1] != '/'; p--) {
+        /* void */
+    }
+
+    id.data = p;
+    id.len = end - p;
+
+    sub = NULL;
+
+    if (id.len == NGX_HTTP_CAST_ID_LEN) {
+        sub = ngx_http_cast_sub_find(hub, &id);
+    }
+
+    if (sub == NULL) {
+        return ngx_http_cast_send_error(r, NGX_HTTP_NOT_FOUND,
+                                        "unknown or expired endpoint");
+    }
+
+    if (sub->ws) {
+        return ngx_http_cast_send_error(r, NGX_HTTP_CONFLICT,
+                                        "this endpoint already has a "
+                                        "socket");
+    }
+
+    return ngx_http_cast_ws_start(r, sub, &key);
+}
+
+
+/* RFC 6455 4.2.1: 0, or the status to refuse with (426 or 400) */
+
+static ngx_uint_t
+ngx_http_cast_ws_handshake(ngx_http_request_t *r, ngx_str_t *key,
+    char **err)
+{
+    u_char            decoded[32];
+    ngx_str_t         dst;
+    ngx_uint_t        n;
+    ngx_table_elt_t  *h;
+
+    if (r->method != NGX_HTTP_GET) {
+        *err = "a websocket handshake is a GET";
+        return NGX_HTTP_BAD_REQUEST;
+    }
+
+    if (r->http_version < NGX_HTTP_VERSION_11) {
+        *err = "a websocket handshake needs HTTP/1.1";
+        return NGX_HTTP_BAD_REQUEST;
+    }
+
+    h = ngx_http_cast_ws_header(r, "Sec-WebSocket-Version", &n);
+
+    if (h == NULL || n != 1
+        || h->value.len != 2 || ngx_strncmp(h->value.data, "13", 2) != 0)
+    {
+        h = ngx_list_push(&r->headers_out.headers);
+        if (h == NULL) {
+            *err = "out of memory";
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        h->hash = 1;
+        ngx_str_set(&h->key, "Sec-WebSocket-Version");
+        ngx_str_set(&h->value, "13");
+
+        /* nginx has no reason phrase for 426 */
+        ngx_str_set(&r->headers_out.status_line, "426 Upgrade Required");
+
+        *err = "Sec-WebSocket-Version 13 is required";
+        return NGX_HTTP_CAST_UPGRADE_REQUIRED;
+    }
+
+    h = ngx_http_cast_ws_header(r, "Upgrade", &n);
+
+    if (h == NULL || !ngx_http_cast_ws_has_token(&h->value, "websocket")) {
+        *err = "missing \"Upgrade: websocket\"";
+        return NGX_HTTP_BAD_REQUEST;
+    }
+
+    /* nginx keeps no pointer to the Connection header: look it up */
+
+    h = ngx_http_cast_ws_header(r, "Connection", &n);
+
+    if (h == NULL || !ngx_http_cast_ws_has_token(&h->value, "upgrade")) {
+        *err = "missing \"Connection: upgrade\"";
+        return NGX_HTTP_BAD_REQUEST;
+    }
+
+    h = ngx_http_cast_ws_header(r, "Sec-WebSocket-Key", &n);
+    dst.data = decoded;
+
+    if (h == NULL || n != 1 || h->value.len != 24
+        || ngx_decode_base64(&dst, &h->value) != NGX_OK || dst.len != 16)
+    {
+        *err = "Sec-WebSocket-Key must be 16 bytes in base64, given once";
+        return NGX_HTTP_BAD_REQUEST;
+    }
+
+    *key = h->value;
+
+    return 0;
+}
+
+
+static ngx_table_elt_t *
+ngx_http_cast_ws_header(ngx_http_request_t *r, const char *name,
+    ngx_uint_t *count)
+{
+    size_t            len;
+    ngx_uint_t        i;
+    ngx_list_part_t  *part;
+    ngx_table_elt_t  *h, *found;
+
+    len = ngx_strlen(name);
+    found = NULL;
+    *count = 0;
+
+    part = &r->headers_in.headers.part;
+    h = part->elts;
+
+    for (i = 0; /* void */ ; i++) {
+
+        if (i >= part->nelts) {
+            if (part->next == NULL) {
+                break;
+            }
+
+            part = part->next;
+            h = part->elts;
+            i = 0;
+        }
+
+        if (h[i].key.len == len
+            && ngx_strncasecmp(h[i].key.data, (u_char *) name, len) == 0)
+        {
+            found = &h[i];
+            (*count)++;
+        }
+    }
+
+    return found;
+}
+
+
+/* a comma separated token list holds "token" (case-insensitive) */
+
+static ngx_int_t
+ngx_http_cast_ws_has_token(ngx_str_t *value, const char *token)
+{
+    u_char  *p, *end, *start, *last;
+    size_t   len;
+
+    len = ngx_strlen(token);
+    end = value->data + value->len;
+
+    for (p = value->data; p < end; p = last + 1) {
+
+        last = ngx_strlchr(p, end, ',');
+        if (last == NULL) {
+            last = end;
+        }
+
+        start = p;
+
+        while (start < last && (*start == ' ' || *start == '\t')) {
+            start++;
+        }
+
+        p = last;
+
+        while (p > start && (p[-1] == ' ' || p[-1] == '\t')) {
+            p--;
+        }
+
+        if ((size_t) (p - start) == len
+            && ngx_strncasecmp(start, (u_char *) token, len) == 0)
+        {
+            return 1;
+        }
+    }
+
+    return 0;
+}
+
+
+static ngx_int_t
+ngx_http_cast_ws_start(ngx_http_request_t *r, ngx_http_cast_sub_t *sub,
+    ngx_str_t *key)
+{
+    u_char               hash[20], accept[28], *p;
+    u_char               ts[NGX_HTTP_CAST_TIMESTAMP_LEN];
+    json_t              *hello;
+    ngx_str_t            src, dst;
+    ngx_int_t            rc;
+    ngx_sha1_t           sha1;
+    ngx_table_elt_t     *h;
+    ngx_connection_t    *c;
+    ngx_http_cast_ws_t  *ws;
+    ngx_http_cleanup_t  *cln;
+
+    c = r->connection;
+
+    ws = ngx_pcalloc(r->pool, sizeof(ngx_http_cast_ws_t));
+    if (ws == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    cln = ngx_http_cleanup_add(r, 0);
+    if (cln == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    ws->request = r;
+    ws->hub = sub->hub;
+    ws->conf = ngx_http_get_module_loc_conf(r, ngx_http_cast_module);
+    ws->last_out = &ws->out;
+    ws->last_seen = ngx_current_msec;
+
+    ngx_http_cast_ws_parser_init(&ws->parser, ws->conf->max_message_size);
+
+    ngx_sha1_init(&sha1);
+    ngx_sha1_update(&sha1, key->data, key->len);
+    ngx_sha1_update(&sha1, NGX_HTTP_CAST_WS_GUID,
+                    sizeof(NGX_HTTP_CAST_WS_GUID) - 1);
+    ngx_sha1_final(hash, &sha1);
+
+    src.data = hash;
+    src.len = sizeof(hash);
+    dst.data = accept;
+    ngx_encode_base64(&dst, &src);
+
+    p = ngx_pnalloc(r->pool, dst.len);
+    if (p == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    ngx_memcpy(p, accept, dst.len);
+
+    h = ngx_list_push(&r->headers_out.headers);
+    if (h == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    h->hash = 1;
+    ngx_str_set(&h->key, "Upgrade");
+    ngx_str_set(&h->value, "websocket");
+
+    h = ngx_list_push(&r->headers_out.headers);
+    if (h == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    h->hash = 1;
+    ngx_str_set(&h->key, "Sec-WebSocket-Accept");
+    h->value.data = p;
+    h->value.len = dst.len;
+
+    r->headers_out.status = NGX_HTTP_SWITCHING_PROTOCOLS;
+    ngx_str_set(&r->headers_out.status_line, "101 Switching Protocols");
+    r->headers_out.content_length_n = -1;
+    r->keepalive = 0;
+
+    rc = ngx_http_send_header(r);
+    if (rc == NGX_ERROR || rc > NGX_OK) {
+        return rc;
+    }
+
+    rc = ngx_http_send_special(r, NGX_HTTP_FLUSH);
+    if (rc == NGX_ERROR) {
+        return NGX_ERROR;
+    }
+
+    /* from here the socket is ours until one ngx_http_finalize_request() */
+
+    cln->handler = ngx_http_cast_ws_cleanup;
+    cln->data = ws;
+
+    r->main->count++;
+    r->read_event_handler = ngx_http_cast_ws_read_handler;
+    r->write_event_handler = ngx_http_cast_ws_write_handler;
+
+    if (c->read->timer_set) {
+        ngx_del_timer(c->read);
+    }
+
+    if (c->write->timer_set) {
+        ngx_del_timer(c->write);
+    }
+
+    /* lets a graceful shutdown close the socket (see the cleanup) */
+    c->idle = 1;
+    c->log->action = "serving cast websocket";
+
+    ngx_http_set_ctx(r, ws, ngx_http_cast_module);
+
+    ws->sub = sub;
+    sub->ws = ws;
+    ngx_queue_insert_tail(&ws->hub->sockets, &ws->link);
+    ws->hub->nsockets++;
+
+    if (sub->bind_ev.timer_set) {
+        ngx_del_timer(&sub->bind_ev);
+    }
+
+    ws->ping_ev.handler = ngx_http_cast_ws_ping_handler;
+    ws->ping_ev.data = ws;
+    ws->ping_ev.log = c->log;
+    ws->ping_ev.cancelable = 1;
+    ngx_add_timer(&ws->ping_ev, ws->conf->ping_interval);
+
+    ws->fail_ev.handler = ngx_http_cast_ws_fail_handler;
+    ws->fail_ev.data = ws;
+    ws->fail_ev.log = c->log;
+
+    ngx_log_error(NGX_LOG_INFO, c->log, 0,
+                  "cast: socket bound to subscription %*s... on topic "
+                  "\"%V\"", (size_t) 8, sub->sn.str.data, &sub->topic_name);
+
+    /* SPEC 3.2: connection.established (cast), confirmation, replay */
+
+    if (sub->dialect == NGX_HTTP_CAST_DIALECT_CAST) {
+        ngx_http_cast_timestamp(ts);
+
+        hello = json_pack("{s:s,s:s%,s:s%}",
+                          "type", "connection.established",
+                          "endpoint", (char *) sub->sn.str.data,
+                          (size_t) sub->sn.str.len,
+                          "timestamp", (char *) ts, (size_t) sizeof(ts));
+        if (hello == NULL
+            || ngx_http_cast_ws_send_json(ws, hello) != NGX_OK)
+        {
+            json_decref(hello);
+            goto failed;
+        }
+
+        json_decref(hello);
+    }
+
+    hello = ngx_http_cast_sub_confirmation(sub, "subscribe", NULL);
+    if (hello == NULL || ngx_http_cast_ws_send_json(ws, hello) != NGX_OK) {
+        json_decref(hello);
+        goto failed;
+    }
+
+    json_decref(hello);
+
+    if (ngx_http_cast_sub_replay(sub) != NGX_OK) {
+        goto failed;
+    }
+
+    /* frames that came with the handshake are read by the read handler */
+
+    if (r->header_in->pos < r->header_in->last) {
+        ngx_post_event(c->read, &ngx_posted_events);
+
+    } else if (ngx_handle_read_event(c->read, 0) != NGX_OK) {
+        goto failed;
+    }
+
+    return NGX_DONE;
+
+failed:
+
+    /* the request is held: end it from an event of its own */
+
+    ws->failed = 1;
+    ws->fail_code = NGX_HTTP_CAST_WS_GOING_AWAY;
+    ws->fail_reason = "internal error";
+    ngx_post_event(&ws->fail_ev, &ngx_posted_events);
+
+    return NGX_DONE;
+}
+
+
+static void
+ngx_http_cast_ws_read_handler(ngx_http_request_t *r)
+{
+    u_char               buf[4096], *p;
+    ssize_t              n;
+    ngx_uint_t           i;
+    ngx_connection_t    *c;
+    ngx_http_cast_ws_t  *ws;
+
+    c = r->connection;
+    ws = ngx_http_get_module_ctx(r, ngx_http_cast_module);
+
+    if (ws == NULL || ws->done) {
+        ngx_http_block_reading(r);
+        return;
+    }
+
+    if (r->header_in->pos < r->header_in->last) {
+        /* bytes that came in the handshake's packet */
+        p = r->header_in->pos;
+        r->header_in->pos = r->header_in->last;
+
+        if (ngx_http_cast_ws_input(ws, p, r->header_in->last - p) != NGX_OK) {
+            return;
+        }
+    }
+
+    for (i = 0; i < NGX_HTTP_CAST_WS_READS; i++) {
+
+        n = c->recv(c, buf, sizeof(buf));
+
+        if (n == NGX_AGAIN) {
+            if (ngx_handle_read_event(c->read, 0) != NGX_OK) {
+                ngx_http_cast_ws_finalize(ws);
+            }
+
+            return;
+        }
+
+        if (n == 0 || n == NGX_ERROR) {
+            ngx_log_error(NGX_LOG_INFO, c->log, 0,
+                          "cast: client closed the socket without a close "
+                          "frame");
+            c->error = 1;
+            ngx_http_cast_ws_finalize(ws);
+            return;
+        }
+
+        ws->last_seen = ngx_current_msec;
+
+        if (ngx_http_cast_ws_input(ws, buf, n) != NGX_OK) {
+            return;
+        }
+    }
+
+    /* more may be waiting: let other connections run first */
+    ngx_post_event(c->read, &ngx_posted_events);
+}
+
+
+static void
+ngx_http_cast_ws_write_handler(ngx_http_request_t *r)
+{
+    ngx_http_cast_ws_t  *ws;
+
+    ws = ngx_http_get_module_ctx(r, ngx_http_cast_module);
+
+    if (ws == NULL || ws->done) {
+        return;
+    }
+
+    if (ngx_http_cast_ws_flush(ws) == NGX_ERROR) {
+        ngx_http_cast_ws_finalize(ws);
+    }
+}
+
+
+/* NGX_OK: go on reading; otherwise the socket is closing or gone */
+
+static ngx_int_t
+ngx_http_cast_ws_input(ngx_http_cast_ws_t *ws, u_char *p, size_t n)
+{
+    u_char                    *last;
+    ngx_int_t                  rc;
+    ngx_http_cast_ws_event_t   ev;
+
+    last = p + n;
+
+    while (p < last) {
+
+        rc = ngx_http_cast_ws_parse(&ws->parser, &p, last, &ev);
+
+        if (rc == NGX_AGAIN) {
+            break;
+        }
+
+        if (rc == NGX_ERROR) {
+            ngx_log_error(NGX_LOG_INFO, ws->request->connection->log, 0,
+                          "cast: client sent an invalid frame: %s, "
+                          "closing with %ui", ws->parser.error,
+                          ws->parser.close_code);
+            ngx_http_cast_ws_fail(ws, ws->parser.close_code,
+                                  ws->parser.error);
+            return NGX_ERROR;
+        }
+
+        if (ev.type == NGX_HTTP_CAST_WS_EV_CONTROL) {
+            if (ngx_http_cast_ws_control(ws, &ev) != NGX_OK) {
+                return NGX_ERROR;
+            }
+
+            continue;
+        }
+
+        if (ws->closing) {
+            continue;
+        }
+
+        if (ngx_http_cast_ws_append(ws, ev.data, ev.len) != NGX_OK) {
+            ngx_http_cast_ws_fail(ws, NGX_HTTP_CAST_WS_GOING_AWAY,
+                                  "out of memory");
+            return NGX_ERROR;
+        }
+
+        if (!ev.message_end) {
+            continue;
+        }
+
+        if (ev.opcode == NGX_HTTP_CAST_WS_TEXT) {
+            ngx_http_cast_ws_message(ws, ws->message, ws->message_len);
+
+        } else {
+            ngx_str_t  err = ngx_string("binary messages are not "
+                                        "supported");
+
+            ngx_http_cast_ws_send_error(ws, &err, NULL);
+        }
+
+        /* client messages are rare: no buffer is kept between them */
+
+        if (ws->message) {
+            ngx_free(ws->message);
+            ws->message = NULL;
+        }
+
+        ws->message_len = 0;
+        ws->message_size = 0;
+
+        if (ws->done || ws->failed) {
+            return NGX_ERROR;
+        }
+    }
+
+    if (ngx_http_cast_ws_flush(ws) == NGX_ERROR) {
+        ngx_http_cast_ws_finalize(ws);
+        return NGX_ERROR;
+    }
+
+    return ws->done ? NGX_ERROR : NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_http_cast_ws_control(ngx_http_cast_ws_t *ws, ngx_http_cast_ws_event_t *ev)
+{
+    ngx_uint_t  code;
+
+    switch (ev->opcode) {
+
+    case NGX_HTTP_CAST_WS_PING:
+        if (ws->closing) {
+            return NGX_OK;
+        }
+
+        return ngx_http_cast_ws_send_control(ws, NGX_HTTP_CAST_WS_PONG,
+                                             ev->data, ev->len);
+
+    case NGX_HTTP_CAST_WS_PONG:
+        return NGX_OK;
+
+    default: /* NGX_HTTP_CAST_WS_CLOSE */
+
+        code = ev->len >= 2 ? (ev->data[0] << 8 | ev->data[1]) : 0;
+
+        ngx_log_error(NGX_LOG_INFO, ws->request->connection->log, 0,
+                      "cast: client closed the socket with %ui", code);
+
+        if (!ws->closing) {
+            /* echo the code, then close when it is sent */
+            if (ngx_http_cast_ws_send_control(ws, NGX_HTTP_CAST_WS_CLOSE,
+                                              ev->data,
+                                              ev->len >= 2 ? 2 : 0)
+                != NGX_OK)
+            {
+                ngx_http_cast_ws_finalize(ws);
+                return NGX_ERROR;
+            }
+
+            ws->closing = 1;
+        }
+
+        if (ngx_http_cast_ws_flush(ws) != NGX_AGAIN) {
+            ngx_http_cast_ws_finalize(ws);
+        }
+
+        return NGX_ERROR;
+    }
+}
+
+
+static ngx_int_t
+ngx_http_cast_ws_append(ngx_http_cast_ws_t *ws, u_char *p, size_t n)
+{
+    u_char  *m;
+    size_t   size;
+
+    if (n == 0) {
+        return NGX_OK;
+    }
+
+    if (ws->message_len + n > ws->message_size) {
+        size = ngx_max(ws->message_size * 2, ws->message_len + n);
+        size = ngx_max(size, 1024);
+
+        m = ngx_alloc(size, ws->request->connection->log);
+        if (m == NULL) {
+            return NGX_ERROR;
+        }
+
+        if (ws->message) {
+            ngx_memcpy(m, ws->message, ws->message_len);
+            ngx_free(ws->message);
+        }
+
+        ws->message = m;
+        ws->message_size = size;
+    }
+
+    ngx_memcpy(ws->message + ws->message_len, p, n);
+    ws->message_len += n;
+
+    return NGX_OK;
+}
+
+
+/*
+ * A text message (SPEC 3.3): an event is published as POST {base} would;
+ * an ack {"id","status"} is recorded; anything else is ignored.
+ */
+
+static void
+ngx_http_cast_ws_message(ngx_http_cast_ws_t *ws, u_char *p, size_t n)
+{
+    json_t                 *root, *status;
+    ngx_int_t               rc;
+    ngx_str_t               err, body;
+    ngx_log_t              *log;
+    ngx_pool_t             *pool;
+    ngx_http_cast_event_t   ev;
+
+    log = ws->request->connection->log;
+
+    pool = ngx_create_pool(1024, log);
+    if (pool == NULL) {
+        return;
+    }
+
+    rc = ngx_http_cast_json_parse(pool, p, n, &root, &err);
+
+    if (rc != NGX_OK) {
+        if (rc == NGX_DECLINED) {
+            ngx_log_error(NGX_LOG_INFO, log, 0, "cast: client sent %V", &err);
+            ngx_http_cast_ws_send_error(ws, &err, NULL);
+        }
+
+        ngx_destroy_pool(pool);
+        return;
+    }
+
+    if (json_is_object(root) && json_object_get(root, "event")) {
+
+        rc = ngx_http_cast_event_validate(pool, root, NULL,
+                                          ws->sub ? ws->sub->dialect
+                                                  : ws->conf->dialect,
+                                          &ev, &err);
+        if (rc == NGX_DECLINED) {
+            ngx_log_error(NGX_LOG_INFO, log, 0,
+                          "cast: client sent an invalid event: %V", &err);
+            ngx_http_cast_ws_send_error(ws, &err,
+                                        json_object_get(root, "id"));
+
+        } else if (rc == NGX_OK) {
+            if (ev.json.len == 0) {
+                body.data = p;
+                body.len = n;
+                ev.json = body;
+            }
+
+            (void) ngx_http_cast_hub_publish(ws->hub, &ev, log);
+        }
+
+    } else if (json_is_object(root)
+               && json_object_get(root, "id")
+               && (status = json_object_get(root, "status")) != NULL
+               && (json_is_integer(status) || json_is_string(status)))
+    {
+        ws->hub->acks++;
+
+        ngx_log_debug0(NGX_LOG_DEBUG_HTTP, log, 0, "cast ws: ack received");
+
+    } else {
+        ngx_log_debug0(NGX_LOG_DEBUG_HTTP, log, 0,
+                       "cast ws: message ignored");
+    }
+
+    json_decref(root);
+    ngx_destroy_pool(pool);
+}
+
+
+static void
+ngx_http_cast_ws_send_error(ngx_http_cast_ws_t *ws, ngx_str_t *error,
+    json_t *id)
+{
+    json_t  *obj;
+
+    obj = json_object();
+    if (obj == NULL) {
+        return;
+    }
+
+    if (json_object_set_new(obj, "error", ngx_http_cast_json_string(error))
+        == 0
+        && json_object_set_new(obj, "id",
+                               id ? json_incref(id) : json_null()) == 0)
+    {
+        (void) ngx_http_cast_ws_send_json(ws, obj);
+    }
+
+    json_decref(obj);
+}
+
+
+ngx_int_t
+ngx_http_cast_ws_send_json(ngx_http_cast_ws_t *ws, json_t *json)
+{
+    size_t                  len;
+    ngx_int_t               rc;
+    ngx_http_cast_frame_t  *frame;
+
+    len = json_dumpb(json, NULL, 0, JSON_COMPACT);
+    if (len == 0) {
+        return NGX_ERROR;
+    }
+
+    frame = ngx_http_cast_ws_frame(NGX_HTTP_CAST_WS_TEXT, NULL, len);
+    if (frame == NULL) {
+        return NGX_ERROR;
+    }
+
+    if (json_dumpb(json, (char *) frame->data + frame->len - len, len,
+                   JSON_COMPACT) != len)
+    {
+        ngx_http_cast_frame_release(frame);
+        return NGX_ERROR;
+    }
+
+    rc = ngx_http_cast_ws_enqueue(ws, frame, 0);
+    ngx_http_cast_frame_release(frame);
+
+    return rc;
+}
+
+
+ngx_int_t
+ngx_http_cast_ws_send_frame(ngx_http_cast_ws_t *ws,
+    ngx_http_cast_frame_t *frame)
+{
+    return ngx_http_cast_ws_enqueue(ws, frame, 0);
+}
+
+
+static ngx_int_t
+ngx_http_cast_ws_send_control(ngx_http_cast_ws_t *ws, ngx_uint_t opcode,
+    u_char *data, size_t len)
+{
+    ngx_int_t               rc;
+    ngx_http_cast_frame_t  *frame;
+
+    frame = ngx_http_cast_ws_frame(opcode, data, len);
+    if (frame == NULL) {
+        return NGX_ERROR;
+    }
+
+    rc = ngx_http_cast_ws_enqueue(ws, frame, 1);
+    ngx_http_cast_frame_release(frame);
+
+    return rc;
+}
+
+
+/*
+ * Queues a frame.  Data beyond cast_send_queue ends the subscriber
+ * (1008) later, from a posted event: the caller may be walking a topic's
+ * subscriptions.  Control frames are small and always queued.
+ */
+
+static ngx_int_t
+ngx_http_cast_ws_enqueue(ngx_http_cast_ws_t *ws, ngx_http_cast_frame_t *frame,
+    ngx_uint_t control)
+{
+    ngx_connection_t        *c;
+    ngx_http_cast_ws_out_t  *out;
+
+    if (ws->closing || ws->failed || ws->done) {
+        return NGX_DECLINED;
+    }
+
+    if (!control && ws->queued + frame->len > ws->conf->send_queue) {
+        ngx_log_error(NGX_LOG_INFO, ws->request->connection->log, 0,
+                      "cast: subscriber does not read, %uz bytes queued, "
+                      "closing with 1008", ws->queued);
+
+        ws->failed = 1;
+        ws->fail_code = NGX_HTTP_CAST_WS_POLICY;
+        ws->fail_reason = "send queue overflow";
+        ngx_post_event(&ws->fail_ev, &ngx_posted_events);
+
+        return NGX_ERROR;
+    }
+
+    out = ws->free;
+
+    if (out) {
+        ws->free = out->next;
+
+    } else {
+        out = ngx_palloc(ws->request->pool, sizeof(ngx_http_cast_ws_out_t));
+        if (out == NULL) {
+            return NGX_ERROR;
+        }
+    }
+
+    out->next = NULL;
+    out->frame = frame;
+    frame->refs++;
+
+    *ws->last_out = out;
+    ws->last_out = &out->next;
+    ws->queued += frame->len;
+
+    c = ws->request->connection;
+
+    if (!c->write->posted) {
+        ngx_post_event(c->write, &ngx_posted_events);
+    }
+
+    return NGX_OK;
+}
+
+
+/* NGX_OK: all sent; NGX_AGAIN: waiting for the socket; NGX_ERROR */
+
+static ngx_int_t
+ngx_http_cast_ws_flush(ngx_http_cast_ws_t *ws)
+{
+    ssize_t                  n;
+    ngx_event_t             *wev;
+    ngx_connection_t        *c;
+    ngx_http_request_t      *r;
+    ngx_http_cast_frame_t   *frame;
+    ngx_http_cast_ws_out_t  *out;
+
+    r = ws->request;
+    c = r->connection;
+    wev = c->write;
+
+    if (c->error) {
+        return NGX_ERROR;
+    }
+
+    if (r->out) {
+        /* the rest of the 101 response header */
+        if (ngx_http_output_filter(r, NULL) == NGX_ERROR) {
+            return NGX_ERROR;
+        }
+
+        if (r->out) {
+            goto again;
+        }
+    }
+
+    while (ws->out) {
+        out = ws->out;
+        frame = out->frame;
+
+        n = c->send(c, frame->data + ws->sent, frame->len - ws->sent);
+
+        if (n == NGX_ERROR) {
+            c->error = 1;
+            return NGX_ERROR;
+        }
+
+        if (n == NGX_AGAIN) {
+            goto again;
+        }
+
+        ws->sent += n;
+        ws->queued -= n;
+
+        if (ws->sent < frame->len) {
+            continue;
+        }
+
+        if (frame->len && frame->data[0] == (0x80 | NGX_HTTP_CAST_WS_CLOSE)) {
+            ws->close_sent = 1;
+        }
+
+        ws->sent = 0;
+        ws->out = out->next;
+
+        if (ws->out == NULL) {
+            ws->last_out = &ws->out;
+        }
+
+        out->next = ws->free;
+        ws->free = out;
+
+        ngx_http_cast_frame_release(frame);
+    }
+
+    if (ws->closing && ws->close_sent) {
+        ngx_http_cast_ws_finalize(ws);
+        return NGX_DONE;
+    }
+
+    if (ngx_handle_write_event(wev, 0) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    return NGX_OK;
+
+again:
+
+    if (ngx_handle_write_event(wev, 0) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    return NGX_AGAIN;
+}
+
+
+/*
+ * Closes with a code: the queue is dropped unless a frame is half sent
+ * (then the TCP connection just ends), the close frame goes out best
+ * effort, the subscription ends.
+ */
+
+static void
+ngx_http_cast_ws_fail(ngx_http_cast_ws_t *ws, ngx_uint_t code,
+    const char *reason)
+{
+    u_char               payload[NGX_HTTP_CAST_WS_MAX_CONTROL];
+    size_t               len;
+    ngx_http_cast_sub_t  *sub;
+    ngx_http_cast_frame_t *frame;
+    ngx_http_cast_ws_out_t *out;
+
+    sub = ws->sub;
+
+    if (sub) {
+        ws->sub = NULL;
+        sub->ws = NULL;
+        ngx_http_cast_sub_remove(sub, reason);
+    }
+
+    if (ws->sent == 0) {
+        while (ws->out) {
+            out = ws->out;
+            ws->out = out->next;
+            ws->queued -= out->frame->len;
+            ngx_http_cast_frame_release(out->frame);
+        }
+
+        ws->last_out = &ws->out;
+
+        len = ngx_http_cast_ws_close_payload(payload, code, (u_char *) reason,
+                                             ngx_strlen(reason));
+
+        frame = ngx_http_cast_ws_frame(NGX_HTTP_CAST_WS_CLOSE, payload, len);
+
+        if (frame) {
+            ws->failed = 0;
+            (void) ngx_http_cast_ws_enqueue(ws, frame, 1);
+            ngx_http_cast_frame_release(frame);
+        }
+    }
+
+    ws->failed = 1;
+    ws->closing = 1;
+
+    (void) ngx_http_cast_ws_flush(ws);
+
+    ngx_http_cast_ws_finalize(ws);
+}
+
+
+static void
+ngx_http_cast_ws_fail_handler(ngx_event_t *ev)
+{
+    ngx_connection_t    *c;
+    ngx_http_cast_ws_t  *ws;
+
+    ws = ev->data;
+    c = ws->request->connection;
+
+    ngx_http_cast_ws_fail(ws, ws->fail_code, ws->fail_reason);
+    ngx_http_run_posted_requests(c);
+}
+
+
+/*
+ * Every ping interval: a ping frame, or Close 1001 for a peer that sent
+ * nothing (pong or other) for two intervals.
+ */
+
+static void
+ngx_http_cast_ws_ping_handler(ngx_event_t *ev)
+{
+    ngx_connection_t    *c;
+    ngx_http_cast_ws_t  *ws;
+
+    ws = ev->data;
+    c = ws->request->connection;
+
+    if (ngx_current_msec - ws->last_seen >= 2 * ws->conf->ping_interval) {
+        ngx_log_error(NGX_LOG_INFO, c->log, 0,
+                      "cast: client did not answer pings, closing");
+        ngx_http_cast_ws_fail(ws, NGX_HTTP_CAST_WS_GOING_AWAY,
+                              "ping timeout");
+        ngx_http_run_posted_requests(c);
+        return;
+    }
+
+    if (ngx_http_cast_ws_send_control(ws, NGX_HTTP_CAST_WS_PING, NULL, 0)
+        == NGX_ERROR)
+    {
+        ngx_http_cast_ws_finalize(ws);
+        ngx_http_run_posted_requests(c);
+        return;
+    }
+
+    ngx_add_timer(&ws->ping_ev, ws->conf->ping_interval);
+}
+
+
+/* called by the hub: the denial was queued; Close follows the queue */
+
+void
+ngx_http_cast_ws_close(ngx_http_cast_ws_t *ws, ngx_uint_t code,
+    const char *reason)
+{
+    u_char  payload[NGX_HTTP_CAST_WS_MAX_CONTROL];
+    size_t  len;
+
+    ws->sub = NULL;
+
+    if (ws->closing || ws->done) {
+        return;
+    }
+
+    len = ngx_http_cast_ws_close_payload(payload, code, (u_char *) reason,
+                                         ngx_strlen(reason));
+
+    if (ngx_http_cast_ws_send_control(ws, NGX_HTTP_CAST_WS_CLOSE, payload,
+                                      len)
+        != NGX_OK)
+    {
+        /* called from another request: end this one from its own event */
+        ws->failed = 1;
+        ws->fail_code = code;
+        ws->fail_reason = reason;
+        ngx_post_event(&ws->fail_ev, &ngx_posted_events);
+        return;
+    }
+
+    ws->closing = 1;
+}
+
+
+/* worker exit: every socket still open is closed now */
+
+void
+ngx_http_cast_ws_shutdown_all(ngx_http_cast_hub_t *hub)
+{
+    ngx_queue_t         *q;
+    ngx_connection_t    *c;
+    ngx_http_cast_ws_t  *ws;
+
+    while (!ngx_queue_empty(&hub->sockets)) {
+        q = ngx_queue_head(&hub->sockets);
+        ws = ngx_queue_data(q, ngx_http_cast_ws_t, link);
+        c = ws->request->connection;
+
+        ngx_http_cast_ws_finalize(ws);
+        ngx_http_run_posted_requests(c);
+    }
+}
+
+
+static void
+ngx_http_cast_ws_finalize(ngx_http_cast_ws_t *ws)
+{
+    if (ws->done) {
+        return;
+    }
+
+    ws->done = 1;
+
+    /* the cleanup detaches the socket from the hub */
+    ngx_http_finalize_request(ws->request, NGX_HTTP_CLOSE);
+}
+
+
+/*
+ * The request is going away for any reason (close, error, timeout,
+ * worker shutdown): a last Close 1001 when none was sent, the
+ * subscription ends, the queue and timers are released.
+ */
+
+static void
+ngx_http_cast_ws_cleanup(void *data)
+{
+    ngx_http_cast_ws_t *ws = data;
+
+    u_char                   frame[2 + NGX_HTTP_CAST_WS_MAX_CONTROL];
+    size_t                   len;
+    ngx_connection_t        *c;
+    ngx_http_cast_sub_t     *sub;
+    ngx_http_cast_ws_out_t  *out;
+
+    c = ws->request->connection;
+    ws->done = 1;
+
+    if (!ws->close_sent && ws->sent == 0 && !c->error && !c->destroyed) {
+        len = ngx_http_cast_ws_close_payload(frame + 2,
+                                             NGX_HTTP_CAST_WS_GOING_AWAY,
+                                             (u_char *) "going away",
+                                             sizeof("going away") - 1);
+        frame[0] = 0x80 | NGX_HTTP_CAST_WS_CLOSE;
+        frame[1] = (u_char) len;
+
+        (void) c->send(c, frame, len + 2);
+    }
+
+    sub = ws->sub;
+
+    if (sub) {
+        ws->sub = NULL;
+        sub->ws = NULL;
+        ngx_http_cast_sub_remove(sub, "socket closed");
+    }
+
+    while (ws->out) {
+        out = ws->out;
+        ws->out = out->next;
+        ngx_http_cast_frame_release(out->frame);
+    }
+
+    if (ws->message) {
+        ngx_free(ws->message);
+        ws->message = NULL;
+    }
+
+    if (ws->ping_ev.timer_set) {
+        ngx_del_timer(&ws->ping_ev);
+    }
+
+    if (ws->ping_ev.posted) {
+        ngx_delete_posted_event(&ws->ping_ev);
+    }
+
+    if (ws->fail_ev.posted) {
+        ngx_delete_posted_event(&ws->fail_ev);
+    }
+
+    ngx_queue_remove(&ws->link);
+    ws->hub->nsockets--;
+}
+
+
+ngx_http_cast_frame_t *
+ngx_http_cast_frame_create(u_char *data, size_t len)
+{
+    return ngx_http_cast_ws_frame(NGX_HTTP_CAST_WS_TEXT, data, len);
+}
+
+
+/* one allocation: the struct, the frame header, the payload */
+
+static ngx_http_cast_frame_t *
+ngx_http_cast_ws_frame(ngx_uint_t opcode, u_char *data, size_t len)
+{
+    u_char                 header[NGX_HTTP_CAST_WS_MAX_HEADER];
+    size_t                 hlen;
+    ngx_http_cast_frame_t  *frame;
+
+    hlen = ngx_http_cast_ws_frame_header(header, opcode, 1, len);
+
+    frame = ngx_alloc(sizeof(ngx_http_cast_frame_t) + hlen + len,
+                      ngx_cycle->log);
+    if (frame == NULL) {
+        return NULL;
+    }
+
+    frame->refs = 1;
+    frame->len = hlen + len;
+    frame->data = (u_char *) &frame[1];
+
+    ngx_memcpy(frame->data, header, hlen);
+
+    if (data) {
+        ngx_memcpy(frame->data + hlen, data, len);
+    }
+
+    return frame;
+}
+
+
+void
+ngx_http_cast_frame_release(ngx_http_cast_frame_t *frame)
+{
+    if (--frame->refs == 0) {
+        ngx_free(frame);
+    }
+}
