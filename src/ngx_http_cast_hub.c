@@ -19,6 +19,9 @@
 /* open contexts kept per topic; the oldest goes first */
 #define NGX_HTTP_CAST_MAX_OPENS  64
 
+/* the app-level heartbeat event (STU3 ballot), in seconds */
+#define NGX_HTTP_CAST_HEARTBEAT  10
+
 
 static ngx_http_cast_topic_t *ngx_http_cast_topic_get(
     ngx_http_cast_hub_t *hub, ngx_str_t *name);
@@ -36,6 +39,7 @@ static void ngx_http_cast_open_free(ngx_http_cast_topic_t *topic,
 static ngx_uint_t ngx_http_cast_fan_out(ngx_http_cast_hub_t *hub,
     ngx_queue_t *subs, ngx_str_t *lowercase, ngx_http_cast_event_t *ev,
     ngx_http_cast_frame_t **frame);
+static void ngx_http_cast_heartbeat_handler(ngx_event_t *ev);
 static void ngx_http_cast_lease_handler(ngx_event_t *ev);
 static void ngx_http_cast_bind_handler(ngx_event_t *ev);
 static ngx_int_t ngx_http_cast_str_eq(ngx_str_t *a, ngx_str_t *b);
@@ -64,6 +68,12 @@ ngx_http_cast_hub_create(ngx_cycle_t *cycle)
 
     hub->log = cycle->log;
 
+    hub->heartbeat_ev.handler = ngx_http_cast_heartbeat_handler;
+    hub->heartbeat_ev.data = hub;
+    hub->heartbeat_ev.log = cycle->log;
+    hub->heartbeat_ev.cancelable = 1;
+    ngx_add_timer(&hub->heartbeat_ev, NGX_HTTP_CAST_HEARTBEAT * 1000);
+
     return hub;
 }
 
@@ -77,6 +87,10 @@ ngx_http_cast_hub_destroy(ngx_http_cast_hub_t *hub)
     ngx_rbtree_node_t      *node;
     ngx_http_cast_sub_t    *sub;
     ngx_http_cast_topic_t  *topic;
+
+    if (hub->heartbeat_ev.timer_set) {
+        ngx_del_timer(&hub->heartbeat_ev);
+    }
 
     ngx_http_cast_ws_shutdown_all(hub);
 
@@ -554,6 +568,68 @@ ngx_http_cast_sub_remove(ngx_http_cast_sub_t *sub, const char *reason)
     }
 
     ngx_destroy_pool(sub->pool);
+}
+
+
+/*
+ * Every 10 s, the "heartbeat" event to the bound subscriptions that list
+ * it by name ("*" does not ask for it).
+ */
+
+static void
+ngx_http_cast_heartbeat_handler(ngx_event_t *ev)
+{
+    u_char                id[NGX_HTTP_CAST_UUID_LEN];
+    u_char                ts[NGX_HTTP_CAST_TIMESTAMP_LEN];
+    json_t               *event;
+    ngx_str_t             name;
+    ngx_uint_t            i;
+    ngx_queue_t          *q;
+    ngx_http_cast_sub_t  *sub;
+    ngx_http_cast_hub_t  *hub;
+
+    hub = ev->data;
+
+    ngx_str_set(&name, "heartbeat");
+    ngx_http_cast_timestamp(ts);
+
+    for (q = ngx_queue_head(&hub->subs_all);
+         q != ngx_queue_sentinel(&hub->subs_all);
+         q = ngx_queue_next(q))
+    {
+        sub = ngx_queue_data(q, ngx_http_cast_sub_t, all);
+
+        if (sub->ws == NULL) {
+            continue;
+        }
+
+        for (i = 0; i < sub->nevents; i++) {
+            if (ngx_http_cast_str_eq(&sub->events[i], &name)) {
+                break;
+            }
+        }
+
+        if (i == sub->nevents || ngx_http_cast_new_uuid(id) != NGX_OK) {
+            continue;
+        }
+
+        event = json_pack("{s:s%,s:s%,s:{s:s%,s:s,s:[{s:s,s:s}]}}",
+                          "timestamp", (char *) ts, sizeof(ts),
+                          "id", (char *) id, sizeof(id),
+                          "event",
+                          "hub.topic", (char *) sub->topic_name.data,
+                          sub->topic_name.len,
+                          "hub.event", "heartbeat",
+                          "context", "key", "period", "decimal", "10");
+        if (event == NULL) {
+            continue;
+        }
+
+        (void) ngx_http_cast_ws_send_json(sub->ws, event);
+        json_decref(event);
+    }
+
+    ngx_add_timer(&hub->heartbeat_ev, NGX_HTTP_CAST_HEARTBEAT * 1000);
 }
 
 

@@ -1,0 +1,25 @@
+
+/*
+ * Minimal stand-in for nginx's <ngx_core.h>: the status codes (with nginx's
+ * values) and memory macros used by the frame codec.
+ */
+
+
+#ifndef _NGX_CORE_H_INCLUDED_
+#define _NGX_CORE_H_INCLUDED_
+
+
+#include <ngx_config.h>
+
+
+#define NGX_OK                 0
+#define NGX_ERROR             -1
+#define NGX_AGAIN             -2
+#define NGX_DONE              -4
+
+#define ngx_memzero(buf, n)       (void) memset(buf, 0, n)
+#define ngx_memcpy(dst, src, n)   (void) memcpy(dst, src, n)
+#define ngx_cpymem(dst, src, n)   (((u_char *) memcpy(dst, src, n)) + (n))
+
+
+#endif /* _NGX_CORE_H_INCLUDED_ */
