@@ -218,22 +218,7 @@ ngx_http_cast_location(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
         return "is duplicate: a location serves one cast role";
     }
 
-    hclcf = ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module);
-
-    if (cmd->name.len != sizeof("cast_status") - 1
-        && (hclcf->named
-#if (NGX_PCRE)
-            || hclcf->regex
-#endif
-            || hclcf->exact_match))
-    {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "\"%V\" requires a prefix location, "
-                           "like \"location /api/hub\"", &cmd->name);
-        return NGX_CONF_ERROR;
-    }
-
-    switch (cmd->name.data[5]) {
+    switch (cmd->name.data[sizeof("cast_") - 1]) {
 
     case 'h':
         clcf->handler = NGX_HTTP_CAST_HUB;
@@ -246,6 +231,23 @@ ngx_http_cast_location(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     default: /* 's' */
         clcf->handler = NGX_HTTP_CAST_STATUS;
         break;
+    }
+
+    hclcf = ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module);
+
+    /* routes and endpoint ids are found after the location's prefix */
+
+    if (clcf->handler != NGX_HTTP_CAST_STATUS
+        && (hclcf->named
+#if (NGX_PCRE)
+            || hclcf->regex
+#endif
+            || hclcf->exact_match))
+    {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"%V\" requires a prefix location, "
+                           "like \"location /api/hub\"", &cmd->name);
+        return NGX_CONF_ERROR;
     }
 
     hclcf->handler = ngx_http_cast_handler;

@@ -1137,10 +1137,10 @@ ngx_int_t
 ngx_http_cast_send_error(ngx_http_request_t *r, ngx_uint_t status,
     const char *fmt, ...)
 {
-    u_char    msg[1024], *last;
-    json_t   *body;
-    va_list   args;
-    ngx_int_t rc;
+    u_char     msg[1024], *last;
+    json_t    *body, *reason;
+    va_list    args;
+    ngx_int_t  rc;
 
     va_start(args, fmt);
     last = ngx_vslprintf(msg, msg + sizeof(msg), fmt, args);
@@ -1156,12 +1156,12 @@ ngx_http_cast_send_error(ngx_http_request_t *r, ngx_uint_t status,
 
     /* the message may quote client bytes: invalid UTF-8 is replaced */
 
-    if (json_object_set_new(body, "error",
-                            json_stringn((char *) msg, last - msg))
-        && json_object_set_new(body, "error",
-                               json_string("invalid request (the reason "
-                                           "is not valid UTF-8)")))
-    {
+    reason = json_stringn((char *) msg, last - msg);
+    if (reason == NULL) {
+        reason = json_string("invalid request (the reason is not UTF-8)");
+    }
+
+    if (json_object_set_new(body, "error", reason) != 0) {
         json_decref(body);
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
