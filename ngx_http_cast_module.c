@@ -12,6 +12,7 @@
 #include <ngx_http.h>
 
 #include "ngx_http_cast.h"
+#include "ngx_http_cast_redis.h"    /* cast_redis */
 
 
 typedef struct {
@@ -153,6 +154,14 @@ static ngx_command_t  ngx_http_cast_commands[] = {
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
       ngx_http_cast_cors_origin,
       NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
+    /* cast_redis: src/ngx_http_cast_redis.c */
+    { ngx_string("cast_redis"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_1MORE,
+      ngx_http_cast_redis_directive,
+      NGX_HTTP_MAIN_CONF_OFFSET,
       0,
       NULL },
 
@@ -348,6 +357,9 @@ ngx_http_cast_create_main_conf(ngx_conf_t *cf)
      *
      *     cmcf->hub = NULL;
      *     cmcf->used = 0;
+     *     cmcf->redis = NULL;
+     *     cmcf->redis_cmd = NULL;
+     *     cmcf->redis_sub = NULL;
      */
 
     return cmcf;
@@ -520,6 +532,11 @@ ngx_http_cast_init_process(ngx_cycle_t *cycle)
         return NGX_ERROR;
     }
 
+    /* cast_redis: this worker's connections */
+    if (ngx_http_cast_redis_init_process(cycle) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
     return NGX_OK;
 }
 
@@ -528,6 +545,9 @@ static void
 ngx_http_cast_exit_process(ngx_cycle_t *cycle)
 {
     ngx_http_cast_main_conf_t  *cmcf;
+
+    /* cast_redis: before the hub, pending replies may refer to it */
+    ngx_http_cast_redis_exit_process(cycle);
 
     cmcf = ngx_http_cycle_get_module_main_conf(cycle, ngx_http_cast_module);
     if (cmcf == NULL || cmcf->hub == NULL) {

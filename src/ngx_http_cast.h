@@ -44,10 +44,19 @@ typedef struct ngx_http_cast_topic_s  ngx_http_cast_topic_t;
 typedef struct ngx_http_cast_sub_s    ngx_http_cast_sub_t;
 typedef struct ngx_http_cast_ws_s     ngx_http_cast_ws_t;
 
+/* cast_redis: defined in src/ngx_http_cast_redis.h */
+typedef struct ngx_http_cast_redis_conf_s  ngx_http_cast_redis_conf_t;
+typedef struct ngx_http_cast_redis_s       ngx_http_cast_redis_t;
+
 
 typedef struct {
     ngx_http_cast_hub_t       *hub;         /* this worker's hub */
     ngx_flag_t                 used;        /* any cast location */
+
+    /* cast_redis (src/ngx_http_cast_redis.c); NULL: local mode */
+    ngx_http_cast_redis_conf_t  *redis;
+    ngx_http_cast_redis_t       *redis_cmd;   /* this worker's connections */
+    ngx_http_cast_redis_t       *redis_sub;
 } ngx_http_cast_main_conf_t;
 
 
@@ -163,10 +172,35 @@ typedef struct {
     json_t                    *root;        /* the object to deliver */
     ngx_str_t                  topic;
     ngx_str_t                  name;        /* hub.event as published */
+    ngx_str_t                  lowercase;   /* hub.event, for matching */
     json_t                    *context;     /* borrowed from root */
     ngx_str_t                  json;        /* root serialized once */
-    ngx_flag_t                 hub_generated;
+    u_char                     lower[NGX_HTTP_CAST_MAX_EVENT_NAME];
 } ngx_http_cast_event_t;
+
+
+/* what an event does to its topic's stored context */
+
+#define NGX_HTTP_CAST_CONTEXT_KEEP      0
+#define NGX_HTTP_CAST_CONTEXT_SET       1
+#define NGX_HTTP_CAST_CONTEXT_CLEAR     2
+
+#define NGX_HTTP_CAST_ANCHOR_NONE       0
+#define NGX_HTTP_CAST_ANCHOR_OPEN       1
+#define NGX_HTTP_CAST_ANCHOR_CLOSE      2
+
+typedef struct {
+    ngx_uint_t                 last_context;
+    ngx_uint_t                 anchor;
+    ngx_str_t                  type;        /* "ImagingStudy" */
+    ngx_str_t                  id;          /* anchor resource id or "" */
+} ngx_http_cast_effect_t;
+
+
+/* which local subscriptions get an event */
+#define NGX_HTTP_CAST_DELIVER_TOPIC     1
+#define NGX_HTTP_CAST_DELIVER_WILDCARD  2
+#define NGX_HTTP_CAST_DELIVER_ALL       3
 
 
 struct ngx_http_cast_hub_s {
@@ -245,11 +279,18 @@ ngx_uint_t ngx_http_cast_sub_matches(ngx_http_cast_sub_t *sub,
     ngx_str_t *lowercase_event);
 ngx_int_t ngx_http_cast_hub_publish(ngx_http_cast_hub_t *hub,
     ngx_http_cast_event_t *ev, ngx_log_t *log);
+void ngx_http_cast_hub_deliver(ngx_http_cast_hub_t *hub,
+    ngx_str_t *topic_name, ngx_str_t *lowercase, ngx_str_t *json,
+    ngx_uint_t which, ngx_log_t *log);
+void ngx_http_cast_event_effect(ngx_http_cast_event_t *ev,
+    ngx_http_cast_effect_t *effect);
 json_t *ngx_http_cast_hub_context(ngx_http_cast_hub_t *hub, ngx_str_t *topic,
     ngx_uint_t dialect);
 json_t *ngx_http_cast_sub_confirmation(ngx_http_cast_sub_t *sub,
     const char *mode, const char *reason);
 ngx_int_t ngx_http_cast_sub_replay(ngx_http_cast_sub_t *sub);
+ngx_int_t ngx_http_cast_sub_replay_events(ngx_http_cast_sub_t *sub,
+    json_t **events, ngx_uint_t n);
 
 /* ngx_http_cast_ws.c: the WebSocket channel */
 ngx_int_t ngx_http_cast_ws_handler(ngx_http_request_t *r);

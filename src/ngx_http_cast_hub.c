@@ -29,15 +29,15 @@ static void ngx_http_cast_topic_release(ngx_http_cast_hub_t *hub,
     ngx_http_cast_topic_t *topic);
 static void ngx_http_cast_topic_store(ngx_http_cast_hub_t *hub,
     ngx_http_cast_topic_t *topic, ngx_http_cast_event_t *ev,
-    ngx_str_t *lowercase);
-static ngx_int_t ngx_http_cast_anchor_id(json_t *context, ngx_str_t *type,
+    ngx_http_cast_effect_t *effect);
+static void ngx_http_cast_anchor_id(json_t *context, ngx_str_t *type,
     ngx_str_t *id);
 static ngx_http_cast_open_t *ngx_http_cast_open_find(
     ngx_http_cast_topic_t *topic, ngx_str_t *type, ngx_str_t *id);
 static void ngx_http_cast_open_free(ngx_http_cast_topic_t *topic,
     ngx_http_cast_open_t *open);
 static ngx_uint_t ngx_http_cast_fan_out(ngx_http_cast_hub_t *hub,
-    ngx_queue_t *subs, ngx_str_t *lowercase, ngx_http_cast_event_t *ev,
+    ngx_queue_t *subs, ngx_str_t *lowercase, ngx_str_t *json,
     ngx_http_cast_frame_t **frame);
 static void ngx_http_cast_heartbeat_handler(ngx_event_t *ev);
 static void ngx_http_cast_lease_handler(ngx_event_t *ev);
@@ -686,65 +686,91 @@ ngx_http_cast_sub_confirmation(ngx_http_cast_sub_t *sub, const char *mode,
 
 
 /*
- * After a socket binds: the latest open context per anchor type that the
- * subscription matches, oldest first, as originally published.
+ * After a socket binds (local mode): the topic's open contexts.
  */
 
 ngx_int_t
 ngx_http_cast_sub_replay(ngx_http_cast_sub_t *sub)
 {
-    u_char                 name[NGX_HTTP_CAST_MAX_EVENT_NAME];
-    json_t                *event, *value;
-    ngx_str_t              lowercase;
-    ngx_uint_t             n, i, seen;
+    json_t                *events[NGX_HTTP_CAST_MAX_OPENS];
+    ngx_uint_t             n;
     ngx_queue_t           *q;
-    ngx_http_cast_open_t  *open, *replay[NGX_HTTP_CAST_MAX_OPENS];
+    ngx_http_cast_open_t  *open;
 
-    if (sub->topic == NULL || sub->ws == NULL) {
+    if (sub->topic == NULL) {
         return NGX_OK;
     }
 
     n = 0;
 
-    for (q = ngx_queue_last(&sub->topic->opens);
-         q != ngx_queue_sentinel(&sub->topic->opens);
-         q = ngx_queue_prev(q))
+    for (q = ngx_queue_head(&sub->topic->opens);
+         q != ngx_queue_sentinel(&sub->topic->opens)
+         && n < NGX_HTTP_CAST_MAX_OPENS;
+         q = ngx_queue_next(q))
     {
         open = ngx_queue_data(q, ngx_http_cast_open_t, queue);
+        events[n++] = open->event;
+    }
 
-        seen = 0;
+    return ngx_http_cast_sub_replay_events(sub, events, n);
+}
 
-        for (i = 0; i < n; i++) {
-            if (ngx_http_cast_str_caseeq(&replay[i]->type, &open->type)) {
-                seen = 1;
+
+/*
+ * Of the open events given oldest first: the latest per anchor type that
+ * the subscription matches, sent oldest first, as originally published.
+ */
+
+ngx_int_t
+ngx_http_cast_sub_replay_events(ngx_http_cast_sub_t *sub, json_t **events,
+    ngx_uint_t n)
+{
+    u_char      name[NGX_HTTP_CAST_MAX_EVENT_NAME];
+    json_t     *event, *value, *replay[NGX_HTTP_CAST_MAX_OPENS];
+    ngx_str_t   lowercase, type, seen[NGX_HTTP_CAST_MAX_OPENS];
+    ngx_uint_t  i, k, nseen, nreplay;
+
+    nseen = 0;
+    nreplay = 0;
+
+    while (n-- && nseen < NGX_HTTP_CAST_MAX_OPENS) {
+
+        event = json_object_get(events[n], "event");
+        value = json_object_get(event, "hub.event");
+
+        if (!json_is_string(value)
+            || json_string_length(value) > NGX_HTTP_CAST_MAX_EVENT_NAME
+            || json_string_length(value) <= sizeof("-open") - 1)
+        {
+            continue;
+        }
+
+        type.data = (u_char *) json_string_value(value);
+        type.len = json_string_length(value) - (sizeof("-open") - 1);
+
+        for (k = 0; k < nseen; k++) {
+            if (ngx_http_cast_str_caseeq(&seen[k], &type)) {
                 break;
             }
         }
 
-        if (seen || n == NGX_HTTP_CAST_MAX_OPENS) {
+        if (k < nseen) {
             continue;
         }
 
-        event = json_object_get(open->event, "event");
-        value = json_object_get(event, "hub.event");
-
-        if (value == NULL
-            || json_string_length(value) > NGX_HTTP_CAST_MAX_EVENT_NAME)
-        {
-            continue;
-        }
+        seen[nseen++] = type;
 
         lowercase.len = json_string_length(value);
         lowercase.data = name;
         ngx_strlow(name, (u_char *) json_string_value(value), lowercase.len);
 
         if (ngx_http_cast_sub_matches(sub, &lowercase)) {
-            replay[n++] = open;
+            replay[nreplay++] = events[n];
         }
     }
 
-    while (n-- && sub->ws) {
-        if (ngx_http_cast_ws_send_json(sub->ws, replay[n]->event) != NGX_OK) {
+    for (i = nreplay; i-- && sub->ws; /* void */) {
+        if (ngx_http_cast_ws_send_json(sub->ws, replay[i]) != NGX_OK) {
             return NGX_ERROR;
         }
     }
@@ -754,7 +780,7 @@ ngx_http_cast_sub_replay(ngx_http_cast_sub_t *sub)
 
 
 /*
- * Accepts an event: the topic's context store first, then every matching
+ * Local mode: the topic's context store first, then every matching
  * subscription with a bound socket gets the same frame.
  */
 
@@ -762,15 +788,8 @@ ngx_int_t
 ngx_http_cast_hub_publish(ngx_http_cast_hub_t *hub, ngx_http_cast_event_t *ev,
     ngx_log_t *log)
 {
-    u_char                  name[NGX_HTTP_CAST_MAX_EVENT_NAME];
-    ngx_str_t               lowercase;
-    ngx_uint_t              delivered;
-    ngx_http_cast_frame_t  *frame;
-    ngx_http_cast_topic_t  *topic;
-
-    lowercase.len = ngx_min(ev->name.len, NGX_HTTP_CAST_MAX_EVENT_NAME);
-    lowercase.data = name;
-    ngx_strlow(name, ev->name.data, lowercase.len);
+    ngx_http_cast_topic_t   *topic;
+    ngx_http_cast_effect_t   effect;
 
     topic = ngx_http_cast_topic_get(hub, &ev->topic);
     if (topic == NULL) {
@@ -780,23 +799,11 @@ ngx_http_cast_hub_publish(ngx_http_cast_hub_t *hub, ngx_http_cast_event_t *ev,
     hub->events_in++;
     topic->events_in++;
 
-    ngx_http_cast_topic_store(hub, topic, ev, &lowercase);
+    ngx_http_cast_event_effect(ev, &effect);
+    ngx_http_cast_topic_store(hub, topic, ev, &effect);
 
-    frame = NULL;
-
-    delivered = ngx_http_cast_fan_out(hub, &topic->subs, &lowercase, ev,
-                                      &frame);
-    delivered += ngx_http_cast_fan_out(hub, &hub->wildcard, &lowercase, ev,
-                                       &frame);
-
-    if (frame) {
-        ngx_http_cast_frame_release(frame);
-    }
-
-    ngx_log_debug4(NGX_LOG_DEBUG_HTTP, log, 0,
-                   "cast publish: \"%V\" on \"%V\", %uz bytes, "
-                   "%ui deliveries", &ev->name, &ev->topic, ev->json.len,
-                   delivered);
+    ngx_http_cast_hub_deliver(hub, &ev->topic, &ev->lowercase, &ev->json,
+                              NGX_HTTP_CAST_DELIVER_ALL, log);
 
     ngx_http_cast_topic_release(hub, topic);
 
@@ -804,10 +811,50 @@ ngx_http_cast_hub_publish(ngx_http_cast_hub_t *hub, ngx_http_cast_event_t *ev,
 }
 
 
+/*
+ * Hands an accepted event's bytes to the local sockets: the topic's
+ * subscriptions, the subscriptions to "*", or both.
+ */
+
+void
+ngx_http_cast_hub_deliver(ngx_http_cast_hub_t *hub, ngx_str_t *topic_name,
+    ngx_str_t *lowercase, ngx_str_t *json, ngx_uint_t which, ngx_log_t *log)
+{
+    ngx_uint_t              delivered;
+    ngx_http_cast_frame_t  *frame;
+    ngx_http_cast_topic_t  *topic;
+
+    frame = NULL;
+    delivered = 0;
+
+    if (which & NGX_HTTP_CAST_DELIVER_TOPIC) {
+        topic = ngx_http_cast_topic_find(hub, topic_name);
+
+        if (topic) {
+            delivered = ngx_http_cast_fan_out(hub, &topic->subs, lowercase,
+                                              json, &frame);
+        }
+    }
+
+    if (which & NGX_HTTP_CAST_DELIVER_WILDCARD) {
+        delivered += ngx_http_cast_fan_out(hub, &hub->wildcard, lowercase,
+                                           json, &frame);
+    }
+
+    if (frame) {
+        ngx_http_cast_frame_release(frame);
+    }
+
+    ngx_log_debug4(NGX_LOG_DEBUG_HTTP, log, 0,
+                   "cast deliver: \"%V\" on \"%V\", %uz bytes, "
+                   "%ui deliveries", lowercase, topic_name, json->len,
+                   delivered);
+}
+
+
 static ngx_uint_t
 ngx_http_cast_fan_out(ngx_http_cast_hub_t *hub, ngx_queue_t *subs,
-    ngx_str_t *lowercase, ngx_http_cast_event_t *ev,
-    ngx_http_cast_frame_t **frame)
+    ngx_str_t *lowercase, ngx_str_t *json, ngx_http_cast_frame_t **frame)
 {
     ngx_uint_t            n;
     ngx_queue_t          *q;
@@ -826,7 +873,7 @@ ngx_http_cast_fan_out(ngx_http_cast_hub_t *hub, ngx_queue_t *subs,
         }
 
         if (*frame == NULL) {
-            *frame = ngx_http_cast_frame_create(ev->json.data, ev->json.len);
+            *frame = ngx_http_cast_frame_create(json->data, json->len);
             if (*frame == NULL) {
                 hub->dropped++;
                 return n;
@@ -849,32 +896,77 @@ ngx_http_cast_fan_out(ngx_http_cast_hub_t *hub, ngx_queue_t *subs,
 
 
 /*
- * The context store.  Cast keeps the last non-empty "context" and clears
- * it on any event whose name contains "close".  FHIRcast keeps every
- * "<type>-open" not yet closed, keyed by anchor type and resource id; the
- * last one opened is current.
+ * What an event does to its topic's stored context.  Cast keeps the last
+ * non-empty "context" and clears it on any event whose name contains
+ * "close".  FHIRcast keeps every "<type>-open" not yet closed, keyed by
+ * anchor type and resource id; the last one opened is current.
  */
+
+void
+ngx_http_cast_event_effect(ngx_http_cast_event_t *ev,
+    ngx_http_cast_effect_t *effect)
+{
+    size_t      len;
+    ngx_str_t  *lowercase;
+
+    ngx_memzero(effect, sizeof(ngx_http_cast_effect_t));
+
+    lowercase = &ev->lowercase;
+    len = lowercase->len;
+
+    if (ngx_strlcasestrn(lowercase->data, lowercase->data + len,
+                         (u_char *) "close", sizeof("close") - 2)
+        != NULL)
+    {
+        effect->last_context = NGX_HTTP_CAST_CONTEXT_CLEAR;
+
+    } else if (ngx_http_cast_json_nonempty(ev->context)) {
+        effect->last_context = NGX_HTTP_CAST_CONTEXT_SET;
+    }
+
+    if (len > sizeof("-open") - 1
+        && ngx_strncmp(lowercase->data + len - 5, "-open", 5) == 0)
+    {
+        /* Home-open has no anchor: it changes no stored context */
+
+        if (len - 5 == 4 && ngx_strncmp(lowercase->data, "home", 4) == 0) {
+            return;
+        }
+
+        effect->anchor = NGX_HTTP_CAST_ANCHOR_OPEN;
+        effect->type.data = ev->name.data;
+        effect->type.len = len - 5;
+
+    } else if (len > sizeof("-close") - 1
+               && ngx_strncmp(lowercase->data + len - 6, "-close", 6) == 0)
+    {
+        effect->anchor = NGX_HTTP_CAST_ANCHOR_CLOSE;
+        effect->type.data = ev->name.data;
+        effect->type.len = len - 6;
+
+    } else {
+        return;
+    }
+
+    ngx_http_cast_anchor_id(ev->context, &effect->type, &effect->id);
+}
+
 
 static void
 ngx_http_cast_topic_store(ngx_http_cast_hub_t *hub,
     ngx_http_cast_topic_t *topic, ngx_http_cast_event_t *ev,
-    ngx_str_t *lowercase)
+    ngx_http_cast_effect_t *effect)
 {
-    size_t                 len;
-    ngx_str_t              type, id;
     ngx_queue_t           *q;
     ngx_http_cast_open_t  *open;
 
-    if (ngx_strlcasestrn(lowercase->data, lowercase->data + lowercase->len,
-                         (u_char *) "close", sizeof("close") - 2)
-        != NULL)
-    {
+    if (effect->last_context == NGX_HTTP_CAST_CONTEXT_CLEAR) {
         if (topic->last_context) {
             json_decref(topic->last_context);
             topic->last_context = NULL;
         }
 
-    } else if (ngx_http_cast_json_nonempty(ev->context)) {
+    } else if (effect->last_context == NGX_HTTP_CAST_CONTEXT_SET) {
         if (topic->last_context) {
             json_decref(topic->last_context);
         }
@@ -882,79 +974,50 @@ ngx_http_cast_topic_store(ngx_http_cast_hub_t *hub,
         topic->last_context = json_incref(ev->context);
     }
 
-    len = lowercase->len;
-
-    if (len > sizeof("-open") - 1
-        && ngx_strncmp(lowercase->data + len - 5, "-open", 5) == 0)
-    {
-        type.data = ev->name.data;
-        type.len = len - 5;
-
-        /* Home-open has no anchor: it changes no stored context */
-
-        if (type.len == 4 && ngx_strncmp(lowercase->data, "home", 4) == 0) {
-            return;
-        }
-
-        if (ngx_http_cast_anchor_id(ev->context, &type, &id) != NGX_OK) {
-            return;
-        }
-
-        open = ngx_http_cast_open_find(topic, &type, &id);
-        if (open) {
-            ngx_http_cast_open_free(topic, open);
-        }
-
-        if (topic->nopens == NGX_HTTP_CAST_MAX_OPENS) {
-            q = ngx_queue_head(&topic->opens);
-            ngx_http_cast_open_free(topic,
-                                    ngx_queue_data(q, ngx_http_cast_open_t,
-                                                   queue));
-        }
-
-        open = ngx_alloc(sizeof(ngx_http_cast_open_t) + type.len + id.len,
-                         hub->log);
-        if (open == NULL) {
-            return;
-        }
-
-        open->type.data = (u_char *) &open[1];
-        open->type.len = type.len;
-        ngx_memcpy(open->type.data, type.data, type.len);
-
-        open->id.data = open->type.data + type.len;
-        open->id.len = id.len;
-        ngx_memcpy(open->id.data, id.data, id.len);
-
-        if (ngx_http_cast_new_uuid(open->version) != NGX_OK) {
-            ngx_free(open);
-            return;
-        }
-
-        open->event = json_incref(ev->root);
-
-        ngx_queue_insert_tail(&topic->opens, &open->queue);
-        topic->nopens++;
-        topic->current = open;
-
+    if (effect->anchor == NGX_HTTP_CAST_ANCHOR_NONE) {
         return;
     }
 
-    if (len > sizeof("-close") - 1
-        && ngx_strncmp(lowercase->data + len - 6, "-close", 6) == 0)
-    {
-        type.data = ev->name.data;
-        type.len = len - 6;
-
-        if (ngx_http_cast_anchor_id(ev->context, &type, &id) != NGX_OK) {
-            return;
-        }
-
-        open = ngx_http_cast_open_find(topic, &type, &id);
-        if (open) {
-            ngx_http_cast_open_free(topic, open);
-        }
+    open = ngx_http_cast_open_find(topic, &effect->type, &effect->id);
+    if (open) {
+        ngx_http_cast_open_free(topic, open);
     }
+
+    if (effect->anchor == NGX_HTTP_CAST_ANCHOR_CLOSE) {
+        return;
+    }
+
+    if (topic->nopens == NGX_HTTP_CAST_MAX_OPENS) {
+        q = ngx_queue_head(&topic->opens);
+        ngx_http_cast_open_free(topic,
+                                ngx_queue_data(q, ngx_http_cast_open_t,
+                                               queue));
+    }
+
+    open = ngx_alloc(sizeof(ngx_http_cast_open_t) + effect->type.len
+                     + effect->id.len, hub->log);
+    if (open == NULL) {
+        return;
+    }
+
+    open->type.data = (u_char *) &open[1];
+    open->type.len = effect->type.len;
+    ngx_memcpy(open->type.data, effect->type.data, effect->type.len);
+
+    open->id.data = open->type.data + effect->type.len;
+    open->id.len = effect->id.len;
+    ngx_memcpy(open->id.data, effect->id.data, effect->id.len);
+
+    if (ngx_http_cast_new_uuid(open->version) != NGX_OK) {
+        ngx_free(open);
+        return;
+    }
+
+    open->event = json_incref(ev->root);
+
+    ngx_queue_insert_tail(&topic->opens, &open->queue);
+    topic->nopens++;
+    topic->current = open;
 }
 
 
@@ -1004,7 +1067,7 @@ ngx_http_cast_open_free(ngx_http_cast_topic_t *topic,
  * context (Cast) has no anchor id: one open per type.
  */
 
-static ngx_int_t
+static void
 ngx_http_cast_anchor_id(json_t *context, ngx_str_t *type, ngx_str_t *id)
 {
     size_t       i;
@@ -1021,7 +1084,7 @@ ngx_http_cast_anchor_id(json_t *context, ngx_str_t *type, ngx_str_t *id)
     id->data = (u_char *) "";
 
     if (context == NULL || !json_is_array(context)) {
-        return NGX_OK;
+        return;
     }
 
     key = *type;
@@ -1069,10 +1132,8 @@ ngx_http_cast_anchor_id(json_t *context, ngx_str_t *type, ngx_str_t *id)
             id->len = json_string_length(value);
         }
 
-        return NGX_OK;
+        return;
     }
-
-    return NGX_OK;
 }
 
 

@@ -213,6 +213,10 @@ ngx_http_cast_event_validate(ngx_pool_t *pool, json_t *root,
 
     ev->root = root;
 
+    ev->lowercase.data = ev->lower;
+    ev->lowercase.len = ev->name.len;
+    ngx_strlow(ev->lower, ev->name.data, ev->name.len);
+
     if (changed) {
         if (ngx_http_cast_json_dump(pool, root, &ev->json) != NGX_OK) {
             return NGX_ERROR;

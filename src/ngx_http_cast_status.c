@@ -10,6 +10,7 @@
 #include <ngx_http.h>
 
 #include "ngx_http_cast.h"
+#include "ngx_http_cast_redis.h"
 
 
 static ngx_int_t ngx_http_cast_status_prometheus(ngx_http_request_t *r,
@@ -19,10 +20,11 @@ static ngx_int_t ngx_http_cast_status_prometheus(ngx_http_request_t *r,
 ngx_int_t
 ngx_http_cast_status_handler(ngx_http_request_t *r)
 {
-    json_t               *worker, *body;
-    ngx_int_t             rc;
-    ngx_str_t             format;
-    ngx_http_cast_hub_t  *hub;
+    json_t                     *worker, *body;
+    ngx_int_t                   rc;
+    ngx_str_t                   format;
+    ngx_http_cast_hub_t        *hub;
+    ngx_http_cast_main_conf_t  *cmcf;
 
     if (r->method != NGX_HTTP_GET && r->method != NGX_HTTP_HEAD) {
         return NGX_HTTP_NOT_ALLOWED;
@@ -69,6 +71,21 @@ ngx_http_cast_status_handler(ngx_http_request_t *r)
                      "events_out", (json_int_t) hub->events_out,
                      "workers", worker);
     if (body == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    /* cast_redis: this worker's command and pubsub connections */
+
+    cmcf = ngx_http_get_module_main_conf(r, ngx_http_cast_module);
+
+    if (cmcf->redis != NULL
+        && json_object_set_new(body, "redis", json_string(
+               ngx_http_cast_redis_ready(cmcf->redis_cmd)
+               && ngx_http_cast_redis_ready(cmcf->redis_sub)
+               ? "connected" : "disconnected"))
+           != 0)
+    {
+        json_decref(body);
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
