@@ -465,7 +465,8 @@ ngx_http_cast_check_workers(ngx_cycle_t *cycle, ngx_conf_t *cf)
     ngx_http_cast_main_conf_t  *cmcf;
 
     cmcf = ngx_http_cycle_get_module_main_conf(cycle, ngx_http_cast_module);
-    if (cmcf == NULL || !cmcf->used) {
+    if (cmcf == NULL || !cmcf->used || cmcf->redis) {
+        /* Redis mode spreads the hub over any number of workers */
         return NGX_OK;
     }
 
@@ -532,8 +533,9 @@ ngx_http_cast_init_process(ngx_cycle_t *cycle)
         return NGX_ERROR;
     }
 
-    /* cast_redis: this worker's connections */
-    if (ngx_http_cast_redis_init_process(cycle) != NGX_OK) {
+    if (cmcf->redis
+        && ngx_http_cast_bus_init(cycle, cmcf->hub, cmcf->redis) != NGX_OK)
+    {
         return NGX_ERROR;
     }
 
@@ -546,14 +548,14 @@ ngx_http_cast_exit_process(ngx_cycle_t *cycle)
 {
     ngx_http_cast_main_conf_t  *cmcf;
 
-    /* cast_redis: before the hub, pending replies may refer to it */
-    ngx_http_cast_redis_exit_process(cycle);
-
     cmcf = ngx_http_cycle_get_module_main_conf(cycle, ngx_http_cast_module);
     if (cmcf == NULL || cmcf->hub == NULL) {
         return;
     }
 
+    /* sockets first: their records are ended while Redis is still there */
+
     ngx_http_cast_hub_destroy(cmcf->hub);
+    ngx_http_cast_bus_exit(cmcf->hub);
     cmcf->hub = NULL;
 }

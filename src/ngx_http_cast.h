@@ -36,6 +36,9 @@
 #define NGX_HTTP_CAST_MAX_EVENTS        256
 #define NGX_HTTP_CAST_MAX_FIELD         65536
 
+/* open contexts kept per topic; the oldest goes first */
+#define NGX_HTTP_CAST_MAX_OPENS         64
+
 #define NGX_HTTP_CAST_BIND_PATH         "/bind/"
 
 
@@ -43,6 +46,7 @@ typedef struct ngx_http_cast_hub_s    ngx_http_cast_hub_t;
 typedef struct ngx_http_cast_topic_s  ngx_http_cast_topic_t;
 typedef struct ngx_http_cast_sub_s    ngx_http_cast_sub_t;
 typedef struct ngx_http_cast_ws_s     ngx_http_cast_ws_t;
+typedef struct ngx_http_cast_bus_s    ngx_http_cast_bus_t;
 
 /* cast_redis: defined in src/ngx_http_cast_redis.h */
 typedef struct ngx_http_cast_redis_conf_s  ngx_http_cast_redis_conf_t;
@@ -145,6 +149,7 @@ struct ngx_http_cast_sub_s {
     ngx_str_t                  events_text; /* as granted, comma list */
     unsigned                   all_events:1;
     unsigned                   dialect:1;
+    unsigned                   remote_ended:1;  /* Redis knows already */
 
     time_t                     lease;       /* granted, seconds */
     time_t                     expires;
@@ -212,6 +217,7 @@ struct ngx_http_cast_hub_s {
     ngx_queue_t                wildcard;    /* subscriptions to "*" */
     ngx_queue_t                sockets;     /* ngx_http_cast_ws_t */
     ngx_event_t                heartbeat_ev;
+    ngx_http_cast_bus_t       *bus;         /* Redis mode, else NULL */
     ngx_log_t                 *log;
 
     ngx_uint_t                 ntopics;
@@ -270,10 +276,17 @@ ngx_http_cast_sub_t *ngx_http_cast_sub_find(ngx_http_cast_hub_t *hub,
     ngx_str_t *id);
 ngx_http_cast_sub_t *ngx_http_cast_sub_create(ngx_http_cast_hub_t *hub,
     ngx_http_cast_fields_t *f, ngx_http_cast_loc_conf_t *clcf, time_t lease,
-    ngx_str_t *endpoint_prefix, ngx_pool_t *pool, ngx_str_t *err);
+    ngx_str_t *endpoint_prefix, ngx_str_t *id, ngx_pool_t *pool,
+    ngx_str_t *err);
+ngx_int_t ngx_http_cast_events_normalize(ngx_http_cast_hub_t *hub,
+    ngx_str_t *list, ngx_uint_t dialect, ngx_pool_t *pool, ngx_str_t *out,
+    ngx_str_t *err);
 ngx_int_t ngx_http_cast_sub_set_events(ngx_http_cast_sub_t *sub,
     ngx_str_t *list, ngx_pool_t *pool, ngx_str_t *err);
 void ngx_http_cast_sub_renew(ngx_http_cast_sub_t *sub, time_t lease);
+void ngx_http_cast_sub_renew_until(ngx_http_cast_sub_t *sub,
+    int64_t expires_ms);
+void ngx_http_cast_sub_confirm(ngx_http_cast_sub_t *sub);
 void ngx_http_cast_sub_remove(ngx_http_cast_sub_t *sub, const char *reason);
 ngx_uint_t ngx_http_cast_sub_matches(ngx_http_cast_sub_t *sub,
     ngx_str_t *lowercase_event);
@@ -292,8 +305,37 @@ ngx_int_t ngx_http_cast_sub_replay(ngx_http_cast_sub_t *sub);
 ngx_int_t ngx_http_cast_sub_replay_events(ngx_http_cast_sub_t *sub,
     json_t **events, ngx_uint_t n);
 
+/* ngx_http_cast_bus.c: Redis mode */
+ngx_int_t ngx_http_cast_bus_init(ngx_cycle_t *cycle, ngx_http_cast_hub_t *hub,
+    ngx_http_cast_redis_conf_t *conf);
+void ngx_http_cast_bus_exit(ngx_http_cast_hub_t *hub);
+ngx_uint_t ngx_http_cast_bus_ready(ngx_http_cast_bus_t *bus);
+void ngx_http_cast_bus_topic(ngx_http_cast_hub_t *hub, ngx_str_t *topic,
+    ngx_uint_t on);
+void ngx_http_cast_bus_wildcard(ngx_http_cast_hub_t *hub, ngx_uint_t on);
+ngx_int_t ngx_http_cast_bus_subscribe(ngx_http_request_t *r,
+    ngx_http_cast_fields_t *f, ngx_str_t *events, time_t lease,
+    ngx_str_t *prefix);
+ngx_int_t ngx_http_cast_bus_renew(ngx_http_request_t *r, ngx_str_t *id,
+    ngx_str_t *topic, ngx_str_t *events, time_t lease);
+ngx_int_t ngx_http_cast_bus_unsubscribe(ngx_http_request_t *r, ngx_str_t *id,
+    ngx_str_t *topic, const char *reason);
+ngx_int_t ngx_http_cast_bus_unsubscribe_matching(ngx_http_request_t *r,
+    ngx_str_t *topic, const char *field, ngx_str_t *value,
+    const char *reason);
+ngx_int_t ngx_http_cast_bus_reset(ngx_http_request_t *r);
+ngx_int_t ngx_http_cast_bus_publish(ngx_http_request_t *r,
+    ngx_http_cast_event_t *ev, ngx_pool_t *pool);
+ngx_int_t ngx_http_cast_bus_context(ngx_http_request_t *r, ngx_str_t *topic);
+ngx_int_t ngx_http_cast_bus_bind(ngx_http_request_t *r, ngx_str_t *id,
+    ngx_str_t *key);
+void ngx_http_cast_bus_replay(ngx_http_cast_sub_t *sub);
+void ngx_http_cast_bus_ended(ngx_http_cast_sub_t *sub);
+
 /* ngx_http_cast_ws.c: the WebSocket channel */
 ngx_int_t ngx_http_cast_ws_handler(ngx_http_request_t *r);
+ngx_int_t ngx_http_cast_ws_start(ngx_http_request_t *r,
+    ngx_http_cast_sub_t *sub, ngx_str_t *key);
 ngx_int_t ngx_http_cast_ws_send_json(ngx_http_cast_ws_t *ws, json_t *json);
 ngx_int_t ngx_http_cast_ws_send_frame(ngx_http_cast_ws_t *ws,
     ngx_http_cast_frame_t *frame);

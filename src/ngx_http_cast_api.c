@@ -40,17 +40,22 @@ static ngx_int_t ngx_http_cast_api_subscription(ngx_http_request_t *r,
     ngx_http_cast_fields_t *f);
 static ngx_int_t ngx_http_cast_api_subscribe(ngx_http_request_t *r,
     ngx_http_cast_hub_t *hub, ngx_http_cast_fields_t *f);
+static ngx_int_t ngx_http_cast_api_subscribe_redis(ngx_http_request_t *r,
+    ngx_http_cast_hub_t *hub, ngx_http_cast_fields_t *f, time_t lease);
 static ngx_int_t ngx_http_cast_api_unsubscribe(ngx_http_request_t *r,
     ngx_http_cast_hub_t *hub, ngx_http_cast_fields_t *f);
 static ngx_int_t ngx_http_cast_api_publish(ngx_http_request_t *r,
     json_t *root, ngx_str_t *path_topic, ngx_str_t *body);
 static ngx_int_t ngx_http_cast_api_reset(ngx_http_request_t *r,
     ngx_str_t *body);
+static ngx_int_t ngx_http_cast_api_reset_redis(ngx_http_request_t *r,
+    ngx_http_cast_fields_t *f);
 static ngx_int_t ngx_http_cast_api_context(ngx_http_request_t *r,
     ngx_http_cast_api_ctx_t *ctx);
 static ngx_int_t ngx_http_cast_api_discovery(ngx_http_request_t *r);
 static ngx_int_t ngx_http_cast_api_preflight(ngx_http_request_t *r);
 static ngx_uint_t ngx_http_cast_content_type(ngx_http_request_t *r);
+static ngx_int_t ngx_http_cast_endpoint_id(ngx_str_t *value, ngx_str_t *id);
 static ngx_http_cast_sub_t *ngx_http_cast_api_endpoint(
     ngx_http_cast_hub_t *hub, ngx_str_t *value);
 static ngx_uint_t ngx_http_cast_remove_matching(ngx_http_cast_hub_t *hub,
@@ -261,6 +266,11 @@ ngx_http_cast_api_body_handler(ngx_http_request_t *r)
         } else {
             rc = ngx_http_cast_api_post(r, ctx, &body);
         }
+    }
+
+    if (rc == NGX_DONE) {
+        /* Redis mode: the reply finalizes the request */
+        return;
     }
 
     ngx_http_finalize_request(r, rc);
@@ -573,6 +583,10 @@ ngx_http_cast_api_subscribe(ngx_http_request_t *r, ngx_http_cast_hub_t *hub,
         lease = clcf->lease_max;
     }
 
+    if (hub->bus) {
+        return ngx_http_cast_api_subscribe_redis(r, hub, f, lease);
+    }
+
     if (f->value[NGX_HTTP_CAST_F_ENDPOINT].len) {
 
         /* re-subscribe: new events, renewed lease, same endpoint */
@@ -624,8 +638,8 @@ ngx_http_cast_api_subscribe(ngx_http_request_t *r, ngx_http_cast_hub_t *hub,
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    sub = ngx_http_cast_sub_create(hub, f, clcf, lease, &prefix, r->pool,
-                                   &err);
+    sub = ngx_http_cast_sub_create(hub, f, clcf, lease, &prefix, NULL,
+                                   r->pool, &err);
     if (sub == NULL) {
         if (err.len) {
             return ngx_http_cast_send_error(r, NGX_HTTP_BAD_REQUEST, "%V",
@@ -655,6 +669,52 @@ reply:
 }
 
 
+/* Redis mode: the record is made (or renewed) in Redis */
+
+static ngx_int_t
+ngx_http_cast_api_subscribe_redis(ngx_http_request_t *r,
+    ngx_http_cast_hub_t *hub, ngx_http_cast_fields_t *f, time_t lease)
+{
+    ngx_int_t                  rc;
+    ngx_str_t                  events, prefix, id, err;
+    ngx_http_cast_loc_conf_t  *clcf;
+
+    clcf = ngx_http_get_module_loc_conf(r, ngx_http_cast_module);
+
+    rc = ngx_http_cast_events_normalize(hub,
+                                        &f->value[NGX_HTTP_CAST_F_EVENTS],
+                                        clcf->dialect, r->pool, &events,
+                                        &err);
+    if (rc == NGX_ERROR) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    if (rc == NGX_DECLINED) {
+        return ngx_http_cast_send_error(r, NGX_HTTP_BAD_REQUEST, "%V", &err);
+    }
+
+    if (f->value[NGX_HTTP_CAST_F_ENDPOINT].len) {
+        if (ngx_http_cast_endpoint_id(&f->value[NGX_HTTP_CAST_F_ENDPOINT],
+                                      &id)
+            != NGX_OK)
+        {
+            return ngx_http_cast_send_error(r, NGX_HTTP_NOT_FOUND,
+                                            "unknown hub.channel.endpoint");
+        }
+
+        return ngx_http_cast_bus_renew(r, &id,
+                                       &f->value[NGX_HTTP_CAST_F_TOPIC],
+                                       &events, lease);
+    }
+
+    if (ngx_http_cast_endpoint_prefix(r, clcf, &prefix) != NGX_OK) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    return ngx_http_cast_bus_subscribe(r, f, &events, lease, &prefix);
+}
+
+
 static ngx_int_t
 ngx_http_cast_api_unsubscribe(ngx_http_request_t *r,
     ngx_http_cast_hub_t *hub, ngx_http_cast_fields_t *f)
@@ -662,7 +722,7 @@ ngx_http_cast_api_unsubscribe(ngx_http_request_t *r,
     char                      *msg;
     json_t                    *reply;
     ngx_int_t                  rc;
-    ngx_str_t                 *topic;
+    ngx_str_t                 *topic, id;
     ngx_uint_t                 removed;
     ngx_http_cast_sub_t       *sub;
     ngx_http_cast_loc_conf_t  *clcf;
@@ -679,6 +739,18 @@ ngx_http_cast_api_unsubscribe(ngx_http_request_t *r,
                 return ngx_http_cast_send_error(r, NGX_HTTP_BAD_REQUEST,
                                                 "%s", msg);
             }
+        }
+
+        if (hub->bus) {
+            if (ngx_http_cast_endpoint_id(
+                    &f->value[NGX_HTTP_CAST_F_ENDPOINT], &id) != NGX_OK)
+            {
+                return ngx_http_cast_send_error(r, NGX_HTTP_NOT_FOUND,
+                                              "unknown hub.channel.endpoint");
+            }
+
+            return ngx_http_cast_bus_unsubscribe(r, &id, topic,
+                                                 "unsubscribed");
         }
 
         sub = ngx_http_cast_api_endpoint(hub,
@@ -735,6 +807,19 @@ ngx_http_cast_api_unsubscribe(ngx_http_request_t *r,
                                         "unsubscribe needs "
                                         "hub.channel.endpoint, hub.callback "
                                         "or subscriber.name");
+    }
+
+    if (hub->bus) {
+        if (f->value[NGX_HTTP_CAST_F_CALLBACK].len) {
+            return ngx_http_cast_bus_unsubscribe_matching(r, topic,
+                                    "callback",
+                                    &f->value[NGX_HTTP_CAST_F_CALLBACK],
+                                    "unsubscribed");
+        }
+
+        return ngx_http_cast_bus_unsubscribe_matching(r, topic, "name",
+                                    &f->value[NGX_HTTP_CAST_F_NAME],
+                                    "unsubscribed");
     }
 
     removed = ngx_http_cast_remove_matching(hub, topic,
@@ -842,6 +927,10 @@ ngx_http_cast_api_publish(ngx_http_request_t *r, json_t *root,
         ev.json = *body;
     }
 
+    if (ngx_http_cast_get_hub()->bus) {
+        return ngx_http_cast_bus_publish(r, &ev, r->pool);
+    }
+
     if (ngx_http_cast_hub_publish(ngx_http_cast_get_hub(), &ev,
                                   r->connection->log)
         != NGX_OK)
@@ -930,6 +1019,10 @@ ngx_http_cast_api_reset(ngx_http_request_t *r, ngx_str_t *body)
         }
     }
 
+    if (hub->bus) {
+        return ngx_http_cast_api_reset_redis(r, &f);
+    }
+
     if (f.value[NGX_HTTP_CAST_F_ENDPOINT].len) {
         sub = ngx_http_cast_api_endpoint(hub,
                                          &f.value[NGX_HTTP_CAST_F_ENDPOINT]);
@@ -989,12 +1082,53 @@ send:
 
 
 static ngx_int_t
+ngx_http_cast_api_reset_redis(ngx_http_request_t *r,
+    ngx_http_cast_fields_t *f)
+{
+    ngx_str_t  id;
+
+    if (f->value[NGX_HTTP_CAST_F_ENDPOINT].len) {
+        if (ngx_http_cast_endpoint_id(&f->value[NGX_HTTP_CAST_F_ENDPOINT],
+                                      &id)
+            != NGX_OK)
+        {
+            return ngx_http_cast_send_error(r, NGX_HTTP_NOT_FOUND,
+                                            "unknown hub.channel.endpoint");
+        }
+
+        return ngx_http_cast_bus_unsubscribe(r, &id,
+                                             &f->value[NGX_HTTP_CAST_F_TOPIC],
+                                             "reset");
+    }
+
+    if (f->value[NGX_HTTP_CAST_F_CALLBACK].len) {
+        if (f->value[NGX_HTTP_CAST_F_TOPIC].len == 0) {
+            return ngx_http_cast_send_error(r, NGX_HTTP_BAD_REQUEST,
+                                            "hub.callback needs hub.topic");
+        }
+
+        return ngx_http_cast_bus_unsubscribe_matching(r,
+                                        &f->value[NGX_HTTP_CAST_F_TOPIC],
+                                        "callback",
+                                        &f->value[NGX_HTTP_CAST_F_CALLBACK],
+                                        "reset");
+    }
+
+    return ngx_http_cast_bus_reset(r);
+}
+
+
+static ngx_int_t
 ngx_http_cast_api_context(ngx_http_request_t *r,
     ngx_http_cast_api_ctx_t *ctx)
 {
     json_t                    *context;
     ngx_int_t                  rc;
     ngx_http_cast_loc_conf_t  *clcf;
+
+    if (ngx_http_cast_get_hub()->bus) {
+        return ngx_http_cast_bus_context(r, &ctx->topic);
+    }
 
     clcf = ngx_http_get_module_loc_conf(r, ngx_http_cast_module);
 
@@ -1222,11 +1356,10 @@ ngx_http_cast_content_type(ngx_http_request_t *r)
 
 /* a hub.channel.endpoint value is a URL ".../bind/<id>" or the bare id */
 
-static ngx_http_cast_sub_t *
-ngx_http_cast_api_endpoint(ngx_http_cast_hub_t *hub, ngx_str_t *value)
+static ngx_int_t
+ngx_http_cast_endpoint_id(ngx_str_t *value, ngx_str_t *id)
 {
-    u_char     *p, *end;
-    ngx_str_t   id;
+    u_char  *p, *end;
 
     end = value->data + value->len;
 
@@ -1234,10 +1367,19 @@ ngx_http_cast_api_endpoint(ngx_http_cast_hub_t *hub, ngx_str_t *value)
         /* void */
     }
 
-    id.data = p;
-    id.len = end - p;
+    id->data = p;
+    id->len = end - p;
 
-    if (id.len != NGX_HTTP_CAST_ID_LEN) {
+    return id->len == NGX_HTTP_CAST_ID_LEN ? NGX_OK : NGX_DECLINED;
+}
+
+
+static ngx_http_cast_sub_t *
+ngx_http_cast_api_endpoint(ngx_http_cast_hub_t *hub, ngx_str_t *value)
+{
+    ngx_str_t  id;
+
+    if (ngx_http_cast_endpoint_id(value, &id) != NGX_OK) {
         return NULL;
     }
 

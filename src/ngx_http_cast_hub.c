@@ -16,9 +16,6 @@
 #include "ngx_http_cast_frame.h"
 
 
-/* open contexts kept per topic; the oldest goes first */
-#define NGX_HTTP_CAST_MAX_OPENS  64
-
 /* the app-level heartbeat event (STU3 ballot), in seconds */
 #define NGX_HTTP_CAST_HEARTBEAT  10
 
@@ -200,7 +197,7 @@ ngx_http_cast_sub_find(ngx_http_cast_hub_t *hub, ngx_str_t *id)
 ngx_http_cast_sub_t *
 ngx_http_cast_sub_create(ngx_http_cast_hub_t *hub, ngx_http_cast_fields_t *f,
     ngx_http_cast_loc_conf_t *clcf, time_t lease, ngx_str_t *endpoint_prefix,
-    ngx_pool_t *pool, ngx_str_t *err)
+    ngx_str_t *id, ngx_pool_t *pool, ngx_str_t *err)
 {
     u_char                 *p, random[16];
     ngx_str_t              *topic_name;
@@ -245,14 +242,20 @@ ngx_http_cast_sub_create(ngx_http_cast_hub_t *hub, ngx_http_cast_fields_t *f,
     sub->sn.str.data = p;
     sub->sn.str.len = NGX_HTTP_CAST_ID_LEN;
 
-    do {
-        if (ngx_http_cast_random(random, sizeof(random)) != NGX_OK) {
-            goto failed;
-        }
+    if (id) {
+        /* Redis mode: the id was drawn when the subscription was made */
+        ngx_memcpy(p, id->data, NGX_HTTP_CAST_ID_LEN);
 
-        (void) ngx_hex_dump(p, random, sizeof(random));
+    } else {
+        do {
+            if (ngx_http_cast_random(random, sizeof(random)) != NGX_OK) {
+                goto failed;
+            }
 
-    } while (ngx_http_cast_sub_find(hub, &sub->sn.str) != NULL);
+            (void) ngx_hex_dump(p, random, sizeof(random));
+
+        } while (ngx_http_cast_sub_find(hub, &sub->sn.str) != NULL);
+    }
 
     sub->sn.node.key = ngx_crc32_long(sub->sn.str.data, sub->sn.str.len);
 
@@ -279,12 +282,20 @@ ngx_http_cast_sub_create(ngx_http_cast_hub_t *hub, ngx_http_cast_fields_t *f,
     }
 
     if (topic_name->len == 1 && topic_name->data[0] == '*') {
+        if (ngx_queue_empty(&hub->wildcard)) {
+            ngx_http_cast_bus_wildcard(hub, 1);
+        }
+
         ngx_queue_insert_tail(&hub->wildcard, &sub->link);
 
     } else {
         topic = ngx_http_cast_topic_get(hub, topic_name);
         if (topic == NULL) {
             goto failed;
+        }
+
+        if (ngx_queue_empty(&topic->subs)) {
+            ngx_http_cast_bus_topic(hub, &topic->sn.str, 1);
         }
 
         sub->topic = topic;
@@ -481,6 +492,74 @@ ngx_http_cast_sub_renew(ngx_http_cast_sub_t *sub, time_t lease)
 }
 
 
+/* Redis mode: a lease renewed on another worker or host */
+
+void
+ngx_http_cast_sub_renew_until(ngx_http_cast_sub_t *sub, int64_t expires_ms)
+{
+    int64_t      left;
+    ngx_time_t  *tp;
+
+    tp = ngx_timeofday();
+    left = expires_ms - ((int64_t) tp->sec * 1000 + tp->msec);
+
+    sub->expires = (time_t) (expires_ms / 1000);
+    sub->lease = (time_t) ((ngx_max(left, 0) + 999) / 1000);
+
+    ngx_add_timer(&sub->lease_ev, (ngx_msec_t) ngx_max(left, 1));
+}
+
+
+/* a fresh confirmation on a live socket, after a re-subscribe */
+
+void
+ngx_http_cast_sub_confirm(ngx_http_cast_sub_t *sub)
+{
+    json_t  *confirmation;
+
+    if (sub->ws == NULL) {
+        return;
+    }
+
+    confirmation = ngx_http_cast_sub_confirmation(sub, "subscribe", NULL);
+    if (confirmation) {
+        (void) ngx_http_cast_ws_send_json(sub->ws, confirmation);
+        json_decref(confirmation);
+    }
+}
+
+
+/* hub.events as they would be granted, for a record kept elsewhere */
+
+ngx_int_t
+ngx_http_cast_events_normalize(ngx_http_cast_hub_t *hub, ngx_str_t *list,
+    ngx_uint_t dialect, ngx_pool_t *pool, ngx_str_t *out, ngx_str_t *err)
+{
+    ngx_int_t            rc;
+    ngx_http_cast_sub_t  sub;
+
+    ngx_memzero(&sub, sizeof(ngx_http_cast_sub_t));
+    sub.hub = hub;
+    sub.dialect = dialect;
+
+    rc = ngx_http_cast_sub_set_events(&sub, list, pool, err);
+    if (rc != NGX_OK) {
+        return rc;
+    }
+
+    out->len = sub.events_text.len;
+    out->data = ngx_pnalloc(pool, out->len);
+
+    if (out->data) {
+        ngx_memcpy(out->data, sub.events_text.data, out->len);
+    }
+
+    ngx_free(sub.events_block);
+
+    return out->data ? NGX_OK : NGX_ERROR;
+}
+
+
 ngx_uint_t
 ngx_http_cast_sub_matches(ngx_http_cast_sub_t *sub, ngx_str_t *lowercase)
 {
@@ -554,13 +633,24 @@ ngx_http_cast_sub_remove(ngx_http_cast_sub_t *sub, const char *reason)
         ngx_delete_posted_event(&sub->bind_ev);
     }
 
+    if (hub->bus) {
+        ngx_http_cast_bus_ended(sub);
+    }
+
     ngx_queue_remove(&sub->link);
     ngx_queue_remove(&sub->all);
     ngx_rbtree_delete(&hub->subs, &sub->sn.node);
     hub->nsubs--;
 
     if (sub->topic) {
+        if (ngx_queue_empty(&sub->topic->subs)) {
+            ngx_http_cast_bus_topic(hub, &sub->topic->sn.str, 0);
+        }
+
         ngx_http_cast_topic_release(hub, sub->topic);
+
+    } else if (ngx_queue_empty(&hub->wildcard)) {
+        ngx_http_cast_bus_wildcard(hub, 0);
     }
 
     if (sub->events_block) {

@@ -1283,7 +1283,14 @@ ngx_http_cast_redis_timeout_handler(ngx_event_t *ev)
 
 #else
 
-/* hiredis 1.x: the timer of redisAsyncSetTimeout() */
+/*
+ * hiredis 1.x: the timer of redisAsyncSetTimeout().  hiredis re-arms it
+ * whenever it adds a read or write event, so a steady flow of commands
+ * to a hung server would push it out forever.  Here only the first call
+ * arms it, and only bytes read from the server move the deadline (the
+ * read handler): it fires after command_timeout without a byte from
+ * Redis, and hiredis closes the connection if replies are pending.
+ */
 
 static void
 ngx_http_cast_redis_schedule_timer(void *privdata, struct timeval tv)
@@ -1292,13 +1299,12 @@ ngx_http_cast_redis_schedule_timer(void *privdata, struct timeval tv)
 
     ngx_msec_t  ms;
 
-    if (rds->conn == NULL) {
+    if (rds->conn == NULL || rds->timeout_ev.timer_set) {
         return;
     }
 
     ms = (ngx_msec_t) tv.tv_sec * 1000 + tv.tv_usec / 1000;
 
-    /* exact deadline: ngx_add_timer() may keep an older, earlier key */
     rds->deadline = ngx_current_msec + ms;
 
     ngx_add_timer(&rds->timeout_ev, ms);
@@ -1315,8 +1321,11 @@ ngx_http_cast_redis_timeout_handler(ngx_event_t *ev)
 
     ac = rds->ac;
 
-    if (ac == NULL || rds->closing) {
-        return;     /* gone, or a close is posted */
+    if (ac == NULL
+        || rds->closing
+        || rds->state != NGX_HTTP_CAST_REDIS_READY)
+    {
+        return;     /* gone, a close is posted, or connect_ev's turn */
     }
 
     left = (ngx_msec_int_t) (rds->deadline - ngx_current_msec);
@@ -1326,13 +1335,13 @@ ngx_http_cast_redis_timeout_handler(ngx_event_t *ev)
         return;
     }
 
-    if (ac->replies.head != NULL) {
-        ngx_http_cast_redis_set_reason(rds, "command timed out (%Mms)",
-                                       rds->conf->command_timeout);
-    }
+    /*
+     * An idle connection survives this.  Otherwise the pending callbacks
+     * get NULL replies first: commands they send must fail (closing).
+     */
 
-    /* an idle connection survives this; commands sent meanwhile fail */
-
+    ngx_http_cast_redis_set_reason(rds, "command timed out (%Mms)",
+                                   rds->conf->command_timeout);
     rds->closing = 1;
 
     redisAsyncHandleTimeout(ac);
@@ -1365,6 +1374,11 @@ ngx_http_cast_redis_read_handler(ngx_event_t *rev)
     }
 
     rds->last_read = ngx_current_msec;
+
+#if (NGX_HTTP_CAST_REDIS_TIMER_API)
+    /* progress: see ngx_http_cast_redis_schedule_timer() */
+    rds->deadline = ngx_current_msec + rds->conf->command_timeout;
+#endif
 
     redisAsyncHandleRead(rds->ac);
 

@@ -10,7 +10,6 @@
 #include <ngx_http.h>
 
 #include "ngx_http_cast.h"
-#include "ngx_http_cast_redis.h"
 
 
 static ngx_int_t ngx_http_cast_status_prometheus(ngx_http_request_t *r,
@@ -24,7 +23,6 @@ ngx_http_cast_status_handler(ngx_http_request_t *r)
     ngx_int_t                   rc;
     ngx_str_t                   format;
     ngx_http_cast_hub_t        *hub;
-    ngx_http_cast_main_conf_t  *cmcf;
 
     if (r->method != NGX_HTTP_GET && r->method != NGX_HTTP_HEAD) {
         return NGX_HTTP_NOT_ALLOWED;
@@ -63,7 +61,7 @@ ngx_http_cast_status_handler(ngx_http_request_t *r)
     }
 
     body = json_pack("{s:s,s:I,s:I,s:I,s:I,s:I,s:[o]}",
-                     "mode", "local",
+                     "mode", hub->bus ? "redis" : "local",
                      "connections", (json_int_t) hub->nsockets,
                      "subscriptions", (json_int_t) hub->nsubs,
                      "topics", (json_int_t) hub->ntopics,
@@ -76,12 +74,9 @@ ngx_http_cast_status_handler(ngx_http_request_t *r)
 
     /* cast_redis: this worker's command and pubsub connections */
 
-    cmcf = ngx_http_get_module_main_conf(r, ngx_http_cast_module);
-
-    if (cmcf->redis != NULL
+    if (hub->bus != NULL
         && json_object_set_new(body, "redis", json_string(
-               ngx_http_cast_redis_ready(cmcf->redis_cmd)
-               && ngx_http_cast_redis_ready(cmcf->redis_sub)
+               ngx_http_cast_bus_ready(hub->bus)
                ? "connected" : "disconnected"))
            != 0)
     {

@@ -71,8 +71,6 @@ static ngx_table_elt_t *ngx_http_cast_ws_header(ngx_http_request_t *r,
     const char *name, ngx_uint_t *count);
 static ngx_int_t ngx_http_cast_ws_has_token(ngx_str_t *value,
     const char *token);
-static ngx_int_t ngx_http_cast_ws_start(ngx_http_request_t *r,
-    ngx_http_cast_sub_t *sub, ngx_str_t *key);
 static void ngx_http_cast_ws_read_handler(ngx_http_request_t *r);
 static void ngx_http_cast_ws_write_handler(ngx_http_request_t *r);
 static ngx_int_t ngx_http_cast_ws_input(ngx_http_cast_ws_t *ws, u_char *p,
@@ -142,6 +140,11 @@ ngx_http_cast_ws_handler(ngx_http_request_t *r)
 
     id.data = p;
     id.len = end - p;
+
+    if (hub->bus && id.len == NGX_HTTP_CAST_ID_LEN) {
+        /* Redis mode: the subscription may have been made anywhere */
+        return ngx_http_cast_bus_bind(r, &id, &key);
+    }
 
     sub = NULL;
 
@@ -320,7 +323,7 @@ ngx_http_cast_ws_has_token(ngx_str_t *value, const char *token)
 }
 
 
-static ngx_int_t
+ngx_int_t
 ngx_http_cast_ws_start(ngx_http_request_t *r, ngx_http_cast_sub_t *sub,
     ngx_str_t *key)
 {
@@ -807,7 +810,15 @@ ngx_http_cast_ws_message(ngx_http_cast_ws_t *ws, u_char *p, size_t n)
                 ev.json = body;
             }
 
-            (void) ngx_http_cast_hub_publish(ws->hub, &ev, log);
+            if (ws->hub->bus == NULL) {
+                (void) ngx_http_cast_hub_publish(ws->hub, &ev, log);
+
+            } else if (ngx_http_cast_bus_publish(NULL, &ev, pool) != NGX_OK) {
+                ngx_str_set(&err, "the hub's Redis is unreachable, the "
+                                  "event was not published");
+                ngx_http_cast_ws_send_error(ws, &err,
+                                            json_object_get(root, "id"));
+            }
         }
 
     } else if (json_is_object(root)
