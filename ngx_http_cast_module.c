@@ -404,8 +404,16 @@ ngx_http_cast_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
 
     ngx_conf_merge_uint_value(conf->dialect, prev->dialect,
                               NGX_HTTP_CAST_DIALECT_CAST);
-    ngx_conf_merge_sec_value(conf->lease_default, prev->lease_default, 7200);
     ngx_conf_merge_sec_value(conf->lease_max, prev->lease_max, 86400);
+
+    /*
+     * cast_lease_default stays unset unless configured: then the built-in
+     * 7200s applies, capped by cast_lease_max (ngx_http_cast_lease()).
+     */
+
+    if (conf->lease_default == NGX_CONF_UNSET) {
+        conf->lease_default = prev->lease_default;
+    }
     ngx_conf_merge_msec_value(conf->bind_timeout, prev->bind_timeout, 60000);
     ngx_conf_merge_size_value(conf->max_message_size, prev->max_message_size,
                               16 * 1024 * 1024);
@@ -420,7 +428,9 @@ ngx_http_cast_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
 
     ngx_conf_merge_str_value(conf->cors_origin, prev->cors_origin, "*");
 
-    if (conf->lease_default > conf->lease_max) {
+    if (conf->lease_default != NGX_CONF_UNSET
+        && conf->lease_default > conf->lease_max)
+    {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                            "\"cast_lease_default\" %T is greater than "
                            "\"cast_lease_max\" %T",

@@ -251,6 +251,7 @@ ngx_int_t ngx_http_cast_form_parse(ngx_pool_t *pool, u_char *p, size_t len,
     ngx_http_cast_fields_t *f, ngx_str_t *err);
 ngx_int_t ngx_http_cast_fields_from_json(ngx_pool_t *pool, json_t *obj,
     ngx_http_cast_fields_t *f, ngx_str_t *err);
+const char *ngx_http_cast_field_name(ngx_uint_t field);
 
 /* ngx_http_cast_json.c: event validation and JSON helpers */
 ngx_int_t ngx_http_cast_json_parse(ngx_pool_t *pool, u_char *p, size_t len,

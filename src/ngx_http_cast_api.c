@@ -32,6 +32,7 @@ typedef struct {
 static ngx_int_t ngx_http_cast_api_route(ngx_http_request_t *r,
     ngx_http_cast_api_ctx_t *ctx);
 static void ngx_http_cast_api_body_handler(ngx_http_request_t *r);
+static ngx_int_t ngx_http_cast_too_large(ngx_http_request_t *r);
 static ngx_int_t ngx_http_cast_api_read_body(ngx_http_request_t *r,
     ngx_str_t *body);
 static ngx_int_t ngx_http_cast_api_post(ngx_http_request_t *r,
@@ -49,11 +50,12 @@ static ngx_int_t ngx_http_cast_api_publish(ngx_http_request_t *r,
 static ngx_int_t ngx_http_cast_api_reset(ngx_http_request_t *r,
     ngx_str_t *body);
 static ngx_int_t ngx_http_cast_api_reset_redis(ngx_http_request_t *r,
-    ngx_http_cast_fields_t *f);
+    ngx_http_cast_fields_t *f, ngx_str_t *body);
 static ngx_int_t ngx_http_cast_api_context(ngx_http_request_t *r,
     ngx_http_cast_api_ctx_t *ctx);
 static ngx_int_t ngx_http_cast_api_discovery(ngx_http_request_t *r);
-static ngx_int_t ngx_http_cast_api_preflight(ngx_http_request_t *r);
+static ngx_int_t ngx_http_cast_api_preflight(ngx_http_request_t *r,
+    ngx_http_cast_api_ctx_t *ctx);
 static ngx_uint_t ngx_http_cast_content_type(ngx_http_request_t *r);
 static ngx_int_t ngx_http_cast_endpoint_id(ngx_str_t *value, ngx_str_t *id);
 static ngx_http_cast_sub_t *ngx_http_cast_api_endpoint(
@@ -69,6 +71,14 @@ static ngx_int_t ngx_http_cast_add_cors(ngx_http_request_t *r);
 static ngx_int_t ngx_http_cast_add_header(ngx_http_request_t *r,
     const char *name, ngx_str_t *value);
 static json_t *ngx_http_cast_endpoint_reply(ngx_http_cast_sub_t *sub);
+
+
+/* the methods of each route, by NGX_HTTP_CAST_ROUTE_* */
+static ngx_str_t  ngx_http_cast_allow[] = {
+    ngx_string("POST, DELETE, OPTIONS"),
+    ngx_string("GET, HEAD, POST, OPTIONS"),
+    ngx_string("GET, HEAD, OPTIONS")
+};
 
 
 static ngx_str_t  ngx_http_cast_discovery = ngx_string(
@@ -108,19 +118,19 @@ ngx_http_cast_api_handler(ngx_http_request_t *r)
 
     ngx_http_set_ctx(r, ctx, ngx_http_cast_module);
 
+    if (ngx_http_cast_api_route(r, ctx) != NGX_OK) {
+        (void) ngx_http_discard_request_body(r);
+        return ngx_http_cast_send_error(r, NGX_HTTP_NOT_FOUND,
+                                        "no cast route at \"%V\"", &r->uri);
+    }
+
     if (r->method == NGX_HTTP_OPTIONS) {
         rc = ngx_http_discard_request_body(r);
         if (rc != NGX_OK) {
             return rc;
         }
 
-        return ngx_http_cast_api_preflight(r);
-    }
-
-    if (ngx_http_cast_api_route(r, ctx) != NGX_OK) {
-        (void) ngx_http_discard_request_body(r);
-        return ngx_http_cast_send_error(r, NGX_HTTP_NOT_FOUND,
-                                        "no cast route at \"%V\"", &r->uri);
+        return ngx_http_cast_api_preflight(r, ctx);
     }
 
     switch (r->method) {
@@ -159,7 +169,10 @@ ngx_http_cast_api_handler(ngx_http_request_t *r)
 
     (void) ngx_http_discard_request_body(r);
 
-    if (ngx_http_cast_add_header(r, "Allow", NULL) != NGX_OK) {
+    if (ngx_http_cast_add_header(r, "Allow",
+                                 &ngx_http_cast_allow[ctx->route])
+        != NGX_OK)
+    {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
@@ -173,10 +186,7 @@ body:
 
     if (r->headers_in.content_length_n > (off_t) clcf->max_message_size) {
         (void) ngx_http_discard_request_body(r);
-        return ngx_http_cast_send_error(r, NGX_HTTP_REQUEST_ENTITY_TOO_LARGE,
-                                        "the request body exceeds "
-                                        "cast_max_message_size (%uz bytes)",
-                                        clcf->max_message_size);
+        return ngx_http_cast_too_large(r);
     }
 
     rc = ngx_http_read_client_request_body(r, ngx_http_cast_api_body_handler);
@@ -259,7 +269,10 @@ ngx_http_cast_api_body_handler(ngx_http_request_t *r)
 
     rc = ngx_http_cast_api_read_body(r, &body);
 
-    if (rc == NGX_OK) {
+    if (rc == NGX_DECLINED) {
+        rc = ngx_http_cast_too_large(r);
+
+    } else if (rc == NGX_OK) {
         if (r->method == NGX_HTTP_DELETE) {
             rc = ngx_http_cast_api_reset(r, &body);
 
@@ -277,7 +290,24 @@ ngx_http_cast_api_body_handler(ngx_http_request_t *r)
 }
 
 
-/* the body in one piece, from memory buffers or the temp file */
+static ngx_int_t
+ngx_http_cast_too_large(ngx_http_request_t *r)
+{
+    ngx_http_cast_loc_conf_t  *clcf;
+
+    clcf = ngx_http_get_module_loc_conf(r, ngx_http_cast_module);
+
+    return ngx_http_cast_send_error(r, NGX_HTTP_REQUEST_ENTITY_TOO_LARGE,
+                                    "the request body exceeds "
+                                    "cast_max_message_size (%uz bytes)",
+                                    clcf->max_message_size);
+}
+
+
+/*
+ * The body in one piece, from memory buffers or the temp file;
+ * NGX_DECLINED when it is larger than cast_max_message_size.
+ */
 
 static ngx_int_t
 ngx_http_cast_api_read_body(ngx_http_request_t *r, ngx_str_t *body)
@@ -305,13 +335,14 @@ ngx_http_cast_api_read_body(ngx_http_request_t *r, ngx_str_t *body)
     }
 
     if (size > (off_t) clcf->max_message_size) {
-        return ngx_http_cast_send_error(r, NGX_HTTP_REQUEST_ENTITY_TOO_LARGE,
-                                        "the request body exceeds "
-                                        "cast_max_message_size (%uz bytes)",
-                                        clcf->max_message_size);
+        return NGX_DECLINED;
     }
 
     cl = r->request_body->bufs;
+
+    if (size == 0) {
+        return NGX_OK;
+    }
 
     if (cl->next == NULL && !cl->buf->in_file) {
         body->data = cl->buf->pos;
@@ -471,7 +502,9 @@ static ngx_int_t
 ngx_http_cast_api_subscription(ngx_http_request_t *r,
     ngx_http_cast_fields_t *f)
 {
+    u_char                    *p;
     ngx_str_t                 *mode, *type;
+    ngx_uint_t                 i;
     ngx_http_cast_hub_t       *hub;
     ngx_http_cast_loc_conf_t  *clcf;
 
@@ -480,6 +513,31 @@ ngx_http_cast_api_subscription(ngx_http_request_t *r,
 
     mode = &f->value[NGX_HTTP_CAST_F_MODE];
     type = &f->value[NGX_HTTP_CAST_F_CHANNEL_TYPE];
+
+    /*
+     * Control characters in the stored fields (tabs between event names
+     * excepted) would end up in logs and records: topic and events are
+     * checked on their own, with their names in the message.
+     */
+
+    for (i = 0; i < NGX_HTTP_CAST_F_LAST; i++) {
+
+        if (i == NGX_HTTP_CAST_F_TOPIC || i == NGX_HTTP_CAST_F_EVENTS) {
+            continue;
+        }
+
+        for (p = f->value[i].data;
+             p < f->value[i].data + f->value[i].len;
+             p++)
+        {
+            if (*p < 0x20 || *p == 0x7f) {
+                return ngx_http_cast_send_error(r, NGX_HTTP_BAD_REQUEST,
+                                                "%s holds a control "
+                                                "character",
+                                                ngx_http_cast_field_name(i));
+            }
+        }
+    }
 
     if (mode->len == 0) {
         return ngx_http_cast_send_error(r, NGX_HTTP_BAD_REQUEST,
@@ -547,7 +605,8 @@ ngx_http_cast_api_subscribe(ngx_http_request_t *r, ngx_http_cast_hub_t *hub,
                                         "missing hub.events");
     }
 
-    lease = clcf->lease_default;
+    lease = (clcf->lease_default != NGX_CONF_UNSET) ? clcf->lease_default
+                                                    : 7200;
 
     if (f->set[NGX_HTTP_CAST_F_LEASE]) {
         value = &f->value[NGX_HTTP_CAST_F_LEASE];
@@ -1020,7 +1079,7 @@ ngx_http_cast_api_reset(ngx_http_request_t *r, ngx_str_t *body)
     }
 
     if (hub->bus) {
-        return ngx_http_cast_api_reset_redis(r, &f);
+        return ngx_http_cast_api_reset_redis(r, &f, body);
     }
 
     if (f.value[NGX_HTTP_CAST_F_ENDPOINT].len) {
@@ -1046,6 +1105,13 @@ ngx_http_cast_api_reset(ngx_http_request_t *r, ngx_str_t *body)
                                         &f.value[NGX_HTTP_CAST_F_TOPIC],
                                         &f.value[NGX_HTTP_CAST_F_CALLBACK],
                                         &none, "reset");
+
+    } else if (body->len) {
+        return ngx_http_cast_send_error(r, NGX_HTTP_BAD_REQUEST,
+                                        "DELETE needs hub.channel.endpoint, "
+                                        "or hub.callback and hub.topic; "
+                                        "without a body it removes every "
+                                        "subscription");
 
     } else {
         removed = 0;
@@ -1083,7 +1149,7 @@ send:
 
 static ngx_int_t
 ngx_http_cast_api_reset_redis(ngx_http_request_t *r,
-    ngx_http_cast_fields_t *f)
+    ngx_http_cast_fields_t *f, ngx_str_t *body)
 {
     ngx_str_t  id;
 
@@ -1112,6 +1178,14 @@ ngx_http_cast_api_reset_redis(ngx_http_request_t *r,
                                         "callback",
                                         &f->value[NGX_HTTP_CAST_F_CALLBACK],
                                         "reset");
+    }
+
+    if (body->len) {
+        return ngx_http_cast_send_error(r, NGX_HTTP_BAD_REQUEST,
+                                        "DELETE needs hub.channel.endpoint, "
+                                        "or hub.callback and hub.topic; "
+                                        "without a body it removes every "
+                                        "subscription");
     }
 
     return ngx_http_cast_bus_reset(r);
@@ -1161,7 +1235,8 @@ ngx_http_cast_api_discovery(ngx_http_request_t *r)
 
 
 static ngx_int_t
-ngx_http_cast_api_preflight(ngx_http_request_t *r)
+ngx_http_cast_api_preflight(ngx_http_request_t *r,
+    ngx_http_cast_api_ctx_t *ctx)
 {
     ngx_str_t                  v;
     ngx_int_t                  rc;
@@ -1169,15 +1244,17 @@ ngx_http_cast_api_preflight(ngx_http_request_t *r)
 
     clcf = ngx_http_get_module_loc_conf(r, ngx_http_cast_module);
 
-    if (ngx_http_cast_add_header(r, "Allow", NULL) != NGX_OK) {
+    if (ngx_http_cast_add_header(r, "Allow",
+                                 &ngx_http_cast_allow[ctx->route])
+        != NGX_OK)
+    {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
     if (clcf->cors_origin.len) {
-        ngx_str_set(&v, "GET, POST, DELETE, OPTIONS");
-
         if (ngx_http_cast_add_cors(r) != NGX_OK
-            || ngx_http_cast_add_header(r, "Access-Control-Allow-Methods", &v)
+            || ngx_http_cast_add_header(r, "Access-Control-Allow-Methods",
+                                        &ngx_http_cast_allow[ctx->route])
                != NGX_OK)
         {
             return NGX_HTTP_INTERNAL_SERVER_ERROR;
@@ -1534,8 +1611,6 @@ ngx_http_cast_add_cors(ngx_http_request_t *r)
 }
 
 
-/* value NULL: the Allow header of a cast_hub location */
-
 static ngx_int_t
 ngx_http_cast_add_header(ngx_http_request_t *r, const char *name,
     ngx_str_t *value)
@@ -1551,12 +1626,7 @@ ngx_http_cast_add_header(ngx_http_request_t *r, const char *name,
     h->key.data = (u_char *) name;
     h->key.len = ngx_strlen(name);
 
-    if (value) {
-        h->value = *value;
-
-    } else {
-        ngx_str_set(&h->value, "GET, POST, DELETE, OPTIONS");
-    }
+    h->value = *value;
 
     return NGX_OK;
 }

@@ -131,7 +131,7 @@ ngx_http_cast_fields_from_json(ngx_pool_t *pool, json_t *obj,
             v = (u_char *) json_string_value(value);
             len = json_string_length(value);
 
-        } else if (json_is_integer(value)) {
+        } else if (json_is_integer(value) && field == NGX_HTTP_CAST_F_LEASE) {
             v = buf;
             len = ngx_sprintf(buf, "%L", (int64_t) json_integer_value(value))
                   - buf;
@@ -167,6 +167,21 @@ ngx_http_cast_fields_from_json(ngx_pool_t *pool, json_t *obj,
     }
 
     return NGX_OK;
+}
+
+
+const char *
+ngx_http_cast_field_name(ngx_uint_t field)
+{
+    ngx_http_cast_field_name_t  *fn;
+
+    for (fn = ngx_http_cast_field_names; fn->name.len; fn++) {
+        if (fn->field == field) {
+            return (const char *) fn->name.data;
+        }
+    }
+
+    return "a field";
 }
 
 

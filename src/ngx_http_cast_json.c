@@ -27,7 +27,9 @@ ngx_http_cast_json_parse(ngx_pool_t *pool, u_char *p, size_t len,
     json_t        *json;
     json_error_t   error;
 
-    json = json_loadb((const char *) p, len, JSON_REJECT_DUPLICATES, &error);
+    /* any value: "not an object" is reported by the callers, clearly */
+    json = json_loadb((const char *) (p ? p : (u_char *) ""), len,
+                      JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &error);
 
     if (json == NULL) {
         return ngx_http_cast_errorf(pool, err,
@@ -57,6 +59,7 @@ ngx_http_cast_event_validate(ngx_pool_t *pool, json_t *root,
     u_char      buf[NGX_HTTP_CAST_UUID_LEN + 1];
     json_t     *event, *value;
     ngx_int_t   rc;
+    size_t      i;
     ngx_str_t   s;
     ngx_uint_t  changed;
 
@@ -122,15 +125,31 @@ ngx_http_cast_event_validate(ngx_pool_t *pool, json_t *root,
                 return NGX_ERROR;
             }
 
-            (void) ngx_http_cast_json_text(event, "hub.topic",
-                                           NGX_HTTP_CAST_MAX_TOPIC,
-                                           &ev->topic);
+            if (ngx_http_cast_json_text(event, "hub.topic",
+                                        NGX_HTTP_CAST_MAX_TOPIC, &ev->topic)
+                != NGX_OK)
+            {
+                return ngx_http_cast_errorf(pool, err,
+                                            "the topic in the path "
+                                            "(hub.topic) must be at most %d "
+                                            "bytes",
+                                            NGX_HTTP_CAST_MAX_TOPIC);
+            }
+
             changed = 1;
         }
 
     } else if (rc == NGX_DECLINED) {
         return ngx_http_cast_errorf(pool, err,
                                     "missing event[\"hub.topic\"]");
+    }
+
+    for (i = 0; i < ev->topic.len; i++) {
+        if (ev->topic.data[i] < 0x20 || ev->topic.data[i] == 0x7f) {
+            return ngx_http_cast_errorf(pool, err,
+                                        "event[\"hub.topic\"] holds a "
+                                        "control character");
+        }
     }
 
     if (ev->topic.len == 1 && ev->topic.data[0] == '*') {
@@ -254,28 +273,37 @@ ngx_http_cast_json_text(json_t *obj, const char *key, size_t max,
 }
 
 
+/* one pass for the usual small object, two for a large one */
+
 ngx_int_t
 ngx_http_cast_json_dump(ngx_pool_t *pool, json_t *json, ngx_str_t *out)
 {
-    size_t  len;
+    size_t   len, size;
+    u_char  *buf;
 
-    len = json_dumpb(json, NULL, 0, JSON_COMPACT | JSON_ENCODE_ANY);
-    if (len == 0) {
-        return NGX_ERROR;
+    size = 4096;
+
+    for ( ;; ) {
+        buf = ngx_pnalloc(pool, size);
+        if (buf == NULL) {
+            return NGX_ERROR;
+        }
+
+        len = json_dumpb(json, (char *) buf, size,
+                         JSON_COMPACT | JSON_ENCODE_ANY);
+        if (len == 0) {
+            return NGX_ERROR;
+        }
+
+        if (len <= size) {
+            out->data = buf;
+            out->len = len;
+            return NGX_OK;
+        }
+
+        ngx_pfree(pool, buf);
+        size = len;
     }
-
-    out->data = ngx_pnalloc(pool, len);
-    if (out->data == NULL) {
-        return NGX_ERROR;
-    }
-
-    out->len = json_dumpb(json, (char *) out->data, len,
-                          JSON_COMPACT | JSON_ENCODE_ANY);
-    if (out->len != len) {
-        return NGX_ERROR;
-    }
-
-    return NGX_OK;
 }
 
 

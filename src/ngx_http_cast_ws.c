@@ -446,7 +446,11 @@ ngx_http_cast_ws_start(ngx_http_request_t *r, ngx_http_cast_sub_t *sub,
     ws->ping_ev.data = ws;
     ws->ping_ev.log = c->log;
     ws->ping_ev.cancelable = 1;
-    ngx_add_timer(&ws->ping_ev, ws->conf->ping_interval);
+
+    /* sockets that connect together must not all ping together */
+    ngx_add_timer(&ws->ping_ev, ws->conf->ping_interval / 2
+                                + (ngx_msec_t) ngx_random()
+                                  % (ws->conf->ping_interval / 2 + 1));
 
     ws->fail_ev.handler = ngx_http_cast_ws_fail_handler;
     ws->fail_ev.data = ws;
