@@ -240,6 +240,9 @@ ngx_http_cast_hub_t *ngx_http_cast_get_hub(void);
 ngx_int_t ngx_http_cast_api_handler(ngx_http_request_t *r);
 ngx_int_t ngx_http_cast_send_json(ngx_http_request_t *r, ngx_uint_t status,
     json_t *body);
+ngx_int_t ngx_http_cast_send_json_new(ngx_http_request_t *r,
+    ngx_uint_t status, json_t *body);
+ngx_int_t ngx_http_cast_send_published(ngx_http_request_t *r);
 ngx_int_t ngx_http_cast_send_error(ngx_http_request_t *r, ngx_uint_t status,
     const char *fmt, ...);
 

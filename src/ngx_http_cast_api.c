@@ -717,14 +717,7 @@ ngx_http_cast_api_subscribe(ngx_http_request_t *r, ngx_http_cast_hub_t *hub,
 reply:
 
     reply = ngx_http_cast_endpoint_reply(sub);
-    if (reply == NULL) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    rc = ngx_http_cast_send_json(r, NGX_HTTP_ACCEPTED, reply);
-    json_decref(reply);
-
-    return rc;
+    return ngx_http_cast_send_json_new(r, NGX_HTTP_ACCEPTED, reply);
 }
 
 
@@ -888,14 +881,7 @@ ngx_http_cast_api_unsubscribe(ngx_http_request_t *r,
 
     reply = json_pack("{s:s,s:I}", "status", "unsubscribed",
                       "removed", (json_int_t) removed);
-    if (reply == NULL) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    rc = ngx_http_cast_send_json(r, NGX_HTTP_ACCEPTED, reply);
-    json_decref(reply);
-
-    return rc;
+    return ngx_http_cast_send_json_new(r, NGX_HTTP_ACCEPTED, reply);
 }
 
 
@@ -963,7 +949,6 @@ static ngx_int_t
 ngx_http_cast_api_publish(ngx_http_request_t *r, json_t *root,
     ngx_str_t *path_topic, ngx_str_t *body)
 {
-    json_t                    *reply;
     ngx_int_t                  rc;
     ngx_str_t                  err;
     ngx_http_cast_event_t      ev;
@@ -997,23 +982,7 @@ ngx_http_cast_api_publish(ngx_http_request_t *r, json_t *root,
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    if (clcf->dialect == NGX_HTTP_CAST_DIALECT_FHIRCAST) {
-        reply = json_object();
-        rc = NGX_HTTP_ACCEPTED;
-
-    } else {
-        reply = json_pack("{s:s}", "status", "received");
-        rc = NGX_HTTP_OK;
-    }
-
-    if (reply == NULL) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    rc = ngx_http_cast_send_json(r, rc, reply);
-    json_decref(reply);
-
-    return rc;
+    return ngx_http_cast_send_published(r);
 }
 
 
@@ -1136,14 +1105,7 @@ ngx_http_cast_api_reset(ngx_http_request_t *r, ngx_str_t *body)
 
 send:
 
-    if (reply == NULL) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    rc = ngx_http_cast_send_json(r, NGX_HTTP_OK, reply);
-    json_decref(reply);
-
-    return rc;
+    return ngx_http_cast_send_json_new(r, NGX_HTTP_OK, reply);
 }
 
 
@@ -1197,7 +1159,6 @@ ngx_http_cast_api_context(ngx_http_request_t *r,
     ngx_http_cast_api_ctx_t *ctx)
 {
     json_t                    *context;
-    ngx_int_t                  rc;
     ngx_http_cast_loc_conf_t  *clcf;
 
     if (ngx_http_cast_get_hub()->bus) {
@@ -1208,14 +1169,7 @@ ngx_http_cast_api_context(ngx_http_request_t *r,
 
     context = ngx_http_cast_hub_context(ngx_http_cast_get_hub(), &ctx->topic,
                                         clcf->dialect);
-    if (context == NULL) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    rc = ngx_http_cast_send_json(r, NGX_HTTP_OK, context);
-    json_decref(context);
-
-    return rc;
+    return ngx_http_cast_send_json_new(r, NGX_HTTP_OK, context);
 }
 
 
@@ -1342,6 +1296,45 @@ ngx_http_cast_send_json(ngx_http_request_t *r, ngx_uint_t status,
 }
 
 
+/* the same, and the object is released; NULL (out of memory): 500 */
+
+ngx_int_t
+ngx_http_cast_send_json_new(ngx_http_request_t *r, ngx_uint_t status,
+    json_t *body)
+{
+    ngx_int_t  rc;
+
+    if (body == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    rc = ngx_http_cast_send_json(r, status, body);
+    json_decref(body);
+
+    return rc;
+}
+
+
+/* an accepted event: cast 200 {"status":"received"}, fhircast 202 {} */
+
+ngx_int_t
+ngx_http_cast_send_published(ngx_http_request_t *r)
+{
+    ngx_http_cast_loc_conf_t  *clcf;
+
+    clcf = ngx_http_get_module_loc_conf(r, ngx_http_cast_module);
+
+    if (clcf->dialect == NGX_HTTP_CAST_DIALECT_FHIRCAST) {
+        return ngx_http_cast_send_json_new(r, NGX_HTTP_ACCEPTED,
+                                           json_object());
+    }
+
+    return ngx_http_cast_send_json_new(r, NGX_HTTP_OK,
+                                       json_pack("{s:s}", "status",
+                                                 "received"));
+}
+
+
 /* {"error":"..."} with a log line at info, like nginx's client errors */
 
 ngx_int_t
@@ -1351,7 +1344,6 @@ ngx_http_cast_send_error(ngx_http_request_t *r, ngx_uint_t status,
     u_char     msg[1024], *last;
     json_t    *body, *reason;
     va_list    args;
-    ngx_int_t  rc;
 
     va_start(args, fmt);
     last = ngx_vslprintf(msg, msg + sizeof(msg), fmt, args);
@@ -1377,10 +1369,7 @@ ngx_http_cast_send_error(ngx_http_request_t *r, ngx_uint_t status,
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    rc = ngx_http_cast_send_json(r, status, body);
-    json_decref(body);
-
-    return rc;
+    return ngx_http_cast_send_json_new(r, status, body);
 }
 
 

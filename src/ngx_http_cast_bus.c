@@ -639,7 +639,9 @@ ngx_http_cast_bus_control(ngx_http_cast_bus_t *bus, redisReply *payload)
 
 /*
  * Requests that wait for Redis.  The handler's result finalizes the
- * request; a request that went away meanwhile is just forgotten.
+ * request; a request that went away meanwhile is just forgotten.  Returns
+ * NGX_DONE when the command is on its way, else the request's answer (503
+ * while Redis is unreachable).
  */
 
 static ngx_int_t
@@ -654,17 +656,17 @@ ngx_http_cast_bus_call(ngx_http_request_t *r, ngx_uint_t script, int argc,
     bus = ngx_http_cast_get_hub()->bus;
 
     if (!ngx_http_cast_bus_ready(bus)) {
-        return NGX_DECLINED;
+        return ngx_http_cast_bus_unavailable(r);
     }
 
     cln = ngx_http_cleanup_add(r, 0);
     if (cln == NULL) {
-        return NGX_ERROR;
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
     call = ngx_alloc(sizeof(ngx_http_cast_bus_call_t), r->connection->log);
     if (call == NULL) {
-        return NGX_ERROR;
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
     call->request = r;
@@ -677,13 +679,13 @@ ngx_http_cast_bus_call(ngx_http_request_t *r, ngx_uint_t script, int argc,
         != NGX_OK)
     {
         ngx_free(call);
-        return NGX_DECLINED;
+        return ngx_http_cast_bus_unavailable(r);
     }
 
     cln->handler = ngx_http_cast_bus_call_cleanup;
     cln->data = call;
 
-    return NGX_OK;
+    return NGX_DONE;
 }
 
 
@@ -906,12 +908,8 @@ ngx_http_cast_bus_subscribe(ngx_http_request_t *r, ngx_http_cast_fields_t *f,
     rc = ngx_http_cast_bus_call(r, NGX_HTTP_CAST_SCRIPT_SUBSCRIBE, argc, argv,
                                 argvlen, ngx_http_cast_bus_subscribed, ctx);
 
-    if (rc == NGX_DECLINED) {
-        return ngx_http_cast_bus_unavailable(r);
-    }
-
-    if (rc == NGX_ERROR) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    if (rc != NGX_DONE) {
+        return rc;
     }
 
     ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
@@ -931,7 +929,6 @@ ngx_http_cast_bus_subscribed(ngx_http_request_t *r, redisReply *reply,
     ngx_http_cast_bus_ctx_t *ctx = data;
 
     json_t     *body;
-    ngx_int_t   rc;
 
     if (reply == NULL || reply->type != REDIS_REPLY_INTEGER) {
         return ngx_http_cast_bus_reply_error(r, reply);
@@ -950,10 +947,7 @@ ngx_http_cast_bus_subscribed(ngx_http_request_t *r, redisReply *reply,
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    rc = ngx_http_cast_send_json(r, NGX_HTTP_ACCEPTED, body);
-    json_decref(body);
-
-    return rc;
+    return ngx_http_cast_send_json_new(r, NGX_HTTP_ACCEPTED, body);
 }
 
 
@@ -967,7 +961,6 @@ ngx_http_cast_bus_renew(ngx_http_request_t *r, ngx_str_t *id,
     int                       argc;
     size_t                    argvlen[12];
     int64_t                   now;
-    ngx_int_t                 rc;
     ngx_str_t                 key;
     const char               *argv[12];
     ngx_time_t               *tp;
@@ -999,18 +992,8 @@ ngx_http_cast_bus_renew(ngx_http_request_t *r, ngx_str_t *id,
     argv[argc] = (char *) num[2];
     argvlen[argc++] = ngx_sprintf(num[2], "%L", now) - num[2];
 
-    rc = ngx_http_cast_bus_call(r, NGX_HTTP_CAST_SCRIPT_RENEW, argc, argv,
-                                argvlen, ngx_http_cast_bus_unsubscribed, ctx);
-
-    if (rc == NGX_DECLINED) {
-        return ngx_http_cast_bus_unavailable(r);
-    }
-
-    if (rc == NGX_ERROR) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    return NGX_DONE;
+    return ngx_http_cast_bus_call(r, NGX_HTTP_CAST_SCRIPT_RENEW, argc, argv,
+                                  argvlen, ngx_http_cast_bus_unsubscribed, ctx);
 }
 
 
@@ -1025,7 +1008,6 @@ ngx_http_cast_bus_unsubscribe(ngx_http_request_t *r, ngx_str_t *id,
 {
     int                       argc;
     size_t                    argvlen[10];
-    ngx_int_t                 rc;
     ngx_str_t                 key;
     const char               *argv[10];
     ngx_http_cast_bus_ctx_t  *ctx;
@@ -1048,19 +1030,9 @@ ngx_http_cast_bus_unsubscribe(ngx_http_request_t *r, ngx_str_t *id,
     argv[argc] = (char *) topic->data; argvlen[argc++] = topic->len;
     argv[argc] = reason; argvlen[argc++] = ngx_strlen(reason);
 
-    rc = ngx_http_cast_bus_call(r, NGX_HTTP_CAST_SCRIPT_UNSUBSCRIBE, argc,
-                                argv, argvlen, ngx_http_cast_bus_unsubscribed,
-                                ctx);
-
-    if (rc == NGX_DECLINED) {
-        return ngx_http_cast_bus_unavailable(r);
-    }
-
-    if (rc == NGX_ERROR) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    return NGX_DONE;
+    return ngx_http_cast_bus_call(r, NGX_HTTP_CAST_SCRIPT_UNSUBSCRIBE, argc,
+                                  argv, argvlen, ngx_http_cast_bus_unsubscribed,
+                                  ctx);
 }
 
 
@@ -1073,7 +1045,6 @@ ngx_http_cast_bus_unsubscribed(ngx_http_request_t *r, redisReply *reply,
     ngx_http_cast_bus_ctx_t *ctx = data;
 
     json_t                    *body;
-    ngx_int_t                  rc;
     ngx_str_t                  endpoint;
     ngx_http_cast_loc_conf_t  *clcf;
 
@@ -1113,15 +1084,8 @@ ngx_http_cast_bus_unsubscribed(ngx_http_request_t *r, redisReply *reply,
         }
     }
 
-    if (body == NULL) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    rc = ngx_http_cast_send_json(r, ctx->reset ? NGX_HTTP_OK
+    return ngx_http_cast_send_json_new(r, ctx->reset ? NGX_HTTP_OK
                                                : NGX_HTTP_ACCEPTED, body);
-    json_decref(body);
-
-    return rc;
 }
 
 
@@ -1134,7 +1098,6 @@ ngx_http_cast_bus_unsubscribe_matching(ngx_http_request_t *r,
 {
     int                       argc;
     size_t                    argvlen[10];
-    ngx_int_t                 rc;
     ngx_str_t                 key;
     const char               *argv[10];
     ngx_http_cast_bus_ctx_t  *ctx;
@@ -1156,19 +1119,9 @@ ngx_http_cast_bus_unsubscribe_matching(ngx_http_request_t *r,
     argv[argc] = (char *) value->data; argvlen[argc++] = value->len;
     argv[argc] = reason; argvlen[argc++] = ngx_strlen(reason);
 
-    rc = ngx_http_cast_bus_call(r, NGX_HTTP_CAST_SCRIPT_UNSUBSCRIBE_MATCHING,
-                                argc, argv, argvlen,
-                                ngx_http_cast_bus_removed, ctx);
-
-    if (rc == NGX_DECLINED) {
-        return ngx_http_cast_bus_unavailable(r);
-    }
-
-    if (rc == NGX_ERROR) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    return NGX_DONE;
+    return ngx_http_cast_bus_call(r, NGX_HTTP_CAST_SCRIPT_UNSUBSCRIBE_MATCHING,
+                                  argc, argv, argvlen,
+                                  ngx_http_cast_bus_removed, ctx);
 }
 
 
@@ -1179,7 +1132,6 @@ ngx_http_cast_bus_reset(ngx_http_request_t *r)
 {
     int                       argc;
     size_t                    argvlen[4];
-    ngx_int_t                 rc;
     const char               *argv[4];
     ngx_http_cast_bus_ctx_t  *ctx;
 
@@ -1194,18 +1146,8 @@ ngx_http_cast_bus_reset(ngx_http_request_t *r)
     argv[argc] = "1"; argvlen[argc++] = 1;
     argv[argc] = "cast:subs"; argvlen[argc++] = sizeof("cast:subs") - 1;
 
-    rc = ngx_http_cast_bus_call(r, NGX_HTTP_CAST_SCRIPT_RESET, argc, argv,
-                                argvlen, ngx_http_cast_bus_removed, ctx);
-
-    if (rc == NGX_DECLINED) {
-        return ngx_http_cast_bus_unavailable(r);
-    }
-
-    if (rc == NGX_ERROR) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    return NGX_DONE;
+    return ngx_http_cast_bus_call(r, NGX_HTTP_CAST_SCRIPT_RESET, argc, argv,
+                                  argvlen, ngx_http_cast_bus_removed, ctx);
 }
 
 
@@ -1216,7 +1158,6 @@ ngx_http_cast_bus_removed(ngx_http_request_t *r, redisReply *reply,
     ngx_http_cast_bus_ctx_t *ctx = data;
 
     json_t     *body;
-    ngx_int_t   rc;
 
     if (reply == NULL || reply->type != REDIS_REPLY_INTEGER) {
         return ngx_http_cast_bus_reply_error(r, reply);
@@ -1225,15 +1166,8 @@ ngx_http_cast_bus_removed(ngx_http_request_t *r, redisReply *reply,
     body = json_pack("{s:s,s:I}",
                      "status", ctx->reset == 2 ? "cleared" : "unsubscribed",
                      "removed", (json_int_t) reply->integer);
-    if (body == NULL) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    rc = ngx_http_cast_send_json(r, ctx->reset ? NGX_HTTP_OK
+    return ngx_http_cast_send_json_new(r, ctx->reset ? NGX_HTTP_OK
                                                : NGX_HTTP_ACCEPTED, body);
-    json_decref(body);
-
-    return rc;
 }
 
 
@@ -1348,18 +1282,8 @@ ngx_http_cast_bus_publish(ngx_http_request_t *r, ngx_http_cast_event_t *ev,
         return rc == NGX_OK ? NGX_OK : NGX_DECLINED;
     }
 
-    rc = ngx_http_cast_bus_call(r, NGX_HTTP_CAST_SCRIPT_PUBLISH, argc, argv,
-                                argvlen, ngx_http_cast_bus_published, NULL);
-
-    if (rc == NGX_DECLINED) {
-        return ngx_http_cast_bus_unavailable(r);
-    }
-
-    if (rc == NGX_ERROR) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    return NGX_DONE;
+    return ngx_http_cast_bus_call(r, NGX_HTTP_CAST_SCRIPT_PUBLISH, argc, argv,
+                                  argvlen, ngx_http_cast_bus_published, NULL);
 }
 
 
@@ -1367,35 +1291,13 @@ static ngx_int_t
 ngx_http_cast_bus_published(ngx_http_request_t *r, redisReply *reply,
     void *data)
 {
-    json_t                    *body;
-    ngx_int_t                  rc;
-    ngx_http_cast_loc_conf_t  *clcf;
-
     if (reply == NULL || reply->type != REDIS_REPLY_INTEGER) {
         return ngx_http_cast_bus_reply_error(r, reply);
     }
 
     ngx_http_cast_get_hub()->events_in++;
 
-    clcf = ngx_http_get_module_loc_conf(r, ngx_http_cast_module);
-
-    if (clcf->dialect == NGX_HTTP_CAST_DIALECT_FHIRCAST) {
-        body = json_object();
-        rc = NGX_HTTP_ACCEPTED;
-
-    } else {
-        body = json_pack("{s:s}", "status", "received");
-        rc = NGX_HTTP_OK;
-    }
-
-    if (body == NULL) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    rc = ngx_http_cast_send_json(r, rc, body);
-    json_decref(body);
-
-    return rc;
+    return ngx_http_cast_send_published(r);
 }
 
 
@@ -1444,17 +1346,12 @@ ngx_http_cast_bus_context(ngx_http_request_t *r, ngx_str_t *topic)
                                 argvlen, ngx_http_cast_bus_context_reply,
                                 NULL);
 
-    if (rc == NGX_DECLINED) {
-        return ngx_http_cast_bus_unavailable(r);
+    if (rc == NGX_DONE) {
+        /* held until the reply: this is a content handler */
+        r->main->count++;
     }
 
-    if (rc == NGX_ERROR) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    r->main->count++;
-
-    return NGX_DONE;
+    return rc;
 }
 
 
@@ -1463,7 +1360,6 @@ ngx_http_cast_bus_context_reply(ngx_http_request_t *r, redisReply *reply,
     void *data)
 {
     json_t                    *body, *event, *context;
-    ngx_int_t                  rc;
     redisReply               **e;
     ngx_http_cast_loc_conf_t  *clcf;
 
@@ -1504,14 +1400,7 @@ ngx_http_cast_bus_context_reply(ngx_http_request_t *r, redisReply *reply,
         body = json_pack("{s:s,s:[]}", "context.type", "", "context");
     }
 
-    if (body == NULL) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    rc = ngx_http_cast_send_json(r, NGX_HTTP_OK, body);
-    json_decref(body);
-
-    return rc;
+    return ngx_http_cast_send_json_new(r, NGX_HTTP_OK, body);
 }
 
 
@@ -1551,17 +1440,12 @@ ngx_http_cast_bus_bind(ngx_http_request_t *r, ngx_str_t *id, ngx_str_t *key)
     rc = ngx_http_cast_bus_call(r, NGX_HTTP_CAST_SCRIPT_BIND, argc, argv,
                                 argvlen, ngx_http_cast_bus_bound, ctx);
 
-    if (rc == NGX_DECLINED) {
-        return ngx_http_cast_bus_unavailable(r);
+    if (rc == NGX_DONE) {
+        /* held until the reply: this is a content handler */
+        r->main->count++;
     }
 
-    if (rc == NGX_ERROR) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    r->main->count++;
-
-    return NGX_DONE;
+    return rc;
 }
 
 

@@ -84,10 +84,7 @@ ngx_http_cast_status_handler(ngx_http_request_t *r)
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    rc = ngx_http_cast_send_json(r, NGX_HTTP_OK, body);
-    json_decref(body);
-
-    return rc;
+    return ngx_http_cast_send_json_new(r, NGX_HTTP_OK, body);
 }
 
 
