@@ -65,6 +65,7 @@ struct ngx_http_cast_ws_s {
 };
 
 
+static void ngx_http_cast_ws_mask_id(ngx_http_request_t *r);
 static ngx_uint_t ngx_http_cast_ws_handshake(ngx_http_request_t *r,
     ngx_str_t *key, char **err);
 static ngx_table_elt_t *ngx_http_cast_ws_header(ngx_http_request_t *r,
@@ -125,6 +126,8 @@ ngx_http_cast_ws_handler(ngx_http_request_t *r)
         return rc;
     }
 
+    ngx_http_cast_ws_mask_id(r);
+
     status = ngx_http_cast_ws_handshake(r, &key, &msg);
     if (status) {
         return ngx_http_cast_send_error(r, status, "%s", msg);
@@ -164,6 +167,49 @@ ngx_http_cast_ws_handler(ngx_http_request_t *r)
     }
 
     return ngx_http_cast_ws_start(r, sub, &key);
+}
+
+
+/*
+ * Endpoint ids are capabilities: the request line that every log line of
+ * this request quotes shows only the first 8 characters of the id.
+ */
+
+static void
+ngx_http_cast_ws_mask_id(ngx_http_request_t *r)
+{
+    u_char     *p, *last, *line;
+    ngx_str_t   id;
+
+    last = r->uri.data + r->uri.len;
+
+    for (p = last; p > r->uri.data && p[-1] != '/'; p--) {
+        /* void */
+    }
+
+    id.data = p;
+    id.len = last - p;
+
+    if (id.len <= 8 || r->request_line.len == 0) {
+        return;
+    }
+
+    p = ngx_strlcasestrn(r->request_line.data,
+                         r->request_line.data + r->request_line.len,
+                         id.data, id.len - 1);
+    if (p == NULL) {
+        return;
+    }
+
+    line = ngx_pnalloc(r->pool, r->request_line.len);
+    if (line == NULL) {
+        return;
+    }
+
+    ngx_memcpy(line, r->request_line.data, r->request_line.len);
+    ngx_memset(line + (p - r->request_line.data) + 8, '*', id.len - 8);
+
+    r->request_line.data = line;
 }
 
 
@@ -942,7 +988,15 @@ ngx_http_cast_ws_enqueue(ngx_http_cast_ws_t *ws, ngx_http_cast_frame_t *frame,
         return NGX_DECLINED;
     }
 
-    if (!control && ws->queued + frame->len > ws->conf->send_queue) {
+    /*
+     * Pongs count too: a client that floods pings and never reads must not
+     * make the hub buffer without bound.  Only the one close frame may
+     * go beyond the limit.
+     */
+
+    if ((!control || frame->data[0] != (0x80 | NGX_HTTP_CAST_WS_CLOSE))
+        && ws->queued + frame->len > ws->conf->send_queue)
+    {
         ngx_log_error(NGX_LOG_INFO, ws->request->connection->log, 0,
                       "cast: subscriber does not read, %uz bytes queued, "
                       "closing with 1008", ws->queued);
