@@ -358,8 +358,6 @@ ngx_http_cast_create_main_conf(ngx_conf_t *cf)
      *     cmcf->hub = NULL;
      *     cmcf->used = 0;
      *     cmcf->redis = NULL;
-     *     cmcf->redis_cmd = NULL;
-     *     cmcf->redis_sub = NULL;
      */
 
     return cmcf;

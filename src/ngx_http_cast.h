@@ -59,8 +59,6 @@ typedef struct {
 
     /* cast_redis (src/ngx_http_cast_redis.c); NULL: local mode */
     ngx_http_cast_redis_conf_t  *redis;
-    ngx_http_cast_redis_t       *redis_cmd;   /* this worker's connections */
-    ngx_http_cast_redis_t       *redis_sub;
 } ngx_http_cast_main_conf_t;
 
 

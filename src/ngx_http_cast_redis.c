@@ -80,6 +80,7 @@ struct ngx_http_cast_redis_s {
     ngx_queue_t                    pending;     /* 0.14: timed commands */
     ngx_msec_t                     deadline;    /* 1.x: scheduleTimer */
     ngx_msec_t                     last_read;
+    ngx_msec_t                     ping_sent;
     ngx_msec_t                     backoff;
 
     ngx_uint_t                     state;
@@ -404,52 +405,6 @@ ngx_http_cast_redis_parse_time(ngx_conf_t *cf, ngx_str_t *param, size_t skip,
     *out = (ngx_msec_t) ms;
 
     return NGX_OK;
-}
-
-
-/* worker wiring */
-
-ngx_int_t
-ngx_http_cast_redis_init_process(ngx_cycle_t *cycle)
-{
-    ngx_http_cast_main_conf_t  *cmcf;
-
-    cmcf = ngx_http_cycle_get_module_main_conf(cycle, ngx_http_cast_module);
-    if (cmcf == NULL || cmcf->redis == NULL) {
-        return NGX_OK;
-    }
-
-    cmcf->redis_cmd = ngx_http_cast_redis_create(cycle, cmcf->redis,
-                                                 "command", NULL, NULL);
-    cmcf->redis_sub = ngx_http_cast_redis_create(cycle, cmcf->redis,
-                                                 "pubsub", NULL, NULL);
-
-    if (cmcf->redis_cmd == NULL || cmcf->redis_sub == NULL) {
-        return NGX_ERROR;
-    }
-
-    ngx_http_cast_redis_start(cmcf->redis_cmd);
-    ngx_http_cast_redis_start(cmcf->redis_sub);
-
-    return NGX_OK;
-}
-
-
-void
-ngx_http_cast_redis_exit_process(ngx_cycle_t *cycle)
-{
-    ngx_http_cast_main_conf_t  *cmcf;
-
-    cmcf = ngx_http_cycle_get_module_main_conf(cycle, ngx_http_cast_module);
-    if (cmcf == NULL) {
-        return;
-    }
-
-    ngx_http_cast_redis_destroy(cmcf->redis_sub);
-    ngx_http_cast_redis_destroy(cmcf->redis_cmd);
-
-    cmcf->redis_sub = NULL;
-    cmcf->redis_cmd = NULL;
 }
 
 
@@ -992,20 +947,51 @@ ngx_http_cast_redis_connect_timeout(ngx_event_t *ev)
 }
 
 
-/* health PING on an idle ready connection */
+/*
+ * Health check of a ready connection that has read nothing for
+ * ping_interval: PING, or, while subscribed with a hiredis that cannot
+ * route the PING reply there (< 1.1), a SUBSCRIBE to a channel of its own
+ * whose confirmation comes back the same way.  No answer within
+ * command_timeout closes the connection.
+ */
 
 static void
 ngx_http_cast_redis_ping_handler(ngx_event_t *ev)
 {
     ngx_http_cast_redis_t *rds = ev->data;
 
-    ngx_msec_t  interval, idle;
+    int                 rc;
+    size_t              argvlen[2];
+    const char         *argv[2];
+    ngx_msec_t          interval, idle, timeout, waited;
+    redisAsyncContext  *ac;
+#if !(NGX_HTTP_CAST_REDIS_SUB_PING)
+    u_char             *p;
+    u_char              channel[64];
+#endif
 
     if (!ngx_http_cast_redis_ready(rds)) {
         return;
     }
 
+    ac = rds->ac;
     interval = rds->conf->ping_interval;
+    timeout = rds->conf->command_timeout;
+
+    if (rds->ping_pending) {
+        waited = ngx_current_msec - rds->ping_sent;
+
+        if (waited < timeout) {
+            ngx_add_timer(ev, timeout - waited);
+            return;
+        }
+
+        ngx_http_cast_redis_set_reason(rds, "command timed out (%Mms)",
+                                       timeout);
+        ngx_http_cast_redis_close(rds);
+        return;
+    }
+
     idle = ngx_current_msec - rds->last_read;
 
     if (idle < interval) {
@@ -1013,26 +999,44 @@ ngx_http_cast_redis_ping_handler(ngx_event_t *ev)
         return;
     }
 
-    ngx_add_timer(ev, interval);
-
-    if (rds->ping_pending) {
-        return;     /* the command timeout watches it */
-    }
-
 #if !(NGX_HTTP_CAST_REDIS_SUB_PING)
-    if (rds->ac->c.flags & REDIS_SUBSCRIBED) {
-        /* hiredis < 1.1 loses the reply of a PING sent while subscribed */
-        return;
+
+    if (ac->c.flags & REDIS_SUBSCRIBED) {
+        p = ngx_snprintf(channel, sizeof(channel), "cast:heartbeat:%s:%P",
+                         rds->name, ngx_pid);
+
+        argv[0] = "SUBSCRIBE";
+        argvlen[0] = sizeof("SUBSCRIBE") - 1;
+        argv[1] = (const char *) channel;
+        argvlen[1] = p - channel;
+
+        rc = redisAsyncCommandArgv(ac, ngx_http_cast_redis_ping_reply, rds,
+                                   2, argv, argvlen);
+
+        goto sent;
     }
+
 #endif
 
-    if (ngx_http_cast_redis_send(rds, ngx_http_cast_redis_ping_reply, rds,
-                                 "*1\r\n$4\r\nPING\r\n",
-                                 sizeof("*1\r\n$4\r\nPING\r\n") - 1)
-        == NGX_OK)
-    {
-        rds->ping_pending = 1;
+    argv[0] = "PING";
+    argvlen[0] = sizeof("PING") - 1;
+
+    rc = redisAsyncCommandArgv(ac, ngx_http_cast_redis_ping_reply, rds,
+                               1, argv, argvlen);
+
+#if !(NGX_HTTP_CAST_REDIS_SUB_PING)
+sent:
+#endif
+
+    if (rc != REDIS_OK) {
+        ngx_add_timer(ev, interval);
+        return;
     }
+
+    rds->ping_pending = 1;
+    rds->ping_sent = ngx_current_msec;
+
+    ngx_add_timer(ev, timeout);
 }
 
 
@@ -1041,7 +1045,9 @@ ngx_http_cast_redis_ping_reply(redisAsyncContext *ac, void *r, void *privdata)
 {
     ngx_http_cast_redis_t *rds = privdata;
 
-    if (rds->ac == ac) {
+    /* any answer will do, even an error or an "unsubscribe" */
+
+    if (r != NULL && rds->ac == ac) {
         rds->ping_pending = 0;
     }
 }

@@ -18,7 +18,12 @@
  *   - on_state(rds, 1, data) is called when the connection is ready,
  *     on_state(rds, 0, data) when a ready connection is lost; whether the
  *     NULL replies of its pending commands come before or after
- *     on_state(0) depends on the hiredis version.
+ *     on_state(0) depends on the hiredis version;
+ *   - command timeouts do not apply to SUBSCRIBE-family callbacks; with
+ *     hiredis < 1.1 a regular command sent while subscribed (PING) never
+ *     gets its reply (it gets NULL when the connection goes), so the
+ *     health check of a subscribed connection is then a SUBSCRIBE to
+ *     "cast:heartbeat:<name>:<pid>" (one extra channel per connection).
  */
 
 
@@ -81,9 +86,6 @@ ngx_int_t ngx_http_cast_redis_commandf(ngx_http_cast_redis_t *rds,
 
 void ngx_http_cast_redis_destroy(ngx_http_cast_redis_t *rds);
 
-/* worker wiring: cmcf->redis_cmd and cmcf->redis_sub */
-ngx_int_t ngx_http_cast_redis_init_process(ngx_cycle_t *cycle);
-void ngx_http_cast_redis_exit_process(ngx_cycle_t *cycle);
 
 
 #endif /* _NGX_HTTP_CAST_REDIS_H_INCLUDED_ */

@@ -2,8 +2,9 @@
 /*
  * ngx_http_cast_module: the WebSocket channel (RFC 6455, SPEC 3).
  *
- * GET /bind/<id> is answered with 101, then the request's read and write
- * handlers are taken over.  Input goes through the frame parser of
+ * GET /bind/<id> is answered with 101; then the HTTP request is freed and
+ * the connection belongs to the socket (an idle subscriber costs its
+ * connection pool, this struct and its subscription, not a request).  Input goes through the frame parser of
  * ngx_http_cast_frame.c; output is a bounded queue of shared,
  * reference-counted frames sent straight with c->send().
  */
@@ -35,7 +36,9 @@ struct ngx_http_cast_ws_out_s {
 
 
 struct ngx_http_cast_ws_s {
-    ngx_http_request_t        *request;
+    ngx_connection_t          *connection;
+    ngx_http_request_t        *request;     /* until detached */
+    ngx_http_cleanup_t        *cleanup;
     ngx_http_cast_sub_t       *sub;
     ngx_http_cast_hub_t       *hub;
     ngx_http_cast_loc_conf_t  *conf;
@@ -52,6 +55,11 @@ struct ngx_http_cast_ws_s {
     size_t                     queued;      /* bytes not yet sent */
     size_t                     sent;        /* of the head frame */
 
+    u_char                    *pending;     /* came with the handshake */
+    size_t                     pending_len;
+
+    ngx_event_t                detach_ev;
+    ngx_event_t                close_ev;
     ngx_event_t                ping_ev;
     ngx_event_t                fail_ev;     /* deferred close on overflow */
     ngx_msec_t                 last_seen;
@@ -61,7 +69,8 @@ struct ngx_http_cast_ws_s {
     unsigned                   closing:1;   /* close frame queued */
     unsigned                   close_sent:1;
     unsigned                   failed:1;
-    unsigned                   done:1;
+    unsigned                   done:1;      /* released from the hub */
+    unsigned                   detached:1;  /* the request is freed */
 };
 
 
@@ -72,8 +81,10 @@ static ngx_table_elt_t *ngx_http_cast_ws_header(ngx_http_request_t *r,
     const char *name, ngx_uint_t *count);
 static ngx_int_t ngx_http_cast_ws_has_token(ngx_str_t *value,
     const char *token);
-static void ngx_http_cast_ws_read_handler(ngx_http_request_t *r);
-static void ngx_http_cast_ws_write_handler(ngx_http_request_t *r);
+static void ngx_http_cast_ws_detach(ngx_event_t *ev);
+static void ngx_http_cast_ws_request_cleanup(void *data);
+static void ngx_http_cast_ws_read_handler(ngx_event_t *rev);
+static void ngx_http_cast_ws_write_handler(ngx_event_t *wev);
 static ngx_int_t ngx_http_cast_ws_input(ngx_http_cast_ws_t *ws, u_char *p,
     size_t n);
 static ngx_int_t ngx_http_cast_ws_control(ngx_http_cast_ws_t *ws,
@@ -94,7 +105,9 @@ static void ngx_http_cast_ws_fail(ngx_http_cast_ws_t *ws, ngx_uint_t code,
 static void ngx_http_cast_ws_fail_handler(ngx_event_t *ev);
 static void ngx_http_cast_ws_ping_handler(ngx_event_t *ev);
 static void ngx_http_cast_ws_finalize(ngx_http_cast_ws_t *ws);
-static void ngx_http_cast_ws_cleanup(void *data);
+static void ngx_http_cast_ws_release(ngx_http_cast_ws_t *ws);
+static void ngx_http_cast_ws_close_handler(ngx_event_t *ev);
+static void ngx_http_cast_ws_close_now(ngx_http_cast_ws_t *ws);
 static ngx_http_cast_frame_t *ngx_http_cast_ws_frame(ngx_uint_t opcode,
     u_char *data, size_t len);
 
@@ -373,36 +386,48 @@ ngx_int_t
 ngx_http_cast_ws_start(ngx_http_request_t *r, ngx_http_cast_sub_t *sub,
     ngx_str_t *key)
 {
-    u_char               hash[20], accept[28], *p;
-    u_char               ts[NGX_HTTP_CAST_TIMESTAMP_LEN];
-    json_t              *hello;
-    ngx_str_t            src, dst;
-    ngx_int_t            rc;
-    ngx_sha1_t           sha1;
-    ngx_table_elt_t     *h;
-    ngx_connection_t    *c;
-    ngx_http_cast_ws_t  *ws;
-    ngx_http_cleanup_t  *cln;
+    u_char                 hash[20], accept[28], *p;
+    u_char                 ts[NGX_HTTP_CAST_TIMESTAMP_LEN];
+    json_t                *hello;
+    ngx_str_t              src, dst;
+    ngx_sha1_t             sha1;
+    ngx_connection_t      *c;
+    ngx_http_cast_ws_t    *ws;
+    ngx_http_cleanup_t    *cln;
+    ngx_http_cast_frame_t *frame;
+
+    static u_char  response[] =
+        "HTTP/1.1 101 Switching Protocols" CRLF
+        "Upgrade: websocket" CRLF
+        "Connection: upgrade" CRLF
+        "Sec-WebSocket-Accept: ";
 
     c = r->connection;
-
-    ws = ngx_pcalloc(r->pool, sizeof(ngx_http_cast_ws_t));
-    if (ws == NULL) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
 
     cln = ngx_http_cleanup_add(r, 0);
     if (cln == NULL) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
+    ws = ngx_calloc(sizeof(ngx_http_cast_ws_t), c->log);
+    if (ws == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    ws->connection = c;
     ws->request = r;
+    ws->cleanup = cln;
     ws->hub = sub->hub;
     ws->conf = ngx_http_get_module_loc_conf(r, ngx_http_cast_module);
     ws->last_out = &ws->out;
     ws->last_seen = ngx_current_msec;
 
     ngx_http_cast_ws_parser_init(&ws->parser, ws->conf->max_message_size);
+
+    /*
+     * The 101 is written by the socket itself, first in its queue: no
+     * output filter stands between it and the frames that follow.
+     */
 
     ngx_sha1_init(&sha1);
     ngx_sha1_update(&sha1, key->data, key->len);
@@ -415,55 +440,52 @@ ngx_http_cast_ws_start(ngx_http_request_t *r, ngx_http_cast_sub_t *sub,
     dst.data = accept;
     ngx_encode_base64(&dst, &src);
 
-    p = ngx_pnalloc(r->pool, dst.len);
-    if (p == NULL) {
+    frame = ngx_http_cast_ws_frame(0, NULL,
+                                   sizeof(response) - 1 + dst.len + 4);
+    if (frame == NULL) {
+        ngx_free(ws);
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    ngx_memcpy(p, accept, dst.len);
+    /* a raw buffer: no frame header */
+    frame->len = sizeof(response) - 1 + dst.len + 4;
+    p = ngx_cpymem(frame->data, response, sizeof(response) - 1);
+    p = ngx_cpymem(p, dst.data, dst.len);
+    *p++ = CR; *p++ = LF; *p++ = CR; *p = LF;
 
-    h = ngx_list_push(&r->headers_out.headers);
-    if (h == NULL) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    (void) ngx_http_cast_ws_enqueue(ws, frame, 1);
+    ngx_http_cast_frame_release(frame);
+
+    /* frames that came in the handshake's packet are kept for later */
+
+    if (r->header_in->pos < r->header_in->last) {
+        ws->pending_len = r->header_in->last - r->header_in->pos;
+        ws->pending = ngx_alloc(ws->pending_len, c->log);
+
+        if (ws->pending == NULL) {
+            ngx_http_cast_ws_release(ws);
+            ngx_free(ws);
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        ngx_memcpy(ws->pending, r->header_in->pos, ws->pending_len);
+        r->header_in->pos = r->header_in->last;
     }
-
-    h->hash = 1;
-    ngx_str_set(&h->key, "Upgrade");
-    ngx_str_set(&h->value, "websocket");
-
-    h = ngx_list_push(&r->headers_out.headers);
-    if (h == NULL) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    h->hash = 1;
-    ngx_str_set(&h->key, "Sec-WebSocket-Accept");
-    h->value.data = p;
-    h->value.len = dst.len;
 
     r->headers_out.status = NGX_HTTP_SWITCHING_PROTOCOLS;
-    ngx_str_set(&r->headers_out.status_line, "101 Switching Protocols");
-    r->headers_out.content_length_n = -1;
     r->keepalive = 0;
 
-    rc = ngx_http_send_header(r);
-    if (rc == NGX_ERROR || rc > NGX_OK) {
-        return rc;
-    }
+    /*
+     * The request is held until ngx_http_cast_ws_detach() frees it, from
+     * its own event, once the handler that called us has returned.
+     */
 
-    rc = ngx_http_send_special(r, NGX_HTTP_FLUSH);
-    if (rc == NGX_ERROR) {
-        return NGX_ERROR;
-    }
-
-    /* from here the socket is ours until one ngx_http_finalize_request() */
-
-    cln->handler = ngx_http_cast_ws_cleanup;
+    cln->handler = ngx_http_cast_ws_request_cleanup;
     cln->data = ws;
 
     r->main->count++;
-    r->read_event_handler = ngx_http_cast_ws_read_handler;
-    r->write_event_handler = ngx_http_cast_ws_write_handler;
+    r->read_event_handler = ngx_http_request_empty_handler;
+    r->write_event_handler = ngx_http_request_empty_handler;
 
     if (c->read->timer_set) {
         ngx_del_timer(c->read);
@@ -473,11 +495,14 @@ ngx_http_cast_ws_start(ngx_http_request_t *r, ngx_http_cast_sub_t *sub,
         ngx_del_timer(c->write);
     }
 
-    /* lets a graceful shutdown close the socket (see the cleanup) */
-    c->idle = 1;
-    c->log->action = "serving cast websocket";
+    ws->detach_ev.handler = ngx_http_cast_ws_detach;
+    ws->detach_ev.data = ws;
+    ws->detach_ev.log = c->log;
+    ngx_post_event(&ws->detach_ev, &ngx_posted_events);
 
-    ngx_http_set_ctx(r, ws, ngx_http_cast_module);
+    ws->close_ev.handler = ngx_http_cast_ws_close_handler;
+    ws->close_ev.data = ws;
+    ws->close_ev.log = c->log;
 
     ws->sub = sub;
     sub->ws = ws;
@@ -538,20 +563,11 @@ ngx_http_cast_ws_start(ngx_http_request_t *r, ngx_http_cast_sub_t *sub,
         goto failed;
     }
 
-    /* frames that came with the handshake are read by the read handler */
-
-    if (r->header_in->pos < r->header_in->last) {
-        ngx_post_event(c->read, &ngx_posted_events);
-
-    } else if (ngx_handle_read_event(c->read, 0) != NGX_OK) {
-        goto failed;
-    }
-
     return NGX_DONE;
 
 failed:
 
-    /* the request is held: end it from an event of its own */
+    /* end it from an event of its own, after the detach */
 
     ws->failed = 1;
     ws->fail_code = NGX_HTTP_CAST_WS_GOING_AWAY;
@@ -562,31 +578,124 @@ failed:
 }
 
 
+/*
+ * The request is over (logged as 101 and freed); the connection is the
+ * socket's, like a keepalive connection is the http connection's.
+ */
+
 static void
-ngx_http_cast_ws_read_handler(ngx_http_request_t *r)
+ngx_http_cast_ws_detach(ngx_event_t *ev)
 {
-    u_char               buf[4096], *p;
+    ngx_http_cast_ws_t *ws = ev->data;
+
+    u_char              *p;
+    ngx_int_t            rc;
+    ngx_buf_t           *b;
+    ngx_connection_t    *c;
+    ngx_http_log_ctx_t  *ctx;
+    ngx_http_request_t  *r;
+
+    c = ws->connection;
+    r = ws->request;
+
+    ws->cleanup->handler = NULL;
+    ws->request = NULL;
+    ws->detached = 1;
+
+    ngx_http_free_request(r, 0);
+
+    /* ngx_http_free_request() marks the connection, which lives on */
+    c->destroyed = 0;
+    c->data = ws;
+
+    ctx = c->log->data;
+    ctx->request = NULL;
+    ctx->current_request = NULL;
+    c->log->action = "serving cast websocket";
+
+    /* the header buffer is not needed any more */
+
+    b = c->buffer;
+
+    if (b && b->start && ngx_pfree(c->pool, b->start) == NGX_OK) {
+        b->start = NULL;
+        b->pos = NULL;
+        b->last = NULL;
+        b->end = NULL;
+    }
+
+    c->read->handler = ngx_http_cast_ws_read_handler;
+    c->write->handler = ngx_http_cast_ws_write_handler;
+
+    /* lets a graceful shutdown close the socket (with Close 1001) */
+    c->idle = 1;
+
+    if (ws->done) {
+        ngx_post_event(&ws->close_ev, &ngx_posted_events);
+        return;
+    }
+
+    if (ws->pending) {
+        p = ws->pending;
+        ws->pending = NULL;
+
+        rc = ngx_http_cast_ws_input(ws, p, ws->pending_len);
+        ngx_free(p);
+
+        if (rc != NGX_OK) {
+            return;
+        }
+    }
+
+    ngx_post_event(c->read, &ngx_posted_events);
+    ngx_post_event(c->write, &ngx_posted_events);
+}
+
+
+/* the request ended before the detach (shutdown, error): all goes */
+
+static void
+ngx_http_cast_ws_request_cleanup(void *data)
+{
+    ngx_http_cast_ws_t *ws = data;
+
+    if (ws->detach_ev.posted) {
+        ngx_delete_posted_event(&ws->detach_ev);
+    }
+
+    if (ws->close_ev.posted) {
+        ngx_delete_posted_event(&ws->close_ev);
+    }
+
+    if (!ws->done) {
+        ws->done = 1;
+        ngx_http_cast_ws_release(ws);
+    }
+
+    ngx_free(ws);
+}
+
+
+static void
+ngx_http_cast_ws_read_handler(ngx_event_t *rev)
+{
+    u_char               buf[4096];
     ssize_t              n;
     ngx_uint_t           i;
     ngx_connection_t    *c;
     ngx_http_cast_ws_t  *ws;
 
-    c = r->connection;
-    ws = ngx_http_get_module_ctx(r, ngx_http_cast_module);
+    c = rev->data;
+    ws = c->data;
 
-    if (ws == NULL || ws->done) {
-        ngx_http_block_reading(r);
+    if (ws->done) {
         return;
     }
 
-    if (r->header_in->pos < r->header_in->last) {
-        /* bytes that came in the handshake's packet */
-        p = r->header_in->pos;
-        r->header_in->pos = r->header_in->last;
-
-        if (ngx_http_cast_ws_input(ws, p, r->header_in->last - p) != NGX_OK) {
-            return;
-        }
+    if (c->close) {
+        /* graceful shutdown or reload: Close 1001 from the release */
+        ngx_http_cast_ws_finalize(ws);
+        return;
     }
 
     for (i = 0; i < NGX_HTTP_CAST_WS_READS; i++) {
@@ -594,7 +703,7 @@ ngx_http_cast_ws_read_handler(ngx_http_request_t *r)
         n = c->recv(c, buf, sizeof(buf));
 
         if (n == NGX_AGAIN) {
-            if (ngx_handle_read_event(c->read, 0) != NGX_OK) {
+            if (ngx_handle_read_event(rev, 0) != NGX_OK) {
                 ngx_http_cast_ws_finalize(ws);
             }
 
@@ -618,18 +727,20 @@ ngx_http_cast_ws_read_handler(ngx_http_request_t *r)
     }
 
     /* more may be waiting: let other connections run first */
-    ngx_post_event(c->read, &ngx_posted_events);
+    ngx_post_event(rev, &ngx_posted_events);
 }
 
 
 static void
-ngx_http_cast_ws_write_handler(ngx_http_request_t *r)
+ngx_http_cast_ws_write_handler(ngx_event_t *wev)
 {
+    ngx_connection_t    *c;
     ngx_http_cast_ws_t  *ws;
 
-    ws = ngx_http_get_module_ctx(r, ngx_http_cast_module);
+    c = wev->data;
+    ws = c->data;
 
-    if (ws == NULL || ws->done) {
+    if (ws->done) {
         return;
     }
 
@@ -659,7 +770,7 @@ ngx_http_cast_ws_input(ngx_http_cast_ws_t *ws, u_char *p, size_t n)
         }
 
         if (rc == NGX_ERROR) {
-            ngx_log_error(NGX_LOG_INFO, ws->request->connection->log, 0,
+            ngx_log_error(NGX_LOG_INFO, ws->connection->log, 0,
                           "cast: client sent an invalid frame: %s, "
                           "closing with %ui", ws->parser.error,
                           ws->parser.close_code);
@@ -746,7 +857,7 @@ ngx_http_cast_ws_control(ngx_http_cast_ws_t *ws, ngx_http_cast_ws_event_t *ev)
 
         code = ev->len >= 2 ? (ev->data[0] << 8 | ev->data[1]) : 0;
 
-        ngx_log_error(NGX_LOG_INFO, ws->request->connection->log, 0,
+        ngx_log_error(NGX_LOG_INFO, ws->connection->log, 0,
                       "cast: client closed the socket with %ui", code);
 
         if (!ws->closing) {
@@ -786,7 +897,7 @@ ngx_http_cast_ws_append(ngx_http_cast_ws_t *ws, u_char *p, size_t n)
         size = ngx_max(ws->message_size * 2, ws->message_len + n);
         size = ngx_max(size, 1024);
 
-        m = ngx_alloc(size, ws->request->connection->log);
+        m = ngx_alloc(size, ws->connection->log);
         if (m == NULL) {
             return NGX_ERROR;
         }
@@ -822,7 +933,7 @@ ngx_http_cast_ws_message(ngx_http_cast_ws_t *ws, u_char *p, size_t n)
     ngx_pool_t             *pool;
     ngx_http_cast_event_t   ev;
 
-    log = ws->request->connection->log;
+    log = ws->connection->log;
 
     pool = ngx_create_pool(1024, log);
     if (pool == NULL) {
@@ -997,7 +1108,7 @@ ngx_http_cast_ws_enqueue(ngx_http_cast_ws_t *ws, ngx_http_cast_frame_t *frame,
     if ((!control || frame->data[0] != (0x80 | NGX_HTTP_CAST_WS_CLOSE))
         && ws->queued + frame->len > ws->conf->send_queue)
     {
-        ngx_log_error(NGX_LOG_INFO, ws->request->connection->log, 0,
+        ngx_log_error(NGX_LOG_INFO, ws->connection->log, 0,
                       "cast: subscriber does not read, %uz bytes queued, "
                       "closing with 1008", ws->queued);
 
@@ -1015,7 +1126,7 @@ ngx_http_cast_ws_enqueue(ngx_http_cast_ws_t *ws, ngx_http_cast_frame_t *frame,
         ws->free = out->next;
 
     } else {
-        out = ngx_palloc(ws->request->pool, sizeof(ngx_http_cast_ws_out_t));
+        out = ngx_alloc(sizeof(ngx_http_cast_ws_out_t), ws->connection->log);
         if (out == NULL) {
             return NGX_ERROR;
         }
@@ -1029,9 +1140,11 @@ ngx_http_cast_ws_enqueue(ngx_http_cast_ws_t *ws, ngx_http_cast_frame_t *frame,
     ws->last_out = &out->next;
     ws->queued += frame->len;
 
-    c = ws->request->connection;
+    c = ws->connection;
 
-    if (!c->write->posted) {
+    /* before the detach the connection's handlers are the request's */
+
+    if (ws->detached && !c->write->posted) {
         ngx_post_event(c->write, &ngx_posted_events);
     }
 
@@ -1047,27 +1160,19 @@ ngx_http_cast_ws_flush(ngx_http_cast_ws_t *ws)
     ssize_t                  n;
     ngx_event_t             *wev;
     ngx_connection_t        *c;
-    ngx_http_request_t      *r;
     ngx_http_cast_frame_t   *frame;
     ngx_http_cast_ws_out_t  *out;
 
-    r = ws->request;
-    c = r->connection;
+    c = ws->connection;
     wev = c->write;
 
     if (c->error) {
         return NGX_ERROR;
     }
 
-    if (r->out) {
-        /* the rest of the 101 response header */
-        if (ngx_http_output_filter(r, NULL) == NGX_ERROR) {
-            return NGX_ERROR;
-        }
-
-        if (r->out) {
-            goto again;
-        }
+    if (!ws->detached) {
+        /* the detach flushes */
+        return NGX_AGAIN;
     }
 
     while (ws->out) {
@@ -1188,14 +1293,13 @@ ngx_http_cast_ws_fail(ngx_http_cast_ws_t *ws, ngx_uint_t code,
 static void
 ngx_http_cast_ws_fail_handler(ngx_event_t *ev)
 {
-    ngx_connection_t    *c;
     ngx_http_cast_ws_t  *ws;
 
     ws = ev->data;
-    c = ws->request->connection;
 
-    ngx_http_cast_ws_fail(ws, ws->fail_code, ws->fail_reason);
-    ngx_http_run_posted_requests(c);
+    if (!ws->done) {
+        ngx_http_cast_ws_fail(ws, ws->fail_code, ws->fail_reason);
+    }
 }
 
 
@@ -1211,14 +1315,13 @@ ngx_http_cast_ws_ping_handler(ngx_event_t *ev)
     ngx_http_cast_ws_t  *ws;
 
     ws = ev->data;
-    c = ws->request->connection;
+    c = ws->connection;
 
     if (ngx_current_msec - ws->last_seen >= 2 * ws->conf->ping_interval) {
         ngx_log_error(NGX_LOG_INFO, c->log, 0,
                       "cast: client did not answer pings, closing");
         ngx_http_cast_ws_fail(ws, NGX_HTTP_CAST_WS_GOING_AWAY,
                               "ping timeout");
-        ngx_http_run_posted_requests(c);
         return;
     }
 
@@ -1226,7 +1329,6 @@ ngx_http_cast_ws_ping_handler(ngx_event_t *ev)
         == NGX_ERROR)
     {
         ngx_http_cast_ws_finalize(ws);
-        ngx_http_run_posted_requests(c);
         return;
     }
 
@@ -1274,19 +1376,21 @@ void
 ngx_http_cast_ws_shutdown_all(ngx_http_cast_hub_t *hub)
 {
     ngx_queue_t         *q;
-    ngx_connection_t    *c;
     ngx_http_cast_ws_t  *ws;
 
     while (!ngx_queue_empty(&hub->sockets)) {
         q = ngx_queue_head(&hub->sockets);
         ws = ngx_queue_data(q, ngx_http_cast_ws_t, link);
-        c = ws->request->connection;
 
-        ngx_http_cast_ws_finalize(ws);
-        ngx_http_run_posted_requests(c);
+        ngx_http_cast_ws_close_now(ws);
     }
 }
 
+
+/*
+ * Ends the socket: it leaves the hub now, its memory and connection go
+ * from a posted event, so that callers up the stack may still look at it.
+ */
 
 static void
 ngx_http_cast_ws_finalize(ngx_http_cast_ws_t *ws)
@@ -1297,32 +1401,75 @@ ngx_http_cast_ws_finalize(ngx_http_cast_ws_t *ws)
 
     ws->done = 1;
 
-    /* the cleanup detaches the socket from the hub */
-    ngx_http_finalize_request(ws->request, NGX_HTTP_CLOSE);
+    ngx_http_cast_ws_release(ws);
+
+    if (ws->detached) {
+        ngx_post_event(&ws->close_ev, &ngx_posted_events);
+    }
+
+    /* before the detach, ngx_http_cast_ws_detach() posts it */
+}
+
+
+static void
+ngx_http_cast_ws_close_handler(ngx_event_t *ev)
+{
+    ngx_http_cast_ws_close_now(ev->data);
+}
+
+
+/* worker exit, or the posted close: the connection is closed right now */
+
+static void
+ngx_http_cast_ws_close_now(ngx_http_cast_ws_t *ws)
+{
+    ngx_connection_t    *c;
+    ngx_http_request_t  *r;
+
+    if (!ws->done) {
+        ws->done = 1;
+        ngx_http_cast_ws_release(ws);
+    }
+
+    if (ws->close_ev.posted) {
+        ngx_delete_posted_event(&ws->close_ev);
+    }
+
+    if (!ws->detached) {
+        /* the request cleanup frees ws */
+        r = ws->request;
+        c = r->connection;
+
+        ngx_http_finalize_request(r, NGX_HTTP_CLOSE);
+        ngx_http_run_posted_requests(c);
+        return;
+    }
+
+    c = ws->connection;
+
+    ngx_free(ws);
+    ngx_http_close_connection(c);
 }
 
 
 /*
- * The request is going away for any reason (close, error, timeout,
- * worker shutdown): a last Close 1001 when none was sent, the
- * subscription ends, the queue and timers are released.
+ * The socket goes away for any reason (close, error, timeout, worker
+ * shutdown): a last Close 1001 when none was sent, the subscription ends,
+ * the queue and timers are released.
  */
 
 static void
-ngx_http_cast_ws_cleanup(void *data)
+ngx_http_cast_ws_release(ngx_http_cast_ws_t *ws)
 {
-    ngx_http_cast_ws_t *ws = data;
-
     u_char                   frame[2 + NGX_HTTP_CAST_WS_MAX_CONTROL];
     size_t                   len;
     ngx_connection_t        *c;
     ngx_http_cast_sub_t     *sub;
     ngx_http_cast_ws_out_t  *out;
 
-    c = ws->request->connection;
-    ws->done = 1;
+    c = ws->connection;
 
-    if (!ws->close_sent && ws->sent == 0 && !c->error && !c->destroyed) {
+    if (ws->detached && !ws->close_sent && ws->sent == 0 && !c->error) {
         len = ngx_http_cast_ws_close_payload(frame + 2,
                                              NGX_HTTP_CAST_WS_GOING_AWAY,
                                              (u_char *) "going away",
@@ -1345,11 +1492,26 @@ ngx_http_cast_ws_cleanup(void *data)
         out = ws->out;
         ws->out = out->next;
         ngx_http_cast_frame_release(out->frame);
+        ngx_free(out);
+    }
+
+    ws->last_out = &ws->out;
+    ws->queued = 0;
+
+    while (ws->free) {
+        out = ws->free;
+        ws->free = out->next;
+        ngx_free(out);
     }
 
     if (ws->message) {
         ngx_free(ws->message);
         ws->message = NULL;
+    }
+
+    if (ws->pending) {
+        ngx_free(ws->pending);
+        ws->pending = NULL;
     }
 
     if (ws->ping_ev.timer_set) {
@@ -1362,6 +1524,16 @@ ngx_http_cast_ws_cleanup(void *data)
 
     if (ws->fail_ev.posted) {
         ngx_delete_posted_event(&ws->fail_ev);
+    }
+
+    if (ws->detached) {
+        if (c->read->posted) {
+            ngx_delete_posted_event(c->read);
+        }
+
+        if (c->write->posted) {
+            ngx_delete_posted_event(c->write);
+        }
     }
 
     ngx_queue_remove(&ws->link);
