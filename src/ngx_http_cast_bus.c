@@ -762,18 +762,35 @@ ngx_http_cast_bus_unavailable(ngx_http_request_t *r)
 }
 
 
-/* NULL (connection lost) or an error reply: 503, logged */
+/*
+ * NULL (connection lost) or an error reply: 503, logged.  NOSCRIPT means
+ * the scripts were flushed (SCRIPT FLUSH, a failover): they are loaded
+ * again, and the client retries.
+ */
 
 static ngx_int_t
 ngx_http_cast_bus_reply_error(ngx_http_request_t *r, redisReply *reply)
 {
-    if (reply && reply->type == REDIS_REPLY_ERROR) {
-        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
-                      "cast: redis answered an error: %*s",
-                      reply->len, reply->str);
+    ngx_table_elt_t  *h;
+
+    if (reply == NULL) {
+        return ngx_http_cast_bus_unavailable(r);
     }
 
-    return ngx_http_cast_bus_unavailable(r);
+    ngx_http_cast_bus_logged(NULL, reply, NULL);
+
+    h = ngx_list_push(&r->headers_out.headers);
+    if (h == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    h->hash = 1;
+    ngx_str_set(&h->key, "Retry-After");
+    ngx_str_set(&h->value, NGX_HTTP_CAST_RETRY_AFTER);
+
+    return ngx_http_cast_send_error(r, NGX_HTTP_SERVICE_UNAVAILABLE,
+                                    "the hub's Redis refused the request, "
+                                    "try again");
 }
 
 
@@ -782,10 +799,22 @@ ngx_http_cast_bus_logged(redisAsyncContext *ac, void *r, void *privdata)
 {
     redisReply  *reply = r;
 
-    if (reply && reply->type == REDIS_REPLY_ERROR) {
-        ngx_log_error(NGX_LOG_ERR, ngx_cycle->log, 0,
-                      "cast: redis answered an error: %*s",
-                      reply->len, reply->str);
+    ngx_http_cast_hub_t  *hub;
+
+    if (reply == NULL || reply->type != REDIS_REPLY_ERROR) {
+        return;
+    }
+
+    ngx_log_error(NGX_LOG_ERR, ngx_cycle->log, 0,
+                  "cast: redis answered an error: %*s",
+                  reply->len, reply->str);
+
+    if (reply->len >= 8 && ngx_strncmp(reply->str, "NOSCRIPT", 8) == 0) {
+        hub = ngx_http_cast_get_hub();
+
+        if (hub && hub->bus) {
+            ngx_http_cast_bus_cmd_state(hub->bus->cmd, 1, hub->bus);
+        }
     }
 }
 

@@ -672,6 +672,7 @@ ngx_http_cast_ws_request_cleanup(void *data)
         ngx_http_cast_ws_release(ws);
     }
 
+    ngx_queue_remove(&ws->link);
     ngx_free(ws);
 }
 
@@ -693,8 +694,12 @@ ngx_http_cast_ws_read_handler(ngx_event_t *rev)
     }
 
     if (c->close) {
-        /* graceful shutdown or reload: Close 1001 from the release */
-        ngx_http_cast_ws_finalize(ws);
+        /*
+         * Graceful shutdown or reload: Close 1001 from the release, and
+         * the connection goes now: the worker may exit before any posted
+         * event runs.
+         */
+        ngx_http_cast_ws_close_now(ws);
         return;
     }
 
@@ -1370,7 +1375,7 @@ ngx_http_cast_ws_close(ngx_http_cast_ws_t *ws, ngx_uint_t code,
 }
 
 
-/* worker exit: every socket still open is closed now */
+/* worker exit: every socket still open, or closing, is closed now */
 
 void
 ngx_http_cast_ws_shutdown_all(ngx_http_cast_hub_t *hub)
@@ -1447,7 +1452,9 @@ ngx_http_cast_ws_close_now(ngx_http_cast_ws_t *ws)
 
     c = ws->connection;
 
+    ngx_queue_remove(&ws->link);
     ngx_free(ws);
+
     ngx_http_close_connection(c);
 }
 
@@ -1536,7 +1543,7 @@ ngx_http_cast_ws_release(ngx_http_cast_ws_t *ws)
         }
     }
 
-    ngx_queue_remove(&ws->link);
+    /* the link goes with the memory: worker exit closes what is left */
     ws->hub->nsockets--;
 }
 

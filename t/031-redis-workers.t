@@ -161,7 +161,15 @@ my ($c2) = ka_request($by->{ $pids[3] }[0], 'POST', '/api/hub/xw', ev_body('xw',
 is("$c1 $c2", '200 200', 'publishes answered 200');
 my @got = map { join ',', @{ (read_events($_, 2, 5))[0] } } @ws;
 is(join(' ', @got), join(' ', ('x1,x2') x 4), 'the 4 cross-bound sockets got both events in order');
-$main::HOLD = \@ws;
+is(scalar @{ $main::Redis->command('KEYS', 'cast:sub:*') }, 4, 'Redis holds the 4 subscription records');
+$_->close for @ws;
+my $left;
+for (1 .. 50) {
+    $left = @{ $main::Redis->command('KEYS', 'cast:sub:*') } + $main::Redis->command('SCARD', 'cast:subs');
+    last if !$left;
+    sleep 0.05;
+}
+is($left, 0, 'the sockets closed: their records are deleted from Redis');
 --- response_body_like: "mode":"redis",.*"redis":"connected"
 
 
@@ -191,7 +199,6 @@ for my $round ([1, 'p1'], [2, 'p2'], [3, 'p3']) {
     my @diff = grep { $_ ne $bodies[0] } @bodies;
     is(scalar @diff, 0, "after $id: the 4 workers answer the same context (twice each)")
         or diag(join "\n", @bodies);
-    Test::More::note("context: $bodies[0]") if $id eq "p1";
     like($bodies[0], qr/^200 .*"id":"\Q$id\E"/, "after $id: the context is the one of $id");
 }
 my ($cc) = ka_request($c[0], 'POST', '/api/hub/ctx', ev_body('ctx', 'p3', 'patient-close'));
