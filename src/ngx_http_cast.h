@@ -120,8 +120,30 @@ struct ngx_http_cast_topic_s {
     ngx_http_cast_open_t      *current;     /* NULL after its close */
     json_t                    *last_context;  /* Cast GET shape */
     uint64_t                   events_in;
+
+    /* Redis mode: the last event delivered here, by its stream id */
+    uint64_t                   last_ms;
+    uint64_t                   last_seq;
+    ngx_uint_t                 catchup;     /* NGX_HTTP_CAST_CATCHUP_* */
+    ngx_queue_t                held;        /* events during a catch-up */
+    ngx_uint_t                 nheld;
+
     u_char                     name[1];
 };
+
+
+#define NGX_HTTP_CAST_CATCHUP_NONE      0
+#define NGX_HTTP_CAST_CATCHUP_WANTED    1   /* after a pub/sub reconnect */
+#define NGX_HTTP_CAST_CATCHUP_SENT      2   /* XRANGE on its way */
+
+
+/* an event received while its topic catches up, kept in arrival order */
+
+typedef struct {
+    ngx_queue_t                queue;
+    size_t                     len;
+    u_char                     data[1];     /* "<id>\n<name>\n<json>" */
+} ngx_http_cast_held_t;
 
 
 struct ngx_http_cast_sub_s {

@@ -9,7 +9,10 @@
  *     sets  cast:{<topic>}:subs  and  cast:subs;
  *   - a topic's context: hash  cast:{<topic>}:ctx  and the sorted set
  *     cast:{<topic>}:opens  (open contexts in the order they were opened);
- *   - events: channel  cast:ev:<topic>, payload "<lowercase name>\n<json>";
+ *   - events: channel  cast:ev:<topic>, payload
+ *     "<stream id>\n<lowercase name>\n<json>"; each event is also kept
+ *     for a minute in the stream  cast:{<topic>}:log, so that a worker
+ *     whose pub/sub connection was lost catches up on what it missed;
  *   - control: channel  cast:ctl, "end <id> <reason>" and
  *     "renew <id> <expires ms> <events>".
  * Every read-modify-write is one Lua script, so a publish updates the
@@ -38,6 +41,13 @@
 #define NGX_HTTP_CAST_EV_PATTERN    "cast:ev:*"
 
 #define NGX_HTTP_CAST_RETRY_AFTER   "1"
+
+/* how long events stay in a topic's stream for workers to catch up (ms) */
+#define NGX_HTTP_CAST_LOG_KEEP      60000
+#define NGX_HTTP_CAST_LOG_TTL       "120000"
+
+/* events held per topic while it catches up */
+#define NGX_HTTP_CAST_MAX_HELD      10000
 
 #define NGX_HTTP_CAST_MAX_ARGS      48
 
@@ -124,6 +134,19 @@ static void ngx_http_cast_bus_message(redisAsyncContext *ac, void *r,
     void *privdata);
 static void ngx_http_cast_bus_event(ngx_http_cast_bus_t *bus,
     redisReply *channel, redisReply *payload, ngx_uint_t which);
+static void ngx_http_cast_bus_deliver(ngx_http_cast_bus_t *bus,
+    ngx_http_cast_topic_t *topic, ngx_str_t *topic_name, u_char *p,
+    size_t len, ngx_uint_t which);
+static ngx_int_t ngx_http_cast_bus_number(u_char *p, u_char *last,
+    uint64_t *n);
+static void ngx_http_cast_bus_catch_up(ngx_http_cast_bus_t *bus);
+static void ngx_http_cast_bus_missed(redisAsyncContext *ac, void *r,
+    void *privdata);
+static void ngx_http_cast_bus_deliver_entry(ngx_http_cast_bus_t *bus,
+    ngx_http_cast_topic_t *topic, ngx_str_t *name, redisReply *id,
+    redisReply *message);
+static void ngx_http_cast_bus_caught_up(ngx_http_cast_bus_t *bus,
+    ngx_http_cast_topic_t *topic);
 static void ngx_http_cast_bus_control(ngx_http_cast_bus_t *bus,
     redisReply *payload);
 static void ngx_http_cast_bus_listen(ngx_http_cast_bus_t *bus,
@@ -237,8 +260,9 @@ static ngx_http_cast_script_t  ngx_http_cast_scripts[] = {
       "return 1", "" },
 
     /*
-     * KEYS: ctx, opens;  ARGV: channel, message, context op, context,
-     * anchor op, member, type, version, event, max opens
+     * KEYS: ctx, opens, log;  ARGV: channel, message, context op, context,
+     * anchor op, member, type, version, event, max opens, oldest kept id,
+     * log ttl ms
      */
     { "if ARGV[3] == 'clear' then redis.call('HDEL', KEYS[1], 'g1') "
       "elseif ARGV[3] == 'set' then "
@@ -260,7 +284,10 @@ static ngx_http_cast_script_t  ngx_http_cast_scripts[] = {
       "redis.call('ZREM', KEYS[2], x) "
       "redis.call('HDEL', KEYS[1], 'o:' .. x, 't:' .. x, 'v:' .. x) "
       "end end end "
-      "return redis.call('PUBLISH', ARGV[1], ARGV[2])", "" },
+      "local id = redis.call('XADD', KEYS[3], 'MINID', '~', ARGV[11], '*', "
+      "'m', ARGV[2]) "
+      "redis.call('PEXPIRE', KEYS[3], ARGV[12]) "
+      "return redis.call('PUBLISH', ARGV[1], id .. '\\n' .. ARGV[2])", "" },
 
     /* KEYS: ctx;  ARGV: 'cast' or 'fhircast' */
     { "if ARGV[1] == 'cast' then "
@@ -367,6 +394,10 @@ ngx_http_cast_bus_cmd_state(ngx_http_cast_redis_t *rds, ngx_uint_t connected,
                                             NULL, "SCRIPT LOAD %s",
                                             ngx_http_cast_scripts[i].text);
     }
+
+    if (data) {
+        ngx_http_cast_bus_catch_up(data);
+    }
 }
 
 
@@ -401,8 +432,14 @@ ngx_http_cast_bus_pubsub_state(ngx_http_cast_redis_t *rds,
         {
             topic = (ngx_http_cast_topic_t *) node;
 
-            if (!ngx_queue_empty(&topic->subs)) {
-                ngx_http_cast_bus_listen(bus, &topic->sn.str, 1);
+            if (ngx_queue_empty(&topic->subs)) {
+                continue;
+            }
+
+            ngx_http_cast_bus_listen(bus, &topic->sn.str, 1);
+
+            if (topic->last_ms || topic->last_seq) {
+                topic->catchup = NGX_HTTP_CAST_CATCHUP_WANTED;
             }
         }
     }
@@ -410,6 +447,8 @@ ngx_http_cast_bus_pubsub_state(ngx_http_cast_redis_t *rds,
     if (!ngx_queue_empty(&bus->hub->wildcard)) {
         ngx_http_cast_bus_wildcard(bus->hub, 1);
     }
+
+    ngx_http_cast_bus_catch_up(bus);
 }
 
 
@@ -521,9 +560,10 @@ static void
 ngx_http_cast_bus_event(ngx_http_cast_bus_t *bus, redisReply *channel,
     redisReply *payload, ngx_uint_t which)
 {
-    u_char     *nl;
-    size_t      prefix;
-    ngx_str_t   topic, name, json;
+    size_t                  prefix;
+    ngx_str_t               name;
+    ngx_http_cast_held_t   *held;
+    ngx_http_cast_topic_t  *topic;
 
     prefix = sizeof(NGX_HTTP_CAST_EV_PREFIX) - 1;
 
@@ -534,26 +574,315 @@ ngx_http_cast_bus_event(ngx_http_cast_bus_t *bus, redisReply *channel,
         return;
     }
 
-    nl = ngx_strlchr((u_char *) payload->str,
-                     (u_char *) payload->str + payload->len, '\n');
-    if (nl == NULL) {
-        ngx_log_error(NGX_LOG_ERR, bus->log, 0,
-                      "cast: redis sent a malformed event on \"%*s\"",
-                      channel->len, channel->str);
+    name.data = (u_char *) channel->str + prefix;
+    name.len = channel->len - prefix;
+
+    if (which == NGX_HTTP_CAST_DELIVER_WILDCARD) {
+        ngx_http_cast_bus_deliver(bus, NULL, &name, (u_char *) payload->str,
+                                  payload->len, which);
         return;
     }
 
-    topic.data = (u_char *) channel->str + prefix;
-    topic.len = channel->len - prefix;
+    topic = ngx_http_cast_topic_find(bus->hub, &name);
+    if (topic == NULL) {
+        return;
+    }
 
-    name.data = (u_char *) payload->str;
+    if (topic->catchup != NGX_HTTP_CAST_CATCHUP_NONE) {
+
+        /* delivered after what the stream says was missed */
+
+        if (topic->nheld == NGX_HTTP_CAST_MAX_HELD) {
+            ngx_log_error(NGX_LOG_ERR, bus->log, 0,
+                          "cast: too many events on \"%V\" while catching "
+                          "up, one was dropped", &name);
+            return;
+        }
+
+        held = ngx_alloc(sizeof(ngx_http_cast_held_t) + payload->len,
+                         bus->log);
+        if (held == NULL) {
+            return;
+        }
+
+        held->len = payload->len;
+        ngx_memcpy(held->data, payload->str, payload->len);
+        ngx_queue_insert_tail(&topic->held, &held->queue);
+        topic->nheld++;
+
+        return;
+    }
+
+    ngx_http_cast_bus_deliver(bus, topic, &name, (u_char *) payload->str,
+                              payload->len, which);
+}
+
+
+/*
+ * "<stream id>\n<name>\n<json>": delivered unless this topic has had it
+ * already (after a catch-up, the same event can come twice).
+ */
+
+static void
+ngx_http_cast_bus_deliver(ngx_http_cast_bus_t *bus,
+    ngx_http_cast_topic_t *topic, ngx_str_t *topic_name, u_char *p,
+    size_t len, ngx_uint_t which)
+{
+    u_char     *end, *nl, *dash;
+    uint64_t    ms, seq;
+    ngx_str_t   name, json;
+
+    end = p + len;
+
+    nl = ngx_strlchr(p, end, '\n');
+    dash = nl ? ngx_strlchr(p, nl, '-') : NULL;
+
+    if (dash == NULL
+        || ngx_http_cast_bus_number(p, dash, &ms) != NGX_OK
+        || ngx_http_cast_bus_number(dash + 1, nl, &seq) != NGX_OK)
+    {
+        goto malformed;
+    }
+
+    name.data = nl + 1;
+    nl = ngx_strlchr(name.data, end, '\n');
+    if (nl == NULL) {
+        goto malformed;
+    }
+
     name.len = nl - name.data;
 
     json.data = nl + 1;
-    json.len = (u_char *) payload->str + payload->len - json.data;
+    json.len = end - json.data;
 
-    ngx_http_cast_hub_deliver(bus->hub, &topic, &name, &json, which,
+    if (topic) {
+        if (ms < topic->last_ms
+            || (ms == topic->last_ms && seq <= topic->last_seq))
+        {
+            return;
+        }
+
+        topic->last_ms = ms;
+        topic->last_seq = seq;
+    }
+
+    ngx_http_cast_hub_deliver(bus->hub, topic_name, &name, &json, which,
                               bus->log);
+    return;
+
+malformed:
+
+    ngx_log_error(NGX_LOG_ERR, bus->log, 0,
+                  "cast: redis sent a malformed event on \"%V\"",
+                  topic_name);
+}
+
+
+static ngx_int_t
+ngx_http_cast_bus_number(u_char *p, u_char *last, uint64_t *n)
+{
+    if (p == last || last - p > 19) {
+        return NGX_ERROR;
+    }
+
+    for (*n = 0; p < last; p++) {
+        if (*p < '0' || *p > '9') {
+            return NGX_ERROR;
+        }
+
+        *n = *n * 10 + (*p - '0');
+    }
+
+    return NGX_OK;
+}
+
+
+/*
+ * After the pub/sub connection came back: each topic with sockets here
+ * reads what it missed from its stream (XRANGE after its last id), then
+ * what was held meanwhile.
+ */
+
+static void
+ngx_http_cast_bus_catch_up(ngx_http_cast_bus_t *bus)
+{
+    u_char                 *id, *p;
+    ngx_str_t               key;
+    ngx_rbtree_node_t      *node, *root, *sentinel;
+    ngx_http_cast_topic_t  *topic;
+
+    if (!ngx_http_cast_redis_ready(bus->cmd)) {
+        /* again when the command connection is ready */
+        return;
+    }
+
+    root = bus->hub->topics.root;
+    sentinel = bus->hub->topics.sentinel;
+
+    if (root == sentinel) {
+        return;
+    }
+
+    for (node = ngx_rbtree_min(root, sentinel);
+         node;
+         node = ngx_rbtree_next(&bus->hub->topics, node))
+    {
+        topic = (ngx_http_cast_topic_t *) node;
+
+        if (topic->catchup != NGX_HTTP_CAST_CATCHUP_WANTED) {
+            continue;
+        }
+
+        /* the reply finds the topic by name: it may be gone by then */
+
+        id = ngx_alloc(topic->sn.str.len + 1, bus->log);
+        key.data = ngx_alloc(topic->sn.str.len + sizeof("cast:{}:log"),
+                             bus->log);
+
+        if (id == NULL || key.data == NULL) {
+            ngx_free(id);
+            ngx_free(key.data);
+            ngx_http_cast_bus_caught_up(bus, topic);
+            continue;
+        }
+
+        p = ngx_cpymem(id, topic->sn.str.data, topic->sn.str.len);
+        *p = '\0';
+
+        key.len = ngx_sprintf(key.data, "cast:{%V}:log", &topic->sn.str)
+                  - key.data;
+
+        if (ngx_http_cast_redis_commandf(bus->cmd, ngx_http_cast_bus_missed,
+                                         id, "XRANGE %b (%llu-%llu +",
+                                         key.data, key.len,
+                                         (unsigned long long) topic->last_ms,
+                                         (unsigned long long)
+                                             topic->last_seq)
+            != NGX_OK)
+        {
+            ngx_free(id);
+            ngx_http_cast_bus_caught_up(bus, topic);
+
+        } else {
+            topic->catchup = NGX_HTTP_CAST_CATCHUP_SENT;
+        }
+
+        ngx_free(key.data);
+    }
+}
+
+
+static void
+ngx_http_cast_bus_missed(redisAsyncContext *ac, void *r, void *privdata)
+{
+    redisReply  *reply = r;
+
+    size_t                  i;
+    ngx_str_t               name;
+    redisReply             *entry, *fields;
+    ngx_http_cast_hub_t    *hub;
+    ngx_http_cast_topic_t  *topic;
+
+    name.data = privdata;
+    name.len = ngx_strlen(privdata);
+
+    hub = ngx_http_cast_get_hub();
+    topic = (hub && hub->bus) ? ngx_http_cast_topic_find(hub, &name) : NULL;
+
+    if (topic == NULL || topic->catchup != NGX_HTTP_CAST_CATCHUP_SENT) {
+        ngx_free(privdata);
+        return;
+    }
+
+    if (reply == NULL || reply->type != REDIS_REPLY_ARRAY) {
+        ngx_log_error(NGX_LOG_ERR, hub->bus->log, 0,
+                      "cast: could not read the events \"%V\" missed while "
+                      "the pub/sub connection was down", &name);
+
+    } else {
+        for (i = 0; i < reply->elements; i++) {
+            entry = reply->element[i];
+
+            if (entry->type != REDIS_REPLY_ARRAY || entry->elements != 2) {
+                continue;
+            }
+
+            fields = entry->element[1];
+
+            if (fields->type != REDIS_REPLY_ARRAY || fields->elements != 2
+                || fields->element[1]->type != REDIS_REPLY_STRING
+                || entry->element[0]->type != REDIS_REPLY_STRING)
+            {
+                continue;
+            }
+
+            ngx_http_cast_bus_deliver_entry(hub->bus, topic, &name,
+                                            entry->element[0],
+                                            fields->element[1]);
+        }
+
+        if (reply->elements) {
+            ngx_log_error(NGX_LOG_INFO, hub->bus->log, 0,
+                          "cast: %uz events on \"%V\" caught up after the "
+                          "pub/sub connection came back", reply->elements,
+                          &name);
+        }
+    }
+
+    ngx_http_cast_bus_caught_up(hub->bus, topic);
+    ngx_free(privdata);
+}
+
+
+/* a stream entry: id and "<name>\n<json>" back into the message form */
+
+static void
+ngx_http_cast_bus_deliver_entry(ngx_http_cast_bus_t *bus,
+    ngx_http_cast_topic_t *topic, ngx_str_t *name, redisReply *id,
+    redisReply *message)
+{
+    u_char  *p, *buf;
+    size_t   len;
+
+    len = id->len + 1 + message->len;
+
+    buf = ngx_alloc(len, bus->log);
+    if (buf == NULL) {
+        return;
+    }
+
+    p = ngx_cpymem(buf, id->str, id->len);
+    *p++ = '\n';
+    ngx_memcpy(p, message->str, message->len);
+
+    ngx_http_cast_bus_deliver(bus, topic, name, buf, len,
+                              NGX_HTTP_CAST_DELIVER_TOPIC);
+    ngx_free(buf);
+}
+
+
+/* the held events go out, those already delivered are skipped */
+
+static void
+ngx_http_cast_bus_caught_up(ngx_http_cast_bus_t *bus,
+    ngx_http_cast_topic_t *topic)
+{
+    ngx_queue_t           *q;
+    ngx_http_cast_held_t  *held;
+
+    topic->catchup = NGX_HTTP_CAST_CATCHUP_NONE;
+
+    while (!ngx_queue_empty(&topic->held)) {
+        q = ngx_queue_head(&topic->held);
+        ngx_queue_remove(q);
+        topic->nheld--;
+
+        held = ngx_queue_data(q, ngx_http_cast_held_t, queue);
+
+        ngx_http_cast_bus_deliver(bus, topic, &topic->sn.str, held->data,
+                                  held->len, NGX_HTTP_CAST_DELIVER_TOPIC);
+        ngx_free(held);
+    }
 }
 
 
@@ -1211,13 +1540,15 @@ ngx_http_cast_bus_publish(ngx_http_request_t *r, ngx_http_cast_event_t *ev,
     ngx_pool_t *pool)
 {
     u_char                 *p, version[NGX_HTTP_CAST_UUID_LEN];
-    u_char                  num[NGX_INT64_LEN];
+    u_char                  num[NGX_INT64_LEN], minid[NGX_INT64_LEN];
     int                     argc;
-    size_t                  argvlen[16];
+    size_t                  argvlen[20];
     ngx_int_t               rc;
-    ngx_str_t               ctxkey, openskey, channel, message, member;
+    ngx_time_t             *tp;
+    ngx_str_t               ctxkey, openskey, logkey, channel, message;
+    ngx_str_t               member;
     ngx_str_t               context, event;
-    const char             *argv[16];
+    const char             *argv[20];
     ngx_http_cast_bus_t    *bus;
     ngx_http_cast_effect_t  effect;
 
@@ -1231,6 +1562,7 @@ ngx_http_cast_bus_publish(ngx_http_request_t *r, ngx_http_cast_event_t *ev,
 
     ngx_http_cast_bus_key(pool, &ctxkey, "cast:{", &ev->topic, "}:ctx");
     ngx_http_cast_bus_key(pool, &openskey, "cast:{", &ev->topic, "}:opens");
+    ngx_http_cast_bus_key(pool, &logkey, "cast:{", &ev->topic, "}:log");
     ngx_http_cast_bus_key(pool, &channel, NGX_HTTP_CAST_EV_PREFIX,
                           &ev->topic, "");
 
@@ -1240,7 +1572,8 @@ ngx_http_cast_bus_publish(ngx_http_request_t *r, ngx_http_cast_event_t *ev,
     member.len = effect.type.len + 1 + effect.id.len;
     member.data = ngx_pnalloc(pool, member.len);
 
-    if (ctxkey.len == 0 || openskey.len == 0 || channel.len == 0
+    if (ctxkey.len == 0 || openskey.len == 0 || logkey.len == 0
+        || channel.len == 0
         || message.data == NULL || member.data == NULL)
     {
         return NGX_ERROR;
@@ -1273,9 +1606,10 @@ ngx_http_cast_bus_publish(ngx_http_request_t *r, ngx_http_cast_event_t *ev,
     }
 
     argc = 2;
-    argv[argc] = "2"; argvlen[argc++] = 1;
+    argv[argc] = "3"; argvlen[argc++] = 1;
     argv[argc] = (char *) ctxkey.data; argvlen[argc++] = ctxkey.len;
     argv[argc] = (char *) openskey.data; argvlen[argc++] = openskey.len;
+    argv[argc] = (char *) logkey.data; argvlen[argc++] = logkey.len;
     argv[argc] = (char *) channel.data; argvlen[argc++] = channel.len;
     argv[argc] = (char *) message.data; argvlen[argc++] = message.len;
 
@@ -1299,6 +1633,15 @@ ngx_http_cast_bus_publish(ngx_http_request_t *r, ngx_http_cast_event_t *ev,
     argv[argc] = (char *) event.data; argvlen[argc++] = event.len;
     argv[argc] = (char *) num;
     argvlen[argc++] = ngx_sprintf(num, "%d", NGX_HTTP_CAST_MAX_OPENS) - num;
+
+    tp = ngx_timeofday();
+    argv[argc] = (char *) minid;
+    argvlen[argc++] = ngx_sprintf(minid, "%L",
+                                  (int64_t) tp->sec * 1000 + tp->msec
+                                  - NGX_HTTP_CAST_LOG_KEEP)
+                      - minid;
+    argv[argc] = NGX_HTTP_CAST_LOG_TTL;
+    argvlen[argc++] = sizeof(NGX_HTTP_CAST_LOG_TTL) - 1;
 
     if (r == NULL) {
         rc = ngx_http_cast_bus_eval(bus, NGX_HTTP_CAST_SCRIPT_PUBLISH, argc,

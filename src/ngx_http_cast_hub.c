@@ -151,6 +151,7 @@ ngx_http_cast_topic_get(ngx_http_cast_hub_t *hub, ngx_str_t *name)
 
     ngx_queue_init(&topic->subs);
     ngx_queue_init(&topic->opens);
+    ngx_queue_init(&topic->held);
 
     ngx_rbtree_insert(&hub->topics, &topic->sn.node);
     hub->ntopics++;
@@ -165,6 +166,8 @@ static void
 ngx_http_cast_topic_release(ngx_http_cast_hub_t *hub,
     ngx_http_cast_topic_t *topic)
 {
+    ngx_queue_t  *q;
+
     if (!ngx_queue_empty(&topic->subs)
         || !ngx_queue_empty(&topic->opens)
         || topic->last_context)
@@ -174,6 +177,12 @@ ngx_http_cast_topic_release(ngx_http_cast_hub_t *hub,
 
     ngx_rbtree_delete(&hub->topics, &topic->sn.node);
     hub->ntopics--;
+
+    while (!ngx_queue_empty(&topic->held)) {
+        q = ngx_queue_head(&topic->held);
+        ngx_queue_remove(q);
+        ngx_free(ngx_queue_data(q, ngx_http_cast_held_t, queue));
+    }
 
     ngx_free(topic);
 }
