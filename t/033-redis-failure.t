@@ -101,8 +101,8 @@ sub first_bad (@) { join "\n", @_[0 .. ($#_ > 4 ? 4 : $#_)] }
 sub check_delivery ($$@) {
     my ($results, $window, @ws) = @_;
     my ($from, $to, $label) = $window ? @$window : (0, 0, '');
-    my @ok = map { $_->{id} } grep { $_->{code} =~ /^2/ && !($_->{time} >= $from && $_->{time} < $to) } @$results;
-    my @win = map { $_->{id} } grep { $_->{code} =~ /^2/ && $_->{time} >= $from && $_->{time} < $to } @$results;
+    my @ok = map { $_->{id} } grep { $_->{code} =~ /^2/ && !(($_->{time} // 0) >= $from && ($_->{time} // 0) < $to) } @$results;
+    my @win = map { $_->{id} } grep { $_->{code} =~ /^2/ && ($_->{time} // 0) >= $from && ($_->{time} // 0) < $to } @$results;
     my (@missing, @win_missing, @unordered);
     for my $i (0 .. $#ws) {
         my ($ids) = read_events($ws[$i], undef, $i ? 0.2 : 1.5);
