@@ -26,7 +26,13 @@
 #include <ngx_http.h>
 
 #include "ngx_http_cast.h"
+#include <hiredis/sds.h>
+
 #include "ngx_http_cast_redis.h"
+
+
+/* what may wait unsent in one connection's output buffer */
+#define NGX_HTTP_CAST_REDIS_MAX_OUTPUT  (64 * 1024 * 1024)
 
 
 #define NGX_HTTP_CAST_REDIS_IDLE         0  /* not started or waiting */
@@ -1121,6 +1127,21 @@ ngx_http_cast_redis_send(ngx_http_cast_redis_t *rds, redisCallbackFn *fn,
 #if !(NGX_HTTP_CAST_REDIS_TIMER_API)
     ngx_http_cast_redis_cmd_t  *tc;
 #endif
+
+    /*
+     * Commands not yet written wait in hiredis's output buffer: it is
+     * bounded, a caller over the bound gets an error (503 for requests).
+     */
+
+    if (rds->ac->c.obuf
+        && sdslen(rds->ac->c.obuf) + len > NGX_HTTP_CAST_REDIS_MAX_OUTPUT)
+    {
+        ngx_log_error(NGX_LOG_ERR, rds->log, 0,
+                      "cast: redis %s connection: %uz bytes wait to be "
+                      "sent, a command is refused", rds->name,
+                      (size_t) sdslen(rds->ac->c.obuf));
+        return NGX_ERROR;
+    }
 
     kind = ngx_http_cast_redis_kind(cmd, len);
 
