@@ -124,6 +124,8 @@ static ngx_int_t ngx_http_cast_bus_eval(ngx_http_cast_bus_t *bus,
     ngx_uint_t script, int argc, const char **argv, const size_t *argvlen,
     redisCallbackFn *fn, void *privdata);
 static ngx_int_t ngx_http_cast_bus_unavailable(ngx_http_request_t *r);
+static ngx_int_t ngx_http_cast_bus_retry(ngx_http_request_t *r,
+    const char *reason);
 static ngx_int_t ngx_http_cast_bus_reply_error(ngx_http_request_t *r,
     redisReply *reply);
 static void ngx_http_cast_bus_cmd_state(ngx_http_cast_redis_t *rds,
@@ -1074,6 +1076,16 @@ ngx_http_cast_bus_eval(ngx_http_cast_bus_t *bus, ngx_uint_t script, int argc,
 static ngx_int_t
 ngx_http_cast_bus_unavailable(ngx_http_request_t *r)
 {
+    return ngx_http_cast_bus_retry(r, "the hub's Redis is unreachable, "
+                                      "try again");
+}
+
+
+/* 503 with Retry-After: nothing was accepted, the client may retry */
+
+static ngx_int_t
+ngx_http_cast_bus_retry(ngx_http_request_t *r, const char *reason)
+{
     ngx_table_elt_t  *h;
 
     h = ngx_list_push(&r->headers_out.headers);
@@ -1085,9 +1097,8 @@ ngx_http_cast_bus_unavailable(ngx_http_request_t *r)
     ngx_str_set(&h->key, "Retry-After");
     ngx_str_set(&h->value, NGX_HTTP_CAST_RETRY_AFTER);
 
-    return ngx_http_cast_send_error(r, NGX_HTTP_SERVICE_UNAVAILABLE,
-                                    "the hub's Redis is unreachable, "
-                                    "try again");
+    return ngx_http_cast_send_error(r, NGX_HTTP_SERVICE_UNAVAILABLE, "%s",
+                                    reason);
 }
 
 
@@ -1100,26 +1111,14 @@ ngx_http_cast_bus_unavailable(ngx_http_request_t *r)
 static ngx_int_t
 ngx_http_cast_bus_reply_error(ngx_http_request_t *r, redisReply *reply)
 {
-    ngx_table_elt_t  *h;
-
     if (reply == NULL) {
         return ngx_http_cast_bus_unavailable(r);
     }
 
     ngx_http_cast_bus_logged(NULL, reply, NULL);
 
-    h = ngx_list_push(&r->headers_out.headers);
-    if (h == NULL) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    h->hash = 1;
-    ngx_str_set(&h->key, "Retry-After");
-    ngx_str_set(&h->value, NGX_HTTP_CAST_RETRY_AFTER);
-
-    return ngx_http_cast_send_error(r, NGX_HTTP_SERVICE_UNAVAILABLE,
-                                    "the hub's Redis refused the request, "
-                                    "try again");
+    return ngx_http_cast_bus_retry(r, "the hub's Redis refused the request, "
+                                      "try again");
 }
 
 

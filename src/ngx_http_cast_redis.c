@@ -151,6 +151,10 @@ static void ngx_http_cast_redis_schedule_timer(void *privdata,
 static void ngx_http_cast_redis_read_handler(ngx_event_t *rev);
 static void ngx_http_cast_redis_write_handler(ngx_event_t *wev);
 static ngx_uint_t ngx_http_cast_redis_event_flags(void);
+static void ngx_http_cast_redis_add_event(ngx_http_cast_redis_t *rds,
+    ngx_uint_t write);
+static void ngx_http_cast_redis_del_event(ngx_http_cast_redis_t *rds,
+    ngx_uint_t write);
 static void ngx_http_cast_redis_add_read(void *privdata);
 static void ngx_http_cast_redis_del_read(void *privdata);
 static void ngx_http_cast_redis_add_write(void *privdata);
@@ -1476,65 +1480,76 @@ ngx_http_cast_redis_event_flags(void)
 static void
 ngx_http_cast_redis_add_read(void *privdata)
 {
-    ngx_http_cast_redis_t *rds = privdata;
-
-    if (rds->conn == NULL || rds->conn->read->active) {
-        return;
-    }
-
-    if (ngx_add_event(rds->conn->read, NGX_READ_EVENT,
-                      ngx_http_cast_redis_event_flags())
-        != NGX_OK)
-    {
-        ngx_http_cast_redis_set_reason(rds, "cannot add the read event");
-        ngx_http_cast_redis_close_later(rds);
-    }
+    ngx_http_cast_redis_add_event(privdata, 0);
 }
 
 
 static void
 ngx_http_cast_redis_del_read(void *privdata)
 {
-    ngx_http_cast_redis_t *rds = privdata;
-
-    if (rds->conn == NULL || !rds->conn->read->active) {
-        return;
-    }
-
-    (void) ngx_del_event(rds->conn->read, NGX_READ_EVENT,
-                         ngx_http_cast_redis_event_flags());
+    ngx_http_cast_redis_del_event(privdata, 0);
 }
 
 
 static void
 ngx_http_cast_redis_add_write(void *privdata)
 {
-    ngx_http_cast_redis_t *rds = privdata;
-
-    if (rds->conn == NULL || rds->conn->write->active) {
-        return;
-    }
-
-    if (ngx_add_event(rds->conn->write, NGX_WRITE_EVENT,
-                      ngx_http_cast_redis_event_flags())
-        != NGX_OK)
-    {
-        ngx_http_cast_redis_set_reason(rds, "cannot add the write event");
-        ngx_http_cast_redis_close_later(rds);
-    }
+    ngx_http_cast_redis_add_event(privdata, 1);
 }
 
 
 static void
 ngx_http_cast_redis_del_write(void *privdata)
 {
-    ngx_http_cast_redis_t *rds = privdata;
+    ngx_http_cast_redis_del_event(privdata, 1);
+}
 
-    if (rds->conn == NULL || !rds->conn->write->active) {
+
+/* hiredis's add/del hooks on the nginx connection's read or write event */
+
+static void
+ngx_http_cast_redis_add_event(ngx_http_cast_redis_t *rds, ngx_uint_t write)
+{
+    ngx_event_t  *ev;
+
+    if (rds->conn == NULL) {
         return;
     }
 
-    (void) ngx_del_event(rds->conn->write, NGX_WRITE_EVENT,
+    ev = write ? rds->conn->write : rds->conn->read;
+
+    if (ev->active) {
+        return;
+    }
+
+    if (ngx_add_event(ev, write ? NGX_WRITE_EVENT : NGX_READ_EVENT,
+                      ngx_http_cast_redis_event_flags())
+        != NGX_OK)
+    {
+        ngx_http_cast_redis_set_reason(rds, write
+                                            ? "cannot add the write event"
+                                            : "cannot add the read event");
+        ngx_http_cast_redis_close_later(rds);
+    }
+}
+
+
+static void
+ngx_http_cast_redis_del_event(ngx_http_cast_redis_t *rds, ngx_uint_t write)
+{
+    ngx_event_t  *ev;
+
+    if (rds->conn == NULL) {
+        return;
+    }
+
+    ev = write ? rds->conn->write : rds->conn->read;
+
+    if (!ev->active) {
+        return;
+    }
+
+    (void) ngx_del_event(ev, write ? NGX_WRITE_EVENT : NGX_READ_EVENT,
                          ngx_http_cast_redis_event_flags());
 }
 
