@@ -1184,7 +1184,7 @@ ngx_http_cast_api_discovery(ngx_http_request_t *r)
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    return ngx_http_cast_send_json(r, NGX_HTTP_OK, json);
+    return ngx_http_cast_send_json_new(r, NGX_HTTP_OK, json);
 }
 
 
