@@ -773,7 +773,6 @@ ngx_http_cast_api_unsubscribe(ngx_http_request_t *r,
 {
     char                      *msg;
     json_t                    *reply;
-    ngx_int_t                  rc;
     ngx_str_t                 *topic, id;
     ngx_uint_t                 removed;
     ngx_http_cast_sub_t       *sub;
@@ -834,10 +833,7 @@ ngx_http_cast_api_unsubscribe(ngx_http_request_t *r,
             return NGX_HTTP_INTERNAL_SERVER_ERROR;
         }
 
-        rc = ngx_http_cast_send_json(r, NGX_HTTP_ACCEPTED, reply);
-        json_decref(reply);
-
-        return rc;
+        return ngx_http_cast_send_json_new(r, NGX_HTTP_ACCEPTED, reply);
     }
 
     if (clcf->dialect == NGX_HTTP_CAST_DIALECT_FHIRCAST) {
