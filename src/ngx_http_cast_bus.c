@@ -475,14 +475,18 @@ ngx_http_cast_bus_listen(ngx_http_cast_bus_t *bus, ngx_str_t *topic,
         return;
     }
 
-    (void) ngx_http_cast_redis_commandf(bus->pubsub,
-                                        on ? ngx_http_cast_bus_message
-                                           : NULL,
-                                        on ? bus : NULL,
-                                        on ? "SUBSCRIBE " NGX_HTTP_CAST_EV_PREFIX
-                                             "%b"
-                                           : "UNSUBSCRIBE "
-                                             NGX_HTTP_CAST_EV_PREFIX "%b",
+    if (on) {
+        (void) ngx_http_cast_redis_commandf(bus->pubsub,
+                                            ngx_http_cast_bus_message, bus,
+                                            "SUBSCRIBE "
+                                            NGX_HTTP_CAST_EV_PREFIX "%b",
+                                            topic->data, topic->len);
+        return;
+    }
+
+    (void) ngx_http_cast_redis_commandf(bus->pubsub, NULL, NULL,
+                                        "UNSUBSCRIBE "
+                                        NGX_HTTP_CAST_EV_PREFIX "%b",
                                         topic->data, topic->len);
 }
 

@@ -120,6 +120,8 @@ typedef struct {
 static void ngx_http_cast_redis_connect(ngx_http_cast_redis_t *rds);
 static void ngx_http_cast_redis_connected(const redisAsyncContext *ac,
     int status);
+static ngx_uint_t ngx_http_cast_redis_handshaking(ngx_http_cast_redis_t *rds,
+    redisAsyncContext *ac, redisReply *reply);
 static void ngx_http_cast_redis_handshake_reply(redisAsyncContext *ac,
     void *r, void *privdata);
 static void ngx_http_cast_redis_select_reply(redisAsyncContext *ac, void *r,
@@ -730,6 +732,19 @@ failed:
 }
 
 
+/* a handshake reply that still matters: this context, still shaking */
+
+static ngx_uint_t
+ngx_http_cast_redis_handshaking(ngx_http_cast_redis_t *rds,
+    redisAsyncContext *ac, redisReply *reply)
+{
+    return reply != NULL
+           && rds->ac == ac
+           && !rds->closing
+           && rds->state == NGX_HTTP_CAST_REDIS_HANDSHAKE;
+}
+
+
 static void
 ngx_http_cast_redis_handshake_reply(redisAsyncContext *ac, void *r,
     void *privdata)
@@ -738,11 +753,7 @@ ngx_http_cast_redis_handshake_reply(redisAsyncContext *ac, void *r,
 
     redisReply  *reply = r;
 
-    if (reply == NULL
-        || rds->ac != ac
-        || rds->closing
-        || rds->state != NGX_HTTP_CAST_REDIS_HANDSHAKE)
-    {
+    if (!ngx_http_cast_redis_handshaking(rds, ac, reply)) {
         return;
     }
 
@@ -762,11 +773,7 @@ ngx_http_cast_redis_select_reply(redisAsyncContext *ac, void *r,
 
     redisReply  *reply = r;
 
-    if (reply == NULL
-        || rds->ac != ac
-        || rds->closing
-        || rds->state != NGX_HTTP_CAST_REDIS_HANDSHAKE)
-    {
+    if (!ngx_http_cast_redis_handshaking(rds, ac, reply)) {
         return;
     }
 

@@ -4,9 +4,10 @@
  *
  * GET /bind/<id> is answered with 101; then the HTTP request is freed and
  * the connection belongs to the socket (an idle subscriber costs its
- * connection pool, this struct and its subscription, not a request).  Input goes through the frame parser of
- * ngx_http_cast_frame.c; output is a bounded queue of shared,
- * reference-counted frames sent straight with c->send().
+ * connection pool, this struct and its subscription, not a request).
+ * Input goes through the frame parser of ngx_http_cast_frame.c; output is
+ * a bounded queue of shared, reference-counted frames sent straight with
+ * c->send().
  */
 
 
