@@ -1891,7 +1891,7 @@ ngx_http_cast_bus_bound(ngx_http_request_t *r, redisReply *reply,
     sub->dialect = dialect;
 
     if (ngx_http_cast_ws_start(r, sub, &ctx->key) != NGX_DONE) {
-        ngx_http_cast_sub_remove(sub, NULL);
+        ngx_http_cast_sub_remove(sub, "the socket could not start");
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
