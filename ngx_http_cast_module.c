@@ -37,6 +37,7 @@ static ngx_int_t ngx_http_cast_check_workers(ngx_cycle_t *cycle,
     ngx_conf_t *cf);
 static ngx_int_t ngx_http_cast_handler(ngx_http_request_t *r);
 static void *ngx_http_cast_create_main_conf(ngx_conf_t *cf);
+static char *ngx_http_cast_init_main_conf(ngx_conf_t *cf, void *conf);
 static void *ngx_http_cast_create_loc_conf(ngx_conf_t *cf);
 static char *ngx_http_cast_merge_loc_conf(ngx_conf_t *cf, void *parent,
     void *child);
@@ -50,6 +51,11 @@ static ngx_conf_enum_t  ngx_http_cast_dialects[] = {
     { ngx_string("cast"), NGX_HTTP_CAST_DIALECT_CAST },
     { ngx_string("fhircast"), NGX_HTTP_CAST_DIALECT_FHIRCAST },
     { ngx_null_string, 0 }
+};
+
+
+static ngx_conf_num_bounds_t  ngx_http_cast_topics_bounds = {
+    ngx_conf_check_num_bounds, 1, NGX_MAX_INT32_VALUE
 };
 
 
@@ -157,6 +163,13 @@ static ngx_command_t  ngx_http_cast_commands[] = {
       0,
       NULL },
 
+    { ngx_string("cast_max_topics"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_num_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_cast_main_conf_t, max_topics),
+      &ngx_http_cast_topics_bounds },
+
     /* cast_redis: src/ngx_http_cast_redis.c */
     { ngx_string("cast_redis"),
       NGX_HTTP_MAIN_CONF|NGX_CONF_1MORE,
@@ -174,7 +187,7 @@ static ngx_http_module_t  ngx_http_cast_module_ctx = {
     ngx_http_cast_postconfiguration,       /* postconfiguration */
 
     ngx_http_cast_create_main_conf,        /* create main configuration */
-    NULL,                                  /* init main configuration */
+    ngx_http_cast_init_main_conf,          /* init main configuration */
 
     NULL,                                  /* create server configuration */
     NULL,                                  /* merge server configuration */
@@ -360,7 +373,20 @@ ngx_http_cast_create_main_conf(ngx_conf_t *cf)
      *     cmcf->redis = NULL;
      */
 
+    cmcf->max_topics = NGX_CONF_UNSET_UINT;
+
     return cmcf;
+}
+
+
+static char *
+ngx_http_cast_init_main_conf(ngx_conf_t *cf, void *conf)
+{
+    ngx_http_cast_main_conf_t *cmcf = conf;
+
+    ngx_conf_init_uint_value(cmcf->max_topics, 100000);
+
+    return NGX_CONF_OK;
 }
 
 

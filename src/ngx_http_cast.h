@@ -56,6 +56,7 @@ typedef struct ngx_http_cast_redis_s       ngx_http_cast_redis_t;
 typedef struct {
     ngx_http_cast_hub_t       *hub;         /* this worker's hub */
     ngx_flag_t                 used;        /* any cast location */
+    ngx_uint_t                 max_topics;
 
     /* cast_redis (src/ngx_http_cast_redis.c); NULL: local mode */
     ngx_http_cast_redis_conf_t  *redis;
@@ -241,6 +242,7 @@ struct ngx_http_cast_hub_s {
     ngx_log_t                 *log;
 
     ngx_uint_t                 ntopics;
+    ngx_uint_t                 max_topics;
     ngx_uint_t                 nsubs;
     ngx_uint_t                 nsockets;
     uint64_t                   events_in;
@@ -296,6 +298,7 @@ ngx_http_cast_hub_t *ngx_http_cast_hub_create(ngx_cycle_t *cycle);
 void ngx_http_cast_hub_destroy(ngx_http_cast_hub_t *hub);
 ngx_http_cast_topic_t *ngx_http_cast_topic_find(ngx_http_cast_hub_t *hub,
     ngx_str_t *name);
+ngx_uint_t ngx_http_cast_hub_full(ngx_http_cast_hub_t *hub, ngx_str_t *topic);
 ngx_http_cast_sub_t *ngx_http_cast_sub_find(ngx_http_cast_hub_t *hub,
     ngx_str_t *id);
 ngx_http_cast_sub_t *ngx_http_cast_sub_create(ngx_http_cast_hub_t *hub,

@@ -693,6 +693,12 @@ ngx_http_cast_api_subscribe(ngx_http_request_t *r, ngx_http_cast_hub_t *hub,
         goto reply;
     }
 
+    if (ngx_http_cast_hub_full(hub, topic)) {
+        return ngx_http_cast_send_error(r, NGX_HTTP_SERVICE_UNAVAILABLE,
+                                        "the hub holds as many topics as "
+                                        "it may (cast_max_topics)");
+    }
+
     if (ngx_http_cast_endpoint_prefix(r, clcf, &prefix) != NGX_OK) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
@@ -971,10 +977,16 @@ ngx_http_cast_api_publish(ngx_http_request_t *r, json_t *root,
         return ngx_http_cast_bus_publish(r, &ev, r->pool);
     }
 
-    if (ngx_http_cast_hub_publish(ngx_http_cast_get_hub(), &ev,
-                                  r->connection->log)
-        != NGX_OK)
-    {
+    rc = ngx_http_cast_hub_publish(ngx_http_cast_get_hub(), &ev,
+                                   r->connection->log);
+
+    if (rc == NGX_DECLINED) {
+        return ngx_http_cast_send_error(r, NGX_HTTP_SERVICE_UNAVAILABLE,
+                                        "the hub holds as many topics as "
+                                        "it may (cast_max_topics)");
+    }
+
+    if (rc != NGX_OK) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 

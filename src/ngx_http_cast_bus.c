@@ -286,6 +286,8 @@ static ngx_http_cast_script_t  ngx_http_cast_scripts[] = {
       "redis.call('ZREM', KEYS[2], x) "
       "redis.call('HDEL', KEYS[1], 'o:' .. x, 't:' .. x, 'v:' .. x) "
       "end end end "
+      "redis.call('PEXPIRE', KEYS[1], 86400000) "
+      "redis.call('PEXPIRE', KEYS[2], 86400000) "
       "local id = redis.call('XADD', KEYS[3], 'MINID', '~', ARGV[11], '*', "
       "'m', ARGV[2]) "
       "redis.call('PEXPIRE', KEYS[3], ARGV[12]) "

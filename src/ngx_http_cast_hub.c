@@ -48,7 +48,8 @@ static ngx_int_t ngx_http_cast_copy(ngx_pool_t *pool, ngx_str_t *dst,
 ngx_http_cast_hub_t *
 ngx_http_cast_hub_create(ngx_cycle_t *cycle)
 {
-    ngx_http_cast_hub_t  *hub;
+    ngx_http_cast_hub_t        *hub;
+    ngx_http_cast_main_conf_t  *cmcf;
 
     hub = ngx_pcalloc(cycle->pool, sizeof(ngx_http_cast_hub_t));
     if (hub == NULL) {
@@ -64,6 +65,9 @@ ngx_http_cast_hub_create(ngx_cycle_t *cycle)
     ngx_queue_init(&hub->sockets);
 
     hub->log = cycle->log;
+
+    cmcf = ngx_http_cycle_get_module_main_conf(cycle, ngx_http_cast_module);
+    hub->max_topics = cmcf->max_topics;
 
     hub->heartbeat_ev.handler = ngx_http_cast_heartbeat_handler;
     hub->heartbeat_ev.data = hub;
@@ -124,6 +128,31 @@ ngx_http_cast_topic_find(ngx_http_cast_hub_t *hub, ngx_str_t *name)
     return (ngx_http_cast_topic_t *)
                ngx_str_rbtree_lookup(&hub->topics, name,
                                      ngx_crc32_long(name->data, name->len));
+}
+
+
+/* a new topic would pass cast_max_topics: refused, not stored */
+
+ngx_uint_t
+ngx_http_cast_hub_full(ngx_http_cast_hub_t *hub, ngx_str_t *topic)
+{
+    if (hub->ntopics < hub->max_topics) {
+        return 0;
+    }
+
+    if (topic->len == 1 && topic->data[0] == '*') {
+        return 0;
+    }
+
+    if (ngx_http_cast_topic_find(hub, topic) != NULL) {
+        return 0;
+    }
+
+    ngx_log_error(NGX_LOG_ERR, hub->log, 0,
+                  "cast: %ui topics are stored, the cast_max_topics limit: "
+                  "\"%V\" is refused", hub->ntopics, topic);
+
+    return 1;
 }
 
 
@@ -889,6 +918,10 @@ ngx_http_cast_hub_publish(ngx_http_cast_hub_t *hub, ngx_http_cast_event_t *ev,
 {
     ngx_http_cast_topic_t   *topic;
     ngx_http_cast_effect_t   effect;
+
+    if (ngx_http_cast_hub_full(hub, &ev->topic)) {
+        return NGX_DECLINED;
+    }
 
     topic = ngx_http_cast_topic_get(hub, &ev->topic);
     if (topic == NULL) {

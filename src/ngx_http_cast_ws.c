@@ -978,7 +978,14 @@ ngx_http_cast_ws_message(ngx_http_cast_ws_t *ws, u_char *p, size_t n)
             }
 
             if (ws->hub->bus == NULL) {
-                (void) ngx_http_cast_hub_publish(ws->hub, &ev, log);
+                if (ngx_http_cast_hub_publish(ws->hub, &ev, log)
+                    == NGX_DECLINED)
+                {
+                    ngx_str_set(&err, "the hub holds as many topics as it "
+                                      "may (cast_max_topics)");
+                    ngx_http_cast_ws_send_error(ws, &err,
+                                                json_object_get(root, "id"));
+                }
 
             } else if (ngx_http_cast_bus_publish(NULL, &ev, pool) != NGX_OK) {
                 ngx_str_set(&err, "the hub's Redis is unreachable, the "
