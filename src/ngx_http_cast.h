@@ -282,8 +282,8 @@ const char *ngx_http_cast_field_name(ngx_uint_t field);
 ngx_int_t ngx_http_cast_json_parse(ngx_pool_t *pool, u_char *p, size_t len,
     json_t **out, ngx_str_t *err);
 ngx_int_t ngx_http_cast_event_validate(ngx_pool_t *pool, json_t *root,
-    ngx_str_t *path_topic, ngx_uint_t dialect, ngx_http_cast_event_t *ev,
-    ngx_str_t *err);
+    ngx_str_t *raw, ngx_str_t *path_topic, ngx_uint_t dialect,
+    ngx_http_cast_event_t *ev, ngx_str_t *err);
 ngx_int_t ngx_http_cast_json_dump(ngx_pool_t *pool, json_t *json,
     ngx_str_t *out);
 json_t *ngx_http_cast_json_string(ngx_str_t *s);

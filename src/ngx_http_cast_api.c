@@ -958,7 +958,7 @@ ngx_http_cast_api_publish(ngx_http_request_t *r, json_t *root,
 
     clcf = ngx_http_get_module_loc_conf(r, ngx_http_cast_module);
 
-    rc = ngx_http_cast_event_validate(r->pool, root, path_topic,
+    rc = ngx_http_cast_event_validate(r->pool, root, body, path_topic,
                                       clcf->dialect, &ev, &err);
     if (rc == NGX_ERROR) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
@@ -966,11 +966,6 @@ ngx_http_cast_api_publish(ngx_http_request_t *r, json_t *root,
 
     if (rc == NGX_DECLINED) {
         return ngx_http_cast_send_error(r, NGX_HTTP_BAD_REQUEST, "%V", &err);
-    }
-
-    if (ev.json.len == 0) {
-        /* unchanged: forward the publisher's bytes as they came */
-        ev.json = *body;
     }
 
     if (ngx_http_cast_get_hub()->bus) {

@@ -18,6 +18,14 @@ static ngx_int_t ngx_http_cast_errorf(ngx_pool_t *pool, ngx_str_t *err,
     const char *fmt, ...);
 static ngx_int_t ngx_http_cast_json_text(json_t *obj, const char *key,
     size_t max, ngx_str_t *out);
+static ngx_int_t ngx_http_cast_event_splice(ngx_pool_t *pool, ngx_str_t *raw,
+    json_t *root, ngx_uint_t id, ngx_uint_t ts, ngx_uint_t topic,
+    ngx_str_t *out);
+static u_char *ngx_http_cast_json_ws(u_char *p, u_char *end);
+static u_char *ngx_http_cast_json_skip_string(u_char *p, u_char *end);
+static u_char *ngx_http_cast_json_skip_value(u_char *p, u_char *end);
+static u_char *ngx_http_cast_json_member(u_char *open, u_char *end,
+    const char *key);
 
 
 ngx_int_t
@@ -44,15 +52,14 @@ ngx_http_cast_json_parse(ngx_pool_t *pool, u_char *p, size_t len,
 
 
 /*
- * Checks a published object and fills in "ev".  In the cast dialect a
- * missing "id" and "timestamp" are added; the path topic is written into
- * the event when the body has none.  "ev->json" is left empty when the
- * object was not changed, so that the caller can forward the bytes it
- * received.
+ * Checks a published object (parsed from "raw") and fills in "ev".  In the
+ * cast dialect a missing "id" and "timestamp" are added; the path topic is
+ * written into the event when the body has none.  "ev->json" is what
+ * subscribers get: the publisher's bytes, with the added members if any.
  */
 
 ngx_int_t
-ngx_http_cast_event_validate(ngx_pool_t *pool, json_t *root,
+ngx_http_cast_event_validate(ngx_pool_t *pool, json_t *root, ngx_str_t *raw,
     ngx_str_t *path_topic, ngx_uint_t dialect, ngx_http_cast_event_t *ev,
     ngx_str_t *err)
 {
@@ -61,10 +68,13 @@ ngx_http_cast_event_validate(ngx_pool_t *pool, json_t *root,
     ngx_int_t   rc;
     size_t      i;
     ngx_str_t   s;
-    ngx_uint_t  changed;
+    ngx_uint_t  changed, added_topic, added_id, added_ts;
 
     ngx_memzero(ev, sizeof(ngx_http_cast_event_t));
     changed = 0;
+    added_topic = 0;
+    added_id = 0;
+    added_ts = 0;
 
     if (!json_is_object(root)) {
         return ngx_http_cast_errorf(pool, err,
@@ -137,6 +147,7 @@ ngx_http_cast_event_validate(ngx_pool_t *pool, json_t *root,
             }
 
             changed = 1;
+            added_topic = 1;
         }
 
     } else if (rc == NGX_DECLINED) {
@@ -202,6 +213,7 @@ ngx_http_cast_event_validate(ngx_pool_t *pool, json_t *root,
         }
 
         changed = 1;
+        added_id = 1;
     }
 
     rc = ngx_http_cast_json_text(root, "timestamp", NGX_HTTP_CAST_MAX_FIELD,
@@ -228,6 +240,7 @@ ngx_http_cast_event_validate(ngx_pool_t *pool, json_t *root,
         }
 
         changed = 1;
+        added_ts = 1;
     }
 
     ev->root = root;
@@ -236,13 +249,242 @@ ngx_http_cast_event_validate(ngx_pool_t *pool, json_t *root,
     ev->lowercase.len = ev->name.len;
     ngx_strlow(ev->lower, ev->name.data, ev->name.len);
 
-    if (changed) {
-        if (ngx_http_cast_json_dump(pool, root, &ev->json) != NGX_OK) {
-            return NGX_ERROR;
+    if (!changed) {
+        /* forwarded unchanged: the publisher's own bytes */
+        ev->json = *raw;
+        return NGX_OK;
+    }
+
+    /* the added members go into the publisher's text; else serialize */
+
+    if (ngx_http_cast_event_splice(pool, raw, root, added_id, added_ts,
+                                   added_topic, &ev->json)
+        == NGX_OK)
+    {
+        return NGX_OK;
+    }
+
+    return ngx_http_cast_json_dump(pool, root, &ev->json);
+}
+
+
+/*
+ * The publisher's text with "id" and "timestamp" inserted first in the
+ * object, and "hub.topic" first in "event": one copy, no serialization.
+ * NGX_DECLINED when the text is not in the simple shape this expects
+ * (e.g. an escaped "event" key); the caller serializes then.
+ */
+
+static ngx_int_t
+ngx_http_cast_event_splice(ngx_pool_t *pool, ngx_str_t *raw, json_t *root,
+    ngx_uint_t id, ngx_uint_t ts, ngx_uint_t topic, ngx_str_t *out)
+{
+    u_char     *p, *end, *open, *event, *q;
+    size_t      len;
+    json_t     *value;
+    ngx_str_t   topic_json;
+
+    p = raw->data;
+    end = raw->data + raw->len;
+
+    open = ngx_http_cast_json_ws(p, end);
+    if (open == end || *open != '{') {
+        return NGX_DECLINED;
+    }
+
+    event = ngx_http_cast_json_member(open, end, "event");
+    if (event == NULL || *event != '{') {
+        return NGX_DECLINED;
+    }
+
+    ngx_str_null(&topic_json);
+
+    if (topic) {
+        value = json_object_get(json_object_get(root, "event"), "hub.topic");
+
+        if (value == NULL
+            || ngx_http_cast_json_dump(pool, value, &topic_json) != NGX_OK)
+        {
+            return NGX_DECLINED;
         }
     }
 
+    len = raw->len
+          + (id ? sizeof("\"id\":\"\",") - 1 + NGX_HTTP_CAST_UUID_LEN : 0)
+          + (ts ? sizeof("\"timestamp\":\"\",") - 1
+                  + NGX_HTTP_CAST_TIMESTAMP_LEN : 0)
+          + (topic ? sizeof("\"hub.topic\":,") - 1 + topic_json.len : 0);
+
+    out->data = ngx_pnalloc(pool, len);
+    if (out->data == NULL) {
+        return NGX_ERROR;
+    }
+
+    q = ngx_cpymem(out->data, p, open + 1 - p);
+
+    if (id) {
+        value = json_object_get(root, "id");
+        q = ngx_sprintf(q, "\"id\":\"%s\",", json_string_value(value));
+    }
+
+    if (ts) {
+        value = json_object_get(root, "timestamp");
+        q = ngx_sprintf(q, "\"timestamp\":\"%s\",",
+                        json_string_value(value));
+    }
+
+    q = ngx_cpymem(q, open + 1, event + 1 - (open + 1));
+
+    if (topic) {
+        q = ngx_cpymem(q, "\"hub.topic\":", sizeof("\"hub.topic\":") - 1);
+        q = ngx_cpymem(q, topic_json.data, topic_json.len);
+
+        if (*ngx_http_cast_json_ws(event + 1, end) != '}') {
+            *q++ = ',';
+        }
+    }
+
+    q = ngx_cpymem(q, event + 1, end - (event + 1));
+
+    out->len = q - out->data;
+
     return NGX_OK;
+}
+
+
+static u_char *
+ngx_http_cast_json_ws(u_char *p, u_char *end)
+{
+    while (p < end
+           && (*p == ' ' || *p == '\t' || *p == '\r' || *p == '\n'))
+    {
+        p++;
+    }
+
+    return p;
+}
+
+
+/* past a string that starts at p; the text is valid JSON already */
+
+static u_char *
+ngx_http_cast_json_skip_string(u_char *p, u_char *end)
+{
+    for (p++; p < end; p++) {
+        if (*p == '\\') {
+            p++;
+            continue;
+        }
+
+        if (*p == '"') {
+            return p + 1;
+        }
+    }
+
+    return end;
+}
+
+
+static u_char *
+ngx_http_cast_json_skip_value(u_char *p, u_char *end)
+{
+    ngx_uint_t  depth;
+
+    if (*p == '"') {
+        return ngx_http_cast_json_skip_string(p, end);
+    }
+
+    if (*p != '{' && *p != '[') {
+        while (p < end && *p != ',' && *p != '}' && *p != ']'
+               && *p != ' ' && *p != '\t' && *p != '\r' && *p != '\n')
+        {
+            p++;
+        }
+
+        return p;
+    }
+
+    depth = 0;
+
+    while (p < end) {
+        switch (*p) {
+
+        case '"':
+            p = ngx_http_cast_json_skip_string(p, end);
+            continue;
+
+        case '{':
+        case '[':
+            depth++;
+            break;
+
+        case '}':
+        case ']':
+            if (--depth == 0) {
+                return p + 1;
+            }
+
+            break;
+        }
+
+        p++;
+    }
+
+    return end;
+}
+
+
+/* where the value of a top-level member with an unescaped key begins */
+
+static u_char *
+ngx_http_cast_json_member(u_char *open, u_char *end, const char *key)
+{
+    u_char  *p, *k;
+    size_t   len;
+
+    len = ngx_strlen(key);
+    p = open + 1;
+
+    for ( ;; ) {
+        p = ngx_http_cast_json_ws(p, end);
+
+        if (p == end || *p != '"') {
+            return NULL;
+        }
+
+        k = p + 1;
+        p = ngx_http_cast_json_skip_string(p, end);
+
+        if (p == end) {
+            return NULL;
+        }
+
+        p = ngx_http_cast_json_ws(p, end);
+
+        if (p == end || *p != ':') {
+            return NULL;
+        }
+
+        p = ngx_http_cast_json_ws(p + 1, end);
+
+        if (p == end) {
+            return NULL;
+        }
+
+        if ((size_t) (p - k) >= len + 1 && ngx_strncmp(k, key, len) == 0
+            && k[len] == '"')
+        {
+            return p;
+        }
+
+        p = ngx_http_cast_json_ws(ngx_http_cast_json_skip_value(p, end), end);
+
+        if (p == end || *p != ',') {
+            return NULL;
+        }
+
+        p++;
+    }
 }
 
 

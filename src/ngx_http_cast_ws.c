@@ -960,7 +960,10 @@ ngx_http_cast_ws_message(ngx_http_cast_ws_t *ws, u_char *p, size_t n)
 
     if (json_is_object(root) && json_object_get(root, "event")) {
 
-        rc = ngx_http_cast_event_validate(pool, root, NULL,
+        body.data = p;
+        body.len = n;
+
+        rc = ngx_http_cast_event_validate(pool, root, &body, NULL,
                                           ws->sub ? ws->sub->dialect
                                                   : ws->conf->dialect,
                                           &ev, &err);
@@ -971,12 +974,6 @@ ngx_http_cast_ws_message(ngx_http_cast_ws_t *ws, u_char *p, size_t n)
                                         json_object_get(root, "id"));
 
         } else if (rc == NGX_OK) {
-            if (ev.json.len == 0) {
-                body.data = p;
-                body.len = n;
-                ev.json = body;
-            }
-
             if (ws->hub->bus == NULL) {
                 if (ngx_http_cast_hub_publish(ws->hub, &ev, log)
                     == NGX_DECLINED)

@@ -576,3 +576,30 @@ is($first && $first->{'hub.mode'}, 'subscribe', 'fhircast subscription: the conf
 is_deeply($wf ? sync($wf) : ['no socket'], [], 'and nothing else');
 $main::HOLD = [$wc, $wf];
 --- response_body_like: "connections":2,"subscriptions":2,
+
+
+
+=== TEST 20: what the hub adds goes into the publisher's own text; an escaped "event" key still works
+--- config
+--- init
+package main;
+my $s = subscribe_ok('d20', 'patient-open');
+my $ws = connect_ready($s);
+my $orig = '{ "pad" : [1, {"x": "}\"event\""}] ,  "event" : { "hub.event" : "patient-open" , "context": [] } , "tail": "\\"event\\"" }';
+is(publish('/api/hub/d20', $orig), 200, 'publish with odd spacing: 200');
+my $got = sync($ws);
+is(scalar @$got, 1, 'one event arrives');
+my $f = $got->[0] // '';
+ok(eval { json_decode($f); 1 }, 'it is valid JSON');
+like($f, qr/^\{"id":"[0-9a-f-]{36}","timestamp":"[^"]+", "pad"/, 'id and timestamp first in the object');
+(my $rest = $f) =~ s/^\{"id":"[^"]+","timestamp":"[^"]+",/{/;
+$rest =~ s/"event" : \{"hub\.topic":"d20",/"event" : {/;
+is($rest, $orig, 'everything else is the publisher\'s text, byte for byte');
+is(publish('/api/hub/d20', '{"\u0065vent":{"hub.event":"patient-open","context":[]},"id":"esc-1"}'), 200, 'escaped key: 200');
+$got = sync($ws);
+my $e = eval { json_decode($got->[0] // '') } || {};
+is($e->{id}, 'esc-1', 'escaped key: delivered');
+is($e->{event}{'hub.topic'}, 'd20', 'escaped key: hub.topic added');
+like($e->{timestamp} // '', qr/^\d{4}-/, 'escaped key: timestamp added');
+$main::HOLD = [$ws];
+--- response_body_like: "connections":1,"subscriptions":1,
