@@ -586,24 +586,46 @@ ngx_http_cast_json_nonempty(json_t *json)
 }
 
 
+/*
+ * Bytes from the kernel's CSPRNG, read 4 KB at a time: one getrandom()
+ * per 256 ids instead of one per id.  The pool is per process (workers
+ * fill it after the fork), and a byte is never handed out twice.
+ */
+
 ngx_int_t
 ngx_http_cast_random(u_char *buf, size_t len)
 {
-    ssize_t  n;
+    size_t          n;
+    ssize_t         got;
+
+    static u_char   pool[4096];
+    static size_t   pos, filled;
 
     while (len) {
-        n = getrandom(buf, len, 0);
 
-        if (n == -1) {
-            if (ngx_errno == NGX_EINTR) {
-                continue;
+        if (pos == filled) {
+            got = getrandom(pool, sizeof(pool), 0);
+
+            if (got <= 0) {
+                if (got == -1 && ngx_errno == NGX_EINTR) {
+                    continue;
+                }
+
+                ngx_log_error(NGX_LOG_ALERT, ngx_cycle->log, ngx_errno,
+                              "cast: getrandom() failed");
+                return NGX_ERROR;
             }
 
-            ngx_log_error(NGX_LOG_ALERT, ngx_cycle->log, ngx_errno,
-                          "cast: getrandom() failed");
-            return NGX_ERROR;
+            pos = 0;
+            filled = got;
         }
 
+        n = ngx_min(len, filled - pos);
+
+        ngx_memcpy(buf, pool + pos, n);
+        ngx_explicit_memzero(pool + pos, n);
+
+        pos += n;
         buf += n;
         len -= n;
     }
