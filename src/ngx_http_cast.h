@@ -270,6 +270,8 @@ ngx_int_t ngx_http_cast_send_error(ngx_http_request_t *r, ngx_uint_t status,
 
 /* ngx_http_cast_status.c */
 ngx_int_t ngx_http_cast_status_handler(ngx_http_request_t *r);
+json_t *ngx_http_cast_status_body(ngx_http_cast_hub_t *hub);
+json_t *ngx_http_cast_status_worker(ngx_http_cast_hub_t *hub);
 
 /* ngx_http_cast_form.c: application/x-www-form-urlencoded */
 ngx_int_t ngx_http_cast_form_parse(ngx_pool_t *pool, u_char *p, size_t len,
@@ -357,6 +359,7 @@ ngx_int_t ngx_http_cast_bus_context(ngx_http_request_t *r, ngx_str_t *topic);
 ngx_int_t ngx_http_cast_bus_bind(ngx_http_request_t *r, ngx_str_t *id,
     ngx_str_t *key);
 void ngx_http_cast_bus_replay(ngx_http_cast_sub_t *sub);
+ngx_int_t ngx_http_cast_bus_status(ngx_http_request_t *r);
 void ngx_http_cast_bus_ended(ngx_http_cast_sub_t *sub);
 
 /* ngx_http_cast_ws.c: the WebSocket channel */

@@ -42,6 +42,10 @@
 
 #define NGX_HTTP_CAST_RETRY_AFTER   "1"
 
+/* workers report their counters to cast:stats this often (ms) */
+#define NGX_HTTP_CAST_REPORT        2000
+#define NGX_HTTP_CAST_REPORT_KEEP   10000
+
 /* how long events stay in a topic's stream for workers to catch up (ms) */
 #define NGX_HTTP_CAST_LOG_KEEP      60000
 #define NGX_HTTP_CAST_LOG_TTL       "120000"
@@ -69,6 +73,7 @@ typedef enum {
     NGX_HTTP_CAST_SCRIPT_PUBLISH,
     NGX_HTTP_CAST_SCRIPT_CONTEXT,
     NGX_HTTP_CAST_SCRIPT_OPENS,
+    NGX_HTTP_CAST_SCRIPT_STATS,
     NGX_HTTP_CAST_SCRIPT_LAST
 } ngx_http_cast_script_e;
 
@@ -83,6 +88,7 @@ struct ngx_http_cast_bus_s {
     ngx_http_cast_hub_t       *hub;
     ngx_http_cast_redis_t     *cmd;
     ngx_http_cast_redis_t     *pubsub;
+    ngx_event_t                report_ev;   /* this worker's counters */
     ngx_log_t                 *log;
     unsigned                   wildcard:1;  /* PSUBSCRIBEd */
 };
@@ -128,6 +134,9 @@ static ngx_int_t ngx_http_cast_bus_retry(ngx_http_request_t *r,
     const char *reason);
 static ngx_int_t ngx_http_cast_bus_reply_error(ngx_http_request_t *r,
     redisReply *reply);
+static void ngx_http_cast_bus_report(ngx_event_t *ev);
+static ngx_int_t ngx_http_cast_bus_status_reply(ngx_http_request_t *r,
+    redisReply *reply, void *data);
 static void ngx_http_cast_bus_cmd_state(ngx_http_cast_redis_t *rds,
     ngx_uint_t connected, void *data);
 static void ngx_http_cast_bus_pubsub_state(ngx_http_cast_redis_t *rds,
@@ -305,6 +314,16 @@ static ngx_http_cast_script_t  ngx_http_cast_scripts[] = {
     { "local out = {} "
       "for _, m in ipairs(redis.call('ZRANGE', KEYS[2], 0, -1)) do "
       "out[#out + 1] = redis.call('HGET', KEYS[1], 'o:' .. m) end "
+      "return out", "" },
+
+    /* KEYS: stats;  ARGV: oldest report kept, ms */
+    { "local out = {} "
+      "local h = redis.call('HGETALL', KEYS[1]) "
+      "for i = 1, #h, 2 do "
+      "local t = string.match(h[i + 1], '^(%d+) ') "
+      "if t and tonumber(t) >= tonumber(ARGV[1]) then "
+      "out[#out + 1] = string.sub(h[i + 1], #t + 2) "
+      "else redis.call('HDEL', KEYS[1], h[i]) end end "
       "return out", "" }
 };
 
@@ -351,7 +370,61 @@ ngx_http_cast_bus_init(ngx_cycle_t *cycle, ngx_http_cast_hub_t *hub,
     ngx_http_cast_redis_start(bus->cmd);
     ngx_http_cast_redis_start(bus->pubsub);
 
+    bus->report_ev.handler = ngx_http_cast_bus_report;
+    bus->report_ev.data = bus;
+    bus->report_ev.log = cycle->log;
+    bus->report_ev.cancelable = 1;
+    ngx_add_timer(&bus->report_ev, NGX_HTTP_CAST_REPORT);
+
     return NGX_OK;
+}
+
+
+/* every 2 s: "<ms> <json>" under "<host>:<pid>" in cast:stats */
+
+static void
+ngx_http_cast_bus_report(ngx_event_t *ev)
+{
+    ngx_http_cast_bus_t *bus = ev->data;
+
+    u_char      *p, *who, name[NGX_MAXHOSTNAMELEN + NGX_INT64_LEN + 2];
+    json_t      *worker;
+    size_t       len, size;
+    ngx_time_t  *tp;
+
+    ngx_add_timer(ev, NGX_HTTP_CAST_REPORT);
+
+    if (!ngx_http_cast_redis_ready(bus->cmd)) {
+        return;
+    }
+
+    worker = ngx_http_cast_status_worker(bus->hub);
+    if (worker == NULL) {
+        return;
+    }
+
+    size = json_dumpb(worker, NULL, 0, JSON_COMPACT);
+
+    p = ngx_alloc(NGX_INT64_LEN + 1 + size, ev->log);
+    if (p == NULL) {
+        json_decref(worker);
+        return;
+    }
+
+    tp = ngx_timeofday();
+
+    len = ngx_sprintf(p, "%L ", (int64_t) tp->sec * 1000 + tp->msec) - p;
+    len += json_dumpb(worker, (char *) p + len, size, JSON_COMPACT);
+
+    /* hiredis formats the command: nginx's %V and %P are not for it */
+
+    who = ngx_sprintf(name, "%V:%P", &ngx_cycle->hostname, ngx_pid);
+
+    (void) ngx_http_cast_redis_commandf(bus->cmd, ngx_http_cast_bus_logged,
+                                        NULL, "HSET cast:stats %b %b",
+                                        name, (size_t) (who - name), p, len);
+    ngx_free(p);
+    json_decref(worker);
 }
 
 
@@ -364,6 +437,10 @@ ngx_http_cast_bus_exit(ngx_http_cast_hub_t *hub)
 
     if (bus == NULL) {
         return;
+    }
+
+    if (bus->report_ev.timer_set) {
+        ngx_del_timer(&bus->report_ev);
     }
 
     ngx_http_cast_redis_destroy(bus->pubsub);
@@ -2021,6 +2098,132 @@ ngx_http_cast_bus_ended(ngx_http_cast_sub_t *sub)
 
     (void) ngx_http_cast_bus_eval(bus, NGX_HTTP_CAST_SCRIPT_END, argc, argv,
                                   argvlen, ngx_http_cast_bus_logged, NULL);
+}
+
+
+/*
+ * GET cast_status: this worker's body, plus "peers", every worker of
+ * every host as reported in the last 10 s, and "hub", their sums.
+ */
+
+ngx_int_t
+ngx_http_cast_bus_status(ngx_http_request_t *r)
+{
+    u_char       num[NGX_INT64_LEN];
+    int          argc;
+    size_t       argvlen[5];
+    ngx_int_t    rc;
+    ngx_time_t  *tp;
+    const char  *argv[5];
+
+    tp = ngx_timeofday();
+
+    argc = 2;
+    argv[argc] = "1"; argvlen[argc++] = 1;
+    argv[argc] = "cast:stats"; argvlen[argc++] = sizeof("cast:stats") - 1;
+    argv[argc] = (char *) num;
+    argvlen[argc++] = ngx_sprintf(num, "%L", (int64_t) tp->sec * 1000
+                                             + tp->msec
+                                             - NGX_HTTP_CAST_REPORT_KEEP)
+                      - num;
+
+    rc = ngx_http_cast_bus_call(r, NGX_HTTP_CAST_SCRIPT_STATS, argc, argv,
+                                argvlen, ngx_http_cast_bus_status_reply,
+                                NULL);
+
+    if (rc == NGX_DONE) {
+        /* held until the reply: this is a content handler */
+        r->main->count++;
+    }
+
+    return rc;
+}
+
+
+static ngx_int_t
+ngx_http_cast_bus_status_reply(ngx_http_request_t *r, redisReply *reply,
+    void *data)
+{
+    size_t       i, k;
+    json_t      *body, *peers, *peer, *sums, *sum, *v;
+
+    static const char  *counted[] = {
+        "connections", "subscriptions", "events_in", "events_out",
+        "dropped", NULL
+    };
+
+    body = ngx_http_cast_status_body(ngx_http_cast_get_hub());
+    peers = json_array();
+    sums = json_object();
+
+    if (body == NULL || peers == NULL || sums == NULL) {
+        goto failed;
+    }
+
+    for (k = 0; counted[k]; k++) {
+        if (json_object_set_new(sums, counted[k], json_integer(0)) != 0) {
+            goto failed;
+        }
+    }
+
+    if (reply && reply->type == REDIS_REPLY_ARRAY) {
+        for (i = 0; i < reply->elements; i++) {
+            if (reply->element[i]->type != REDIS_REPLY_STRING) {
+                continue;
+            }
+
+            peer = json_loadb(reply->element[i]->str,
+                              reply->element[i]->len, 0, NULL);
+            if (!json_is_object(peer)) {
+                json_decref(peer);
+                continue;
+            }
+
+            for (k = 0; counted[k]; k++) {
+                v = json_object_get(peer, counted[k]);
+                sum = json_object_get(sums, counted[k]);
+
+                if (json_is_integer(v)) {
+                    json_integer_set(sum, json_integer_value(sum)
+                                          + json_integer_value(v));
+                }
+            }
+
+            if (json_array_append_new(peers, peer) != 0) {
+                goto failed;
+            }
+        }
+    }
+
+    if (json_object_set_new(sums, "workers",
+                            json_integer((json_int_t)
+                                         json_array_size(peers)))
+        != 0)
+    {
+        goto failed;
+    }
+
+    if (json_object_set_new(body, "hub", sums) != 0) {
+        sums = NULL;
+        goto failed;
+    }
+
+    sums = NULL;
+
+    if (json_object_set_new(body, "peers", peers) != 0) {
+        peers = NULL;
+        goto failed;
+    }
+
+    return ngx_http_cast_send_json_new(r, NGX_HTTP_OK, body);
+
+failed:
+
+    json_decref(peers);
+    json_decref(sums);
+    json_decref(body);
+
+    return NGX_HTTP_INTERNAL_SERVER_ERROR;
 }
 
 

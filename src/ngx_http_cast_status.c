@@ -19,10 +19,9 @@ static ngx_int_t ngx_http_cast_status_prometheus(ngx_http_request_t *r,
 ngx_int_t
 ngx_http_cast_status_handler(ngx_http_request_t *r)
 {
-    json_t                     *worker, *body;
-    ngx_int_t                   rc;
-    ngx_str_t                   format;
-    ngx_http_cast_hub_t        *hub;
+    ngx_int_t             rc;
+    ngx_str_t             format;
+    ngx_http_cast_hub_t  *hub;
 
     if (r->method != NGX_HTTP_GET && r->method != NGX_HTTP_HEAD) {
         return NGX_HTTP_NOT_ALLOWED;
@@ -45,19 +44,26 @@ ngx_http_cast_status_handler(ngx_http_request_t *r)
         return ngx_http_cast_status_prometheus(r, hub);
     }
 
-    /* local mode: this worker is the whole hub */
+    if (hub->bus != NULL && ngx_http_cast_bus_ready(hub->bus)) {
+        /* with the other workers and hosts, from their reports in Redis */
+        return ngx_http_cast_bus_status(r);
+    }
 
-    worker = json_pack("{s:i,s:I,s:I,s:I,s:I,s:I,s:I,s:I}",
-                       "pid", (int) ngx_pid,
-                       "connections", (json_int_t) hub->nsockets,
-                       "subscriptions", (json_int_t) hub->nsubs,
-                       "topics", (json_int_t) hub->ntopics,
-                       "events_in", (json_int_t) hub->events_in,
-                       "events_out", (json_int_t) hub->events_out,
-                       "dropped", (json_int_t) hub->dropped,
-                       "acks", (json_int_t) hub->acks);
+    return ngx_http_cast_send_json_new(r, NGX_HTTP_OK,
+                                       ngx_http_cast_status_body(hub));
+}
+
+
+/* this worker's view; in local mode it is the whole hub */
+
+json_t *
+ngx_http_cast_status_body(ngx_http_cast_hub_t *hub)
+{
+    json_t  *worker, *body;
+
+    worker = ngx_http_cast_status_worker(hub);
     if (worker == NULL) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        return NULL;
     }
 
     body = json_pack("{s:s,s:I,s:I,s:I,s:I,s:I,s:[o]}",
@@ -69,7 +75,7 @@ ngx_http_cast_status_handler(ngx_http_request_t *r)
                      "events_out", (json_int_t) hub->events_out,
                      "workers", worker);
     if (body == NULL) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        return NULL;
     }
 
     /* cast_redis: this worker's command and pubsub connections */
@@ -81,10 +87,29 @@ ngx_http_cast_status_handler(ngx_http_request_t *r)
            != 0)
     {
         json_decref(body);
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        return NULL;
     }
 
-    return ngx_http_cast_send_json_new(r, NGX_HTTP_OK, body);
+    return body;
+}
+
+
+/* this worker's counters; Redis mode reports them every 2 s as well */
+
+json_t *
+ngx_http_cast_status_worker(ngx_http_cast_hub_t *hub)
+{
+    return json_pack("{s:i,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:s%}",
+                     "pid", (int) ngx_pid,
+                     "connections", (json_int_t) hub->nsockets,
+                     "subscriptions", (json_int_t) hub->nsubs,
+                     "topics", (json_int_t) hub->ntopics,
+                     "events_in", (json_int_t) hub->events_in,
+                     "events_out", (json_int_t) hub->events_out,
+                     "dropped", (json_int_t) hub->dropped,
+                     "acks", (json_int_t) hub->acks,
+                     "host", (char *) ngx_cycle->hostname.data,
+                     (size_t) ngx_cycle->hostname.len);
 }
 
 

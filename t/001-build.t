@@ -54,7 +54,7 @@ GET /cast/status
 \&main::status_shape
 --- response_body
 connections,events_in,events_out,mode,subscriptions,topics,workers
-workers=1 acks,connections,dropped,events_in,events_out,pid,subscriptions,topics
+workers=1 acks,connections,dropped,events_in,events_out,host,pid,subscriptions,topics
 --- no_error_log
 [alert]
 [crit]

@@ -241,3 +241,12 @@ my @res = map { my (undef, $cl) = read_events($_, undef, 3); ($_->{cast_denied} 
 is(join('|', @res), join('|', ('reset close 1000') x 7),
    'every socket on every worker got the denial "reset" and Close 1000');
 --- response_body_like: "mode":"redis".*"connections":0,"subscriptions":0
+
+
+
+=== TEST 5: cast_status names every worker of the hub (reports in Redis, every 2 s)
+--- init
+package main;
+ready();
+sleep 2.6;
+--- response_body_like: "mode":"redis",.*"redis":"connected","hub":\{"connections":0,"subscriptions":0,"events_in":\d+,"events_out":\d+,"dropped":0,"workers":4\},"peers":\[\{"pid":\d+.*"host":"[^"]+"\},\{"pid":\d+.*"host":"[^"]+"\},\{"pid":\d+.*"host":"[^"]+"\},\{"pid":\d+.*"host":"[^"]+"\}\]
