@@ -228,6 +228,21 @@ ngx_http_cast_get_hub(void)
 }
 
 
+/* an event of ours goes away: neither its timer nor its posting remains */
+
+void
+ngx_http_cast_event_cancel(ngx_event_t *ev)
+{
+    if (ev->timer_set) {
+        ngx_del_timer(ev);
+    }
+
+    if (ev->posted) {
+        ngx_delete_posted_event(ev);
+    }
+}
+
+
 static char *
 ngx_http_cast_location(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 {

@@ -257,6 +257,7 @@ extern ngx_module_t  ngx_http_cast_module;
 
 /* ngx_http_cast_module.c */
 ngx_http_cast_hub_t *ngx_http_cast_get_hub(void);
+void ngx_http_cast_event_cancel(ngx_event_t *ev);
 
 /* ngx_http_cast_api.c: the {base} routes */
 ngx_int_t ngx_http_cast_api_handler(ngx_http_request_t *r);
@@ -322,7 +323,7 @@ ngx_uint_t ngx_http_cast_sub_matches(ngx_http_cast_sub_t *sub,
 ngx_int_t ngx_http_cast_hub_publish(ngx_http_cast_hub_t *hub,
     ngx_http_cast_event_t *ev, ngx_log_t *log);
 void ngx_http_cast_hub_deliver(ngx_http_cast_hub_t *hub,
-    ngx_str_t *topic_name, ngx_str_t *lowercase, ngx_str_t *json,
+    ngx_http_cast_topic_t *topic, ngx_str_t *lowercase, ngx_str_t *json,
     ngx_uint_t which, ngx_log_t *log);
 void ngx_http_cast_event_effect(ngx_http_cast_event_t *ev,
     ngx_http_cast_effect_t *effect);

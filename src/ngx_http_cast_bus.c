@@ -439,9 +439,7 @@ ngx_http_cast_bus_exit(ngx_http_cast_hub_t *hub)
         return;
     }
 
-    if (bus->report_ev.timer_set) {
-        ngx_del_timer(&bus->report_ev);
-    }
+    ngx_http_cast_event_cancel(&bus->report_ev);
 
     ngx_http_cast_redis_destroy(bus->pubsub);
     ngx_http_cast_redis_destroy(bus->cmd);
@@ -751,7 +749,8 @@ ngx_http_cast_bus_deliver(ngx_http_cast_bus_t *bus,
         topic->last_seq = seq;
     }
 
-    ngx_http_cast_hub_deliver(bus->hub, topic_name, &name, &json, which,
+    /* the topic was looked up once, by the caller */
+    ngx_http_cast_hub_deliver(bus->hub, topic, &name, &json, which,
                               bus->log);
     return;
 

@@ -89,9 +89,7 @@ ngx_http_cast_hub_destroy(ngx_http_cast_hub_t *hub)
     ngx_http_cast_sub_t    *sub;
     ngx_http_cast_topic_t  *topic;
 
-    if (hub->heartbeat_ev.timer_set) {
-        ngx_del_timer(&hub->heartbeat_ev);
-    }
+    ngx_http_cast_event_cancel(&hub->heartbeat_ev);
 
     ngx_http_cast_ws_shutdown_all(hub);
 
@@ -655,21 +653,11 @@ ngx_http_cast_sub_remove(ngx_http_cast_sub_t *sub, const char *reason)
         }
     }
 
-    if (sub->lease_ev.timer_set) {
-        ngx_del_timer(&sub->lease_ev);
-    }
+    ngx_http_cast_event_cancel(&sub->lease_ev);
 
-    if (sub->bind_ev.timer_set) {
-        ngx_del_timer(&sub->bind_ev);
-    }
+    ngx_http_cast_event_cancel(&sub->bind_ev);
 
-    if (sub->lease_ev.posted) {
-        ngx_delete_posted_event(&sub->lease_ev);
-    }
 
-    if (sub->bind_ev.posted) {
-        ngx_delete_posted_event(&sub->bind_ev);
-    }
 
     if (hub->bus) {
         ngx_http_cast_bus_ended(sub);
@@ -934,7 +922,7 @@ ngx_http_cast_hub_publish(ngx_http_cast_hub_t *hub, ngx_http_cast_event_t *ev,
     ngx_http_cast_event_effect(ev, &effect);
     ngx_http_cast_topic_store(hub, topic, ev, &effect);
 
-    ngx_http_cast_hub_deliver(hub, &ev->topic, &ev->lowercase, &ev->json,
+    ngx_http_cast_hub_deliver(hub, topic, &ev->lowercase, &ev->json,
                               NGX_HTTP_CAST_DELIVER_ALL, log);
 
     ngx_http_cast_topic_release(hub, topic);
@@ -945,27 +933,24 @@ ngx_http_cast_hub_publish(ngx_http_cast_hub_t *hub, ngx_http_cast_event_t *ev,
 
 /*
  * Hands an accepted event's bytes to the local sockets: the topic's
- * subscriptions, the subscriptions to "*", or both.
+ * subscriptions (topic may be NULL: none here), the subscriptions to "*",
+ * or both.
  */
 
 void
-ngx_http_cast_hub_deliver(ngx_http_cast_hub_t *hub, ngx_str_t *topic_name,
-    ngx_str_t *lowercase, ngx_str_t *json, ngx_uint_t which, ngx_log_t *log)
+ngx_http_cast_hub_deliver(ngx_http_cast_hub_t *hub,
+    ngx_http_cast_topic_t *topic, ngx_str_t *lowercase, ngx_str_t *json,
+    ngx_uint_t which, ngx_log_t *log)
 {
     ngx_uint_t              delivered;
     ngx_http_cast_frame_t  *frame;
-    ngx_http_cast_topic_t  *topic;
 
     frame = NULL;
     delivered = 0;
 
-    if (which & NGX_HTTP_CAST_DELIVER_TOPIC) {
-        topic = ngx_http_cast_topic_find(hub, topic_name);
-
-        if (topic) {
-            delivered = ngx_http_cast_fan_out(hub, &topic->subs, lowercase,
-                                              json, &frame);
-        }
+    if (topic && (which & NGX_HTTP_CAST_DELIVER_TOPIC)) {
+        delivered = ngx_http_cast_fan_out(hub, &topic->subs, lowercase, json,
+                                          &frame);
     }
 
     if (which & NGX_HTTP_CAST_DELIVER_WILDCARD) {
@@ -977,9 +962,11 @@ ngx_http_cast_hub_deliver(ngx_http_cast_hub_t *hub, ngx_str_t *topic_name,
         ngx_http_cast_frame_release(frame);
     }
 
-    ngx_log_debug4(NGX_LOG_DEBUG_HTTP, log, 0,
-                   "cast deliver: \"%V\" on \"%V\", %uz bytes, "
-                   "%ui deliveries", lowercase, topic_name, json->len,
+    ngx_log_debug5(NGX_LOG_DEBUG_HTTP, log, 0,
+                   "cast deliver: \"%V\" on \"%*s\", %uz bytes, "
+                   "%ui deliveries", lowercase,
+                   topic ? topic->sn.str.len : 1,
+                   topic ? topic->name : (u_char *) "*", json->len,
                    delivered);
 }
 

@@ -165,11 +165,51 @@ static void ngx_http_cast_redis_cleanup(void *privdata);
 static void ngx_http_cast_redis_keepalive(ngx_http_cast_redis_t *rds);
 static char *ngx_http_cast_redis_parse_addr(ngx_conf_t *cf,
     ngx_http_cast_redis_conf_t *rcf, ngx_str_t *value);
+typedef struct {
+    ngx_str_t                      name;        /* "connect_timeout=" */
+    ngx_uint_t                     bit;         /* given once */
+    size_t                         offset;
+    ngx_uint_t                     off;         /* "off" allowed */
+} ngx_http_cast_redis_time_t;
+
+
+static ngx_http_cast_redis_time_t *ngx_http_cast_redis_time_param(
+    ngx_str_t *value);
 static ngx_int_t ngx_http_cast_redis_parse_time(ngx_conf_t *cf,
     ngx_str_t *param, size_t skip, ngx_msec_t *out, ngx_uint_t off);
 
 
 /* the "cast_redis" directive */
+
+/* the time parameters of "cast_redis" */
+
+static ngx_http_cast_redis_time_t  ngx_http_cast_redis_times[] = {
+    { ngx_string("connect_timeout="), 0x08,
+      offsetof(ngx_http_cast_redis_conf_t, connect_timeout), 0 },
+    { ngx_string("command_timeout="), 0x10,
+      offsetof(ngx_http_cast_redis_conf_t, command_timeout), 0 },
+    { ngx_string("ping_interval="), 0x20,
+      offsetof(ngx_http_cast_redis_conf_t, ping_interval), 1 },
+    { ngx_null_string, 0, 0, 0 }
+};
+
+
+static ngx_http_cast_redis_time_t *
+ngx_http_cast_redis_time_param(ngx_str_t *value)
+{
+    ngx_http_cast_redis_time_t  *t;
+
+    for (t = ngx_http_cast_redis_times; t->name.len; t++) {
+        if (value->len >= t->name.len
+            && ngx_strncmp(value->data, t->name.data, t->name.len) == 0)
+        {
+            return t;
+        }
+    }
+
+    return NULL;
+}
+
 
 char *
 ngx_http_cast_redis_directive(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
@@ -179,6 +219,7 @@ ngx_http_cast_redis_directive(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     ngx_int_t                    n;
     ngx_str_t                   *value, s;
     ngx_uint_t                   i, seen, bit;
+    ngx_http_cast_redis_time_t  *t;
     ngx_http_cast_redis_conf_t  *rcf;
 
     if (cmcf->redis != NULL) {
@@ -252,31 +293,14 @@ ngx_http_cast_redis_directive(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 
             rcf->db = (ngx_uint_t) n;
 
-        } else if (ngx_strncmp(value[i].data, "connect_timeout=", 16) == 0) {
-            bit = 0x08;
+        } else if ((t = ngx_http_cast_redis_time_param(&value[i])) != NULL) {
+            bit = t->bit;
 
-            if (ngx_http_cast_redis_parse_time(cf, &value[i], 16,
-                                               &rcf->connect_timeout, 0)
-                != NGX_OK)
-            {
-                return NGX_CONF_ERROR;
-            }
-
-        } else if (ngx_strncmp(value[i].data, "command_timeout=", 16) == 0) {
-            bit = 0x10;
-
-            if (ngx_http_cast_redis_parse_time(cf, &value[i], 16,
-                                               &rcf->command_timeout, 0)
-                != NGX_OK)
-            {
-                return NGX_CONF_ERROR;
-            }
-
-        } else if (ngx_strncmp(value[i].data, "ping_interval=", 14) == 0) {
-            bit = 0x20;
-
-            if (ngx_http_cast_redis_parse_time(cf, &value[i], 14,
-                                               &rcf->ping_interval, 1)
+            if (ngx_http_cast_redis_parse_time(cf, &value[i], t->name.len,
+                                               (ngx_msec_t *)
+                                                   ((u_char *) rcf
+                                                    + t->offset),
+                                               t->off)
                 != NGX_OK)
             {
                 return NGX_CONF_ERROR;
@@ -522,9 +546,7 @@ ngx_http_cast_redis_destroy(ngx_http_cast_redis_t *rds)
     rds->destroyed = 1;
     rds->closing = 1;
 
-    if (rds->retry_ev.timer_set) {
-        ngx_del_timer(&rds->retry_ev);
-    }
+    ngx_http_cast_event_cancel(&rds->retry_ev);
 
     if (rds->ac != NULL) {
         /*
@@ -534,9 +556,7 @@ ngx_http_cast_redis_destroy(ngx_http_cast_redis_t *rds)
         redisAsyncFree(rds->ac);
     }
 
-    if (rds->close_ev.posted) {
-        ngx_delete_posted_event(&rds->close_ev);
-    }
+    ngx_http_cast_event_cancel(&rds->close_ev);
 }
 
 
@@ -792,9 +812,7 @@ ngx_http_cast_redis_select_reply(redisAsyncContext *ac, void *r,
 static void
 ngx_http_cast_redis_set_ready(ngx_http_cast_redis_t *rds)
 {
-    if (rds->connect_ev.timer_set) {
-        ngx_del_timer(&rds->connect_ev);
-    }
+    ngx_http_cast_event_cancel(&rds->connect_ev);
 
     rds->state = NGX_HTTP_CAST_REDIS_READY;
     rds->backoff = NGX_HTTP_CAST_REDIS_BACKOFF_MIN;
@@ -1611,21 +1629,13 @@ ngx_http_cast_redis_cleanup(void *privdata)
     rds->conn = NULL;
     rds->ac = NULL;
 
-    if (rds->connect_ev.timer_set) {
-        ngx_del_timer(&rds->connect_ev);
-    }
+    ngx_http_cast_event_cancel(&rds->connect_ev);
 
-    if (rds->timeout_ev.timer_set) {
-        ngx_del_timer(&rds->timeout_ev);
-    }
+    ngx_http_cast_event_cancel(&rds->timeout_ev);
 
-    if (rds->ping_ev.timer_set) {
-        ngx_del_timer(&rds->ping_ev);
-    }
+    ngx_http_cast_event_cancel(&rds->ping_ev);
 
-    if (rds->close_ev.posted) {
-        ngx_delete_posted_event(&rds->close_ev);
-    }
+    ngx_http_cast_event_cancel(&rds->close_ev);
 
     was_ready = (rds->state == NGX_HTTP_CAST_REDIS_READY);
 

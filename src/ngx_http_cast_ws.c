@@ -510,9 +510,7 @@ ngx_http_cast_ws_start(ngx_http_request_t *r, ngx_http_cast_sub_t *sub,
     ngx_queue_insert_tail(&ws->hub->sockets, &ws->link);
     ws->hub->nsockets++;
 
-    if (sub->bind_ev.timer_set) {
-        ngx_del_timer(&sub->bind_ev);
-    }
+    ngx_http_cast_event_cancel(&sub->bind_ev);
 
     ws->ping_ev.handler = ngx_http_cast_ws_ping_handler;
     ws->ping_ev.data = ws;
@@ -660,13 +658,9 @@ ngx_http_cast_ws_request_cleanup(void *data)
 {
     ngx_http_cast_ws_t *ws = data;
 
-    if (ws->detach_ev.posted) {
-        ngx_delete_posted_event(&ws->detach_ev);
-    }
+    ngx_http_cast_event_cancel(&ws->detach_ev);
 
-    if (ws->close_ev.posted) {
-        ngx_delete_posted_event(&ws->close_ev);
-    }
+    ngx_http_cast_event_cancel(&ws->close_ev);
 
     if (!ws->done) {
         ws->done = 1;
@@ -1441,9 +1435,7 @@ ngx_http_cast_ws_close_now(ngx_http_cast_ws_t *ws)
         ngx_http_cast_ws_release(ws);
     }
 
-    if (ws->close_ev.posted) {
-        ngx_delete_posted_event(&ws->close_ev);
-    }
+    ngx_http_cast_event_cancel(&ws->close_ev);
 
     if (!ws->detached) {
         /* the request cleanup frees ws */
@@ -1526,17 +1518,10 @@ ngx_http_cast_ws_release(ngx_http_cast_ws_t *ws)
         ws->pending = NULL;
     }
 
-    if (ws->ping_ev.timer_set) {
-        ngx_del_timer(&ws->ping_ev);
-    }
+    ngx_http_cast_event_cancel(&ws->ping_ev);
 
-    if (ws->ping_ev.posted) {
-        ngx_delete_posted_event(&ws->ping_ev);
-    }
 
-    if (ws->fail_ev.posted) {
-        ngx_delete_posted_event(&ws->fail_ev);
-    }
+    ngx_http_cast_event_cancel(&ws->fail_ev);
 
     if (ws->detached) {
         if (c->read->posted) {
