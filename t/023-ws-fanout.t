@@ -6,7 +6,7 @@
 
 use Test::Nginx::Socket 'no_plan';
 use lib 't/lib';
-use CastTest qw(:DEFAULT http_request json_encode json_decode);
+use CastTest qw(:DEFAULT http_request json_encode json_decode ka_open ka_post);
 use IO::Socket::INET ();
 use POSIX ();
 use Time::HiRes ();
@@ -65,43 +65,6 @@ sub open_many {
     is(scalar @ws, $n, "$n sockets open on $topic");
     is(join("\n", @bad[0 .. ($#bad > 4 ? 4 : $#bad)]), '', 'every socket got its hello frames');
     return @ws;
-}
-
-# a keep-alive HTTP/1.1 connection; post() returns the status code
-sub ka_open {
-    my $s = IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => CastTest::server_port(),
-                                  Proto => 'tcp', Timeout => 5) or die "connect: $!";
-    binmode $s;
-    return { sock => $s, buf => '' };
-}
-
-# one request on a keep-alive connection; returns the status code.  When
-# nginx ends the connection (keepalive_requests), the next call reconnects.
-sub ka_post {
-    my ($c, $path, $body) = @_;
-    if (!$c->{sock}) {
-        %$c = %{ ka_open() };
-    }
-    my $req = "POST $path HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n"
-              . 'Content-Length: ' . length($body) . "\r\n\r\n$body";
-    CastTest::_write_all($c->{sock}, $req) or return 'write failed';
-    while (1) {
-        if ($c->{buf} =~ /\A(HTTP\/1\.1 (\d{3})[^\r]*\r\n(.*?)\r\n\r\n)/s) {
-            my ($hl, $code, $h) = (length $1, $2, $3);
-            my ($len) = $h =~ /^Content-Length:\s*(\d+)/mi;
-            $len = 0 if !defined $len;
-            if (length($c->{buf}) >= $hl + $len) {
-                substr($c->{buf}, 0, $hl + $len) = '';
-                if ($h =~ /^Connection:\s*close/mi) {
-                    close $c->{sock};
-                    ($c->{sock}, $c->{buf}) = (undef, '');
-                }
-                return $code;
-            }
-        }
-        my $n = sysread($c->{sock}, $c->{buf}, 65536, length $c->{buf});
-        return 'connection closed' if !$n;
-    }
 }
 
 sub ev {

@@ -51,7 +51,8 @@ our @EXPORT = qw(
     ws_frame ws_text ws_binary ws_close ws_ping ws_pong ws_handshake
     ws_decode_frames ws_body_filter
 );
-our @EXPORT_OK = qw(http_request ws_accept_key server_port json_encode json_decode);
+our @EXPORT_OK = qw(http_request ws_accept_key server_port json_encode json_decode
+                    ka_open ka_post);
 
 our $DefaultKey = 'dGhlIHNhbXBsZSBub25jZQ==';   # RFC 6455 sample nonce
 our $WS_GUID = '258EAFA5-E914-47DA-95CA-C5AB0DC85B11';
@@ -404,6 +405,44 @@ sub http_request {
 # ---------------------------------------------------------------------------
 # blocking WebSocket client
 # ---------------------------------------------------------------------------
+
+# a keep-alive HTTP/1.1 connection for publishers that send many events
+sub ka_open {
+    my $s = IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => server_port(),
+                                  Proto => 'tcp', Timeout => 5) or die "connect: $!";
+    binmode $s;
+    return { sock => $s, buf => '' };
+}
+
+# one request on a keep-alive connection; returns the status code.  When
+# nginx ends the connection (keepalive_requests), the next call reconnects.
+sub ka_post {
+    my ($c, $path, $body) = @_;
+    if (!$c->{sock}) {
+        %$c = %{ ka_open() };
+    }
+    my $req = "POST $path HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n"
+              . 'Content-Length: ' . length($body) . "\r\n\r\n$body";
+    _write_all($c->{sock}, $req) or return 'write failed';
+    while (1) {
+        if ($c->{buf} =~ /\A(HTTP\/1\.1 (\d{3})[^\r]*\r\n(.*?)\r\n\r\n)/s) {
+            my ($hl, $code, $h) = (length $1, $2, $3);
+            my ($len) = $h =~ /^Content-Length:\s*(\d+)/mi;
+            $len = 0 if !defined $len;
+            if (length($c->{buf}) >= $hl + $len) {
+                substr($c->{buf}, 0, $hl + $len) = '';
+                if ($h =~ /^Connection:\s*close/mi) {
+                    close $c->{sock};
+                    ($c->{sock}, $c->{buf}) = (undef, '');
+                }
+                return $code;
+            }
+        }
+        my $n = sysread($c->{sock}, $c->{buf}, 65536, length $c->{buf});
+        return 'connection closed' if !$n;
+    }
+}
+
 
 package CastTest::WS;
 
