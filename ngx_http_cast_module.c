@@ -12,7 +12,13 @@
 #include <ngx_http.h>
 
 #include "ngx_http_cast.h"
+#include "ngx_http_cast_api.h"
+#include "ngx_http_cast_hub.h"
 #include "ngx_http_cast_redis.h"    /* cast_redis */
+#include "ngx_http_cast_status.h"
+#include "ngx_http_cast_store_local.h"
+#include "ngx_http_cast_store_redis.h"
+#include "ngx_http_cast_ws.h"
 
 
 typedef struct {
@@ -211,36 +217,6 @@ ngx_module_t  ngx_http_cast_module = {
     NULL,                                  /* exit master */
     NGX_MODULE_V1_PADDING
 };
-
-
-ngx_http_cast_hub_t *
-ngx_http_cast_get_hub(void)
-{
-    ngx_http_cast_main_conf_t  *cmcf;
-
-    cmcf = ngx_http_cycle_get_module_main_conf(ngx_cycle,
-                                               ngx_http_cast_module);
-    if (cmcf == NULL) {
-        return NULL;
-    }
-
-    return cmcf->hub;
-}
-
-
-/* an event of ours goes away: neither its timer nor its posting remains */
-
-void
-ngx_http_cast_event_cancel(ngx_event_t *ev)
-{
-    if (ev->timer_set) {
-        ngx_del_timer(ev);
-    }
-
-    if (ev->posted) {
-        ngx_delete_posted_event(ev);
-    }
-}
 
 
 static char *
@@ -564,6 +540,7 @@ ngx_http_cast_init_module(ngx_cycle_t *cycle)
 static ngx_int_t
 ngx_http_cast_init_process(ngx_cycle_t *cycle)
 {
+    ngx_http_cast_store_t      *store;
     ngx_http_cast_main_conf_t  *cmcf;
 
     if (ngx_process != NGX_PROCESS_WORKER
@@ -577,14 +554,22 @@ ngx_http_cast_init_process(ngx_cycle_t *cycle)
         return NGX_OK;
     }
 
-    cmcf->hub = ngx_http_cast_hub_create(cycle);
-    if (cmcf->hub == NULL) {
+    /* the store decides the mode; nothing above it knows which it is */
+
+    if (cmcf->redis) {
+        store = ngx_http_cast_store_redis_create(cycle, cmcf->redis,
+                                                 cmcf->max_topics);
+
+    } else {
+        store = ngx_http_cast_store_local_create(cycle, cmcf->max_topics);
+    }
+
+    if (store == NULL) {
         return NGX_ERROR;
     }
 
-    if (cmcf->redis
-        && ngx_http_cast_bus_init(cycle, cmcf->hub, cmcf->redis) != NGX_OK)
-    {
+    cmcf->hub = ngx_http_cast_hub_create(cycle, store);
+    if (cmcf->hub == NULL) {
         return NGX_ERROR;
     }
 
@@ -602,9 +587,12 @@ ngx_http_cast_exit_process(ngx_cycle_t *cycle)
         return;
     }
 
-    /* sockets first: their records are ended while Redis is still there */
+    /*
+     * Sockets first (Close 1001), then the hub releases their records
+     * and the store sends what it must before it goes.
+     */
 
+    ngx_http_cast_ws_shutdown_all();
     ngx_http_cast_hub_destroy(cmcf->hub);
-    ngx_http_cast_bus_exit(cmcf->hub);
     cmcf->hub = NULL;
 }

@@ -730,3 +730,47 @@ ngx_http_cast_ws_close_payload(u_char *buf, ngx_uint_t code, u_char *reason,
 
     return 2 + reason_len;
 }
+
+
+/*
+ * A frame built once and shared by every queue it is in: one allocation
+ * (the struct, the frame header, the payload), freed with its last
+ * reference.  opcode 0 with data NULL: a raw buffer of len bytes.
+ */
+
+ngx_http_cast_frame_t *
+ngx_http_cast_frame_create(ngx_uint_t opcode, u_char *data, size_t len)
+{
+    u_char                  header[NGX_HTTP_CAST_WS_MAX_HEADER];
+    size_t                  hlen;
+    ngx_http_cast_frame_t  *frame;
+
+    hlen = opcode ? ngx_http_cast_ws_frame_header(header, opcode, 1, len) : 0;
+
+    frame = ngx_alloc(sizeof(ngx_http_cast_frame_t) + hlen + len,
+                      ngx_cycle->log);
+    if (frame == NULL) {
+        return NULL;
+    }
+
+    frame->refs = 1;
+    frame->len = hlen + len;
+    frame->data = (u_char *) &frame[1];
+
+    ngx_memcpy(frame->data, header, hlen);
+
+    if (data) {
+        ngx_memcpy(frame->data + hlen, data, len);
+    }
+
+    return frame;
+}
+
+
+void
+ngx_http_cast_frame_release(ngx_http_cast_frame_t *frame)
+{
+    if (--frame->refs == 0) {
+        ngx_free(frame);
+    }
+}

@@ -151,4 +151,21 @@ size_t ngx_http_cast_ws_close_payload(u_char *buf, ngx_uint_t code,
     u_char *reason, size_t reason_len);
 
 
+/*
+ * A frame's bytes, built once and shared (reference-counted) by every
+ * subscriber queue that sends it.
+ */
+
+typedef struct {
+    ngx_uint_t                 refs;
+    size_t                     len;
+    u_char                    *data;        /* header + payload */
+} ngx_http_cast_frame_t;
+
+
+ngx_http_cast_frame_t *ngx_http_cast_frame_create(ngx_uint_t opcode,
+    u_char *data, size_t len);
+void ngx_http_cast_frame_release(ngx_http_cast_frame_t *frame);
+
+
 #endif /* _NGX_HTTP_CAST_FRAME_H_INCLUDED_ */

@@ -27,6 +27,7 @@
 
 #include "ngx_http_cast.h"
 #include <hiredis/sds.h>
+#include <poll.h>
 
 #include "ngx_http_cast_redis.h"
 
@@ -533,6 +534,52 @@ const ngx_str_t *
 ngx_http_cast_redis_addr(ngx_http_cast_redis_t *rds)
 {
     return &rds->conf->addr_text;
+}
+
+
+/*
+ * Worker exit: the commands queued are written out now, for at most
+ * "timeout" ms, and the first reply is awaited (Redis has read them);
+ * nothing is read, no callback runs.
+ */
+
+void
+ngx_http_cast_redis_flush(ngx_http_cast_redis_t *rds, ngx_msec_t timeout)
+{
+    int             done;
+    ngx_msec_t      start, spent;
+    struct pollfd   pfd;
+
+    if (rds == NULL || rds->ac == NULL
+        || rds->state != NGX_HTTP_CAST_REDIS_READY)
+    {
+        return;
+    }
+
+    start = ngx_current_msec;
+    done = 0;
+
+    pfd.fd = rds->ac->c.fd;
+
+    for ( ;; ) {
+        if (redisBufferWrite(&rds->ac->c, &done) == REDIS_ERR) {
+            return;
+        }
+
+        ngx_time_update();
+        spent = ngx_current_msec - start;
+
+        if (spent >= timeout) {
+            return;
+        }
+
+        pfd.events = done ? POLLIN : POLLOUT;
+        pfd.revents = 0;
+
+        if (poll(&pfd, 1, (int) (timeout - spent)) <= 0 || done) {
+            return;
+        }
+    }
 }
 
 

@@ -84,8 +84,10 @@ ngx_int_t ngx_http_cast_redis_command(ngx_http_cast_redis_t *rds,
 ngx_int_t ngx_http_cast_redis_commandf(ngx_http_cast_redis_t *rds,
     redisCallbackFn *fn, void *privdata, const char *fmt, ...);
 
+/* worker exit: queued commands are written before destroy() */
+void ngx_http_cast_redis_flush(ngx_http_cast_redis_t *rds,
+    ngx_msec_t timeout);
 void ngx_http_cast_redis_destroy(ngx_http_cast_redis_t *rds);
-
 
 
 #endif /* _NGX_HTTP_CAST_REDIS_H_INCLUDED_ */

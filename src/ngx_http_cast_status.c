@@ -10,8 +10,14 @@
 #include <ngx_http.h>
 
 #include "ngx_http_cast.h"
+#include "ngx_http_cast_hub.h"
+#include "ngx_http_cast_reply.h"
+#include "ngx_http_cast_status.h"
 
 
+static ngx_int_t ngx_http_cast_status_reply(ngx_http_request_t *r,
+    ngx_http_cast_result_t *res, void *ctx);
+static ngx_int_t ngx_http_cast_status_peers(json_t *body, json_t *peers);
 static ngx_int_t ngx_http_cast_status_prometheus(ngx_http_request_t *r,
     ngx_http_cast_hub_t *hub);
 
@@ -19,9 +25,11 @@ static ngx_int_t ngx_http_cast_status_prometheus(ngx_http_request_t *r,
 ngx_int_t
 ngx_http_cast_status_handler(ngx_http_request_t *r)
 {
-    ngx_int_t             rc;
-    ngx_str_t             format;
-    ngx_http_cast_hub_t  *hub;
+    ngx_int_t                   rc;
+    ngx_str_t                   format;
+    ngx_http_cast_hub_t        *hub;
+    ngx_http_cast_wait_t       *w;
+    ngx_http_cast_main_conf_t  *cmcf;
 
     if (r->method != NGX_HTTP_GET && r->method != NGX_HTTP_HEAD) {
         return NGX_HTTP_NOT_ALLOWED;
@@ -32,7 +40,9 @@ ngx_http_cast_status_handler(ngx_http_request_t *r)
         return rc;
     }
 
-    hub = ngx_http_cast_get_hub();
+    cmcf = ngx_http_get_module_main_conf(r, ngx_http_cast_module);
+    hub = cmcf->hub;
+
     if (hub == NULL) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
@@ -44,72 +54,135 @@ ngx_http_cast_status_handler(ngx_http_request_t *r)
         return ngx_http_cast_status_prometheus(r, hub);
     }
 
-    if (hub->bus != NULL && ngx_http_cast_bus_ready(hub->bus)) {
-        /* with the other workers and hosts, from their reports in Redis */
-        return ngx_http_cast_bus_status(r);
+    w = ngx_http_cast_wait(r, ngx_http_cast_status_reply, hub);
+    if (w == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    return ngx_http_cast_send_json_new(r, NGX_HTTP_OK,
-                                       ngx_http_cast_status_body(hub));
+    ngx_http_cast_hub_status(hub, ngx_http_cast_wait_done, w);
+
+    return NGX_DONE;
 }
 
 
-/* this worker's view; in local mode it is the whole hub */
+/*
+ * This worker's counters, the hub's records and topics as the store
+ * counts them, and (Redis mode) "peers", every worker of every host as
+ * reported in the last seconds, and "hub", their sums.  Without the
+ * store's answer, this worker's view.
+ */
 
-json_t *
-ngx_http_cast_status_body(ngx_http_cast_hub_t *hub)
+static ngx_int_t
+ngx_http_cast_status_reply(ngx_http_request_t *r, ngx_http_cast_result_t *res,
+    void *ctx)
 {
-    json_t  *worker, *body;
+    ngx_http_cast_hub_t *hub = ctx;
 
-    worker = ngx_http_cast_status_worker(hub);
+    json_t      *body, *worker, *subs, *topics, *peers;
+    const char  *health;
+
+    worker = ngx_http_cast_hub_counters(hub);
     if (worker == NULL) {
-        return NULL;
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    subs = NULL;
+    topics = NULL;
+    peers = NULL;
+
+    if (res->rc == NGX_HTTP_CAST_DONE) {
+        subs = json_object_get(res->json, "subscriptions");
+        topics = json_object_get(res->json, "topics");
+        peers = json_object_get(res->json, "peers");
     }
 
     body = json_pack("{s:s,s:I,s:I,s:I,s:I,s:I,s:[o]}",
-                     "mode", hub->bus ? "redis" : "local",
-                     "connections", (json_int_t) hub->nsockets,
-                     "subscriptions", (json_int_t) hub->nsubs,
-                     "topics", (json_int_t) hub->ntopics,
+                     "mode", hub->store->mode,
+                     "connections", (json_int_t) hub->nsubs,
+                     "subscriptions", (json_int_t) (json_is_integer(subs)
+                                      ? json_integer_value(subs)
+                                      : (json_int_t) hub->nsubs),
+                     "topics", (json_int_t) (json_is_integer(topics)
+                               ? json_integer_value(topics)
+                               : (json_int_t) hub->ntopics),
                      "events_in", (json_int_t) hub->events_in,
                      "events_out", (json_int_t) hub->events_out,
                      "workers", worker);
     if (body == NULL) {
-        return NULL;
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    /* cast_redis: this worker's command and pubsub connections */
+    /* one worker holds the whole hub (local mode): its records too */
 
-    if (hub->bus != NULL
-        && json_object_set_new(body, "redis", json_string(
-               ngx_http_cast_bus_ready(hub->bus)
-               ? "connected" : "disconnected"))
-           != 0)
+    if (!json_is_array(peers) && json_is_integer(subs)
+        && json_is_integer(topics)
+        && (json_object_set(worker, "subscriptions", subs) != 0
+            || json_object_set(worker, "topics", topics) != 0))
     {
         json_decref(body);
-        return NULL;
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    return body;
+    health = hub->store->health(hub->store);
+
+    if ((health
+         && json_object_set_new(body, "redis", json_string(health)) != 0)
+        || (json_is_array(peers)
+            && ngx_http_cast_status_peers(body, peers) != NGX_OK))
+    {
+        json_decref(body);
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    return ngx_http_cast_send_json_new(r, NGX_HTTP_OK, body);
 }
 
 
-/* this worker's counters; Redis mode reports them every 2 s as well */
-
-json_t *
-ngx_http_cast_status_worker(ngx_http_cast_hub_t *hub)
+static ngx_int_t
+ngx_http_cast_status_peers(json_t *body, json_t *peers)
 {
-    return json_pack("{s:i,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:s%}",
-                     "pid", (int) ngx_pid,
-                     "connections", (json_int_t) hub->nsockets,
-                     "subscriptions", (json_int_t) hub->nsubs,
-                     "topics", (json_int_t) hub->ntopics,
-                     "events_in", (json_int_t) hub->events_in,
-                     "events_out", (json_int_t) hub->events_out,
-                     "dropped", (json_int_t) hub->dropped,
-                     "acks", (json_int_t) hub->acks,
-                     "host", (char *) ngx_cycle->hostname.data,
-                     (size_t) ngx_cycle->hostname.len);
+    size_t   i, k;
+    json_t  *sums, *sum, *peer, *v;
+
+    static const char  *counted[] = {
+        "connections", "subscriptions", "events_in", "events_out",
+        "dropped", NULL
+    };
+
+    sums = json_object();
+    if (sums == NULL) {
+        return NGX_ERROR;
+    }
+
+    for (k = 0; counted[k]; k++) {
+        if (json_object_set_new(sums, counted[k], json_integer(0)) != 0) {
+            json_decref(sums);
+            return NGX_ERROR;
+        }
+    }
+
+    json_array_foreach(peers, i, peer) {
+        for (k = 0; counted[k]; k++) {
+            v = json_object_get(peer, counted[k]);
+            sum = json_object_get(sums, counted[k]);
+
+            if (json_is_integer(v)) {
+                json_integer_set(sum, json_integer_value(sum)
+                                      + json_integer_value(v));
+            }
+        }
+    }
+
+    if (json_object_set_new(sums, "workers",
+                            json_integer((json_int_t) json_array_size(peers)))
+        != 0
+        || json_object_set_new(body, "hub", sums) != 0
+        || json_object_set(body, "peers", peers) != 0)
+    {
+        return NGX_ERROR;
+    }
+
+    return NGX_OK;
 }
 
 
@@ -143,7 +216,7 @@ ngx_http_cast_status_prometheus(ngx_http_request_t *r,
                      "cast_events_out_total{pid=\"%P\"} %uL\n"
                      "# TYPE cast_dropped_total counter\n"
                      "cast_dropped_total{pid=\"%P\"} %uL\n",
-                     ngx_pid, hub->nsockets, ngx_pid, hub->nsubs,
+                     ngx_pid, hub->nsubs, ngx_pid, hub->nsubs,
                      ngx_pid, hub->ntopics, ngx_pid, hub->events_in,
                      ngx_pid, hub->events_out, ngx_pid, hub->dropped);
 

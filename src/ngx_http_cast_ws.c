@@ -18,6 +18,9 @@
 
 #include "ngx_http_cast.h"
 #include "ngx_http_cast_frame.h"
+#include "ngx_http_cast_hub.h"
+#include "ngx_http_cast_reply.h"
+#include "ngx_http_cast_ws.h"
 
 
 #define NGX_HTTP_CAST_UPGRADE_REQUIRED  426
@@ -28,12 +31,22 @@
 #define NGX_HTTP_CAST_WS_READS  16
 
 
+typedef struct ngx_http_cast_ws_s      ngx_http_cast_ws_t;
 typedef struct ngx_http_cast_ws_out_s  ngx_http_cast_ws_out_t;
 
 struct ngx_http_cast_ws_out_s {
     ngx_http_cast_ws_out_t    *next;
     ngx_http_cast_frame_t     *frame;
 };
+
+
+typedef struct {
+    ngx_queue_t                queue;       /* in ws->publishing */
+    ngx_http_cast_ws_t        *ws;          /* NULL once it is gone */
+    ngx_pool_t                *pool;
+    json_t                    *root;
+    ngx_http_cast_event_t      ev;
+} ngx_http_cast_ws_publish_t;
 
 
 struct ngx_http_cast_ws_s {
@@ -43,7 +56,8 @@ struct ngx_http_cast_ws_s {
     ngx_http_cast_sub_t       *sub;
     ngx_http_cast_hub_t       *hub;
     ngx_http_cast_loc_conf_t  *conf;
-    ngx_queue_t                link;        /* in hub->sockets */
+    ngx_queue_t                link;        /* in the worker's sockets */
+    ngx_queue_t                publishing;  /* events the hub has yet */
 
     ngx_http_cast_ws_parser_t  parser;
     u_char                    *message;     /* reassembly, ngx_alloc() */
@@ -75,6 +89,22 @@ struct ngx_http_cast_ws_s {
 };
 
 
+/* this worker's sockets, for its exit */
+static ngx_queue_t  ngx_http_cast_ws_sockets;
+
+
+static ngx_int_t ngx_http_cast_ws_bound(ngx_http_request_t *r,
+    ngx_http_cast_result_t *res, void *ctx);
+static ngx_int_t ngx_http_cast_ws_start(ngx_http_request_t *r,
+    ngx_http_cast_record_t *record, ngx_str_t *key);
+static ngx_int_t ngx_http_cast_ws_send_frame(void *socket,
+    ngx_http_cast_frame_t *frame);
+static void ngx_http_cast_ws_close(void *socket, ngx_uint_t code,
+    const char *reason);
+static void ngx_http_cast_ws_published(void *data,
+    ngx_http_cast_result_t *res);
+static ngx_int_t ngx_http_cast_ws_send_json(ngx_http_cast_ws_t *ws,
+    json_t *json);
 static void ngx_http_cast_ws_mask_id(ngx_http_request_t *r);
 static ngx_uint_t ngx_http_cast_ws_handshake(ngx_http_request_t *r,
     ngx_str_t *key, char **err);
@@ -109,22 +139,23 @@ static void ngx_http_cast_ws_finalize(ngx_http_cast_ws_t *ws);
 static void ngx_http_cast_ws_release(ngx_http_cast_ws_t *ws);
 static void ngx_http_cast_ws_close_handler(ngx_event_t *ev);
 static void ngx_http_cast_ws_close_now(ngx_http_cast_ws_t *ws);
-static ngx_http_cast_frame_t *ngx_http_cast_ws_frame(ngx_uint_t opcode,
-    u_char *data, size_t len);
 
 
 ngx_int_t
 ngx_http_cast_ws_handler(ngx_http_request_t *r)
 {
-    char                      *msg;
-    u_char                    *p, *end;
-    ngx_int_t                  rc;
-    ngx_str_t                  key, id;
-    ngx_uint_t                 status;
-    ngx_http_cast_sub_t       *sub;
-    ngx_http_cast_hub_t       *hub;
+    char                        *msg;
+    u_char                      *p, *end;
+    ngx_int_t                    rc;
+    ngx_str_t                    id, *key;
+    ngx_uint_t                   status;
+    ngx_http_cast_hub_t         *hub;
+    ngx_http_cast_wait_t        *w;
+    ngx_http_cast_main_conf_t   *cmcf;
 
-    hub = ngx_http_cast_get_hub();
+    cmcf = ngx_http_get_module_main_conf(r, ngx_http_cast_module);
+    hub = cmcf->hub;
+
     if (hub == NULL) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
@@ -142,7 +173,12 @@ ngx_http_cast_ws_handler(ngx_http_request_t *r)
 
     ngx_http_cast_ws_mask_id(r);
 
-    status = ngx_http_cast_ws_handshake(r, &key, &msg);
+    key = ngx_palloc(r->pool, sizeof(ngx_str_t));
+    if (key == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    status = ngx_http_cast_ws_handshake(r, key, &msg);
     if (status) {
         return ngx_http_cast_send_error(r, status, "%s", msg);
     }
@@ -158,29 +194,47 @@ ngx_http_cast_ws_handler(ngx_http_request_t *r)
     id.data = p;
     id.len = end - p;
 
-    if (hub->bus && id.len == NGX_HTTP_CAST_ID_LEN) {
-        /* Redis mode: the subscription may have been made anywhere */
-        return ngx_http_cast_bus_bind(r, &id, &key);
-    }
-
-    sub = NULL;
-
-    if (id.len == NGX_HTTP_CAST_ID_LEN) {
-        sub = ngx_http_cast_sub_find(hub, &id);
-    }
-
-    if (sub == NULL) {
+    if (id.len != NGX_HTTP_CAST_ID_LEN) {
         return ngx_http_cast_send_error(r, NGX_HTTP_NOT_FOUND,
                                         "unknown or expired endpoint");
     }
 
-    if (sub->ws) {
+    /* the subscription may have been made on any worker or host */
+
+    w = ngx_http_cast_wait(r, ngx_http_cast_ws_bound, key);
+    if (w == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    ngx_http_cast_hub_bind(hub, &id, ngx_http_cast_wait_done, w);
+
+    return NGX_DONE;
+}
+
+
+static ngx_int_t
+ngx_http_cast_ws_bound(ngx_http_request_t *r, ngx_http_cast_result_t *res,
+    void *ctx)
+{
+    ngx_str_t *key = ctx;
+
+    switch (res->rc) {
+
+    case NGX_HTTP_CAST_DONE:
+        return ngx_http_cast_ws_start(r, res->record, key);
+
+    case NGX_HTTP_CAST_NOT_FOUND:
+        return ngx_http_cast_send_error(r, NGX_HTTP_NOT_FOUND,
+                                        "unknown or expired endpoint");
+
+    case NGX_HTTP_CAST_BOUND:
         return ngx_http_cast_send_error(r, NGX_HTTP_CONFLICT,
                                         "this endpoint already has a "
                                         "socket");
-    }
 
-    return ngx_http_cast_ws_start(r, sub, &key);
+    default:
+        return ngx_http_cast_send_failure(r, res->rc);
+    }
 }
 
 
@@ -383,14 +437,13 @@ ngx_http_cast_ws_has_token(ngx_str_t *value, const char *token)
 }
 
 
-ngx_int_t
-ngx_http_cast_ws_start(ngx_http_request_t *r, ngx_http_cast_sub_t *sub,
+static ngx_int_t
+ngx_http_cast_ws_start(ngx_http_request_t *r, ngx_http_cast_record_t *record,
     ngx_str_t *key)
 {
     u_char                 hash[20], accept[28], *p;
-    u_char                 ts[NGX_HTTP_CAST_TIMESTAMP_LEN];
-    json_t                *hello;
     ngx_str_t              src, dst;
+    ngx_http_cast_main_conf_t  *cmcf;
     ngx_sha1_t             sha1;
     ngx_connection_t      *c;
     ngx_http_cast_ws_t    *ws;
@@ -418,7 +471,9 @@ ngx_http_cast_ws_start(ngx_http_request_t *r, ngx_http_cast_sub_t *sub,
     ws->connection = c;
     ws->request = r;
     ws->cleanup = cln;
-    ws->hub = sub->hub;
+    cmcf = ngx_http_get_module_main_conf(r, ngx_http_cast_module);
+    ws->hub = cmcf->hub;
+    ngx_queue_init(&ws->publishing);
     ws->conf = ngx_http_get_module_loc_conf(r, ngx_http_cast_module);
     ws->last_out = &ws->out;
     ws->last_seen = ngx_current_msec;
@@ -441,7 +496,7 @@ ngx_http_cast_ws_start(ngx_http_request_t *r, ngx_http_cast_sub_t *sub,
     dst.data = accept;
     ngx_encode_base64(&dst, &src);
 
-    frame = ngx_http_cast_ws_frame(0, NULL,
+    frame = ngx_http_cast_frame_create(0, NULL,
                                    sizeof(response) - 1 + dst.len + 4);
     if (frame == NULL) {
         ngx_free(ws);
@@ -505,12 +560,11 @@ ngx_http_cast_ws_start(ngx_http_request_t *r, ngx_http_cast_sub_t *sub,
     ws->close_ev.data = ws;
     ws->close_ev.log = c->log;
 
-    ws->sub = sub;
-    sub->ws = ws;
-    ngx_queue_insert_tail(&ws->hub->sockets, &ws->link);
-    ws->hub->nsockets++;
+    if (ngx_http_cast_ws_sockets.next == NULL) {
+        ngx_queue_init(&ngx_http_cast_ws_sockets);
+    }
 
-    ngx_http_cast_event_cancel(&sub->bind_ev);
+    ngx_queue_insert_tail(&ngx_http_cast_ws_sockets, &ws->link);
 
     ws->ping_ev.handler = ngx_http_cast_ws_ping_handler;
     ws->ping_ev.data = ws;
@@ -526,39 +580,12 @@ ngx_http_cast_ws_start(ngx_http_request_t *r, ngx_http_cast_sub_t *sub,
     ws->fail_ev.data = ws;
     ws->fail_ev.log = c->log;
 
-    ngx_log_error(NGX_LOG_INFO, c->log, 0,
-                  "cast: socket bound to subscription %*s... on topic "
-                  "\"%V\"", (size_t) 8, sub->sn.str.data, &sub->topic_name);
+    /* the hub sends the greeting, the confirmation and the replay */
 
-    /* SPEC 3.2: connection.established (cast), confirmation, replay */
-
-    if (sub->dialect == NGX_HTTP_CAST_DIALECT_CAST) {
-        ngx_http_cast_timestamp(ts);
-
-        hello = json_pack("{s:s,s:s%,s:s%}",
-                          "type", "connection.established",
-                          "endpoint", (char *) sub->sn.str.data,
-                          (size_t) sub->sn.str.len,
-                          "timestamp", (char *) ts, (size_t) sizeof(ts));
-        if (hello == NULL
-            || ngx_http_cast_ws_send_json(ws, hello) != NGX_OK)
-        {
-            json_decref(hello);
-            goto failed;
-        }
-
-        json_decref(hello);
-    }
-
-    hello = ngx_http_cast_sub_confirmation(sub, "subscribe", NULL);
-    if (hello == NULL || ngx_http_cast_ws_send_json(ws, hello) != NGX_OK) {
-        json_decref(hello);
-        goto failed;
-    }
-
-    json_decref(hello);
-
-    if (ngx_http_cast_sub_replay(sub) != NGX_OK) {
+    ws->sub = ngx_http_cast_hub_attach(ws->hub, record, ws,
+                                       ngx_http_cast_ws_send_frame,
+                                       ngx_http_cast_ws_close);
+    if (ws->sub == NULL) {
         goto failed;
     }
 
@@ -926,12 +953,12 @@ ngx_http_cast_ws_append(ngx_http_cast_ws_t *ws, u_char *p, size_t n)
 static void
 ngx_http_cast_ws_message(ngx_http_cast_ws_t *ws, u_char *p, size_t n)
 {
-    json_t                 *root, *status;
-    ngx_int_t               rc;
-    ngx_str_t               err, body;
-    ngx_log_t              *log;
-    ngx_pool_t             *pool;
-    ngx_http_cast_event_t   ev;
+    json_t                      *root, *status;
+    ngx_int_t                    rc;
+    ngx_str_t                    err, body;
+    ngx_log_t                   *log;
+    ngx_pool_t                  *pool;
+    ngx_http_cast_ws_publish_t  *pub;
 
     log = ws->connection->log;
 
@@ -954,13 +981,27 @@ ngx_http_cast_ws_message(ngx_http_cast_ws_t *ws, u_char *p, size_t n)
 
     if (json_is_object(root) && json_object_get(root, "event")) {
 
-        body.data = p;
-        body.len = n;
+        /* the message buffer is reused: the event keeps its own bytes */
 
-        rc = ngx_http_cast_event_validate(pool, root, &body, NULL,
-                                          ws->sub ? ws->sub->dialect
-                                                  : ws->conf->dialect,
-                                          &ev, &err);
+        body.len = n;
+        body.data = ngx_pnalloc(pool, n);
+
+        if (body.data == NULL) {
+            json_decref(root);
+            ngx_destroy_pool(pool);
+            return;
+        }
+
+        ngx_memcpy(body.data, p, n);
+
+        pub = ngx_pcalloc(pool, sizeof(ngx_http_cast_ws_publish_t));
+
+        rc = (pub == NULL) ? NGX_ERROR
+             : ngx_http_cast_event_validate(pool, root, &body, NULL,
+                                            ws->sub
+                                            ? ws->sub->record.dialect
+                                            : ws->conf->dialect,
+                                            &pub->ev, &err);
         if (rc == NGX_DECLINED) {
             ngx_log_error(NGX_LOG_INFO, log, 0,
                           "cast: client sent an invalid event: %V", &err);
@@ -968,22 +1009,15 @@ ngx_http_cast_ws_message(ngx_http_cast_ws_t *ws, u_char *p, size_t n)
                                         json_object_get(root, "id"));
 
         } else if (rc == NGX_OK) {
-            if (ws->hub->bus == NULL) {
-                if (ngx_http_cast_hub_publish(ws->hub, &ev, log)
-                    == NGX_DECLINED)
-                {
-                    ngx_str_set(&err, "the hub holds as many topics as it "
-                                      "may (cast_max_topics)");
-                    ngx_http_cast_ws_send_error(ws, &err,
-                                                json_object_get(root, "id"));
-                }
+            /* the pool and the JSON stay until the hub answers */
+            pub->ws = ws;
+            pub->pool = pool;
+            pub->root = root;
+            ngx_queue_insert_tail(&ws->publishing, &pub->queue);
 
-            } else if (ngx_http_cast_bus_publish(NULL, &ev, pool) != NGX_OK) {
-                ngx_str_set(&err, "the hub's Redis is unreachable, the "
-                                  "event was not published");
-                ngx_http_cast_ws_send_error(ws, &err,
-                                            json_object_get(root, "id"));
-            }
+            ngx_http_cast_hub_publish(ws->hub, &pub->ev,
+                                      ngx_http_cast_ws_published, pub);
+            return;
         }
 
     } else if (json_is_object(root)
@@ -991,7 +1025,7 @@ ngx_http_cast_ws_message(ngx_http_cast_ws_t *ws, u_char *p, size_t n)
                && (status = json_object_get(root, "status")) != NULL
                && (json_is_integer(status) || json_is_string(status)))
     {
-        ws->hub->acks++;
+        ngx_http_cast_hub_ack(ws->hub);
 
         ngx_log_debug0(NGX_LOG_DEBUG_HTTP, log, 0, "cast ws: ack received");
 
@@ -1002,6 +1036,44 @@ ngx_http_cast_ws_message(ngx_http_cast_ws_t *ws, u_char *p, size_t n)
 
     json_decref(root);
     ngx_destroy_pool(pool);
+}
+
+
+/* the hub's answer to an event sent on the socket: errors go back */
+
+static void
+ngx_http_cast_ws_published(void *data, ngx_http_cast_result_t *res)
+{
+    ngx_http_cast_ws_publish_t *pub = data;
+
+    ngx_str_t            err;
+    ngx_http_cast_ws_t  *ws;
+
+    ws = pub->ws;
+
+    if (ws) {
+        ngx_queue_remove(&pub->queue);
+
+        if (res->rc != NGX_HTTP_CAST_DONE) {
+            if (res->rc == NGX_HTTP_CAST_FULL) {
+                ngx_str_set(&err, "the hub holds as many topics as it may "
+                                  "(cast_max_topics)");
+
+            } else if (res->rc == NGX_HTTP_CAST_UNAVAILABLE) {
+                ngx_str_set(&err, "the hub's Redis is unreachable, the "
+                                  "event was not published");
+
+            } else {
+                ngx_str_set(&err, "the event was not published");
+            }
+
+            ngx_http_cast_ws_send_error(ws, &err,
+                                        json_object_get(pub->root, "id"));
+        }
+    }
+
+    json_decref(pub->root);
+    ngx_destroy_pool(pub->pool);
 }
 
 
@@ -1028,7 +1100,7 @@ ngx_http_cast_ws_send_error(ngx_http_cast_ws_t *ws, ngx_str_t *error,
 }
 
 
-ngx_int_t
+static ngx_int_t
 ngx_http_cast_ws_send_json(ngx_http_cast_ws_t *ws, json_t *json)
 {
     size_t                  len;
@@ -1040,7 +1112,7 @@ ngx_http_cast_ws_send_json(ngx_http_cast_ws_t *ws, json_t *json)
         return NGX_ERROR;
     }
 
-    frame = ngx_http_cast_ws_frame(NGX_HTTP_CAST_WS_TEXT, NULL, len);
+    frame = ngx_http_cast_frame_create(NGX_HTTP_CAST_WS_TEXT, NULL, len);
     if (frame == NULL) {
         return NGX_ERROR;
     }
@@ -1059,11 +1131,12 @@ ngx_http_cast_ws_send_json(ngx_http_cast_ws_t *ws, json_t *json)
 }
 
 
-ngx_int_t
-ngx_http_cast_ws_send_frame(ngx_http_cast_ws_t *ws,
-    ngx_http_cast_frame_t *frame)
+/* called by the hub: one frame of its, shared with other sockets */
+
+static ngx_int_t
+ngx_http_cast_ws_send_frame(void *socket, ngx_http_cast_frame_t *frame)
 {
-    return ngx_http_cast_ws_enqueue(ws, frame, 0);
+    return ngx_http_cast_ws_enqueue(socket, frame, 0);
 }
 
 
@@ -1074,7 +1147,7 @@ ngx_http_cast_ws_send_control(ngx_http_cast_ws_t *ws, ngx_uint_t opcode,
     ngx_int_t               rc;
     ngx_http_cast_frame_t  *frame;
 
-    frame = ngx_http_cast_ws_frame(opcode, data, len);
+    frame = ngx_http_cast_frame_create(opcode, data, len);
     if (frame == NULL) {
         return NGX_ERROR;
     }
@@ -1259,8 +1332,7 @@ ngx_http_cast_ws_fail(ngx_http_cast_ws_t *ws, ngx_uint_t code,
 
     if (sub) {
         ws->sub = NULL;
-        sub->ws = NULL;
-        ngx_http_cast_sub_remove(sub, reason);
+        ngx_http_cast_hub_detach(sub, reason);
     }
 
     if (ws->sent == 0) {
@@ -1276,7 +1348,7 @@ ngx_http_cast_ws_fail(ngx_http_cast_ws_t *ws, ngx_uint_t code,
         len = ngx_http_cast_ws_close_payload(payload, code, (u_char *) reason,
                                              ngx_strlen(reason));
 
-        frame = ngx_http_cast_ws_frame(NGX_HTTP_CAST_WS_CLOSE, payload, len);
+        frame = ngx_http_cast_frame_create(NGX_HTTP_CAST_WS_CLOSE, payload, len);
 
         if (frame) {
             ws->failed = 0;
@@ -1342,10 +1414,11 @@ ngx_http_cast_ws_ping_handler(ngx_event_t *ev)
 
 /* called by the hub: the denial was queued; Close follows the queue */
 
-void
-ngx_http_cast_ws_close(ngx_http_cast_ws_t *ws, ngx_uint_t code,
-    const char *reason)
+static void
+ngx_http_cast_ws_close(void *socket, ngx_uint_t code, const char *reason)
 {
+    ngx_http_cast_ws_t *ws = socket;
+
     u_char  payload[NGX_HTTP_CAST_WS_MAX_CONTROL];
     size_t  len;
 
@@ -1377,13 +1450,17 @@ ngx_http_cast_ws_close(ngx_http_cast_ws_t *ws, ngx_uint_t code,
 /* worker exit: every socket still open, or closing, is closed now */
 
 void
-ngx_http_cast_ws_shutdown_all(ngx_http_cast_hub_t *hub)
+ngx_http_cast_ws_shutdown_all(void)
 {
     ngx_queue_t         *q;
     ngx_http_cast_ws_t  *ws;
 
-    while (!ngx_queue_empty(&hub->sockets)) {
-        q = ngx_queue_head(&hub->sockets);
+    if (ngx_http_cast_ws_sockets.next == NULL) {
+        return;
+    }
+
+    while (!ngx_queue_empty(&ngx_http_cast_ws_sockets)) {
+        q = ngx_queue_head(&ngx_http_cast_ws_sockets);
         ws = ngx_queue_data(q, ngx_http_cast_ws_t, link);
 
         ngx_http_cast_ws_close_now(ws);
@@ -1467,9 +1544,11 @@ ngx_http_cast_ws_release(ngx_http_cast_ws_t *ws)
 {
     u_char                   frame[2 + NGX_HTTP_CAST_WS_MAX_CONTROL];
     size_t                   len;
-    ngx_connection_t        *c;
-    ngx_http_cast_sub_t     *sub;
-    ngx_http_cast_ws_out_t  *out;
+    ngx_queue_t                 *q;
+    ngx_connection_t            *c;
+    ngx_http_cast_sub_t         *sub;
+    ngx_http_cast_ws_out_t      *out;
+    ngx_http_cast_ws_publish_t  *pub;
 
     c = ws->connection;
 
@@ -1488,8 +1567,16 @@ ngx_http_cast_ws_release(ngx_http_cast_ws_t *ws)
 
     if (sub) {
         ws->sub = NULL;
-        sub->ws = NULL;
-        ngx_http_cast_sub_remove(sub, "socket closed");
+        ngx_http_cast_hub_detach(sub, "socket closed");
+    }
+
+    /* events on their way to the hub: their answers find no socket */
+
+    while (!ngx_queue_empty(&ws->publishing)) {
+        q = ngx_queue_head(&ws->publishing);
+        ngx_queue_remove(q);
+        pub = ngx_queue_data(q, ngx_http_cast_ws_publish_t, queue);
+        pub->ws = NULL;
     }
 
     while (ws->out) {
@@ -1534,52 +1621,4 @@ ngx_http_cast_ws_release(ngx_http_cast_ws_t *ws)
     }
 
     /* the link goes with the memory: worker exit closes what is left */
-    ws->hub->nsockets--;
-}
-
-
-ngx_http_cast_frame_t *
-ngx_http_cast_frame_create(u_char *data, size_t len)
-{
-    return ngx_http_cast_ws_frame(NGX_HTTP_CAST_WS_TEXT, data, len);
-}
-
-
-/* one allocation: the struct, the frame header, the payload */
-
-static ngx_http_cast_frame_t *
-ngx_http_cast_ws_frame(ngx_uint_t opcode, u_char *data, size_t len)
-{
-    u_char                 header[NGX_HTTP_CAST_WS_MAX_HEADER];
-    size_t                 hlen;
-    ngx_http_cast_frame_t  *frame;
-
-    hlen = ngx_http_cast_ws_frame_header(header, opcode, 1, len);
-
-    frame = ngx_alloc(sizeof(ngx_http_cast_frame_t) + hlen + len,
-                      ngx_cycle->log);
-    if (frame == NULL) {
-        return NULL;
-    }
-
-    frame->refs = 1;
-    frame->len = hlen + len;
-    frame->data = (u_char *) &frame[1];
-
-    ngx_memcpy(frame->data, header, hlen);
-
-    if (data) {
-        ngx_memcpy(frame->data + hlen, data, len);
-    }
-
-    return frame;
-}
-
-
-void
-ngx_http_cast_frame_release(ngx_http_cast_frame_t *frame)
-{
-    if (--frame->refs == 0) {
-        ngx_free(frame);
-    }
 }

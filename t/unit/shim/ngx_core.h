@@ -21,5 +21,10 @@
 #define ngx_memcpy(dst, src, n)   (void) memcpy(dst, src, n)
 #define ngx_cpymem(dst, src, n)   (((u_char *) memcpy(dst, src, n)) + (n))
 
+/* the shared frame objects: plain malloc outside nginx */
+#define ngx_cycle                 NULL
+#define ngx_alloc(size, log)      malloc(size)
+#define ngx_free                  free
+
 
 #endif /* _NGX_CORE_H_INCLUDED_ */

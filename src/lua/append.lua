@@ -1,0 +1,39 @@
+-- An event into its topic's log, with the topic's new state, if the
+-- state is still at "version"; else {0, version, state} for the worker
+-- to compute again.  {-1} when the topic is new and max_topics are
+-- kept.  {1, stream id} when appended: the event is published as
+-- "<stream id> <name length>:<name><json>".
+-- op: 'keep' (state unchanged), 'set' (state_text), 'clear'.
+-- KEYS: state log topics
+-- ARGV: topic version op state_text name json now max_topics counted state_ttl minid log_ttl channel
+
+redis.call('ZREMRANGEBYSCORE', topics, '-inf', now)
+
+local have = redis.call('HMGET', state, 'v', 's')
+local v = have[1] or '0'
+
+if v ~= version then
+    return {0, v, have[2] or ''}
+end
+
+if counted == '1' and not redis.call('ZSCORE', topics, topic)
+   and redis.call('ZCARD', topics) >= tonumber(max_topics)
+then
+    return {-1}
+end
+
+if op == 'set' then
+    redis.call('HSET', state, 'v', tonumber(v) + 1, 's', state_text)
+    redis.call('PEXPIRE', state, state_ttl)
+    cast_topic_extend(topics, topic, tonumber(now) + tonumber(state_ttl))
+elseif op == 'clear' then
+    redis.call('DEL', state)
+    cast_topic_settle(topics, topic, now)
+end
+
+local id = redis.call('XADD', log, 'MINID', '~', minid, '*',
+                      'n', name, 'j', json)
+redis.call('PEXPIRE', log, log_ttl)
+redis.call('PUBLISH', channel, id .. ' ' .. #name .. ':' .. name .. json)
+
+return {1, id}

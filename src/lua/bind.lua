@@ -1,0 +1,35 @@
+-- A socket binds a record: it is kept for the rest of its lease.
+-- Returns the record (HGETALL), 0 when there is none, -1 when it has a
+-- socket already.
+-- KEYS: sub all_subs topics
+-- ARGV: id now
+
+local h = redis.call('HGETALL', sub)
+
+if #h == 0 then
+    return 0
+end
+
+local rec = {}
+for i = 1, #h, 2 do
+    rec[h[i]] = h[i + 1]
+end
+
+if rec.bound == '1' then
+    return -1
+end
+
+if tonumber(rec.expires) <= tonumber(now) then
+    cast_end(id, rec.topic, '0', '', all_subs, topics, '', 0, now)
+    return 0
+end
+
+redis.call('HSET', sub, 'bound', '1')
+redis.call('PEXPIREAT', sub, rec.expires)
+redis.call('ZADD', all_subs, rec.expires, id)
+redis.call('ZADD', cast_topic_subs(rec.topic), rec.expires, id)
+if rec.counted == '1' then
+    cast_topic_extend(topics, rec.topic, rec.expires)
+end
+
+return h

@@ -1,0 +1,49 @@
+-- Shared by every script (prepended at build time).  Nothing here knows
+-- Cast or FHIRcast: records, indexes, a topic's versioned state and
+-- ordered log, and control messages for the workers.
+
+-- a control message: kept a while in the control log (for workers whose
+-- pub/sub connection was lost) and published; payload "<id> <text>"
+local function cast_control(ctl_log, minid, text)
+    local id = redis.call('XADD', ctl_log, 'MINID', '~', minid, '*',
+                          'm', text)
+    redis.call('PEXPIRE', ctl_log, 120000)
+    redis.call('PUBLISH', 'cast:ctl', id .. ' ' .. text)
+end
+
+-- the key of a topic's record index
+local function cast_topic_subs(topic)
+    return 'cast:{' .. topic .. '}:subs'
+end
+
+-- a topic is counted while it has live records or a state
+local function cast_topic_settle(topics, topic, now)
+    local subs = cast_topic_subs(topic)
+    redis.call('ZREMRANGEBYSCORE', subs, '-inf', now)
+    if redis.call('ZCARD', subs) == 0
+       and redis.call('EXISTS', 'cast:{' .. topic .. '}:state') == 0
+    then
+        redis.call('ZREM', topics, topic)
+    end
+end
+
+-- the topic lives at least until "until"
+local function cast_topic_extend(topics, topic, ms)
+    local old = redis.call('ZSCORE', topics, topic)
+    if not old or tonumber(old) < tonumber(ms) then
+        redis.call('ZADD', topics, ms, topic)
+    end
+end
+
+-- a record ends: gone from its indexes; its socket's worker is told
+local function cast_end(id, topic, bound, reason, all_subs, topics,
+                        ctl_log, minid, now)
+    redis.call('DEL', 'cast:sub:{' .. id .. '}')
+    redis.call('ZREM', all_subs, id)
+    redis.call('ZREM', cast_topic_subs(topic), id)
+    cast_topic_settle(topics, topic, now)
+    if bound == '1' then
+        cast_control(ctl_log, minid,
+                     'end ' .. id .. ' ' .. reason)
+    end
+end

@@ -1,0 +1,22 @@
+-- The live records and topics, and the workers' reports newer than
+-- "oldest" ("<ms> <json>" per worker; older ones are removed).
+-- Returns {records, topics, report, report, ...}.
+-- KEYS: stats all_subs topics
+-- ARGV: oldest now
+
+redis.call('ZREMRANGEBYSCORE', all_subs, '-inf', now)
+redis.call('ZREMRANGEBYSCORE', topics, '-inf', now)
+
+local out = {redis.call('ZCARD', all_subs), redis.call('ZCARD', topics)}
+local h = redis.call('HGETALL', stats)
+
+for i = 1, #h, 2 do
+    local t = string.match(h[i + 1], '^(%d+) ')
+    if t and tonumber(t) >= tonumber(oldest) then
+        out[#out + 1] = string.sub(h[i + 1], #t + 2)
+    else
+        redis.call('HDEL', stats, h[i])
+    end
+end
+
+return out

@@ -1,0 +1,2503 @@
+
+/*
+ * ngx_http_cast_module: the Redis store (cast_redis).  One hub across the
+ * workers of every nginx host that shares a Redis (6.2 or later).
+ *
+ * What lives where (the scripts in src/lua/ know nothing of Cast):
+ *   - records: hash  cast:sub:{<id>}, expiring with their bind timeout
+ *     until a socket binds, then with their lease; indexed by the sorted
+ *     sets  cast:{<topic>}:subs  and  cast:subs  (scored by expiry, so
+ *     that expired ids leave them);
+ *   - topics: sorted set  cast:topics  (scored by how long each stays:
+ *     its records, its state), for cast_max_topics and the status;
+ *   - a topic's state: hash  cast:{<topic>}:state  {v: version, s: JSON},
+ *     changed only together with an append to the topic's log, and only
+ *     if the version is still the one the state was computed from (the
+ *     worker computes again otherwise, a bounded number of times);
+ *   - a topic's log: stream  cast:{<topic>}:log  (a minute of events) and
+ *     channel  cast:ev:<topic>, payload "<id> <name length>:<name><json>";
+ *   - control: stream  cast:ctl:log  and channel  cast:ctl: "end <id>
+ *     <reason>", "renew <id> <expires> <lease> <events>".
+ * Every worker (the publishing one too) delivers what its pub/sub
+ * connection receives: Redis gives each topic its one order.  After its
+ * pub/sub connection was lost, a worker reads what it missed from the
+ * logs, from the last id it saw (or from when it began to listen), and
+ * holds what arrives meanwhile: events, unsubscribes, resets and renews
+ * are not lost and not delivered twice.
+ *
+ * Each worker has two connections (src/ngx_http_cast_redis.c): one for
+ * commands, one for pub/sub.  While Redis is out of reach, operations
+ * answer NGX_HTTP_CAST_UNAVAILABLE (503 with Retry-After); sockets stay
+ * open.
+ */
+
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_event.h>
+#include <ngx_sha1.h>
+
+#include "ngx_http_cast.h"
+#include "ngx_http_cast_redis.h"
+#include "ngx_http_cast_store.h"
+#include "ngx_http_cast_store_redis.h"
+#include <ngx_http_cast_lua.h>
+
+
+#define NGX_HTTP_CAST_CTL_CHANNEL   "cast:ctl"
+#define NGX_HTTP_CAST_CTL_LOG       "cast:ctl:log"
+#define NGX_HTTP_CAST_EV_PREFIX     "cast:ev:"
+#define NGX_HTTP_CAST_EV_PATTERN    "cast:ev:*"
+
+/* workers report their counters to cast:stats this often (ms) */
+#define NGX_HTTP_CAST_REPORT        2000
+#define NGX_HTTP_CAST_REPORT_KEEP   10000
+
+/* logs keep a minute of events for workers to catch up (ms) */
+#define NGX_HTTP_CAST_LOG_KEEP      60000
+#define NGX_HTTP_CAST_LOG_TTL       120000
+
+/* a topic's state stays a day after its last change (ms) */
+#define NGX_HTTP_CAST_STATE_TTL     86400000
+
+/* a catch-up starts this much before the moment it starts from (ms) */
+#define NGX_HTTP_CAST_CATCHUP_EARLY 1000
+#define NGX_HTTP_CAST_CATCHUP_MAX   "10000"
+
+#define NGX_HTTP_CAST_MAX_HELD      10000
+#define NGX_HTTP_CAST_MAX_ATTEMPTS  16
+#define NGX_HTTP_CAST_CACHE_MAX     1024
+#define NGX_HTTP_CAST_MAX_ARGS      64
+
+/* at worker exit, queued commands get this long to be written (ms) */
+#define NGX_HTTP_CAST_EXIT_FLUSH    500
+
+
+typedef enum {
+    NGX_HTTP_CAST_SCRIPT_SUBSCRIBE = 0,
+    NGX_HTTP_CAST_SCRIPT_RENEW,
+    NGX_HTTP_CAST_SCRIPT_REMOVE,
+    NGX_HTTP_CAST_SCRIPT_REMOVE_MATCHING,
+    NGX_HTTP_CAST_SCRIPT_RESET,
+    NGX_HTTP_CAST_SCRIPT_BIND,
+    NGX_HTTP_CAST_SCRIPT_APPEND,
+    NGX_HTTP_CAST_SCRIPT_STATUS,
+    NGX_HTTP_CAST_SCRIPT_LAST
+} ngx_http_cast_script_e;
+
+
+typedef struct {
+    const char                *text;
+    ngx_uint_t                 nkeys;
+    u_char                     sha[41];
+} ngx_http_cast_script_t;
+
+
+/* a channel this worker listens to: a topic's, or the control one */
+
+typedef struct {
+    ngx_str_node_t             sn;          /* keyed by channel name */
+    ngx_queue_t                held;        /* while catching up */
+    ngx_uint_t                 nheld;
+    uint64_t                   last_ms;     /* the last id delivered */
+    uint64_t                   last_seq;
+    int64_t                    since;       /* listened since, ms */
+    unsigned                   catching:1;
+    unsigned                   control:1;
+    u_char                     name[1];
+} ngx_http_cast_channel_t;
+
+
+typedef struct {
+    ngx_queue_t                queue;
+    size_t                     len;
+    u_char                     data[1];     /* the payload */
+} ngx_http_cast_held_t;
+
+
+/* the last state of a topic this worker saw, to append against */
+
+typedef struct {
+    ngx_str_node_t             sn;
+    ngx_queue_t                lru;
+    json_t                    *state;
+    uint64_t                   version;
+    u_char                     name[1];
+} ngx_http_cast_cached_t;
+
+
+typedef struct {
+    ngx_http_cast_store_t      store;       /* first: the public part */
+    ngx_http_cast_redis_t     *cmd;
+    ngx_http_cast_redis_t     *pubsub;
+    ngx_log_t                 *log;
+    ngx_uint_t                 max_topics;
+    ngx_event_t                report_ev;
+
+    ngx_rbtree_t               channels;
+    ngx_rbtree_node_t          channels_sentinel;
+    ngx_rbtree_t               cache;
+    ngx_rbtree_node_t          cache_sentinel;
+    ngx_queue_t                cache_lru;
+    ngx_uint_t                 ncache;
+
+    int64_t                    lost_at;     /* pub/sub lost, ms; 0: never */
+    unsigned                   wildcard:1;  /* "*" sockets here */
+    unsigned                   too_old:1;   /* Redis < 6.2 */
+} ngx_http_cast_rstore_t;
+
+
+/* one command waiting for Redis */
+
+typedef struct {
+    ngx_http_cast_rstore_t    *rs;
+    ngx_http_cast_done_pt      done;
+    void                      *data;
+    ngx_http_cast_append_t    *append;
+    ngx_http_cast_record_t    *record;      /* renew: the caller's */
+    json_t                    *next;        /* append: the state computed */
+    ngx_uint_t                 op;          /* append: keep, set, clear */
+    ngx_uint_t                 attempts;
+    ngx_str_t                  reason;
+    ngx_str_t                  topic;
+    u_char                     buf[1];      /* topic, reason */
+} ngx_http_cast_rcall_t;
+
+
+typedef struct {
+    int                        argc;
+    const char                *argv[NGX_HTTP_CAST_MAX_ARGS];
+    size_t                     argvlen[NGX_HTTP_CAST_MAX_ARGS];
+} ngx_http_cast_rargs_t;
+
+
+#define NGX_HTTP_CAST_OP_KEEP   0
+#define NGX_HTTP_CAST_OP_SET    1
+#define NGX_HTTP_CAST_OP_CLEAR  2
+
+
+static void ngx_http_cast_rstore_create(ngx_http_cast_store_t *store,
+    ngx_http_cast_record_t *record, ngx_http_cast_done_pt done, void *data);
+static void ngx_http_cast_rstore_renew(ngx_http_cast_store_t *store,
+    ngx_http_cast_record_t *record, ngx_http_cast_done_pt done, void *data);
+static void ngx_http_cast_rstore_remove(ngx_http_cast_store_t *store,
+    ngx_str_t *id, ngx_str_t *topic, ngx_str_t *reason,
+    ngx_http_cast_done_pt done, void *data);
+static void ngx_http_cast_rstore_remove_matching(
+    ngx_http_cast_store_t *store, ngx_str_t *topic, ngx_uint_t field,
+    ngx_str_t *value, ngx_str_t *reason, ngx_http_cast_done_pt done,
+    void *data);
+static void ngx_http_cast_rstore_reset(ngx_http_cast_store_t *store,
+    ngx_http_cast_done_pt done, void *data);
+static void ngx_http_cast_rstore_bind(ngx_http_cast_store_t *store,
+    ngx_str_t *id, ngx_http_cast_done_pt done, void *data);
+static void ngx_http_cast_rstore_append(ngx_http_cast_store_t *store,
+    ngx_http_cast_append_t *a);
+static void ngx_http_cast_rstore_state(ngx_http_cast_store_t *store,
+    ngx_str_t *topic, ngx_http_cast_done_pt done, void *data);
+static void ngx_http_cast_rstore_listen(ngx_http_cast_store_t *store,
+    ngx_str_t *topic, ngx_uint_t on);
+static void ngx_http_cast_rstore_status(ngx_http_cast_store_t *store,
+    ngx_http_cast_done_pt done, void *data);
+static const char *ngx_http_cast_rstore_health(ngx_http_cast_store_t *store);
+static void ngx_http_cast_rstore_exit(ngx_http_cast_store_t *store);
+
+static void ngx_http_cast_rstore_created(redisAsyncContext *ac, void *r,
+    void *privdata);
+static void ngx_http_cast_rstore_renewed(redisAsyncContext *ac, void *r,
+    void *privdata);
+static void ngx_http_cast_rstore_removed(redisAsyncContext *ac, void *r,
+    void *privdata);
+static void ngx_http_cast_rstore_removed_many(redisAsyncContext *ac,
+    void *r, void *privdata);
+static void ngx_http_cast_rstore_bound(redisAsyncContext *ac, void *r,
+    void *privdata);
+static void ngx_http_cast_rstore_append_try(ngx_http_cast_rcall_t *call);
+static void ngx_http_cast_rstore_appended(redisAsyncContext *ac, void *r,
+    void *privdata);
+static void ngx_http_cast_rstore_state_reply(redisAsyncContext *ac, void *r,
+    void *privdata);
+static void ngx_http_cast_rstore_status_reply(redisAsyncContext *ac,
+    void *r, void *privdata);
+
+static ngx_http_cast_rcall_t *ngx_http_cast_rstore_call(
+    ngx_http_cast_rstore_t *rs, ngx_http_cast_done_pt done, void *data,
+    ngx_str_t *topic, ngx_str_t *reason);
+static void ngx_http_cast_rstore_finish(ngx_http_cast_rcall_t *call,
+    ngx_uint_t rc, ngx_http_cast_record_t *record, ngx_uint_t removed,
+    json_t *json);
+static void ngx_http_cast_rstore_answer(ngx_http_cast_rcall_t *call,
+    ngx_uint_t rc, ngx_http_cast_record_t *record, ngx_uint_t removed,
+    json_t *json);
+static ngx_uint_t ngx_http_cast_rstore_failed(ngx_http_cast_rstore_t *rs,
+    redisReply *reply);
+static ngx_int_t ngx_http_cast_rstore_eval(ngx_http_cast_rstore_t *rs,
+    ngx_uint_t script, ngx_http_cast_rargs_t *keys,
+    ngx_http_cast_rargs_t *args, ngx_http_cast_rargs_t *more,
+    redisCallbackFn *fn, void *privdata);
+static void ngx_http_cast_rargs_add(ngx_http_cast_rargs_t *a,
+    const void *p, size_t len);
+static void ngx_http_cast_rargs_str(ngx_http_cast_rargs_t *a, ngx_str_t *s);
+static void ngx_http_cast_rargs_key(ngx_http_cast_rargs_t *a, u_char *buf,
+    const char *prefix, ngx_str_t *name, const char *suffix);
+static void ngx_http_cast_rargs_num(ngx_http_cast_rargs_t *a, u_char *buf,
+    int64_t n);
+static ngx_int_t ngx_http_cast_rstore_record(redisReply *reply,
+    ngx_http_cast_record_t *record);
+static json_t *ngx_http_cast_rstore_parse_state(ngx_str_t *text);
+static void ngx_http_cast_rstore_cache(ngx_http_cast_rstore_t *rs,
+    ngx_str_t *topic, uint64_t version, json_t *state);
+static ngx_http_cast_cached_t *ngx_http_cast_rstore_cached(
+    ngx_http_cast_rstore_t *rs, ngx_str_t *topic);
+
+static void ngx_http_cast_rstore_cmd_state(ngx_http_cast_redis_t *rds,
+    ngx_uint_t connected, void *data);
+static void ngx_http_cast_rstore_version(redisAsyncContext *ac, void *r,
+    void *privdata);
+static void ngx_http_cast_rstore_logged(redisAsyncContext *ac, void *r,
+    void *privdata);
+static void ngx_http_cast_rstore_report(ngx_event_t *ev);
+static void ngx_http_cast_rstore_pubsub_state(ngx_http_cast_redis_t *rds,
+    ngx_uint_t connected, void *data);
+static void ngx_http_cast_rstore_subscribe(ngx_http_cast_rstore_t *rs,
+    ngx_http_cast_channel_t *ch);
+static void ngx_http_cast_rstore_message(redisAsyncContext *ac, void *r,
+    void *privdata);
+static void ngx_http_cast_rstore_receive(ngx_http_cast_rstore_t *rs,
+    ngx_http_cast_channel_t *ch, u_char *p, size_t len);
+static void ngx_http_cast_rstore_catch_up(ngx_http_cast_rstore_t *rs,
+    ngx_http_cast_channel_t *ch);
+static void ngx_http_cast_rstore_missed(redisAsyncContext *ac, void *r,
+    void *privdata);
+static void ngx_http_cast_rstore_deliver(ngx_http_cast_rstore_t *rs,
+    ngx_http_cast_channel_t *ch, ngx_str_t *channel, u_char *p, size_t len,
+    ngx_uint_t which);
+static void ngx_http_cast_rstore_control(ngx_http_cast_rstore_t *rs,
+    u_char *p, u_char *last);
+static ngx_http_cast_channel_t *ngx_http_cast_rstore_channel(
+    ngx_http_cast_rstore_t *rs, ngx_str_t *name);
+static ngx_int_t ngx_http_cast_stream_id(u_char *p, u_char *last,
+    uint64_t *ms, uint64_t *seq);
+static int64_t ngx_http_cast_now_ms(void);
+
+
+static ngx_http_cast_script_t  ngx_http_cast_scripts[] = {
+    { ngx_http_cast_lua_subscribe, NGX_HTTP_CAST_LUA_SUBSCRIBE_NKEYS, "" },
+    { ngx_http_cast_lua_renew, NGX_HTTP_CAST_LUA_RENEW_NKEYS, "" },
+    { ngx_http_cast_lua_remove, NGX_HTTP_CAST_LUA_REMOVE_NKEYS, "" },
+    { ngx_http_cast_lua_remove_matching,
+      NGX_HTTP_CAST_LUA_REMOVE_MATCHING_NKEYS, "" },
+    { ngx_http_cast_lua_reset, NGX_HTTP_CAST_LUA_RESET_NKEYS, "" },
+    { ngx_http_cast_lua_bind, NGX_HTTP_CAST_LUA_BIND_NKEYS, "" },
+    { ngx_http_cast_lua_append, NGX_HTTP_CAST_LUA_APPEND_NKEYS, "" },
+    { ngx_http_cast_lua_status, NGX_HTTP_CAST_LUA_STATUS_NKEYS, "" }
+};
+
+
+/* worker start: two connections; operations wait for them */
+
+ngx_http_cast_store_t *
+ngx_http_cast_store_redis_create(ngx_cycle_t *cycle,
+    ngx_http_cast_redis_conf_t *conf, ngx_uint_t max_topics)
+{
+    u_char                   hash[20];
+    ngx_str_t                name;
+    ngx_uint_t               i;
+    ngx_sha1_t               sha1;
+    ngx_http_cast_rstore_t  *rs;
+    ngx_http_cast_channel_t *ch;
+
+    rs = ngx_pcalloc(cycle->pool, sizeof(ngx_http_cast_rstore_t));
+    if (rs == NULL) {
+        return NULL;
+    }
+
+    for (i = 0; i < NGX_HTTP_CAST_SCRIPT_LAST; i++) {
+        ngx_sha1_init(&sha1);
+        ngx_sha1_update(&sha1, ngx_http_cast_scripts[i].text,
+                        ngx_strlen(ngx_http_cast_scripts[i].text));
+        ngx_sha1_final(hash, &sha1);
+        ngx_hex_dump(ngx_http_cast_scripts[i].sha, hash, sizeof(hash));
+        ngx_http_cast_scripts[i].sha[40] = '\0';
+    }
+
+    rs->log = cycle->log;
+    rs->max_topics = max_topics;
+
+    ngx_rbtree_init(&rs->channels, &rs->channels_sentinel,
+                    ngx_str_rbtree_insert_value);
+    ngx_rbtree_init(&rs->cache, &rs->cache_sentinel,
+                    ngx_str_rbtree_insert_value);
+    ngx_queue_init(&rs->cache_lru);
+
+    rs->store.mode = "redis";
+    rs->store.create = ngx_http_cast_rstore_create;
+    rs->store.renew = ngx_http_cast_rstore_renew;
+    rs->store.remove = ngx_http_cast_rstore_remove;
+    rs->store.remove_matching = ngx_http_cast_rstore_remove_matching;
+    rs->store.reset = ngx_http_cast_rstore_reset;
+    rs->store.bind = ngx_http_cast_rstore_bind;
+    rs->store.append = ngx_http_cast_rstore_append;
+    rs->store.state = ngx_http_cast_rstore_state;
+    rs->store.listen = ngx_http_cast_rstore_listen;
+    rs->store.status = ngx_http_cast_rstore_status;
+    rs->store.health = ngx_http_cast_rstore_health;
+    rs->store.exit = ngx_http_cast_rstore_exit;
+
+    /* the control channel is listened to from the start */
+
+    ngx_str_set(&name, NGX_HTTP_CAST_CTL_CHANNEL);
+    ch = ngx_http_cast_rstore_channel(rs, &name);
+    if (ch == NULL) {
+        return NULL;
+    }
+
+    ch->control = 1;
+
+    rs->cmd = ngx_http_cast_redis_create(cycle, conf, "command",
+                                         ngx_http_cast_rstore_cmd_state, rs);
+    rs->pubsub = ngx_http_cast_redis_create(cycle, conf, "pubsub",
+                                            ngx_http_cast_rstore_pubsub_state,
+                                            rs);
+    if (rs->cmd == NULL || rs->pubsub == NULL) {
+        return NULL;
+    }
+
+    ngx_http_cast_redis_start(rs->cmd);
+    ngx_http_cast_redis_start(rs->pubsub);
+
+    rs->report_ev.handler = ngx_http_cast_rstore_report;
+    rs->report_ev.data = rs;
+    rs->report_ev.log = cycle->log;
+    rs->report_ev.cancelable = 1;
+    ngx_add_timer(&rs->report_ev, NGX_HTTP_CAST_REPORT);
+
+    return &rs->store;
+}
+
+
+static void
+ngx_http_cast_rstore_create(ngx_http_cast_store_t *store,
+    ngx_http_cast_record_t *record, ngx_http_cast_done_pt done, void *data)
+{
+    ngx_http_cast_rstore_t *rs = (ngx_http_cast_rstore_t *) store;
+
+    u_char                  kbuf[3][NGX_HTTP_CAST_MAX_TOPIC + 32];
+    u_char                  nbuf[8][NGX_INT64_LEN];
+    int64_t                 now, until;
+    ngx_http_cast_rargs_t   keys, args, more;
+    ngx_http_cast_rcall_t  *call;
+
+    call = ngx_http_cast_rstore_call(rs, done, data, NULL, NULL);
+    if (call == NULL) {
+        return;
+    }
+
+    now = ngx_http_cast_now_ms();
+
+    /* unbound, it ends with its bind timeout or its lease, if sooner */
+    until = now + ngx_min((int64_t) record->bind_timeout,
+                          (int64_t) record->lease * 1000);
+
+    keys.argc = 0;
+    ngx_http_cast_rargs_key(&keys, kbuf[0], "cast:sub:{", &record->id, "}");
+    ngx_http_cast_rargs_key(&keys, kbuf[1], "cast:{", &record->topic,
+                            "}:subs");
+    ngx_http_cast_rargs_add(&keys, "cast:subs", sizeof("cast:subs") - 1);
+    ngx_http_cast_rargs_add(&keys, "cast:topics", sizeof("cast:topics") - 1);
+
+    args.argc = 0;
+    ngx_http_cast_rargs_str(&args, &record->id);
+    ngx_http_cast_rargs_str(&args, &record->topic);
+    ngx_http_cast_rargs_num(&args, nbuf[0], now);
+    ngx_http_cast_rargs_num(&args, nbuf[1], until);
+    ngx_http_cast_rargs_num(&args, nbuf[2], rs->max_topics);
+    ngx_http_cast_rargs_num(&args, nbuf[3], record->counted);
+
+    /* the record's fields, HSET as they are */
+
+    more.argc = 0;
+    ngx_http_cast_rargs_add(&more, "topic", 5);
+    ngx_http_cast_rargs_str(&more, &record->topic);
+    ngx_http_cast_rargs_add(&more, "events", 6);
+    ngx_http_cast_rargs_str(&more, &record->events);
+    ngx_http_cast_rargs_add(&more, "endpoint", 8);
+    ngx_http_cast_rargs_str(&more, &record->endpoint);
+    ngx_http_cast_rargs_add(&more, "name", 4);
+    ngx_http_cast_rargs_str(&more, &record->name);
+    ngx_http_cast_rargs_add(&more, "callback", 8);
+    ngx_http_cast_rargs_str(&more, &record->callback);
+    ngx_http_cast_rargs_add(&more, "product_name", 12);
+    ngx_http_cast_rargs_str(&more, &record->product_name);
+    ngx_http_cast_rargs_add(&more, "product_version", 15);
+    ngx_http_cast_rargs_str(&more, &record->product_version);
+    ngx_http_cast_rargs_add(&more, "actors", 6);
+    ngx_http_cast_rargs_str(&more, &record->actors);
+    ngx_http_cast_rargs_add(&more, "client_info", 11);
+    ngx_http_cast_rargs_str(&more, &record->client_info);
+    ngx_http_cast_rargs_add(&more, "dialect", 7);
+    ngx_http_cast_rargs_num(&more, nbuf[4], record->dialect);
+    ngx_http_cast_rargs_add(&more, "lease", 5);
+    ngx_http_cast_rargs_num(&more, nbuf[5], record->lease);
+    ngx_http_cast_rargs_add(&more, "expires", 7);
+    ngx_http_cast_rargs_num(&more, nbuf[6], record->expires);
+    ngx_http_cast_rargs_add(&more, "counted", 7);
+    ngx_http_cast_rargs_num(&more, nbuf[7], record->counted);
+
+    if (ngx_http_cast_rstore_eval(rs, NGX_HTTP_CAST_SCRIPT_SUBSCRIBE, &keys,
+                                  &args, &more, ngx_http_cast_rstore_created,
+                                  call)
+        != NGX_OK)
+    {
+        ngx_http_cast_rstore_finish(call, NGX_HTTP_CAST_UNAVAILABLE, NULL, 0,
+                                    NULL);
+    }
+}
+
+
+static void
+ngx_http_cast_rstore_created(redisAsyncContext *ac, void *r, void *privdata)
+{
+    redisReply             *reply = r;
+    ngx_http_cast_rcall_t  *call = privdata;
+
+    ngx_uint_t  rc;
+
+    rc = ngx_http_cast_rstore_failed(call->rs, reply);
+
+    if (rc == NGX_HTTP_CAST_DONE) {
+        if (reply->type != REDIS_REPLY_INTEGER || reply->integer == 0) {
+            rc = NGX_HTTP_CAST_FAILED;
+
+        } else if (reply->integer < 0) {
+            rc = NGX_HTTP_CAST_FULL;
+        }
+    }
+
+    ngx_http_cast_rstore_finish(call, rc, NULL, 0, NULL);
+}
+
+
+static void
+ngx_http_cast_rstore_renew(ngx_http_cast_store_t *store,
+    ngx_http_cast_record_t *record, ngx_http_cast_done_pt done, void *data)
+{
+    ngx_http_cast_rstore_t *rs = (ngx_http_cast_rstore_t *) store;
+
+    u_char                  kbuf[2][NGX_HTTP_CAST_MAX_TOPIC + 32];
+    u_char                  nbuf[4][NGX_INT64_LEN];
+    int64_t                 now;
+    ngx_http_cast_rargs_t   keys, args;
+    ngx_http_cast_rcall_t  *call;
+
+    call = ngx_http_cast_rstore_call(rs, done, data, &record->topic, NULL);
+    if (call == NULL) {
+        return;
+    }
+
+    call->record = record;
+
+    now = ngx_http_cast_now_ms();
+
+    keys.argc = 0;
+    ngx_http_cast_rargs_key(&keys, kbuf[0], "cast:sub:{", &record->id, "}");
+    ngx_http_cast_rargs_key(&keys, kbuf[1], "cast:{", &record->topic,
+                            "}:subs");
+    ngx_http_cast_rargs_add(&keys, "cast:subs", sizeof("cast:subs") - 1);
+    ngx_http_cast_rargs_add(&keys, "cast:topics", sizeof("cast:topics") - 1);
+    ngx_http_cast_rargs_add(&keys, NGX_HTTP_CAST_CTL_LOG,
+                            sizeof(NGX_HTTP_CAST_CTL_LOG) - 1);
+
+    args.argc = 0;
+    ngx_http_cast_rargs_str(&args, &record->id);
+    ngx_http_cast_rargs_str(&args, &record->topic);
+    ngx_http_cast_rargs_str(&args, &record->events);
+    ngx_http_cast_rargs_num(&args, nbuf[0], record->lease);
+    ngx_http_cast_rargs_num(&args, nbuf[1], record->expires);
+    ngx_http_cast_rargs_num(&args, nbuf[2], now);
+    ngx_http_cast_rargs_num(&args, nbuf[3], now - NGX_HTTP_CAST_LOG_KEEP);
+
+    if (ngx_http_cast_rstore_eval(rs, NGX_HTTP_CAST_SCRIPT_RENEW, &keys,
+                                  &args, NULL, ngx_http_cast_rstore_renewed,
+                                  call)
+        != NGX_OK)
+    {
+        ngx_http_cast_rstore_finish(call, NGX_HTTP_CAST_UNAVAILABLE, NULL, 0,
+                                    NULL);
+    }
+}
+
+
+static void
+ngx_http_cast_rstore_renewed(redisAsyncContext *ac, void *r, void *privdata)
+{
+    redisReply             *reply = r;
+    ngx_http_cast_rcall_t  *call = privdata;
+
+    ngx_uint_t               rc;
+    ngx_http_cast_record_t   record;
+
+    rc = ngx_http_cast_rstore_failed(call->rs, reply);
+
+    if (rc != NGX_HTTP_CAST_DONE) {
+        ngx_http_cast_rstore_finish(call, rc, NULL, 0, NULL);
+        return;
+    }
+
+    if (reply->type != REDIS_REPLY_STRING) {
+        ngx_http_cast_rstore_finish(call, NGX_HTTP_CAST_NOT_FOUND, NULL, 0,
+                                    NULL);
+        return;
+    }
+
+    /* the caller's record, with the endpoint Redis keeps */
+
+    record = *call->record;
+    record.endpoint.data = (u_char *) reply->str;
+    record.endpoint.len = reply->len;
+
+    ngx_http_cast_rstore_finish(call, NGX_HTTP_CAST_DONE, &record, 0, NULL);
+}
+
+
+static void
+ngx_http_cast_rstore_remove(ngx_http_cast_store_t *store, ngx_str_t *id,
+    ngx_str_t *topic, ngx_str_t *reason, ngx_http_cast_done_pt done,
+    void *data)
+{
+    ngx_http_cast_rstore_t *rs = (ngx_http_cast_rstore_t *) store;
+
+    u_char                  kbuf[NGX_HTTP_CAST_MAX_TOPIC + 32];
+    u_char                  nbuf[2][NGX_INT64_LEN];
+    int64_t                 now;
+    ngx_http_cast_rargs_t   keys, args;
+    ngx_http_cast_rcall_t  *call;
+
+    call = ngx_http_cast_rstore_call(rs, done, data, id, reason);
+    if (call == NULL) {
+        return;
+    }
+
+    now = ngx_http_cast_now_ms();
+
+    keys.argc = 0;
+    ngx_http_cast_rargs_key(&keys, kbuf, "cast:sub:{", id, "}");
+    ngx_http_cast_rargs_add(&keys, "cast:subs", sizeof("cast:subs") - 1);
+    ngx_http_cast_rargs_add(&keys, "cast:topics", sizeof("cast:topics") - 1);
+    ngx_http_cast_rargs_add(&keys, NGX_HTTP_CAST_CTL_LOG,
+                            sizeof(NGX_HTTP_CAST_CTL_LOG) - 1);
+
+    args.argc = 0;
+    ngx_http_cast_rargs_str(&args, id);
+    ngx_http_cast_rargs_str(&args, topic);
+    ngx_http_cast_rargs_str(&args, reason);
+    ngx_http_cast_rargs_num(&args, nbuf[0], now);
+    ngx_http_cast_rargs_num(&args, nbuf[1], now - NGX_HTTP_CAST_LOG_KEEP);
+
+    if (ngx_http_cast_rstore_eval(rs, NGX_HTTP_CAST_SCRIPT_REMOVE, &keys,
+                                  &args, NULL, ngx_http_cast_rstore_removed,
+                                  call)
+        != NGX_OK)
+    {
+        ngx_http_cast_rstore_finish(call, NGX_HTTP_CAST_UNAVAILABLE, NULL, 0,
+                                    NULL);
+    }
+}
+
+
+/* {endpoint, topic, bound} or nil; call->topic holds the id here */
+
+static void
+ngx_http_cast_rstore_removed(redisAsyncContext *ac, void *r, void *privdata)
+{
+    redisReply             *reply = r;
+    ngx_http_cast_rcall_t  *call = privdata;
+
+    ngx_uint_t               rc, bound;
+    ngx_http_cast_record_t   record;
+    ngx_http_cast_rstore_t  *rs;
+
+    rs = call->rs;
+    rc = ngx_http_cast_rstore_failed(rs, reply);
+
+    if (rc != NGX_HTTP_CAST_DONE) {
+        ngx_http_cast_rstore_finish(call, rc, NULL, 0, NULL);
+        return;
+    }
+
+    if (reply->type != REDIS_REPLY_ARRAY || reply->elements != 3
+        || reply->element[0]->type != REDIS_REPLY_STRING
+        || reply->element[1]->type != REDIS_REPLY_STRING
+        || reply->element[2]->type != REDIS_REPLY_STRING)
+    {
+        ngx_http_cast_rstore_finish(call, NGX_HTTP_CAST_NOT_FOUND, NULL, 0,
+                                    NULL);
+        return;
+    }
+
+    ngx_memzero(&record, sizeof(ngx_http_cast_record_t));
+    record.id = call->topic;
+    record.endpoint.data = (u_char *) reply->element[0]->str;
+    record.endpoint.len = reply->element[0]->len;
+    record.topic.data = (u_char *) reply->element[1]->str;
+    record.topic.len = reply->element[1]->len;
+    bound = (reply->element[2]->len == 1 && reply->element[2]->str[0] == '1');
+
+    ngx_http_cast_rstore_answer(call, NGX_HTTP_CAST_DONE, &record, 1, NULL);
+
+    /* as the local store does: the answer first, then the news */
+
+    rs->store.hooks.ended(rs->store.hooks.hub, &record.id, &record.topic,
+                          &call->reason, bound);
+
+    ngx_free(call);
+}
+
+
+static void
+ngx_http_cast_rstore_remove_matching(ngx_http_cast_store_t *store,
+    ngx_str_t *topic, ngx_uint_t field, ngx_str_t *value, ngx_str_t *reason,
+    ngx_http_cast_done_pt done, void *data)
+{
+    ngx_http_cast_rstore_t *rs = (ngx_http_cast_rstore_t *) store;
+
+    u_char                  kbuf[NGX_HTTP_CAST_MAX_TOPIC + 32];
+    u_char                  nbuf[2][NGX_INT64_LEN];
+    int64_t                 now;
+    ngx_http_cast_rargs_t   keys, args;
+    ngx_http_cast_rcall_t  *call;
+
+    call = ngx_http_cast_rstore_call(rs, done, data, topic, reason);
+    if (call == NULL) {
+        return;
+    }
+
+    now = ngx_http_cast_now_ms();
+
+    keys.argc = 0;
+    ngx_http_cast_rargs_key(&keys, kbuf, "cast:{", topic, "}:subs");
+    ngx_http_cast_rargs_add(&keys, "cast:subs", sizeof("cast:subs") - 1);
+    ngx_http_cast_rargs_add(&keys, "cast:topics", sizeof("cast:topics") - 1);
+    ngx_http_cast_rargs_add(&keys, NGX_HTTP_CAST_CTL_LOG,
+                            sizeof(NGX_HTTP_CAST_CTL_LOG) - 1);
+
+    args.argc = 0;
+    ngx_http_cast_rargs_str(&args, topic);
+
+    if (field == NGX_HTTP_CAST_MATCH_CALLBACK) {
+        ngx_http_cast_rargs_add(&args, "callback", 8);
+
+    } else {
+        ngx_http_cast_rargs_add(&args, "name", 4);
+    }
+
+    ngx_http_cast_rargs_str(&args, value);
+    ngx_http_cast_rargs_str(&args, reason);
+    ngx_http_cast_rargs_num(&args, nbuf[0], now);
+    ngx_http_cast_rargs_num(&args, nbuf[1], now - NGX_HTTP_CAST_LOG_KEEP);
+
+    if (ngx_http_cast_rstore_eval(rs, NGX_HTTP_CAST_SCRIPT_REMOVE_MATCHING,
+                                  &keys, &args, NULL,
+                                  ngx_http_cast_rstore_removed_many, call)
+        != NGX_OK)
+    {
+        ngx_http_cast_rstore_finish(call, NGX_HTTP_CAST_UNAVAILABLE, NULL, 0,
+                                    NULL);
+    }
+}
+
+
+static void
+ngx_http_cast_rstore_reset(ngx_http_cast_store_t *store,
+    ngx_http_cast_done_pt done, void *data)
+{
+    ngx_http_cast_rstore_t *rs = (ngx_http_cast_rstore_t *) store;
+
+    u_char                  nbuf[2][NGX_INT64_LEN];
+    int64_t                 now;
+    ngx_str_t               reason;
+    ngx_http_cast_rargs_t   keys, args;
+    ngx_http_cast_rcall_t  *call;
+
+    ngx_str_set(&reason, "reset");
+
+    call = ngx_http_cast_rstore_call(rs, done, data, NULL, &reason);
+    if (call == NULL) {
+        return;
+    }
+
+    now = ngx_http_cast_now_ms();
+
+    keys.argc = 0;
+    ngx_http_cast_rargs_add(&keys, "cast:subs", sizeof("cast:subs") - 1);
+    ngx_http_cast_rargs_add(&keys, "cast:topics", sizeof("cast:topics") - 1);
+    ngx_http_cast_rargs_add(&keys, NGX_HTTP_CAST_CTL_LOG,
+                            sizeof(NGX_HTTP_CAST_CTL_LOG) - 1);
+
+    args.argc = 0;
+    ngx_http_cast_rargs_str(&args, &reason);
+    ngx_http_cast_rargs_num(&args, nbuf[0], now);
+    ngx_http_cast_rargs_num(&args, nbuf[1], now - NGX_HTTP_CAST_LOG_KEEP);
+
+    if (ngx_http_cast_rstore_eval(rs, NGX_HTTP_CAST_SCRIPT_RESET, &keys,
+                                  &args, NULL,
+                                  ngx_http_cast_rstore_removed_many, call)
+        != NGX_OK)
+    {
+        ngx_http_cast_rstore_finish(call, NGX_HTTP_CAST_UNAVAILABLE, NULL, 0,
+                                    NULL);
+    }
+}
+
+
+/*
+ * remove_matching: {id, bound, ...} of call->topic;
+ * reset: {id, topic, bound, ...}.
+ */
+
+static void
+ngx_http_cast_rstore_removed_many(redisAsyncContext *ac, void *r,
+    void *privdata)
+{
+    redisReply             *reply = r;
+    ngx_http_cast_rcall_t  *call = privdata;
+
+    size_t                   i, step;
+    ngx_str_t                id, topic;
+    ngx_uint_t               rc, removed, bound;
+    redisReply              *b;
+    ngx_http_cast_rstore_t  *rs;
+
+    rs = call->rs;
+    rc = ngx_http_cast_rstore_failed(rs, reply);
+
+    if (rc != NGX_HTTP_CAST_DONE || reply->type != REDIS_REPLY_ARRAY) {
+        ngx_http_cast_rstore_finish(call,
+                                    rc == NGX_HTTP_CAST_DONE
+                                    ? NGX_HTTP_CAST_FAILED : rc,
+                                    NULL, 0, NULL);
+        return;
+    }
+
+    step = call->topic.len ? 2 : 3;
+    removed = reply->elements / step;
+
+    ngx_http_cast_rstore_answer(call, NGX_HTTP_CAST_DONE, NULL, removed,
+                                NULL);
+
+    for (i = 0; i + step <= reply->elements; i += step) {
+        id.data = (u_char *) reply->element[i]->str;
+        id.len = reply->element[i]->len;
+
+        if (step == 2) {
+            topic = call->topic;
+            b = reply->element[i + 1];
+
+        } else {
+            topic.data = (u_char *) reply->element[i + 1]->str;
+            topic.len = reply->element[i + 1]->len;
+            b = reply->element[i + 2];
+        }
+
+        bound = (b->type == REDIS_REPLY_STRING && b->len == 1
+                 && b->str[0] == '1');
+
+        rs->store.hooks.ended(rs->store.hooks.hub, &id, &topic,
+                              &call->reason, bound);
+    }
+
+    ngx_free(call);
+}
+
+
+static void
+ngx_http_cast_rstore_bind(ngx_http_cast_store_t *store, ngx_str_t *id,
+    ngx_http_cast_done_pt done, void *data)
+{
+    ngx_http_cast_rstore_t *rs = (ngx_http_cast_rstore_t *) store;
+
+    u_char                  kbuf[NGX_HTTP_CAST_MAX_TOPIC + 32];
+    u_char                  nbuf[NGX_INT64_LEN];
+    ngx_http_cast_rargs_t   keys, args;
+    ngx_http_cast_rcall_t  *call;
+
+    call = ngx_http_cast_rstore_call(rs, done, data, NULL, NULL);
+    if (call == NULL) {
+        return;
+    }
+
+    keys.argc = 0;
+    ngx_http_cast_rargs_key(&keys, kbuf, "cast:sub:{", id, "}");
+    ngx_http_cast_rargs_add(&keys, "cast:subs", sizeof("cast:subs") - 1);
+    ngx_http_cast_rargs_add(&keys, "cast:topics", sizeof("cast:topics") - 1);
+
+    args.argc = 0;
+    ngx_http_cast_rargs_str(&args, id);
+    ngx_http_cast_rargs_num(&args, nbuf, ngx_http_cast_now_ms());
+
+    if (ngx_http_cast_rstore_eval(rs, NGX_HTTP_CAST_SCRIPT_BIND, &keys,
+                                  &args, NULL, ngx_http_cast_rstore_bound,
+                                  call)
+        != NGX_OK)
+    {
+        ngx_http_cast_rstore_finish(call, NGX_HTTP_CAST_UNAVAILABLE, NULL, 0,
+                                    NULL);
+    }
+}
+
+
+static void
+ngx_http_cast_rstore_bound(redisAsyncContext *ac, void *r, void *privdata)
+{
+    redisReply             *reply = r;
+    ngx_http_cast_rcall_t  *call = privdata;
+
+    ngx_uint_t               rc;
+    ngx_http_cast_record_t   record;
+
+    rc = ngx_http_cast_rstore_failed(call->rs, reply);
+
+    if (rc != NGX_HTTP_CAST_DONE) {
+        ngx_http_cast_rstore_finish(call, rc, NULL, 0, NULL);
+        return;
+    }
+
+    if (reply->type == REDIS_REPLY_INTEGER) {
+        ngx_http_cast_rstore_finish(call, reply->integer < 0
+                                          ? NGX_HTTP_CAST_BOUND
+                                          : NGX_HTTP_CAST_NOT_FOUND,
+                                    NULL, 0, NULL);
+        return;
+    }
+
+    if (ngx_http_cast_rstore_record(reply, &record) != NGX_OK) {
+        ngx_log_error(NGX_LOG_ERR, call->rs->log, 0,
+                      "cast: redis holds an invalid subscription record");
+        ngx_http_cast_rstore_finish(call, NGX_HTTP_CAST_FAILED, NULL, 0,
+                                    NULL);
+        return;
+    }
+
+    ngx_http_cast_rstore_finish(call, NGX_HTTP_CAST_DONE, &record, 0, NULL);
+}
+
+
+/*
+ * An event with the state the hub computes from the last state seen
+ * here; when another worker changed the topic first, Redis answers with
+ * the state it has, and the hub computes again.
+ */
+
+static void
+ngx_http_cast_rstore_append(ngx_http_cast_store_t *store,
+    ngx_http_cast_append_t *a)
+{
+    ngx_http_cast_rstore_t *rs = (ngx_http_cast_rstore_t *) store;
+
+    ngx_http_cast_rcall_t  *call;
+
+    call = ngx_http_cast_rstore_call(rs, a->done, a->data, &a->topic, NULL);
+    if (call == NULL) {
+        return;
+    }
+
+    call->append = a;
+
+    ngx_http_cast_rstore_append_try(call);
+}
+
+
+static void
+ngx_http_cast_rstore_append_try(ngx_http_cast_rcall_t *call)
+{
+    u_char                   kbuf[2][NGX_HTTP_CAST_MAX_TOPIC + 32];
+    u_char                   cbuf[NGX_HTTP_CAST_MAX_TOPIC + 32];
+    u_char                   nbuf[6][NGX_INT64_LEN];
+    char                    *text;
+    json_t                  *next;
+    int64_t                  now;
+    uint64_t                 version;
+    ngx_int_t                rc;
+    ngx_str_t                channel;
+    ngx_http_cast_rargs_t    keys, args;
+    ngx_http_cast_cached_t  *cached;
+    ngx_http_cast_rstore_t  *rs;
+    ngx_http_cast_append_t  *a;
+
+    static const char  *ops[] = { "keep", "set", "clear" };
+
+    rs = call->rs;
+    a = call->append;
+
+    cached = ngx_http_cast_rstore_cached(rs, &a->topic);
+
+    if (cached) {
+        next = json_deep_copy(cached->state);
+        version = cached->version;
+
+    } else {
+        next = json_object();
+        version = 0;
+    }
+
+    if (next == NULL) {
+        ngx_http_cast_rstore_finish(call, NGX_HTTP_CAST_FAILED, NULL, 0,
+                                    NULL);
+        return;
+    }
+
+    rc = a->apply(a, next);
+
+    if (rc == NGX_ERROR) {
+        json_decref(next);
+        ngx_http_cast_rstore_finish(call, NGX_HTTP_CAST_FAILED, NULL, 0,
+                                    NULL);
+        return;
+    }
+
+    text = NULL;
+
+    if (rc == NGX_DECLINED) {
+        call->op = NGX_HTTP_CAST_OP_KEEP;
+
+    } else if (json_object_size(next) == 0) {
+        call->op = NGX_HTTP_CAST_OP_CLEAR;
+
+    } else {
+        call->op = NGX_HTTP_CAST_OP_SET;
+
+        text = json_dumps(next, JSON_COMPACT);
+        if (text == NULL) {
+            json_decref(next);
+            ngx_http_cast_rstore_finish(call, NGX_HTTP_CAST_FAILED, NULL, 0,
+                                        NULL);
+            return;
+        }
+    }
+
+    json_decref(call->next);
+    call->next = next;
+
+    now = ngx_http_cast_now_ms();
+
+    keys.argc = 0;
+    ngx_http_cast_rargs_key(&keys, kbuf[0], "cast:{", &a->topic, "}:state");
+    ngx_http_cast_rargs_key(&keys, kbuf[1], "cast:{", &a->topic, "}:log");
+    ngx_http_cast_rargs_add(&keys, "cast:topics", sizeof("cast:topics") - 1);
+
+    channel.data = cbuf;
+    channel.len = ngx_sprintf(cbuf, NGX_HTTP_CAST_EV_PREFIX "%V", &a->topic)
+                  - cbuf;
+
+    args.argc = 0;
+    ngx_http_cast_rargs_str(&args, &a->topic);
+    ngx_http_cast_rargs_num(&args, nbuf[0], (int64_t) version);
+    ngx_http_cast_rargs_add(&args, ops[call->op], ngx_strlen(ops[call->op]));
+    ngx_http_cast_rargs_add(&args, text ? text : "",
+                            text ? ngx_strlen(text) : 0);
+    ngx_http_cast_rargs_str(&args, &a->name);
+    ngx_http_cast_rargs_str(&args, &a->json);
+    ngx_http_cast_rargs_num(&args, nbuf[1], now);
+    ngx_http_cast_rargs_num(&args, nbuf[2], rs->max_topics);
+    ngx_http_cast_rargs_num(&args, nbuf[3], a->counted);
+    ngx_http_cast_rargs_num(&args, nbuf[4], NGX_HTTP_CAST_STATE_TTL);
+    ngx_http_cast_rargs_num(&args, nbuf[5], now - NGX_HTTP_CAST_LOG_KEEP);
+    ngx_http_cast_rargs_add(&args, "120000", 6);
+    ngx_http_cast_rargs_str(&args, &channel);
+
+    rc = ngx_http_cast_rstore_eval(rs, NGX_HTTP_CAST_SCRIPT_APPEND, &keys,
+                                   &args, NULL, ngx_http_cast_rstore_appended,
+                                   call);
+    free(text);
+
+    if (rc != NGX_OK) {
+        ngx_http_cast_rstore_finish(call, NGX_HTTP_CAST_UNAVAILABLE, NULL, 0,
+                                    NULL);
+    }
+}
+
+
+/* {1, id}: appended; {0, version, state}: computed again; {-1}: full */
+
+static void
+ngx_http_cast_rstore_appended(redisAsyncContext *ac, void *r, void *privdata)
+{
+    redisReply             *reply = r;
+    ngx_http_cast_rcall_t  *call = privdata;
+
+    json_t                  *state;
+    uint64_t                 version;
+    ngx_str_t                text;
+    ngx_uint_t               rc;
+    ngx_http_cast_rstore_t  *rs;
+    ngx_http_cast_cached_t  *cached;
+
+    rs = call->rs;
+    rc = ngx_http_cast_rstore_failed(rs, reply);
+
+    if (rc != NGX_HTTP_CAST_DONE) {
+        ngx_http_cast_rstore_finish(call, rc, NULL, 0, NULL);
+        return;
+    }
+
+    if (reply->type != REDIS_REPLY_ARRAY || reply->elements == 0
+        || reply->element[0]->type != REDIS_REPLY_INTEGER)
+    {
+        ngx_http_cast_rstore_finish(call, NGX_HTTP_CAST_FAILED, NULL, 0,
+                                    NULL);
+        return;
+    }
+
+    switch (reply->element[0]->integer) {
+
+    case 1:
+        cached = ngx_http_cast_rstore_cached(rs, &call->topic);
+        version = cached ? cached->version : 0;
+
+        if (call->op == NGX_HTTP_CAST_OP_SET) {
+            ngx_http_cast_rstore_cache(rs, &call->topic, version + 1,
+                                       call->next);
+
+        } else if (call->op == NGX_HTTP_CAST_OP_CLEAR) {
+            ngx_http_cast_rstore_cache(rs, &call->topic, 0, call->next);
+        }
+
+        ngx_http_cast_rstore_finish(call, NGX_HTTP_CAST_DONE, NULL, 0, NULL);
+        return;
+
+    case 0:
+        if (reply->elements != 3
+            || reply->element[1]->type != REDIS_REPLY_STRING
+            || reply->element[2]->type != REDIS_REPLY_STRING
+            || ++call->attempts == NGX_HTTP_CAST_MAX_ATTEMPTS)
+        {
+            ngx_log_error(NGX_LOG_ERR, rs->log, 0,
+                          "cast: the state of topic \"%V\" changed %ui "
+                          "times while an event was appended: refused",
+                          &call->topic, call->attempts);
+            ngx_http_cast_rstore_finish(call, NGX_HTTP_CAST_UNAVAILABLE,
+                                        NULL, 0, NULL);
+            return;
+        }
+
+        version = ngx_atoof((u_char *) reply->element[1]->str,
+                            reply->element[1]->len);
+        text.data = (u_char *) reply->element[2]->str;
+        text.len = reply->element[2]->len;
+
+        state = ngx_http_cast_rstore_parse_state(&text);
+        if (state == NULL || (off_t) version == NGX_ERROR) {
+            json_decref(state);
+            ngx_http_cast_rstore_finish(call, NGX_HTTP_CAST_FAILED, NULL, 0,
+                                        NULL);
+            return;
+        }
+
+        ngx_http_cast_rstore_cache(rs, &call->topic, version, state);
+        json_decref(state);
+
+        ngx_http_cast_rstore_append_try(call);
+        return;
+
+    default:
+        ngx_http_cast_rstore_finish(call, NGX_HTTP_CAST_FULL, NULL, 0, NULL);
+        return;
+    }
+}
+
+
+static void
+ngx_http_cast_rstore_state(ngx_http_cast_store_t *store, ngx_str_t *topic,
+    ngx_http_cast_done_pt done, void *data)
+{
+    ngx_http_cast_rstore_t *rs = (ngx_http_cast_rstore_t *) store;
+
+    ngx_http_cast_rcall_t  *call;
+
+    call = ngx_http_cast_rstore_call(rs, done, data, topic, NULL);
+    if (call == NULL) {
+        return;
+    }
+
+    if (rs->too_old
+        || ngx_http_cast_redis_commandf(rs->cmd,
+                                        ngx_http_cast_rstore_state_reply,
+                                        call, "HMGET cast:{%b}:state v s",
+                                        topic->data, topic->len)
+           != NGX_OK)
+    {
+        ngx_http_cast_rstore_finish(call, NGX_HTTP_CAST_UNAVAILABLE, NULL, 0,
+                                    NULL);
+    }
+}
+
+
+static void
+ngx_http_cast_rstore_state_reply(redisAsyncContext *ac, void *r,
+    void *privdata)
+{
+    redisReply             *reply = r;
+    ngx_http_cast_rcall_t  *call = privdata;
+
+    json_t      *state;
+    uint64_t     version;
+    ngx_str_t    text;
+    ngx_uint_t   rc;
+
+    rc = ngx_http_cast_rstore_failed(call->rs, reply);
+
+    if (rc != NGX_HTTP_CAST_DONE) {
+        ngx_http_cast_rstore_finish(call, rc, NULL, 0, NULL);
+        return;
+    }
+
+    ngx_str_null(&text);
+    version = 0;
+
+    if (reply->type == REDIS_REPLY_ARRAY && reply->elements == 2
+        && reply->element[0]->type == REDIS_REPLY_STRING
+        && reply->element[1]->type == REDIS_REPLY_STRING)
+    {
+        version = ngx_atoof((u_char *) reply->element[0]->str,
+                            reply->element[0]->len);
+        text.data = (u_char *) reply->element[1]->str;
+        text.len = reply->element[1]->len;
+    }
+
+    state = ngx_http_cast_rstore_parse_state(&text);
+    if (state == NULL) {
+        ngx_http_cast_rstore_finish(call, NGX_HTTP_CAST_FAILED, NULL, 0,
+                                    NULL);
+        return;
+    }
+
+    if ((off_t) version != NGX_ERROR) {
+        ngx_http_cast_rstore_cache(call->rs, &call->topic, version, state);
+    }
+
+    ngx_http_cast_rstore_finish(call, NGX_HTTP_CAST_DONE, NULL, 0, state);
+    json_decref(state);
+}
+
+
+/* SUBSCRIBE to a topic's channel while this worker has sockets on it */
+
+static void
+ngx_http_cast_rstore_listen(ngx_http_cast_store_t *store, ngx_str_t *topic,
+    ngx_uint_t on)
+{
+    ngx_http_cast_rstore_t *rs = (ngx_http_cast_rstore_t *) store;
+
+    u_char                    buf[NGX_HTTP_CAST_MAX_TOPIC + 32];
+    ngx_str_t                 name;
+    ngx_queue_t              *q;
+    ngx_http_cast_channel_t  *ch;
+
+    if (topic->len == 1 && topic->data[0] == '*') {
+        /* "*" sockets: every topic's channel, by pattern */
+
+        rs->wildcard = on;
+
+        if (ngx_http_cast_redis_ready(rs->pubsub)) {
+            (void) ngx_http_cast_redis_commandf(rs->pubsub,
+                                   on ? ngx_http_cast_rstore_message : NULL,
+                                   on ? rs : NULL,
+                                   on ? "PSUBSCRIBE %s" : "PUNSUBSCRIBE %s",
+                                   NGX_HTTP_CAST_EV_PATTERN);
+        }
+
+        return;
+    }
+
+    if (topic->len > NGX_HTTP_CAST_MAX_TOPIC) {
+        return;
+    }
+
+    name.data = buf;
+    name.len = ngx_sprintf(buf, NGX_HTTP_CAST_EV_PREFIX "%V", topic) - buf;
+
+    if (on) {
+        ch = ngx_http_cast_rstore_channel(rs, &name);
+        if (ch == NULL) {
+            return;
+        }
+
+        if (ngx_http_cast_redis_ready(rs->pubsub)) {
+            ngx_http_cast_rstore_subscribe(rs, ch);
+        }
+
+        return;
+    }
+
+    ch = (ngx_http_cast_channel_t *)
+             ngx_str_rbtree_lookup(&rs->channels, &name,
+                                   ngx_crc32_long(name.data, name.len));
+    if (ch == NULL) {
+        return;
+    }
+
+    if (ngx_http_cast_redis_ready(rs->pubsub)) {
+        (void) ngx_http_cast_redis_commandf(rs->pubsub, NULL, NULL,
+                                            "UNSUBSCRIBE %b", name.data,
+                                            name.len);
+    }
+
+    while (!ngx_queue_empty(&ch->held)) {
+        q = ngx_queue_head(&ch->held);
+        ngx_queue_remove(q);
+        ngx_free(ngx_queue_data(q, ngx_http_cast_held_t, queue));
+    }
+
+    ngx_rbtree_delete(&rs->channels, &ch->sn.node);
+    ngx_free(ch);
+}
+
+
+static void
+ngx_http_cast_rstore_status(ngx_http_cast_store_t *store,
+    ngx_http_cast_done_pt done, void *data)
+{
+    ngx_http_cast_rstore_t *rs = (ngx_http_cast_rstore_t *) store;
+
+    u_char                  nbuf[2][NGX_INT64_LEN];
+    int64_t                 now;
+    ngx_http_cast_rargs_t   keys, args;
+    ngx_http_cast_rcall_t  *call;
+
+    call = ngx_http_cast_rstore_call(rs, done, data, NULL, NULL);
+    if (call == NULL) {
+        return;
+    }
+
+    now = ngx_http_cast_now_ms();
+
+    keys.argc = 0;
+    ngx_http_cast_rargs_add(&keys, "cast:stats", sizeof("cast:stats") - 1);
+    ngx_http_cast_rargs_add(&keys, "cast:subs", sizeof("cast:subs") - 1);
+    ngx_http_cast_rargs_add(&keys, "cast:topics", sizeof("cast:topics") - 1);
+
+    args.argc = 0;
+    ngx_http_cast_rargs_num(&args, nbuf[0], now - NGX_HTTP_CAST_REPORT_KEEP);
+    ngx_http_cast_rargs_num(&args, nbuf[1], now);
+
+    if (ngx_http_cast_rstore_eval(rs, NGX_HTTP_CAST_SCRIPT_STATUS, &keys,
+                                  &args, NULL,
+                                  ngx_http_cast_rstore_status_reply, call)
+        != NGX_OK)
+    {
+        ngx_http_cast_rstore_finish(call, NGX_HTTP_CAST_UNAVAILABLE, NULL, 0,
+                                    NULL);
+    }
+}
+
+
+static void
+ngx_http_cast_rstore_status_reply(redisAsyncContext *ac, void *r,
+    void *privdata)
+{
+    redisReply             *reply = r;
+    ngx_http_cast_rcall_t  *call = privdata;
+
+    size_t       i;
+    json_t      *status, *peers, *peer;
+    ngx_uint_t   rc;
+
+    rc = ngx_http_cast_rstore_failed(call->rs, reply);
+
+    if (rc != NGX_HTTP_CAST_DONE || reply->type != REDIS_REPLY_ARRAY
+        || reply->elements < 2
+        || reply->element[0]->type != REDIS_REPLY_INTEGER
+        || reply->element[1]->type != REDIS_REPLY_INTEGER)
+    {
+        ngx_http_cast_rstore_finish(call,
+                                    rc == NGX_HTTP_CAST_DONE
+                                    ? NGX_HTTP_CAST_FAILED : rc,
+                                    NULL, 0, NULL);
+        return;
+    }
+
+    peers = json_array();
+
+    status = json_pack("{s:I,s:I,s:o}",
+                       "subscriptions",
+                       (json_int_t) reply->element[0]->integer,
+                       "topics", (json_int_t) reply->element[1]->integer,
+                       "peers", peers);
+    if (status == NULL) {
+        ngx_http_cast_rstore_finish(call, NGX_HTTP_CAST_FAILED, NULL, 0,
+                                    NULL);
+        return;
+    }
+
+    for (i = 2; i < reply->elements; i++) {
+        if (reply->element[i]->type != REDIS_REPLY_STRING) {
+            continue;
+        }
+
+        peer = json_loadb(reply->element[i]->str, reply->element[i]->len, 0,
+                          NULL);
+
+        if (!json_is_object(peer) || json_array_append_new(peers, peer)) {
+            json_decref(peer);
+        }
+    }
+
+    ngx_http_cast_rstore_finish(call, NGX_HTTP_CAST_DONE, NULL, 0, status);
+    json_decref(status);
+}
+
+
+static const char *
+ngx_http_cast_rstore_health(ngx_http_cast_store_t *store)
+{
+    ngx_http_cast_rstore_t *rs = (ngx_http_cast_rstore_t *) store;
+
+    return (ngx_http_cast_redis_ready(rs->cmd)
+            && ngx_http_cast_redis_ready(rs->pubsub) && !rs->too_old)
+           ? "connected" : "disconnected";
+}
+
+
+/*
+ * Worker exit (the hub has released its records): what is queued goes
+ * out before the connections close, so that a reload leaves no record
+ * bound to a socket that is gone.
+ */
+
+static void
+ngx_http_cast_rstore_exit(ngx_http_cast_store_t *store)
+{
+    ngx_http_cast_rstore_t *rs = (ngx_http_cast_rstore_t *) store;
+
+    u_char                    name[NGX_MAXHOSTNAMELEN + NGX_INT64_LEN + 2];
+    u_char                   *who;
+    ngx_queue_t              *q;
+    ngx_rbtree_node_t        *node;
+    ngx_http_cast_cached_t   *cached;
+    ngx_http_cast_channel_t  *ch;
+
+    ngx_http_cast_event_cancel(&rs->report_ev);
+
+    if (ngx_http_cast_redis_ready(rs->cmd)) {
+        who = ngx_sprintf(name, "%V:%P", &ngx_cycle->hostname, ngx_pid);
+
+        (void) ngx_http_cast_redis_commandf(rs->cmd, NULL, NULL,
+                                            "HDEL cast:stats %b", name,
+                                            (size_t) (who - name));
+    }
+
+    ngx_http_cast_redis_flush(rs->cmd, NGX_HTTP_CAST_EXIT_FLUSH);
+
+    ngx_http_cast_redis_destroy(rs->pubsub);
+    ngx_http_cast_redis_destroy(rs->cmd);
+
+    while (rs->channels.root != rs->channels.sentinel) {
+        node = ngx_rbtree_min(rs->channels.root, rs->channels.sentinel);
+        ch = (ngx_http_cast_channel_t *) node;
+
+        while (!ngx_queue_empty(&ch->held)) {
+            q = ngx_queue_head(&ch->held);
+            ngx_queue_remove(q);
+            ngx_free(ngx_queue_data(q, ngx_http_cast_held_t, queue));
+        }
+
+        ngx_rbtree_delete(&rs->channels, node);
+        ngx_free(ch);
+    }
+
+    while (!ngx_queue_empty(&rs->cache_lru)) {
+        q = ngx_queue_head(&rs->cache_lru);
+        cached = ngx_queue_data(q, ngx_http_cast_cached_t, lru);
+        ngx_queue_remove(q);
+        ngx_rbtree_delete(&rs->cache, &cached->sn.node);
+        json_decref(cached->state);
+        ngx_free(cached);
+    }
+}
+
+
+/* the command connection: the version first, scripts before any use */
+
+static void
+ngx_http_cast_rstore_cmd_state(ngx_http_cast_redis_t *rds,
+    ngx_uint_t connected, void *data)
+{
+    ngx_uint_t  i;
+
+    if (!connected) {
+        return;
+    }
+
+    (void) ngx_http_cast_redis_commandf(rds, ngx_http_cast_rstore_version,
+                                        data, "INFO server");
+
+    for (i = 0; i < NGX_HTTP_CAST_SCRIPT_LAST; i++) {
+        (void) ngx_http_cast_redis_commandf(rds, ngx_http_cast_rstore_logged,
+                                            data, "SCRIPT LOAD %s",
+                                            ngx_http_cast_scripts[i].text);
+    }
+}
+
+
+/* streams with MINID and exclusive ranges: Redis 6.2 or later */
+
+static void
+ngx_http_cast_rstore_version(redisAsyncContext *ac, void *r, void *privdata)
+{
+    redisReply              *reply = r;
+    ngx_http_cast_rstore_t  *rs = privdata;
+
+    u_char      *p, *last, *v, *version;
+    ngx_int_t    major, minor;
+
+    if (reply == NULL || reply->type != REDIS_REPLY_STRING) {
+        return;
+    }
+
+    p = (u_char *) reply->str;
+    last = p + reply->len;
+
+    p = ngx_strlcasestrn(p, last, (u_char *) "redis_version:",
+                         sizeof("redis_version:") - 2);
+    if (p == NULL) {
+        return;
+    }
+
+    p += sizeof("redis_version:") - 1;
+    v = p;
+    version = p;
+
+    while (p < last && *p != '\r' && *p != '\n') {
+        p++;
+    }
+
+    last = p;
+    p = ngx_strlchr(v, last, '.');
+
+    major = p ? ngx_atoi(v, p - v) : NGX_ERROR;
+    minor = NGX_ERROR;
+
+    if (p) {
+        v = ++p;
+
+        while (p < last && *p >= '0' && *p <= '9') {
+            p++;
+        }
+
+        minor = ngx_atoi(v, p - v);
+    }
+
+    rs->too_old = (major == NGX_ERROR || minor == NGX_ERROR
+                   || major < 6 || (major == 6 && minor < 2));
+
+    if (rs->too_old) {
+        ngx_log_error(NGX_LOG_ERR, rs->log, 0,
+                      "cast: redis at %V is version %*s; 6.2 or later is "
+                      "required: requests are refused with 503",
+                      ngx_http_cast_redis_addr(rs->cmd),
+                      (size_t) (last - version), version);
+    }
+}
+
+
+static void
+ngx_http_cast_rstore_logged(redisAsyncContext *ac, void *r, void *privdata)
+{
+    redisReply              *reply = r;
+    ngx_http_cast_rstore_t  *rs = privdata;
+
+    if (reply && reply->type == REDIS_REPLY_ERROR && rs) {
+        ngx_log_error(NGX_LOG_ERR, rs->log, 0, "cast: redis: %*s",
+                      reply->len, reply->str);
+    }
+}
+
+
+/* every 2 s: "<ms> <json>" under "<host>:<pid>" in cast:stats */
+
+static void
+ngx_http_cast_rstore_report(ngx_event_t *ev)
+{
+    ngx_http_cast_rstore_t *rs = ev->data;
+
+    u_char   *p, *who, name[NGX_MAXHOSTNAMELEN + NGX_INT64_LEN + 2];
+    json_t   *worker;
+    size_t    len, size;
+
+    ngx_add_timer(ev, NGX_HTTP_CAST_REPORT);
+
+    if (!ngx_http_cast_redis_ready(rs->cmd)
+        || rs->store.hooks.counters == NULL)
+    {
+        return;
+    }
+
+    worker = rs->store.hooks.counters(rs->store.hooks.hub);
+    if (worker == NULL) {
+        return;
+    }
+
+    size = json_dumpb(worker, NULL, 0, JSON_COMPACT);
+
+    p = ngx_alloc(NGX_INT64_LEN + 1 + size, ev->log);
+    if (p == NULL) {
+        json_decref(worker);
+        return;
+    }
+
+    len = ngx_sprintf(p, "%L ", ngx_http_cast_now_ms()) - p;
+    len += json_dumpb(worker, (char *) p + len, size, JSON_COMPACT);
+
+    /* hiredis formats the command: nginx's %V and %P are not for it */
+
+    who = ngx_sprintf(name, "%V:%P", &ngx_cycle->hostname, ngx_pid);
+
+    (void) ngx_http_cast_redis_commandf(rs->cmd, ngx_http_cast_rstore_logged,
+                                        rs, "HSET cast:stats %b %b",
+                                        name, (size_t) (who - name), p, len);
+    ngx_free(p);
+    json_decref(worker);
+}
+
+
+/*
+ * The pub/sub connection: every channel again; after a loss, what was
+ * missed meanwhile is read from the logs.
+ */
+
+static void
+ngx_http_cast_rstore_pubsub_state(ngx_http_cast_redis_t *rds,
+    ngx_uint_t connected, void *data)
+{
+    ngx_http_cast_rstore_t *rs = data;
+
+    ngx_rbtree_node_t        *node, *root, *sentinel;
+    ngx_http_cast_channel_t  *ch;
+
+    if (!connected) {
+        if (rs->lost_at == 0) {
+            rs->lost_at = ngx_http_cast_now_ms();
+        }
+
+        return;
+    }
+
+    root = rs->channels.root;
+    sentinel = rs->channels.sentinel;
+
+    if (root != sentinel) {
+        for (node = ngx_rbtree_min(root, sentinel);
+             node;
+             node = ngx_rbtree_next(&rs->channels, node))
+        {
+            ch = (ngx_http_cast_channel_t *) node;
+
+            ngx_http_cast_rstore_subscribe(rs, ch);
+
+            if (rs->lost_at) {
+                ngx_http_cast_rstore_catch_up(rs, ch);
+            }
+        }
+    }
+
+    if (rs->wildcard) {
+        (void) ngx_http_cast_redis_commandf(rds, ngx_http_cast_rstore_message,
+                                            rs, "PSUBSCRIBE %s",
+                                            NGX_HTTP_CAST_EV_PATTERN);
+    }
+
+    rs->lost_at = 0;
+}
+
+
+static void
+ngx_http_cast_rstore_subscribe(ngx_http_cast_rstore_t *rs,
+    ngx_http_cast_channel_t *ch)
+{
+    (void) ngx_http_cast_redis_commandf(rs->pubsub,
+                                        ngx_http_cast_rstore_message, rs,
+                                        "SUBSCRIBE %b", ch->sn.str.data,
+                                        ch->sn.str.len);
+}
+
+
+/* every message of the pub/sub connection */
+
+static void
+ngx_http_cast_rstore_message(redisAsyncContext *ac, void *r, void *privdata)
+{
+    redisReply              *reply = r;
+    ngx_http_cast_rstore_t  *rs = privdata;
+
+    size_t                    prefix;
+    ngx_str_t                 name;
+    redisReply               *kind, *channel, *payload;
+    ngx_http_cast_channel_t  *ch;
+
+    if (reply == NULL || reply->type != REDIS_REPLY_ARRAY
+        || reply->elements < 3)
+    {
+        return;
+    }
+
+    kind = reply->element[0];
+
+    if (kind->type != REDIS_REPLY_STRING) {
+        return;
+    }
+
+    prefix = sizeof(NGX_HTTP_CAST_EV_PREFIX) - 1;
+
+    if (kind->len == 8 && ngx_strncmp(kind->str, "pmessage", 8) == 0
+        && reply->elements == 4)
+    {
+        /* "*" sockets: no catch-up, at most once */
+
+        channel = reply->element[2];
+        payload = reply->element[3];
+
+        if (channel->type != REDIS_REPLY_STRING
+            || payload->type != REDIS_REPLY_STRING || channel->len <= prefix)
+        {
+            return;
+        }
+
+        name.data = (u_char *) channel->str;
+        name.len = channel->len;
+
+        ch = (ngx_http_cast_channel_t *)
+                 ngx_str_rbtree_lookup(&rs->channels, &name,
+                                       ngx_crc32_long(name.data, name.len));
+
+        ngx_http_cast_rstore_deliver(rs, ch, &name, (u_char *) payload->str,
+                                     payload->len,
+                                     NGX_HTTP_CAST_DELIVER_WILDCARD);
+        return;
+    }
+
+    if (kind->len != 7 || ngx_strncmp(kind->str, "message", 7) != 0) {
+        return;
+    }
+
+    channel = reply->element[1];
+    payload = reply->element[2];
+
+    if (channel->type != REDIS_REPLY_STRING
+        || payload->type != REDIS_REPLY_STRING)
+    {
+        return;
+    }
+
+    name.data = (u_char *) channel->str;
+    name.len = channel->len;
+
+    ch = (ngx_http_cast_channel_t *)
+             ngx_str_rbtree_lookup(&rs->channels, &name,
+                                   ngx_crc32_long(name.data, name.len));
+    if (ch == NULL) {
+        return;
+    }
+
+    ngx_http_cast_rstore_receive(rs, ch, (u_char *) payload->str,
+                                 payload->len);
+}
+
+
+/* a message of a channel: held while the channel catches up */
+
+static void
+ngx_http_cast_rstore_receive(ngx_http_cast_rstore_t *rs,
+    ngx_http_cast_channel_t *ch, u_char *p, size_t len)
+{
+    ngx_http_cast_held_t  *held;
+
+    if (!ch->catching) {
+        ngx_http_cast_rstore_deliver(rs, ch, &ch->sn.str, p, len,
+                                     NGX_HTTP_CAST_DELIVER_TOPIC);
+        return;
+    }
+
+    if (ch->nheld == NGX_HTTP_CAST_MAX_HELD) {
+        ngx_log_error(NGX_LOG_WARN, rs->log, 0,
+                      "cast: too many messages on \"%V\" while catching "
+                      "up, one was dropped", &ch->sn.str);
+        return;
+    }
+
+    held = ngx_alloc(sizeof(ngx_http_cast_held_t) + len, rs->log);
+    if (held == NULL) {
+        return;
+    }
+
+    held->len = len;
+    ngx_memcpy(held->data, p, len);
+    ngx_queue_insert_tail(&ch->held, &held->queue);
+    ch->nheld++;
+}
+
+
+/*
+ * "<stream id> <text>": once per channel (a catch-up and the live
+ * channel may both bring it).  Topic channels: "<n>:<name><json>";
+ * control: "end <id> <reason>" or "renew <id> <expires> <lease> <events>".
+ */
+
+static void
+ngx_http_cast_rstore_deliver(ngx_http_cast_rstore_t *rs,
+    ngx_http_cast_channel_t *ch, ngx_str_t *channel, u_char *p, size_t len,
+    ngx_uint_t which)
+{
+    u_char      *last, *sp, *colon;
+    uint64_t     ms, seq;
+    ngx_int_t    n;
+    ngx_str_t    topic, name, json;
+
+    last = p + len;
+
+    sp = ngx_strlchr(p, last, ' ');
+    if (sp == NULL || ngx_http_cast_stream_id(p, sp, &ms, &seq) != NGX_OK) {
+        goto invalid;
+    }
+
+    if (ch && which == NGX_HTTP_CAST_DELIVER_TOPIC) {
+        if (ms < ch->last_ms || (ms == ch->last_ms && seq <= ch->last_seq)) {
+            return;
+        }
+
+        ch->last_ms = ms;
+        ch->last_seq = seq;
+
+        if (ch->control) {
+            ngx_http_cast_rstore_control(rs, sp + 1, last);
+            return;
+        }
+    }
+
+    p = sp + 1;
+
+    colon = ngx_strlchr(p, last, ':');
+    if (colon == NULL) {
+        goto invalid;
+    }
+
+    n = ngx_atoi(p, colon - p);
+    if (n == NGX_ERROR || n > last - colon - 1) {
+        goto invalid;
+    }
+
+    name.data = colon + 1;
+    name.len = n;
+    json.data = name.data + n;
+    json.len = last - json.data;
+
+    topic.data = channel->data + sizeof(NGX_HTTP_CAST_EV_PREFIX) - 1;
+    topic.len = channel->len - (sizeof(NGX_HTTP_CAST_EV_PREFIX) - 1);
+
+    rs->store.hooks.event(rs->store.hooks.hub, &topic, &name, &json, which);
+    return;
+
+invalid:
+
+    ngx_log_error(NGX_LOG_ERR, rs->log, 0,
+                  "cast: invalid message from redis: \"%*s\"",
+                  ngx_min(len, 64), last - len);
+}
+
+
+static void
+ngx_http_cast_rstore_control(ngx_http_cast_rstore_t *rs, u_char *p,
+    u_char *last)
+{
+    u_char                  *sp, *f[4];
+    ngx_uint_t               i;
+    ngx_str_t                id, reason, none;
+    ngx_http_cast_record_t   record;
+
+    if (last - p > 4 && ngx_strncmp(p, "end ", 4) == 0) {
+        id.data = p + 4;
+        sp = ngx_strlchr(id.data, last, ' ');
+
+        if (sp == NULL) {
+            goto invalid;
+        }
+
+        id.len = sp - id.data;
+        reason.data = sp + 1;
+        reason.len = last - reason.data;
+        ngx_str_null(&none);
+
+        rs->store.hooks.ended(rs->store.hooks.hub, &id, &none, &reason, 1);
+        return;
+    }
+
+    if (last - p > 6 && ngx_strncmp(p, "renew ", 6) == 0) {
+        p += 6;
+
+        /* <id> <expires> <lease> <events> */
+
+        for (i = 0; i < 3; i++) {
+            f[i] = p;
+            p = ngx_strlchr(p, last, ' ');
+
+            if (p == NULL) {
+                goto invalid;
+            }
+
+            p++;
+        }
+
+        f[3] = p;
+
+        ngx_memzero(&record, sizeof(ngx_http_cast_record_t));
+
+        record.id.data = f[0];
+        record.id.len = f[1] - f[0] - 1;
+        record.expires = ngx_atoof(f[1], f[2] - f[1] - 1);
+        record.lease = ngx_atotm(f[2], f[3] - f[2] - 1);
+        record.events.data = f[3];
+        record.events.len = last - f[3];
+
+        if (record.expires == NGX_ERROR || record.lease == NGX_ERROR) {
+            goto invalid;
+        }
+
+        rs->store.hooks.renewed(rs->store.hooks.hub, &record);
+        return;
+    }
+
+invalid:
+
+    ngx_log_error(NGX_LOG_ERR, rs->log, 0,
+                  "cast: invalid control message from redis");
+}
+
+
+/*
+ * What a channel missed while the pub/sub connection was down: from the
+ * last id it delivered, or from when it began to listen.
+ */
+
+static void
+ngx_http_cast_rstore_catch_up(ngx_http_cast_rstore_t *rs,
+    ngx_http_cast_channel_t *ch)
+{
+    u_char                  start[2 * NGX_INT64_LEN + 2];
+    u_char                  key[NGX_HTTP_CAST_MAX_TOPIC + 32];
+    size_t                  start_len, key_len, prefix;
+    ngx_http_cast_rcall_t  *call;
+
+    prefix = sizeof(NGX_HTTP_CAST_EV_PREFIX) - 1;
+
+    if (ch->control) {
+        key_len = ngx_sprintf(key, NGX_HTTP_CAST_CTL_LOG) - key;
+
+    } else {
+        key_len = ngx_sprintf(key, "cast:{%*s}:log", ch->sn.str.len - prefix,
+                              ch->sn.str.data + prefix)
+                  - key;
+    }
+
+    if (ch->last_ms || ch->last_seq) {
+        start_len = ngx_sprintf(start, "(%uL-%uL", ch->last_ms, ch->last_seq)
+                    - start;
+
+    } else {
+        start_len = ngx_sprintf(start, "%L",
+                                ngx_max(ch->since
+                                        - NGX_HTTP_CAST_CATCHUP_EARLY, 0))
+                    - start;
+    }
+
+    /* the call carries the channel's name: it may go meanwhile */
+
+    call = ngx_http_cast_rstore_call(rs, NULL, NULL, &ch->sn.str, NULL);
+    if (call == NULL) {
+        return;
+    }
+
+    if (ngx_http_cast_redis_commandf(rs->cmd, ngx_http_cast_rstore_missed,
+                                     call, "XRANGE %b %b + COUNT "
+                                     NGX_HTTP_CAST_CATCHUP_MAX,
+                                     key, key_len, start, start_len)
+        != NGX_OK)
+    {
+        ngx_log_error(NGX_LOG_ERR, rs->log, 0,
+                      "cast: cannot catch up on \"%V\": redis is out of "
+                      "reach", &ch->sn.str);
+        ngx_free(call);
+        return;
+    }
+
+    ch->catching = 1;
+}
+
+
+static void
+ngx_http_cast_rstore_missed(redisAsyncContext *ac, void *r, void *privdata)
+{
+    redisReply             *reply = r;
+    ngx_http_cast_rcall_t  *call = privdata;
+
+    u_char                   *p, buf[65536];
+    size_t                    i, k, len;
+    ngx_str_t                 name, json, text;
+    ngx_queue_t              *q;
+    redisReply               *entry, *id, *fields;
+    ngx_http_cast_held_t     *held;
+    ngx_http_cast_rstore_t   *rs;
+    ngx_http_cast_channel_t  *ch;
+
+    rs = call->rs;
+
+    ch = (ngx_http_cast_channel_t *)
+             ngx_str_rbtree_lookup(&rs->channels, &call->topic,
+                                   ngx_crc32_long(call->topic.data,
+                                                  call->topic.len));
+    ngx_free(call);
+
+    if (ch == NULL) {
+        return;
+    }
+
+    if (reply == NULL || reply->type != REDIS_REPLY_ARRAY) {
+        ngx_log_error(NGX_LOG_ERR, rs->log, 0,
+                      "cast: no catch-up on \"%V\": what was published "
+                      "meanwhile is lost here", &ch->sn.str);
+        reply = NULL;
+    }
+
+    for (i = 0; reply && i < reply->elements; i++) {
+        entry = reply->element[i];
+
+        if (entry->type != REDIS_REPLY_ARRAY || entry->elements != 2) {
+            continue;
+        }
+
+        id = entry->element[0];
+        fields = entry->element[1];
+
+        if (id->type != REDIS_REPLY_STRING
+            || fields->type != REDIS_REPLY_ARRAY)
+        {
+            continue;
+        }
+
+        ngx_str_null(&name);
+        ngx_str_null(&json);
+        ngx_str_null(&text);
+
+        for (k = 0; k + 1 < fields->elements; k += 2) {
+            if (fields->element[k]->type != REDIS_REPLY_STRING
+                || fields->element[k]->len != 1)
+            {
+                continue;
+            }
+
+            switch (fields->element[k]->str[0]) {
+            case 'n':
+                name.data = (u_char *) fields->element[k + 1]->str;
+                name.len = fields->element[k + 1]->len;
+                break;
+            case 'j':
+                json.data = (u_char *) fields->element[k + 1]->str;
+                json.len = fields->element[k + 1]->len;
+                break;
+            case 'm':
+                text.data = (u_char *) fields->element[k + 1]->str;
+                text.len = fields->element[k + 1]->len;
+                break;
+            }
+        }
+
+        /* the live payload's shape, so that one parser reads both */
+
+        p = NULL;
+
+        if (ch->control) {
+            len = id->len + 1 + text.len;
+
+        } else {
+            len = id->len + 1 + NGX_INT_T_LEN + 1 + name.len + json.len;
+        }
+
+        p = (len <= sizeof(buf)) ? buf : ngx_alloc(len, rs->log);
+        if (p == NULL) {
+            continue;
+        }
+
+        if (ch->control) {
+            len = ngx_sprintf(p, "%*s %V", id->len, id->str, &text) - p;
+
+        } else {
+            len = ngx_sprintf(p, "%*s %uz:%V%V", id->len, id->str, name.len,
+                              &name, &json)
+                  - p;
+        }
+
+        ngx_http_cast_rstore_deliver(rs, ch, &ch->sn.str, p, len,
+                                     NGX_HTTP_CAST_DELIVER_TOPIC);
+
+        if (p != buf) {
+            ngx_free(p);
+        }
+    }
+
+    /* then what came live meanwhile, less what the log had */
+
+    ch->catching = 0;
+
+    while (!ngx_queue_empty(&ch->held)) {
+        q = ngx_queue_head(&ch->held);
+        ngx_queue_remove(q);
+        ch->nheld--;
+
+        held = ngx_queue_data(q, ngx_http_cast_held_t, queue);
+        ngx_http_cast_rstore_deliver(rs, ch, &ch->sn.str, held->data,
+                                     held->len, NGX_HTTP_CAST_DELIVER_TOPIC);
+        ngx_free(held);
+    }
+}
+
+
+static ngx_http_cast_channel_t *
+ngx_http_cast_rstore_channel(ngx_http_cast_rstore_t *rs, ngx_str_t *name)
+{
+    uint32_t                  hash;
+    ngx_http_cast_channel_t  *ch;
+
+    hash = ngx_crc32_long(name->data, name->len);
+
+    ch = (ngx_http_cast_channel_t *)
+             ngx_str_rbtree_lookup(&rs->channels, name, hash);
+    if (ch) {
+        return ch;
+    }
+
+    ch = ngx_alloc(sizeof(ngx_http_cast_channel_t) + name->len, rs->log);
+    if (ch == NULL) {
+        return NULL;
+    }
+
+    ngx_memzero(ch, sizeof(ngx_http_cast_channel_t));
+    ngx_memcpy(ch->name, name->data, name->len);
+
+    ch->sn.str.data = ch->name;
+    ch->sn.str.len = name->len;
+    ch->sn.node.key = hash;
+    ch->since = ngx_http_cast_now_ms();
+    ngx_queue_init(&ch->held);
+
+    ngx_rbtree_insert(&rs->channels, &ch->sn.node);
+
+    return ch;
+}
+
+
+/* a call record: the caller's callback, and copies of what it needs */
+
+static ngx_http_cast_rcall_t *
+ngx_http_cast_rstore_call(ngx_http_cast_rstore_t *rs,
+    ngx_http_cast_done_pt done, void *data, ngx_str_t *topic,
+    ngx_str_t *reason)
+{
+    size_t                   tlen, rlen;
+    ngx_http_cast_rcall_t   *call;
+    ngx_http_cast_result_t   res;
+
+    tlen = topic ? topic->len : 0;
+    rlen = reason ? reason->len : 0;
+
+    call = ngx_calloc(sizeof(ngx_http_cast_rcall_t) + tlen + rlen, rs->log);
+
+    if (call == NULL) {
+        if (done) {
+            ngx_memzero(&res, sizeof(ngx_http_cast_result_t));
+            res.rc = NGX_HTTP_CAST_FAILED;
+            done(data, &res);
+        }
+
+        return NULL;
+    }
+
+    call->rs = rs;
+    call->done = done;
+    call->data = data;
+
+    call->topic.data = call->buf;
+    call->topic.len = tlen;
+
+    if (tlen) {
+        ngx_memcpy(call->buf, topic->data, tlen);
+    }
+
+    call->reason.data = call->buf + tlen;
+    call->reason.len = rlen;
+
+    if (rlen) {
+        ngx_memcpy(call->buf + tlen, reason->data, rlen);
+    }
+
+    return call;
+}
+
+
+/* the caller hears the result, and the call is freed */
+
+static void
+ngx_http_cast_rstore_finish(ngx_http_cast_rcall_t *call, ngx_uint_t rc,
+    ngx_http_cast_record_t *record, ngx_uint_t removed, json_t *json)
+{
+    ngx_http_cast_rstore_answer(call, rc, record, removed, json);
+
+    json_decref(call->next);
+    ngx_free(call);
+}
+
+
+static void
+ngx_http_cast_rstore_answer(ngx_http_cast_rcall_t *call, ngx_uint_t rc,
+    ngx_http_cast_record_t *record, ngx_uint_t removed, json_t *json)
+{
+    ngx_http_cast_done_pt    done;
+    ngx_http_cast_result_t   res;
+
+    done = call->done;
+    call->done = NULL;
+
+    if (done) {
+        res.rc = rc;
+        res.record = record;
+        res.removed = removed;
+        res.json = json;
+
+        done(call->data, &res);
+    }
+}
+
+
+/* a reply: NULL (connection lost) or an error is UNAVAILABLE, logged */
+
+static ngx_uint_t
+ngx_http_cast_rstore_failed(ngx_http_cast_rstore_t *rs, redisReply *reply)
+{
+    ngx_uint_t  i;
+
+    if (reply == NULL) {
+        return NGX_HTTP_CAST_UNAVAILABLE;
+    }
+
+    if (reply->type != REDIS_REPLY_ERROR) {
+        return NGX_HTTP_CAST_DONE;
+    }
+
+    ngx_log_error(NGX_LOG_ERR, rs->log, 0, "cast: redis: %*s", reply->len,
+                  reply->str);
+
+    /* scripts flushed (SCRIPT FLUSH, a failover): loaded again */
+
+    if (reply->len >= 8 && ngx_strncmp(reply->str, "NOSCRIPT", 8) == 0) {
+        for (i = 0; i < NGX_HTTP_CAST_SCRIPT_LAST; i++) {
+            (void) ngx_http_cast_redis_commandf(rs->cmd,
+                                                ngx_http_cast_rstore_logged,
+                                                rs, "SCRIPT LOAD %s",
+                                                ngx_http_cast_scripts[i].text);
+        }
+    }
+
+    return NGX_HTTP_CAST_UNAVAILABLE;
+}
+
+
+static ngx_int_t
+ngx_http_cast_rstore_eval(ngx_http_cast_rstore_t *rs, ngx_uint_t script,
+    ngx_http_cast_rargs_t *keys, ngx_http_cast_rargs_t *args,
+    ngx_http_cast_rargs_t *more, redisCallbackFn *fn, void *privdata)
+{
+    u_char                 nkeys[NGX_INT_T_LEN];
+    int                    i;
+    ngx_http_cast_rargs_t  all;
+
+    if (rs->too_old || !ngx_http_cast_redis_ready(rs->cmd)) {
+        return NGX_ERROR;
+    }
+
+    all.argc = 0;
+    ngx_http_cast_rargs_add(&all, "EVALSHA", 7);
+    ngx_http_cast_rargs_add(&all, ngx_http_cast_scripts[script].sha, 40);
+    ngx_http_cast_rargs_add(&all, nkeys,
+                            ngx_sprintf(nkeys, "%d", keys->argc) - nkeys);
+
+    for (i = 0; i < keys->argc; i++) {
+        ngx_http_cast_rargs_add(&all, keys->argv[i], keys->argvlen[i]);
+    }
+
+    for (i = 0; i < args->argc; i++) {
+        ngx_http_cast_rargs_add(&all, args->argv[i], args->argvlen[i]);
+    }
+
+    for (i = 0; more && i < more->argc; i++) {
+        ngx_http_cast_rargs_add(&all, more->argv[i], more->argvlen[i]);
+    }
+
+    return ngx_http_cast_redis_command(rs->cmd, fn, privdata, all.argc,
+                                       all.argv, all.argvlen);
+}
+
+
+static void
+ngx_http_cast_rargs_add(ngx_http_cast_rargs_t *a, const void *p, size_t len)
+{
+    if (a->argc == NGX_HTTP_CAST_MAX_ARGS) {
+        return;
+    }
+
+    a->argv[a->argc] = p;
+    a->argvlen[a->argc] = len;
+    a->argc++;
+}
+
+
+static void
+ngx_http_cast_rargs_str(ngx_http_cast_rargs_t *a, ngx_str_t *s)
+{
+    ngx_http_cast_rargs_add(a, s->len ? (char *) s->data : "", s->len);
+}
+
+
+/* buf: at least NGX_HTTP_CAST_MAX_TOPIC + 32 bytes */
+
+static void
+ngx_http_cast_rargs_key(ngx_http_cast_rargs_t *a, u_char *buf,
+    const char *prefix, ngx_str_t *name, const char *suffix)
+{
+    u_char  *p;
+
+    p = ngx_slprintf(buf, buf + NGX_HTTP_CAST_MAX_TOPIC + 32, "%s%V%s",
+                     prefix, name, suffix);
+
+    ngx_http_cast_rargs_add(a, buf, p - buf);
+}
+
+
+static void
+ngx_http_cast_rargs_num(ngx_http_cast_rargs_t *a, u_char *buf, int64_t n)
+{
+    ngx_http_cast_rargs_add(a, buf, ngx_sprintf(buf, "%L", n) - buf);
+}
+
+
+/* HGETALL's flat array into a record (strings in the reply) */
+
+static ngx_int_t
+ngx_http_cast_rstore_record(redisReply *reply, ngx_http_cast_record_t *rec)
+{
+    size_t       i, k;
+    ngx_str_t    v;
+    redisReply  *name, *value;
+
+    static struct {
+        ngx_str_t   name;
+        size_t      offset;
+    } fields[] = {
+        { ngx_string("id"), offsetof(ngx_http_cast_record_t, id) },
+        { ngx_string("topic"), offsetof(ngx_http_cast_record_t, topic) },
+        { ngx_string("events"), offsetof(ngx_http_cast_record_t, events) },
+        { ngx_string("endpoint"),
+          offsetof(ngx_http_cast_record_t, endpoint) },
+        { ngx_string("name"), offsetof(ngx_http_cast_record_t, name) },
+        { ngx_string("callback"),
+          offsetof(ngx_http_cast_record_t, callback) },
+        { ngx_string("product_name"),
+          offsetof(ngx_http_cast_record_t, product_name) },
+        { ngx_string("product_version"),
+          offsetof(ngx_http_cast_record_t, product_version) },
+        { ngx_string("actors"), offsetof(ngx_http_cast_record_t, actors) },
+        { ngx_string("client_info"),
+          offsetof(ngx_http_cast_record_t, client_info) },
+        { ngx_null_string, 0 }
+    };
+
+    if (reply->type != REDIS_REPLY_ARRAY || reply->elements % 2) {
+        return NGX_ERROR;
+    }
+
+    ngx_memzero(rec, sizeof(ngx_http_cast_record_t));
+
+    for (i = 0; i < reply->elements; i += 2) {
+        name = reply->element[i];
+        value = reply->element[i + 1];
+
+        if (name->type != REDIS_REPLY_STRING
+            || value->type != REDIS_REPLY_STRING)
+        {
+            return NGX_ERROR;
+        }
+
+        v.data = (u_char *) value->str;
+        v.len = value->len;
+
+        for (k = 0; fields[k].name.len; k++) {
+            if (fields[k].name.len == name->len
+                && ngx_strncmp(fields[k].name.data, name->str, name->len)
+                   == 0)
+            {
+                *(ngx_str_t *) ((u_char *) rec + fields[k].offset) = v;
+                break;
+            }
+        }
+
+        if (fields[k].name.len) {
+            continue;
+        }
+
+        if (name->len == 7 && ngx_strncmp(name->str, "dialect", 7) == 0) {
+            rec->dialect = (v.len == 1 && v.data[0] == '1')
+                           ? NGX_HTTP_CAST_DIALECT_FHIRCAST
+                           : NGX_HTTP_CAST_DIALECT_CAST;
+
+        } else if (name->len == 5 && ngx_strncmp(name->str, "lease", 5) == 0)
+        {
+            rec->lease = ngx_atotm(v.data, v.len);
+
+        } else if (name->len == 7
+                   && ngx_strncmp(name->str, "expires", 7) == 0)
+        {
+            rec->expires = ngx_atoof(v.data, v.len);
+
+        } else if (name->len == 7
+                   && ngx_strncmp(name->str, "counted", 7) == 0)
+        {
+            rec->counted = (v.len == 1 && v.data[0] == '1');
+        }
+    }
+
+    if (rec->topic.len == 0 || rec->events.len == 0
+        || rec->lease == NGX_ERROR || rec->expires == NGX_ERROR)
+    {
+        return NGX_ERROR;
+    }
+
+    return NGX_OK;
+}
+
+
+static json_t *
+ngx_http_cast_rstore_parse_state(ngx_str_t *text)
+{
+    json_t  *state;
+
+    if (text->len == 0) {
+        return json_object();
+    }
+
+    state = json_loadb((char *) text->data, text->len, 0, NULL);
+
+    if (!json_is_object(state)) {
+        json_decref(state);
+        return NULL;
+    }
+
+    return state;
+}
+
+
+/* the last state seen of a topic; the least recently used goes */
+
+static void
+ngx_http_cast_rstore_cache(ngx_http_cast_rstore_t *rs, ngx_str_t *topic,
+    uint64_t version, json_t *state)
+{
+    ngx_queue_t             *q;
+    ngx_http_cast_cached_t  *cached;
+
+    cached = ngx_http_cast_rstore_cached(rs, topic);
+
+    if (cached == NULL) {
+        if (rs->ncache == NGX_HTTP_CAST_CACHE_MAX) {
+            q = ngx_queue_last(&rs->cache_lru);
+            cached = ngx_queue_data(q, ngx_http_cast_cached_t, lru);
+            ngx_queue_remove(q);
+            ngx_rbtree_delete(&rs->cache, &cached->sn.node);
+            json_decref(cached->state);
+            ngx_free(cached);
+            rs->ncache--;
+        }
+
+        cached = ngx_alloc(sizeof(ngx_http_cast_cached_t) + topic->len,
+                           rs->log);
+        if (cached == NULL) {
+            return;
+        }
+
+        ngx_memcpy(cached->name, topic->data, topic->len);
+        cached->sn.str.data = cached->name;
+        cached->sn.str.len = topic->len;
+        cached->sn.node.key = ngx_crc32_long(topic->data, topic->len);
+        cached->state = NULL;
+
+        ngx_rbtree_insert(&rs->cache, &cached->sn.node);
+        ngx_queue_insert_head(&rs->cache_lru, &cached->lru);
+        rs->ncache++;
+    }
+
+    json_decref(cached->state);
+    cached->state = json_incref(state);
+    cached->version = version;
+}
+
+
+static ngx_http_cast_cached_t *
+ngx_http_cast_rstore_cached(ngx_http_cast_rstore_t *rs, ngx_str_t *topic)
+{
+    ngx_http_cast_cached_t  *cached;
+
+    cached = (ngx_http_cast_cached_t *)
+                 ngx_str_rbtree_lookup(&rs->cache, topic,
+                                       ngx_crc32_long(topic->data,
+                                                      topic->len));
+    if (cached) {
+        ngx_queue_remove(&cached->lru);
+        ngx_queue_insert_head(&rs->cache_lru, &cached->lru);
+    }
+
+    return cached;
+}
+
+
+/* "<ms>-<seq>" */
+
+static ngx_int_t
+ngx_http_cast_stream_id(u_char *p, u_char *last, uint64_t *ms,
+    uint64_t *seq)
+{
+    u_char  *dash;
+    off_t    a, b;
+
+    dash = ngx_strlchr(p, last, '-');
+    if (dash == NULL) {
+        return NGX_ERROR;
+    }
+
+    a = ngx_atoof(p, dash - p);
+    b = ngx_atoof(dash + 1, last - dash - 1);
+
+    if (a == NGX_ERROR || b == NGX_ERROR) {
+        return NGX_ERROR;
+    }
+
+    *ms = (uint64_t) a;
+    *seq = (uint64_t) b;
+
+    return NGX_OK;
+}
+
+
+static int64_t
+ngx_http_cast_now_ms(void)
+{
+    ngx_time_t  *tp;
+
+    tp = ngx_timeofday();
+
+    return (int64_t) tp->sec * 1000 + tp->msec;
+}
