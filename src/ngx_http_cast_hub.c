@@ -521,8 +521,8 @@ ngx_http_cast_hub_ack(ngx_http_cast_hub_t *hub)
 
 ngx_http_cast_sub_t *
 ngx_http_cast_hub_attach(ngx_http_cast_hub_t *hub,
-    ngx_http_cast_record_t *record, void *socket, ngx_http_cast_send_pt send,
-    ngx_http_cast_close_pt close)
+    ngx_http_cast_record_t *record, void *socket, ngx_log_t *log,
+    ngx_http_cast_send_pt send, ngx_http_cast_close_pt close)
 {
     u_char                  ts[NGX_HTTP_CAST_TIMESTAMP_LEN];
     json_t                 *hello;
@@ -545,6 +545,7 @@ ngx_http_cast_hub_attach(ngx_http_cast_hub_t *hub,
     sub->pool = pool;
     sub->hub = hub;
     sub->socket = socket;
+    sub->log = log;
     sub->send = send;
     sub->close = close;
     ngx_queue_init(&sub->held);
@@ -593,7 +594,7 @@ ngx_http_cast_hub_attach(ngx_http_cast_hub_t *hub,
     ngx_http_cast_sub_lease(sub);
     ngx_http_cast_sub_heartbeat(sub);
 
-    ngx_log_error(NGX_LOG_INFO, hub->log, 0,
+    ngx_log_error(NGX_LOG_INFO, log, 0,
                   "cast: socket bound to subscription %*s... on topic "
                   "\"%V\"", (size_t) 8, sub->record.id.data,
                   &sub->record.topic);
@@ -829,7 +830,7 @@ ngx_http_cast_sub_end(ngx_http_cast_sub_t *sub, const char *reason,
         ngx_str_set(&text, "worker exit");
     }
 
-    ngx_log_error(NGX_LOG_INFO, hub->log, 0,
+    ngx_log_error(NGX_LOG_INFO, sub->log ? sub->log : hub->log, 0,
                   "cast: subscription %*s... on topic \"%V\" ended: %V",
                   (size_t) 8, sub->record.id.data, &sub->record.topic,
                   &text);
@@ -851,6 +852,9 @@ ngx_http_cast_sub_end(ngx_http_cast_sub_t *sub, const char *reason,
 
         sub->socket = NULL;
     }
+
+    /* the connection and its log may go now */
+    sub->log = NULL;
 
     ngx_http_cast_event_cancel(&sub->lease_ev);
 

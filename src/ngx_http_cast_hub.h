@@ -62,6 +62,7 @@ struct ngx_http_cast_sub_s {
     ngx_event_t                lease_ev;
 
     void                      *socket;
+    ngx_log_t                 *log;         /* the socket's */
     ngx_http_cast_send_pt      send;
     ngx_http_cast_close_pt     close;
 
@@ -136,7 +137,7 @@ void ngx_http_cast_hub_status(ngx_http_cast_hub_t *hub,
  * out of memory (the record is ended).
  */
 ngx_http_cast_sub_t *ngx_http_cast_hub_attach(ngx_http_cast_hub_t *hub,
-    ngx_http_cast_record_t *record, void *socket,
+    ngx_http_cast_record_t *record, void *socket, ngx_log_t *log,
     ngx_http_cast_send_pt send, ngx_http_cast_close_pt close);
 /* the socket went (closed, failed): its subscription ends */
 void ngx_http_cast_hub_detach(ngx_http_cast_sub_t *sub, const char *reason);

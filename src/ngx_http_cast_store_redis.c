@@ -821,7 +821,9 @@ ngx_http_cast_rstore_bind(ngx_http_cast_store_t *store, ngx_str_t *id,
     ngx_http_cast_rargs_t   keys, args;
     ngx_http_cast_rcall_t  *call;
 
-    call = ngx_http_cast_rstore_call(rs, done, data, NULL, NULL);
+    /* the call keeps the id (in its "topic") for the record */
+
+    call = ngx_http_cast_rstore_call(rs, done, data, id, NULL);
     if (call == NULL) {
         return;
     }
@@ -877,6 +879,8 @@ ngx_http_cast_rstore_bound(redisAsyncContext *ac, void *r, void *privdata)
                                     NULL);
         return;
     }
+
+    record.id = call->topic;
 
     ngx_http_cast_rstore_finish(call, NGX_HTTP_CAST_DONE, &record, 0, NULL);
 }
@@ -2190,7 +2194,8 @@ ngx_http_cast_rstore_failed(ngx_http_cast_rstore_t *rs, redisReply *reply)
         return NGX_HTTP_CAST_DONE;
     }
 
-    ngx_log_error(NGX_LOG_ERR, rs->log, 0, "cast: redis: %*s", reply->len,
+    ngx_log_error(NGX_LOG_ERR, rs->log, 0,
+                  "cast: redis answered an error: %*s", reply->len,
                   reply->str);
 
     /* scripts flushed (SCRIPT FLUSH, a failover): loaded again */

@@ -582,7 +582,7 @@ ngx_http_cast_ws_start(ngx_http_request_t *r, ngx_http_cast_record_t *record,
 
     /* the hub sends the greeting, the confirmation and the replay */
 
-    ws->sub = ngx_http_cast_hub_attach(ws->hub, record, ws,
+    ws->sub = ngx_http_cast_hub_attach(ws->hub, record, ws, c->log,
                                        ngx_http_cast_ws_send_frame,
                                        ngx_http_cast_ws_close);
     if (ws->sub == NULL) {

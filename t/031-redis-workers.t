@@ -165,7 +165,7 @@ is(scalar @{ $main::Redis->command('KEYS', 'cast:sub:*') }, 4, 'Redis holds the 
 $_->close for @ws;
 my $left;
 for (1 .. 50) {
-    $left = @{ $main::Redis->command('KEYS', 'cast:sub:*') } + $main::Redis->command('SCARD', 'cast:subs');
+    $left = @{ $main::Redis->command('KEYS', 'cast:sub:*') } + $main::Redis->command('ZCARD', 'cast:subs');
     last if !$left;
     sleep 0.05;
 }

@@ -7,8 +7,6 @@
 -- KEYS: state log topics
 -- ARGV: topic version op state_text name json now max_topics counted state_ttl minid log_ttl channel
 
-redis.call('ZREMRANGEBYSCORE', topics, '-inf', now)
-
 local have = redis.call('HMGET', state, 'v', 's')
 local v = have[1] or '0'
 
@@ -16,11 +14,18 @@ if v ~= version then
     return {0, v, have[2] or ''}
 end
 
-if counted == '1' and not redis.call('ZSCORE', topics, topic)
-   and redis.call('ZCARD', topics) >= tonumber(max_topics)
+if counted == '1' and not cast_topic_live(topics, topic, now)
+   and redis.call('ZCOUNT', topics, '(' .. now, '+inf')
+       >= tonumber(max_topics)
 then
     return {-1}
 end
+
+-- the first write may be refused when Redis is out of memory
+local id = redis.call('XADD', log, 'MINID', '~', minid, '*',
+                      'n', name, 'j', json)
+redis.call('PEXPIRE', log, log_ttl)
+redis.call('ZREMRANGEBYSCORE', topics, '-inf', now)
 
 if op == 'set' then
     redis.call('HSET', state, 'v', tonumber(v) + 1, 's', state_text)
@@ -31,9 +36,6 @@ elseif op == 'clear' then
     cast_topic_settle(topics, topic, now)
 end
 
-local id = redis.call('XADD', log, 'MINID', '~', minid, '*',
-                      'n', name, 'j', json)
-redis.call('PEXPIRE', log, log_ttl)
 redis.call('PUBLISH', channel, id .. ' ' .. #name .. ':' .. name .. json)
 
 return {1, id}

@@ -27,7 +27,13 @@ local function cast_topic_settle(topics, topic, now)
     end
 end
 
--- the topic lives at least until "until"
+-- the topic is counted now (its score is when it stops being counted)
+local function cast_topic_live(topics, topic, now)
+    local score = redis.call('ZSCORE', topics, topic)
+    return score and tonumber(score) > tonumber(now)
+end
+
+-- the topic lives at least until "ms"
 local function cast_topic_extend(topics, topic, ms)
     local old = redis.call('ZSCORE', topics, topic)
     if not old or tonumber(old) < tonumber(ms) then

@@ -1,21 +1,23 @@
 -- A new record, kept until "expires" (its bind timeout, or its lease).
 -- Returns 1, 0 (the id exists) or -1 (a new topic past max_topics).
+-- The first write may be refused when Redis is out of memory: nothing
+-- is written before it.
 -- KEYS: sub topic_subs all_subs topics
 -- ARGV: id topic now expires max_topics counted fields...
-
-redis.call('ZREMRANGEBYSCORE', topics, '-inf', now)
 
 if redis.call('EXISTS', sub) == 1 then
     return 0
 end
 
-if counted == '1' and not redis.call('ZSCORE', topics, topic)
-   and redis.call('ZCARD', topics) >= tonumber(max_topics)
+if counted == '1' and not cast_topic_live(topics, topic, now)
+   and redis.call('ZCOUNT', topics, '(' .. now, '+inf')
+       >= tonumber(max_topics)
 then
     return -1
 end
 
 redis.call('HSET', sub, unpack(ARGV, fields))
+redis.call('ZREMRANGEBYSCORE', topics, '-inf', now)
 redis.call('PEXPIREAT', sub, expires)
 redis.call('ZADD', topic_subs, expires, id)
 redis.call('ZADD', all_subs, expires, id)
