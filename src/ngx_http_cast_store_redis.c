@@ -102,7 +102,8 @@ typedef struct {
     uint64_t                   last_ms;     /* the last id delivered */
     uint64_t                   last_seq;
     int64_t                    since;       /* listened since, ms */
-    unsigned                   catching:1;
+    unsigned                   catching:1;  /* holds what comes live */
+    unsigned                   asked:1;     /* XRANGE on its way */
     unsigned                   control:1;
     u_char                     name[1];
 } ngx_http_cast_channel_t;
@@ -265,6 +266,7 @@ static void ngx_http_cast_rstore_message(redisAsyncContext *ac, void *r,
     void *privdata);
 static void ngx_http_cast_rstore_receive(ngx_http_cast_rstore_t *rs,
     ngx_http_cast_channel_t *ch, u_char *p, size_t len);
+static void ngx_http_cast_rstore_catch_up_all(ngx_http_cast_rstore_t *rs);
 static void ngx_http_cast_rstore_catch_up(ngx_http_cast_rstore_t *rs,
     ngx_http_cast_channel_t *ch);
 static void ngx_http_cast_rstore_missed(redisAsyncContext *ac, void *r,
@@ -1440,6 +1442,9 @@ ngx_http_cast_rstore_cmd_state(ngx_http_cast_redis_t *rds,
                                             data, "SCRIPT LOAD %s",
                                             ngx_http_cast_scripts[i].text);
     }
+
+    /* the pub/sub connection may have come back first */
+    ngx_http_cast_rstore_catch_up_all(data);
 }
 
 
@@ -1599,10 +1604,14 @@ ngx_http_cast_rstore_pubsub_state(ngx_http_cast_redis_t *rds,
             ngx_http_cast_rstore_subscribe(rs, ch);
 
             if (rs->lost_at) {
-                ngx_http_cast_rstore_catch_up(rs, ch);
+                /* held from now on, until the log was read */
+                ch->catching = 1;
+                ch->asked = 0;
             }
         }
     }
+
+    ngx_http_cast_rstore_catch_up_all(rs);
 
     if (rs->wildcard) {
         (void) ngx_http_cast_redis_commandf(rds, ngx_http_cast_rstore_message,
@@ -1876,6 +1885,34 @@ invalid:
 }
 
 
+/* the channels that wait for a catch-up, once commands can be sent */
+
+static void
+ngx_http_cast_rstore_catch_up_all(ngx_http_cast_rstore_t *rs)
+{
+    ngx_rbtree_node_t        *node, *root, *sentinel;
+    ngx_http_cast_channel_t  *ch;
+
+    root = rs->channels.root;
+    sentinel = rs->channels.sentinel;
+
+    if (root == sentinel || !ngx_http_cast_redis_ready(rs->cmd)) {
+        return;
+    }
+
+    for (node = ngx_rbtree_min(root, sentinel);
+         node;
+         node = ngx_rbtree_next(&rs->channels, node))
+    {
+        ch = (ngx_http_cast_channel_t *) node;
+
+        if (ch->catching && !ch->asked) {
+            ngx_http_cast_rstore_catch_up(rs, ch);
+        }
+    }
+}
+
+
 /*
  * What a channel missed while the pub/sub connection was down: from the
  * last id it delivered, or from when it began to listen.
@@ -1925,14 +1962,12 @@ ngx_http_cast_rstore_catch_up(ngx_http_cast_rstore_t *rs,
                                      key, key_len, start, start_len)
         != NGX_OK)
     {
-        ngx_log_error(NGX_LOG_ERR, rs->log, 0,
-                      "cast: cannot catch up on \"%V\": redis is out of "
-                      "reach", &ch->sn.str);
+        /* tried again when the command connection is back */
         ngx_free(call);
         return;
     }
 
-    ch->catching = 1;
+    ch->asked = 1;
 }
 
 
@@ -1963,7 +1998,14 @@ ngx_http_cast_rstore_missed(redisAsyncContext *ac, void *r, void *privdata)
         return;
     }
 
-    if (reply == NULL || reply->type != REDIS_REPLY_ARRAY) {
+    ch->asked = 0;
+
+    if (reply == NULL) {
+        /* the command connection went: asked again when it is back */
+        return;
+    }
+
+    if (reply->type != REDIS_REPLY_ARRAY) {
         ngx_log_error(NGX_LOG_ERR, rs->log, 0,
                       "cast: no catch-up on \"%V\": what was published "
                       "meanwhile is lost here", &ch->sn.str);

@@ -26,8 +26,8 @@ end
 
 redis.call('HSET', sub, 'bound', '1')
 redis.call('PEXPIREAT', sub, rec.expires)
-redis.call('ZADD', all_subs, rec.expires, id)
-redis.call('ZADD', cast_topic_subs(rec.topic), rec.expires, id)
+cast_index(all_subs, id, rec.expires)
+cast_index(cast_topic_subs(rec.topic), id, rec.expires)
 if rec.counted == '1' then
     cast_topic_extend(topics, rec.topic, rec.expires)
 end

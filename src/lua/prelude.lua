@@ -11,6 +11,14 @@ local function cast_control(ctl_log, minid, text)
     redis.call('PUBLISH', 'cast:ctl', id .. ' ' .. text)
 end
 
+-- an id in a record index, scored by when the record expires; the index
+-- itself expires with its last record
+local function cast_index(index, id, expires)
+    redis.call('ZADD', index, expires, id)
+    local last = redis.call('ZRANGE', index, -1, -1, 'WITHSCORES')
+    redis.call('PEXPIREAT', index, last[2])
+end
+
 -- the key of a topic's record index
 local function cast_topic_subs(topic)
     return 'cast:{' .. topic .. '}:subs'
@@ -38,6 +46,8 @@ local function cast_topic_extend(topics, topic, ms)
     local old = redis.call('ZSCORE', topics, topic)
     if not old or tonumber(old) < tonumber(ms) then
         redis.call('ZADD', topics, ms, topic)
+        local last = redis.call('ZRANGE', topics, -1, -1, 'WITHSCORES')
+        redis.call('PEXPIREAT', topics, last[2])
     end
 end
 

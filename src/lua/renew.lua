@@ -14,11 +14,19 @@ redis.call('HSET', sub, 'events', events, 'lease', lease,
 
 if h[2] == '1' then
     redis.call('PEXPIREAT', sub, expires)
-    redis.call('ZADD', topic_subs, expires, id)
-    redis.call('ZADD', all_subs, expires, id)
+    cast_index(topic_subs, id, expires)
+    cast_index(all_subs, id, expires)
     cast_topic_extend(topics, topic, expires)
     cast_control(ctl_log, minid, 'renew ' .. id .. ' ' .. expires .. ' '
                                  .. lease .. ' ' .. events)
+else
+    -- unbound: its bind timeout, or the new lease if that ends first
+    local left = redis.call('PTTL', sub)
+    if left > 0 and tonumber(expires) < tonumber(now) + left then
+        redis.call('PEXPIREAT', sub, expires)
+        cast_index(topic_subs, id, expires)
+        cast_index(all_subs, id, expires)
+    end
 end
 
 return h[3]

@@ -18,9 +18,10 @@ end
 
 redis.call('HSET', sub, unpack(ARGV, fields))
 redis.call('ZREMRANGEBYSCORE', topics, '-inf', now)
+redis.call('ZREMRANGEBYSCORE', all_subs, '-inf', now)
 redis.call('PEXPIREAT', sub, expires)
-redis.call('ZADD', topic_subs, expires, id)
-redis.call('ZADD', all_subs, expires, id)
+cast_index(topic_subs, id, expires)
+cast_index(all_subs, id, expires)
 
 if counted == '1' then
     cast_topic_extend(topics, topic, expires)
