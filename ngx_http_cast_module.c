@@ -425,6 +425,20 @@ ngx_http_cast_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     ngx_http_cast_loc_conf_t *prev = parent;
     ngx_http_cast_loc_conf_t *conf = child;
 
+    ngx_http_core_loc_conf_t  *hclcf;
+
+    /*
+     * "limit_except" gives the methods it limits a configuration of its
+     * own: they are still served by the location's cast handler
+     */
+
+    hclcf = ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module);
+
+    if (hclcf->lmt_excpt && conf->handler == 0 && prev->handler != 0) {
+        conf->handler = prev->handler;
+        hclcf->handler = ngx_http_cast_handler;
+    }
+
     ngx_conf_merge_uint_value(conf->dialect, prev->dialect,
                               NGX_HTTP_CAST_DIALECT_CAST);
     ngx_conf_merge_sec_value(conf->lease_max, prev->lease_max, 86400);

@@ -724,3 +724,40 @@ signal
 --- must_die
 --- error_log
 invalid value "yes" in "cast_reset" directive, it must be "on" or "off"
+
+
+
+=== TEST 34: limit_except keeps the cast handler: an allowed client resets, others get 403
+--- config
+    location /api/hub {
+        cast_hub;
+        cast_reset on;
+        limit_except GET POST OPTIONS { allow 127.0.0.1; deny all; }
+    }
+    location /closed/hub {
+        cast_hub;
+        cast_reset on;
+        limit_except GET POST OPTIONS { deny all; }
+    }
+--- request eval
+["POST /api/hub
+hub.mode=subscribe&hub.topic=uns-t34&hub.events=a",
+"DELETE /closed/hub",
+"DELETE /api/hub",
+"POST /closed/hub
+hub.mode=subscribe&hub.topic=uns-t34&hub.events=a"]
+--- more_headers eval
+["Content-Type: application/x-www-form-urlencoded", "", "",
+ "Content-Type: application/x-www-form-urlencoded"]
+--- error_code eval
+[202, 403, 200, 202]
+--- response_body_like eval
+['^\{"hub\.channel\.endpoint":"ws://localhost/bind/[0-9a-f]{32}"\}$',
+ '403 Forbidden',
+ '^\{"status":"cleared","removed":1\}$',
+ '^\{"hub\.channel\.endpoint":"ws://localhost/bind/[0-9a-f]{32}"\}$']
+--- no_error_log
+[alert]
+[crit]
+[emerg]
+signal
