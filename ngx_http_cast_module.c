@@ -169,6 +169,13 @@ static ngx_command_t  ngx_http_cast_commands[] = {
       0,
       NULL },
 
+    { ngx_string("cast_reset"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_FLAG,
+      ngx_conf_set_flag_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_cast_loc_conf_t, reset),
+      NULL },
+
     { ngx_string("cast_max_topics"),
       NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
       ngx_conf_set_num_slot,
@@ -406,6 +413,7 @@ ngx_http_cast_create_loc_conf(ngx_conf_t *cf)
     clcf->max_message_size = NGX_CONF_UNSET_SIZE;
     clcf->send_queue = NGX_CONF_UNSET_SIZE;
     clcf->ping_interval = NGX_CONF_UNSET_MSEC;
+    clcf->reset = NGX_CONF_UNSET;
 
     return clcf;
 }
@@ -416,6 +424,20 @@ ngx_http_cast_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
 {
     ngx_http_cast_loc_conf_t *prev = parent;
     ngx_http_cast_loc_conf_t *conf = child;
+
+    ngx_http_core_loc_conf_t  *hclcf;
+
+    /*
+     * "limit_except" gives the methods it limits a configuration of its
+     * own: they are still served by the location's cast handler
+     */
+
+    hclcf = ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module);
+
+    if (hclcf->lmt_excpt && conf->handler == 0 && prev->handler != 0) {
+        conf->handler = prev->handler;
+        hclcf->handler = ngx_http_cast_handler;
+    }
 
     ngx_conf_merge_uint_value(conf->dialect, prev->dialect,
                               NGX_HTTP_CAST_DIALECT_CAST);
@@ -441,7 +463,10 @@ ngx_http_cast_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
         conf->public_url = prev->public_url;
     }
 
-    ngx_conf_merge_str_value(conf->cors_origin, prev->cors_origin, "*");
+    /* safe defaults: no CORS headers, no reset, unless configured */
+
+    ngx_conf_merge_str_value(conf->cors_origin, prev->cors_origin, "");
+    ngx_conf_merge_value(conf->reset, prev->reset, 0);
 
     if (conf->lease_default != NGX_CONF_UNSET
         && conf->lease_default > conf->lease_max)

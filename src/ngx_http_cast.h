@@ -72,6 +72,7 @@ typedef struct {
     ngx_msec_t                 ping_interval;
     ngx_http_complex_value_t  *public_url;
     ngx_str_t                  cors_origin;  /* empty: no CORS headers */
+    ngx_flag_t                 reset;        /* DELETE {base} allowed */
 } ngx_http_cast_loc_conf_t;
 
 

@@ -79,6 +79,8 @@ static ngx_int_t ngx_http_cast_endpoint_prefix(ngx_http_request_t *r,
     ngx_http_cast_loc_conf_t *clcf, ngx_str_t *out);
 static json_t *ngx_http_cast_endpoint_reply(ngx_str_t *endpoint);
 static int64_t ngx_http_cast_now_ms(void);
+static ngx_str_t *ngx_http_cast_api_allow(ngx_http_request_t *r,
+    ngx_http_cast_api_ctx_t *ctx);
 
 
 /* the methods of each route, by NGX_HTTP_CAST_ROUTE_* */
@@ -87,6 +89,9 @@ static ngx_str_t  ngx_http_cast_allow[] = {
     ngx_string("GET, HEAD, POST, OPTIONS"),
     ngx_string("GET, HEAD, OPTIONS")
 };
+
+/* {base} where "cast_reset" is off: no DELETE */
+static ngx_str_t  ngx_http_cast_allow_no_reset = ngx_string("POST, OPTIONS");
 
 
 static ngx_str_t  ngx_http_cast_discovery = ngx_string(
@@ -168,7 +173,9 @@ ngx_http_cast_api_handler(ngx_http_request_t *r)
         goto body;
 
     case NGX_HTTP_DELETE:
-        if (ctx->route == NGX_HTTP_CAST_ROUTE_BASE) {
+        clcf = ngx_http_get_module_loc_conf(r, ngx_http_cast_module);
+
+        if (ctx->route == NGX_HTTP_CAST_ROUTE_BASE && clcf->reset) {
             goto body;
         }
 
@@ -177,8 +184,7 @@ ngx_http_cast_api_handler(ngx_http_request_t *r)
 
     (void) ngx_http_discard_request_body(r);
 
-    if (ngx_http_cast_add_header(r, "Allow",
-                                 &ngx_http_cast_allow[ctx->route])
+    if (ngx_http_cast_add_header(r, "Allow", ngx_http_cast_api_allow(r, ctx))
         != NGX_OK)
     {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
@@ -1186,23 +1192,22 @@ static ngx_int_t
 ngx_http_cast_api_preflight(ngx_http_request_t *r,
     ngx_http_cast_api_ctx_t *ctx)
 {
-    ngx_str_t                  v;
+    ngx_str_t                  v, *allow;
     ngx_int_t                  rc;
     ngx_http_cast_loc_conf_t  *clcf;
 
     clcf = ngx_http_get_module_loc_conf(r, ngx_http_cast_module);
 
-    if (ngx_http_cast_add_header(r, "Allow",
-                                 &ngx_http_cast_allow[ctx->route])
-        != NGX_OK)
-    {
+    allow = ngx_http_cast_api_allow(r, ctx);
+
+    if (ngx_http_cast_add_header(r, "Allow", allow) != NGX_OK) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
     if (clcf->cors_origin.len) {
         if (ngx_http_cast_add_cors(r) != NGX_OK
             || ngx_http_cast_add_header(r, "Access-Control-Allow-Methods",
-                                        &ngx_http_cast_allow[ctx->route])
+                                        allow)
                != NGX_OK)
         {
             return NGX_HTTP_INTERNAL_SERVER_ERROR;
@@ -1446,4 +1451,21 @@ ngx_http_cast_endpoint_reply(ngx_str_t *endpoint)
 {
     return json_pack("{s:o}", "hub.channel.endpoint",
                      ngx_http_cast_json_string(endpoint));
+}
+
+
+/* the methods of a route: DELETE {base} only where "cast_reset on" */
+
+static ngx_str_t *
+ngx_http_cast_api_allow(ngx_http_request_t *r, ngx_http_cast_api_ctx_t *ctx)
+{
+    ngx_http_cast_loc_conf_t  *clcf;
+
+    clcf = ngx_http_get_module_loc_conf(r, ngx_http_cast_module);
+
+    if (ctx->route == NGX_HTTP_CAST_ROUTE_BASE && !clcf->reset) {
+        return &ngx_http_cast_allow_no_reset;
+    }
+
+    return &ngx_http_cast_allow[ctx->route];
 }

@@ -38,6 +38,8 @@ run_tests();
 __DATA__
 
 === TEST 1: subscribe with a form: 202 and a ws:// endpoint built from Host
+--- config
+    location /api/hub { cast_hub; cast_cors_origin *; }
 --- request
 POST /api/hub
 hub.mode=subscribe&hub.channel.type=websocket&hub.topic=sub-t1&hub.events=Patient-open,Patient-close&subscriber.name=app1
@@ -511,7 +513,7 @@ Content-Type: application/x-www-form-urlencoded
 --- error_code: 400
 --- response_headers
 Content-Type: application/json
-Access-Control-Allow-Origin: *
+!Access-Control-Allow-Origin
 --- response_body_like: ^\{"error":"missing hub\.mode"\}$
 --- error_log
 cast: 400 missing hub.mode

@@ -38,7 +38,7 @@ POST /api/hub
 Content-Type: application/json
 --- response_headers
 Content-Type: application/json
-Access-Control-Allow-Origin: *
+!Access-Control-Allow-Origin
 --- response_body_like: ^\{"status":"received"\}$
 --- no_error_log
 [alert]
@@ -158,7 +158,7 @@ Content-Type: application/json
 --- error_code: 202
 --- response_headers
 Content-Type: application/json
-Access-Control-Allow-Origin: *
+!Access-Control-Allow-Origin
 --- response_body_like: ^\{\}$
 --- no_error_log
 [alert]
@@ -508,7 +508,7 @@ Content-Type: application/json
 --- error_code: 413
 --- response_headers
 Content-Type: application/json
-Access-Control-Allow-Origin: *
+!Access-Control-Allow-Origin
 --- response_body_like: ^\{"error":"the request body exceeds cast_max_message_size \(1024 bytes\)"\}$
 --- error_log
 cast: 413 the request body exceeds cast_max_message_size (1024 bytes)

@@ -31,7 +31,7 @@ Content-Type: application/json
 --- error_code: 400
 --- response_headers
 Content-Type: application/json
-Access-Control-Allow-Origin: *
+!Access-Control-Allow-Origin
 --- response_body_like: ^\{"error":"invalid JSON: .* at line 1, column \d+"\}$
 --- error_log
 cast: 400 invalid JSON:

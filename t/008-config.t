@@ -5,6 +5,7 @@
 use Test::Nginx::Socket 'no_plan';
 use lib 't/lib';
 use CastTest qw(:DEFAULT http_request json_decode);
+use File::Temp ();
 
 our $HubConfig = <<'_EOC_';
     location /api/hub { cast_hub; }
@@ -20,11 +21,13 @@ add_block_preprocessor(sub {
 
 # "nginx -t" of a small configuration whose location holds $directives;
 # returns (exit code, output).  Used where a start failure would abort the
-# whole run under the real Test::Nginx.
+# whole run under the real Test::Nginx.  Its files go to a temporary
+# directory: Test::Nginx removes t/servroot and nothing else may be there.
 sub nginx_t {
     my ($name, $directives) = @_;
-    my $dir = "$Test::Nginx::Util::ServRoot/$name";
-    for my $d ($dir, "$dir/conf", "$dir/logs", "$dir/tmp") {
+    my $dir = File::Temp::tempdir("cast-$name-XXXXXX", TMPDIR => 1,
+                                  CLEANUP => 1);
+    for my $d ("$dir/conf", "$dir/logs", "$dir/tmp") {
         mkdir $d if !-d $d;
     }
     my $port = CastTest::server_port() + 7;

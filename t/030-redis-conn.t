@@ -3,7 +3,8 @@
 # Each worker opens a "command" and a "pubsub" connection; these tests
 # drive them against private redis-server instances (t/lib/CastRedis.pm):
 # connect, AUTH, SELECT, failures, loss and reconnect, command timeouts,
-# and the directive's configuration errors.
+# and the directive's configuration errors.  Host names (one with several
+# addresses, independent of /etc/hosts): t/036-redis-addresses.t.
 #
 # Ports: TEST_NGINX_REDIS_PORT (6390) and the two after it.
 
@@ -327,21 +328,6 @@ GET /status
 --- response_body_like: "redis":"disconnected"
 --- error_log eval
 qr/\[error\] .*cast: redis command connection to unix:\S+ failed: No such file or directory/
-
-
-
-=== TEST 13: a host name is resolved when the configuration is read
---- http_config
-    cast_redis localhost:$TEST_NGINX_REDIS_PORT db=2 connect_timeout=1500ms command_timeout=1s ping_interval=off;
---- config
-    location = /status { cast_status; }
---- init
-main::wait_log($main::AnyReady, 2);
---- request
-GET /status
---- response_body_like: "redis":"connected"
---- error_log eval
-main::ready_re('command')
 
 
 

@@ -30,7 +30,7 @@ add_block_preprocessor(sub {
                       "    cast_redis 127.0.0.1:$ENV{TEST_NGINX_REDIS_PORT};\n");
     my $cfg = defined $block->config ? $block->config : '';
     $block->set_value('config', $cfg . <<'_EOC_');
-    location /api/hub { cast_hub; }
+    location /api/hub { cast_hub; cast_reset on; }
     location /bind/ { cast_websocket; }
     location = /cast/status { cast_status; }
 _EOC_

@@ -8,7 +8,8 @@ package CastRedis;
 #   $ENV{TEST_NGINX_REDIS_PORT} ||= 6390;
 #   my $redis = CastRedis->new(port => $ENV{TEST_NGINX_REDIS_PORT},
 #                              password => 'secret',       # optional
-#                              unixsocket => 1);           # optional
+#                              unixsocket => 1,            # optional
+#                              bind => '::1');             # optional
 #   $redis->start;              # dies unless it answers PING within 10 s
 #   $redis->command('SET', 'k', 'v');   # reply: string/int/array ref;
 #                                       # errors are CastRedis::Error
@@ -23,8 +24,9 @@ package CastRedis;
 #       CastRedis::count_log($file, $re) counts right away.
 #
 # Each instance runs "redis-server --save '' --appendonly no" bound to
-# 127.0.0.1 in its own directory t/servroot-redis/<port> (log: redis.log
-# there; unix socket: redis.sock there), from this test process; all
+# 127.0.0.1 (or to bind => ...) in its own directory
+# t/servroot-redis/<port> (log: redis.log there; unix socket: redis.sock
+# there), from this test process; all
 # instances are killed when the test process exits.  A redis-server left
 # on the port by an aborted run (pid file in that directory) is killed
 # first.  Only core Perl is used.
@@ -36,7 +38,7 @@ use strict;
 use warnings;
 
 use POSIX qw(WNOHANG SIGTERM SIGKILL SIGSTOP SIGCONT);
-use IO::Socket::INET ();
+use IO::Socket::IP ();
 use IO::Select ();
 use File::Path qw(make_path remove_tree);
 use File::Spec ();
@@ -54,6 +56,7 @@ sub new {
         port       => $port,
         password   => $opt{password},
         unixsocket => $opt{unixsocket},
+        bind       => $opt{bind} || '127.0.0.1',
         dir        => $dir,
         binary     => $opt{binary} || $ENV{TEST_NGINX_REDIS_SERVER}
                       || 'redis-server',
@@ -115,7 +118,7 @@ sub start {
 
     my @cmd = ($self->{binary},
                '--port', $self->{port},
-               '--bind', '127.0.0.1',
+               '--bind', $self->{bind},
                '--save', '',
                '--appendonly', 'no',
                '--daemonize', 'no',
@@ -222,7 +225,7 @@ sub restart {
 
 sub connect {
     my ($self, %opt) = @_;
-    my $s = IO::Socket::INET->new(PeerAddr => '127.0.0.1',
+    my $s = IO::Socket::IP->new(PeerAddr => $self->{bind},
                                   PeerPort => $self->{port},
                                   Proto => 'tcp',
                                   Timeout => $opt{timeout} || 2)
