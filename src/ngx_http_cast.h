@@ -72,6 +72,8 @@ typedef struct {
     size_t                     max_message_size;
     size_t                     send_queue;
     ngx_msec_t                 ping_interval;
+    size_t                     ws_max_message;
+    ngx_msec_t                 ws_message_timeout;
     ngx_http_complex_value_t  *public_url;
     ngx_str_t                  cors_origin;  /* empty: no CORS headers */
 } ngx_http_cast_loc_conf_t;
@@ -171,6 +173,7 @@ struct ngx_http_cast_sub_s {
     unsigned                   all_events:1;
     unsigned                   dialect:1;
     unsigned                   remote_ended:1;  /* Redis knows already */
+    unsigned                   replaying:1;     /* sending the replay */
 
     time_t                     lease;       /* granted, seconds */
     time_t                     expires;

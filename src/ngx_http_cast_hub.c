@@ -885,11 +885,18 @@ ngx_http_cast_sub_replay_events(ngx_http_cast_sub_t *sub, json_t **events,
         }
     }
 
+    /* a replay is not live traffic: cast_send_queue does not refuse it */
+
+    sub->replaying = 1;
+
     for (i = nreplay; i-- && sub->ws; /* void */) {
         if (ngx_http_cast_ws_send_json(sub->ws, replay[i]) != NGX_OK) {
+            sub->replaying = 0;
             return NGX_ERROR;
         }
     }
+
+    sub->replaying = 0;
 
     return NGX_OK;
 }
