@@ -155,6 +155,20 @@ static ngx_command_t  ngx_http_cast_commands[] = {
       offsetof(ngx_http_cast_loc_conf_t, ping_interval),
       &ngx_http_cast_timeout_bounds },
 
+    { ngx_string("cast_ws_max_message_size"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_size_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_cast_loc_conf_t, ws_max_message),
+      &ngx_http_cast_message_bounds },
+
+    { ngx_string("cast_ws_message_timeout"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_msec_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_cast_loc_conf_t, ws_message_timeout),
+      &ngx_http_cast_timeout_bounds },
+
     { ngx_string("cast_public_url"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
       ngx_http_set_complex_value_slot,
@@ -414,6 +428,8 @@ ngx_http_cast_create_loc_conf(ngx_conf_t *cf)
     clcf->send_queue = NGX_CONF_UNSET_SIZE;
     clcf->ping_interval = NGX_CONF_UNSET_MSEC;
     clcf->reset = NGX_CONF_UNSET;
+    clcf->ws_max_message = NGX_CONF_UNSET_SIZE;
+    clcf->ws_message_timeout = NGX_CONF_UNSET_MSEC;
 
     return clcf;
 }
@@ -458,6 +474,10 @@ ngx_http_cast_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
                               4 * 1024 * 1024);
     ngx_conf_merge_msec_value(conf->ping_interval, prev->ping_interval,
                               20000);
+    ngx_conf_merge_size_value(conf->ws_max_message, prev->ws_max_message,
+                              1024 * 1024);
+    ngx_conf_merge_msec_value(conf->ws_message_timeout,
+                              prev->ws_message_timeout, 30000);
 
     if (conf->public_url == NULL) {
         conf->public_url = prev->public_url;

@@ -70,6 +70,8 @@ typedef struct {
     size_t                     max_message_size;
     size_t                     send_queue;
     ngx_msec_t                 ping_interval;
+    size_t                     ws_max_message;
+    ngx_msec_t                 ws_message_timeout;
     ngx_http_complex_value_t  *public_url;
     ngx_str_t                  cors_origin;  /* empty: no CORS headers */
     ngx_flag_t                 reset;        /* DELETE {base} allowed */

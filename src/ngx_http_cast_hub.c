@@ -80,7 +80,7 @@ static ngx_int_t ngx_http_cast_sub_copy(ngx_http_cast_sub_t *sub,
 static ngx_int_t ngx_http_cast_sub_matches(ngx_http_cast_sub_t *sub,
     ngx_str_t *lowercase);
 static ngx_int_t ngx_http_cast_sub_send_json(ngx_http_cast_sub_t *sub,
-    json_t *json);
+    json_t *json, ngx_uint_t live);
 static json_t *ngx_http_cast_sub_confirmation(ngx_http_cast_sub_t *sub,
     const char *mode, const char *reason);
 static void ngx_http_cast_sub_lease(ngx_http_cast_sub_t *sub);
@@ -609,7 +609,7 @@ ngx_http_cast_hub_attach(ngx_http_cast_hub_t *hub,
                           "endpoint", (char *) sub->record.id.data,
                           sub->record.id.len,
                           "timestamp", (char *) ts, sizeof(ts));
-        if (ngx_http_cast_sub_send_json(sub, hello) != NGX_OK) {
+        if (ngx_http_cast_sub_send_json(sub, hello, 0) != NGX_OK) {
             json_decref(hello);
             goto internal;
         }
@@ -618,7 +618,7 @@ ngx_http_cast_hub_attach(ngx_http_cast_hub_t *hub,
     }
 
     hello = ngx_http_cast_sub_confirmation(sub, "subscribe", NULL);
-    if (ngx_http_cast_sub_send_json(sub, hello) != NGX_OK) {
+    if (ngx_http_cast_sub_send_json(sub, hello, 0) != NGX_OK) {
         json_decref(hello);
         goto internal;
     }
@@ -738,7 +738,7 @@ ngx_http_cast_sub_replay_events(ngx_http_cast_sub_t *sub, json_t **events,
     }
 
     for (i = nreplay; i-- && sub->socket; /* void */) {
-        if (ngx_http_cast_sub_send_json(sub, replay[i]) != NGX_OK) {
+        if (ngx_http_cast_sub_send_json(sub, replay[i], 0) != NGX_OK) {
             return;
         }
     }
@@ -758,7 +758,7 @@ ngx_http_cast_sub_release_held(ngx_http_cast_sub_t *sub, ngx_uint_t send)
         sub->nheld--;
 
         if (send && sub->socket) {
-            if (sub->send(sub->socket, held->frame) == NGX_OK) {
+            if (sub->send(sub->socket, held->frame, 1) == NGX_OK) {
                 sub->hub->events_out++;
 
             } else {
@@ -840,7 +840,7 @@ ngx_http_cast_sub_end(ngx_http_cast_sub_t *sub, const char *reason,
 
         if (reason) {
             denial = ngx_http_cast_sub_confirmation(sub, "denied", reason);
-            (void) ngx_http_cast_sub_send_json(sub, denial);
+            (void) ngx_http_cast_sub_send_json(sub, denial, 0);
             json_decref(denial);
 
             sub->close(sub->socket, NGX_HTTP_CAST_WS_NORMAL, reason);
@@ -974,7 +974,7 @@ ngx_http_cast_fan_out(ngx_http_cast_hub_t *hub, ngx_queue_t *subs,
 
         /* a socket never leaves its queue from here: safe to go on */
 
-        if (sub->send(sub->socket, *frame) == NGX_OK) {
+        if (sub->send(sub->socket, *frame, 1) == NGX_OK) {
             hub->events_out++;
             n++;
 
@@ -1070,7 +1070,7 @@ ngx_http_cast_hub_on_renewed(void *data, ngx_http_cast_record_t *record)
     ngx_http_cast_sub_heartbeat(sub);
 
     confirmation = ngx_http_cast_sub_confirmation(sub, "subscribe", NULL);
-    (void) ngx_http_cast_sub_send_json(sub, confirmation);
+    (void) ngx_http_cast_sub_send_json(sub, confirmation, 0);
     json_decref(confirmation);
 }
 
@@ -1177,7 +1177,7 @@ ngx_http_cast_heartbeat_handler(ngx_event_t *ev)
                           "hub.event", "heartbeat",
                           "context", "key", "period", "decimal", "10");
 
-        (void) ngx_http_cast_sub_send_json(sub, event);
+        (void) ngx_http_cast_sub_send_json(sub, event, 1);
         json_decref(event);
     }
 
@@ -1256,7 +1256,8 @@ ngx_http_cast_sub_confirmation(ngx_http_cast_sub_t *sub, const char *mode,
 
 
 static ngx_int_t
-ngx_http_cast_sub_send_json(ngx_http_cast_sub_t *sub, json_t *json)
+ngx_http_cast_sub_send_json(ngx_http_cast_sub_t *sub, json_t *json,
+    ngx_uint_t live)
 {
     size_t                  len;
     ngx_int_t               rc;
@@ -1283,7 +1284,7 @@ ngx_http_cast_sub_send_json(ngx_http_cast_sub_t *sub, json_t *json)
         return NGX_ERROR;
     }
 
-    rc = sub->send(sub->socket, frame);
+    rc = sub->send(sub->socket, frame, live);
     ngx_http_cast_frame_release(frame);
 
     return rc;

@@ -26,10 +26,14 @@
 #include "ngx_http_cast_store.h"
 
 
-/* what the hub asks of a socket */
+/*
+ * What the hub asks of a socket.  A frame that is not "live" (greeting,
+ * confirmation, replay, denial) is not refused by the bound on live
+ * traffic (cast_send_queue).
+ */
 
 typedef ngx_int_t (*ngx_http_cast_send_pt)(void *socket,
-    ngx_http_cast_frame_t *frame);
+    ngx_http_cast_frame_t *frame, ngx_uint_t live);
 typedef void (*ngx_http_cast_close_pt)(void *socket, ngx_uint_t code,
     const char *reason);
 

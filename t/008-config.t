@@ -408,3 +408,40 @@ GET /cast/status
 [crit]
 [emerg]
 signal
+
+
+
+=== TEST 33: cast_ws_max_message_size 10
+--- config
+    location /bind/ { cast_websocket; cast_ws_max_message_size 10; }
+--- must_die
+--- error_log
+value is too small, the minimum is 128 bytes
+
+
+
+=== TEST 34: cast_ws_message_timeout 0
+--- config
+    location /bind/ { cast_websocket; cast_ws_message_timeout 0; }
+--- must_die
+--- error_log
+value is too small, the minimum is 1ms
+
+
+
+=== TEST 35: cast_ws_max_message_size and cast_ws_message_timeout at http, server and location level
+--- http_config
+    cast_ws_max_message_size 64k;
+    cast_ws_message_timeout 10s;
+--- config
+    cast_ws_max_message_size 2m;
+    location /bind/ { cast_websocket; cast_ws_max_message_size 128; cast_ws_message_timeout 500ms; }
+    location = /cast/status { cast_status; }
+--- request
+GET /cast/status
+--- response_body_like: ^\{"mode":"local",
+--- no_error_log
+[alert]
+[crit]
+[emerg]
+signal
