@@ -358,15 +358,15 @@ signal
 
 
 
-=== TEST 20: cast: a context that is neither object nor array
+=== TEST 20: cast: a context that is neither object nor array of objects
 --- request eval
-[map { "POST /api/hub/pub-t20\n{\"event\":{\"hub.event\":\"x\",\"context\":$_}}" } '"patient"', '42', 'true']
+[map { "POST /api/hub/pub-t20\n{\"event\":{\"hub.event\":\"x\",\"context\":$_}}" } '"patient"', '42', 'true', '[1,"x",null]', '[{},[]]']
 --- more_headers
 Content-Type: application/json
 --- error_code eval
-[400, 400, 400]
+[400, 400, 400, 400, 400]
 --- response_body_like eval
-[('^\{"error":"event\[\\\\"context\\\\"\] must be an object or an array"\}$') x 3]
+[('^\{"error":"event\[\\\\"context\\\\"\] must be an object or an array of objects"\}$') x 5]
 --- no_error_log
 [alert]
 [crit]
@@ -375,15 +375,15 @@ signal
 
 
 
-=== TEST 21: fhircast: the context must be an array (object, missing, string)
+=== TEST 21: fhircast: the context must be an array of objects (object, missing, string, array of strings)
 --- request eval
-[map { "POST /fhircast/hub/pub-t21\n{\"id\":\"1\",\"timestamp\":\"2026-12-03T06:12:19.123Z\",\"event\":{\"hub.event\":\"x\"$_}}" } ',"context":{}', '', ',"context":"p"']
+[map { "POST /fhircast/hub/pub-t21\n{\"id\":\"1\",\"timestamp\":\"2026-12-03T06:12:19.123Z\",\"event\":{\"hub.event\":\"x\"$_}}" } ',"context":{}', '', ',"context":"p"', ',"context":["p"]']
 --- more_headers
 Content-Type: application/json
 --- error_code eval
-[400, 400, 400]
+[400, 400, 400, 400]
 --- response_body_like eval
-[('^\{"error":"event\[\\\\"context\\\\"\] must be an array"\}$') x 3]
+[('^\{"error":"event\[\\\\"context\\\\"\] must be an array of objects"\}$') x 4]
 --- no_error_log
 [alert]
 [crit]

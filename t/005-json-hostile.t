@@ -228,14 +228,14 @@ signal
 
 === TEST 13: a deep but legal context (1,000 levels) is accepted and kept
 --- request eval
-["POST /api/hub/js-t13\n{\"event\":{\"hub.event\":\"x\",\"context\":" . ('[' x 1000) . '1' . (']' x 1000) . "}}",
+["POST /api/hub/js-t13\n{\"event\":{\"hub.event\":\"x\",\"context\":" . ('{"a":[' x 500) . '1' . (']}' x 500) . "}}",
  "GET /api/hub/js-t13"]
 --- more_headers
 Content-Type: application/json
 --- error_code eval
 [200, 200]
 --- response_body_like eval
-['^\{"status":"received"\}$', '^\[{1000}1\]{1000}$']
+['^\{"status":"received"\}$', '^(\{"a":\[){500}1(\]\}){500}$']
 --- no_error_log
 [alert]
 [crit]
