@@ -196,13 +196,13 @@ signal
 === TEST 10: values are URL-decoded ("+" and %XX) and whitespace-trimmed
 --- request
 POST /api/hub
-hub.mode=+subscribe+&hub.topic=+my%20topic%2Fx+&hub.events=%20a%2Cb%20&subscriber.name=%20Dr+Who%20
+hub.mode=+subscribe+&hub.topic=+my%20topic%3Ax+&hub.events=%20a%2Cb%20&subscriber.name=%20Dr+Who%20
 --- more_headers
 Content-Type: application/x-www-form-urlencoded
 --- error_code: 202
 --- response_body_like: ^\{"hub\.channel\.endpoint":"ws://localhost/bind/[0-9a-f]{32}"\}$
 --- error_log
-on topic "my topic/x" created for 7200 s, events "a,b", subscriber "Dr Who"
+on topic "my topic:x" created for 7200 s, events "a,b", subscriber "Dr Who"
 --- no_error_log
 [alert]
 [crit]
