@@ -12,7 +12,7 @@
 #
 # Variables: NGINX_BIN, NGINX_SRC, CAST_CFLAGS, CAST_LDFLAGS (scripts/build.sh),
 # PROVE_FLAGS (e.g. PROVE_FLAGS=-v, or a file list via TESTS=t/foo.t),
-# FUZZ_SECONDS (20), DESTDIR/MODULES_DIR (install).
+# FUZZ_SECONDS (12 per harness), DESTDIR/MODULES_DIR (install).
 #
 # AddressSanitizer: `make asan` rebuilds build/ngx_http_cast_module.so with
 # ASAN_CFLAGS/ASAN_LDFLAGS. /usr/sbin/nginx is not instrumented, so the ASan
@@ -33,7 +33,7 @@ SHELL := /bin/bash
 NGINX_BIN   ?= /usr/sbin/nginx
 MODULE_SO   := $(CURDIR)/build/ngx_http_cast_module.so
 MODULES_DIR ?= /usr/lib/nginx/modules
-FUZZ_SECONDS ?= 20
+FUZZ_SECONDS ?= 12
 PROVE_FLAGS ?=
 TESTS       ?= -r t/
 

@@ -14,6 +14,7 @@
 #include "ngx_http_cast_api.h"
 #include "ngx_http_cast_hub.h"
 #include "ngx_http_cast_reply.h"
+#include "ngx_http_cast_text.h"
 
 
 #define NGX_HTTP_CAST_ROUTE_BASE       0
@@ -512,9 +513,7 @@ static ngx_int_t
 ngx_http_cast_api_subscription(ngx_http_request_t *r,
     ngx_http_cast_fields_t *f)
 {
-    u_char                    *p;
     ngx_str_t                 *mode, *type;
-    ngx_uint_t                 i;
     ngx_http_cast_loc_conf_t  *clcf;
 
     clcf = ngx_http_get_module_loc_conf(r, ngx_http_cast_module);
@@ -522,30 +521,7 @@ ngx_http_cast_api_subscription(ngx_http_request_t *r,
     mode = &f->value[NGX_HTTP_CAST_F_MODE];
     type = &f->value[NGX_HTTP_CAST_F_CHANNEL_TYPE];
 
-    /*
-     * Control characters in the stored fields (tabs between event names
-     * excepted) would end up in logs and records: topic and events are
-     * checked on their own, with their names in the message.
-     */
-
-    for (i = 0; i < NGX_HTTP_CAST_F_LAST; i++) {
-
-        if (i == NGX_HTTP_CAST_F_TOPIC || i == NGX_HTTP_CAST_F_EVENTS) {
-            continue;
-        }
-
-        for (p = f->value[i].data;
-             p < f->value[i].data + f->value[i].len;
-             p++)
-        {
-            if (*p < 0x20 || *p == 0x7f) {
-                return ngx_http_cast_send_error(r, NGX_HTTP_BAD_REQUEST,
-                                                "%s holds a control "
-                                                "character",
-                                                ngx_http_cast_field_name(i));
-            }
-        }
-    }
+    /* every field is UTF-8 without control characters (form.c) */
 
     if (mode->len == 0) {
         return ngx_http_cast_send_error(r, NGX_HTTP_BAD_REQUEST,
@@ -1145,10 +1121,16 @@ static ngx_int_t
 ngx_http_cast_api_context(ngx_http_request_t *r,
     ngx_http_cast_api_ctx_t *ctx)
 {
+    char                      *msg;
     ngx_http_cast_wait_t      *w;
     ngx_http_cast_loc_conf_t  *clcf;
 
     clcf = ngx_http_get_module_loc_conf(r, ngx_http_cast_module);
+
+    msg = ngx_http_cast_topic_error(&ctx->topic, clcf->dialect);
+    if (msg) {
+        return ngx_http_cast_send_error(r, NGX_HTTP_BAD_REQUEST, "%s", msg);
+    }
 
     w = ngx_http_cast_wait(r, ngx_http_cast_api_context_reply, NULL);
     if (w == NULL) {
@@ -1339,20 +1321,27 @@ ngx_http_cast_now_ms(void)
 static char *
 ngx_http_cast_topic_error(ngx_str_t *topic, ngx_uint_t dialect)
 {
-    size_t  i;
+    switch (ngx_http_cast_text_topic(topic->data, topic->len,
+                                     NGX_HTTP_CAST_MAX_TOPIC))
+    {
+    case NGX_HTTP_CAST_TEXT_OK:
+        break;
 
-    if (topic->len == 0) {
+    case NGX_HTTP_CAST_TEXT_EMPTY:
         return "missing hub.topic";
-    }
 
-    if (topic->len > NGX_HTTP_CAST_MAX_TOPIC) {
+    case NGX_HTTP_CAST_TEXT_TOO_LONG:
         return "hub.topic is longer than 1024 bytes";
-    }
 
-    for (i = 0; i < topic->len; i++) {
-        if (topic->data[i] < 0x20 || topic->data[i] == 0x7f) {
-            return "hub.topic holds a control character";
-        }
+    case NGX_HTTP_CAST_TEXT_CONTROL:
+        return "hub.topic holds a control character";
+
+    case NGX_HTTP_CAST_TEXT_NOT_UTF8:
+        return "hub.topic is not valid UTF-8";
+
+    default:
+        return "hub.topic holds a \"/\" (a topic must fit one path "
+               "segment, {base}/{topic})";
     }
 
     if (topic->len == 1 && topic->data[0] == '*'

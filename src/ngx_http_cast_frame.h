@@ -14,6 +14,8 @@
 #include <ngx_config.h>
 #include <ngx_core.h>
 
+#include "ngx_http_cast_text.h"
+
 
 typedef enum {
     NGX_HTTP_CAST_WS_CONT = 0x0,
@@ -42,12 +44,6 @@ typedef enum {
 /* event types */
 #define NGX_HTTP_CAST_WS_EV_DATA         1
 #define NGX_HTTP_CAST_WS_EV_CONTROL      2
-
-
-typedef struct {
-    /* incremental UTF-8 validator state (DFA), carried across fragments */
-    ngx_uint_t  state;
-} ngx_http_cast_utf8_t;
 
 
 typedef struct {
@@ -95,17 +91,6 @@ typedef struct {
                                            (reassembled) message */
 } ngx_http_cast_ws_event_t;
 
-
-void ngx_http_cast_utf8_init(ngx_http_cast_utf8_t *u);
-/*
- * Returns NGX_OK (valid so far) or NGX_ERROR (invalid, sticky);
- * ngx_http_cast_utf8_complete() tells whether the input so far ends on a
- * character boundary.  Strict RFC 3629: no overlongs, no surrogates,
- * nothing above U+10FFFF.
- */
-ngx_int_t ngx_http_cast_utf8_feed(ngx_http_cast_utf8_t *u, u_char *p,
-    size_t n);
-ngx_uint_t ngx_http_cast_utf8_complete(ngx_http_cast_utf8_t *u);
 
 /* 1 if the close code may be sent on the wire, 0 if not */
 ngx_int_t ngx_http_cast_ws_close_code_valid(ngx_uint_t code);

@@ -15,6 +15,7 @@
 #include "ngx_http_cast.h"
 #include "ngx_http_cast_hub.h"
 #include "ngx_http_cast_state.h"
+#include "ngx_http_cast_text.h"
 
 
 /* the app-level heartbeat event (STU3 ballot), in seconds */
@@ -176,111 +177,46 @@ ngx_http_cast_hub_destroy(ngx_http_cast_hub_t *hub)
 
 
 /*
- * Parses a hub.events list: trimmed, empty items skipped, duplicates
- * collapsed case-insensitively (the first spelling is kept), "*" means
- * every event (cast dialect only).
+ * A hub.events list (split and checked by ngx_http_cast_text_events()):
+ * the names as granted and in lowercase, for matching; "*" means every
+ * event (cast dialect only).
  */
 
 ngx_int_t
 ngx_http_cast_events_parse(ngx_str_t *list, ngx_uint_t dialect,
     ngx_pool_t *pool, ngx_http_cast_events_t *events, ngx_str_t *err)
 {
-    u_char      *p, *end, *start, *last, *block, *text, *lower;
-    size_t       size;
-    ngx_str_t   *tokens, *t;
-    ngx_uint_t   n, i, j, all;
+    u_char                     *p, *block, *text, *lower;
+    size_t                      size;
+    ngx_str_t                  *tokens, *t;
+    ngx_uint_t                  n, i;
+    const char                 *msg;
+    ngx_http_cast_text_list_t   names;
 
     ngx_memzero(events, sizeof(ngx_http_cast_events_t));
-
-    n = 0;
-    all = 0;
-    size = 0;
 
     tokens = ngx_palloc(pool, NGX_HTTP_CAST_MAX_EVENTS * sizeof(ngx_str_t));
     if (tokens == NULL) {
         return NGX_ERROR;
     }
 
-    end = list->data + list->len;
+    names.names = tokens;
+    names.max = NGX_HTTP_CAST_MAX_EVENTS;
+    names.max_name = NGX_HTTP_CAST_MAX_EVENT_NAME;
+    names.allow_all = (dialect != NGX_HTTP_CAST_DIALECT_FHIRCAST);
 
-    for (p = list->data; p <= end; p = last + 1) {
-
-        last = ngx_strlchr(p, end, ',');
-        if (last == NULL) {
-            last = end;
-        }
-
-        start = p;
-
-        while (start < last && (*start == ' ' || *start == '\t')) {
-            start++;
-        }
-
-        while (last > start && (last[-1] == ' ' || last[-1] == '\t')) {
-            last--;
-        }
-
-        if (start == last) {
-            last = ngx_strlchr(p, end, ',');
-            if (last == NULL) {
-                break;
-            }
-
-            continue;
-        }
-
-        if (last - start > NGX_HTTP_CAST_MAX_EVENT_NAME) {
-            ngx_str_set(err, "an event name in hub.events is too long");
-            return NGX_DECLINED;
-        }
-
-        for (i = 0; start + i < last; i++) {
-            if (start[i] < 0x20 || start[i] == 0x7f) {
-                ngx_str_set(err, "hub.events holds a control character");
-                return NGX_DECLINED;
-            }
-        }
-
-        if (last - start == 1 && *start == '*') {
-            if (dialect == NGX_HTTP_CAST_DIALECT_FHIRCAST) {
-                ngx_str_set(err, "\"*\" in hub.events is not allowed by "
-                                 "FHIRcast (cast_dialect fhircast)");
-                return NGX_DECLINED;
-            }
-
-            all = 1;
-        }
-
-        for (j = 0; j < n; j++) {
-            if (tokens[j].len == (size_t) (last - start)
-                && ngx_strncasecmp(tokens[j].data, start, last - start) == 0)
-            {
-                break;
-            }
-        }
-
-        if (j == n) {
-            if (n == NGX_HTTP_CAST_MAX_EVENTS) {
-                ngx_str_set(err, "hub.events lists too many events");
-                return NGX_DECLINED;
-            }
-
-            tokens[n].data = start;
-            tokens[n].len = last - start;
-            size += 2 * tokens[n].len + 1;
-            n++;
-        }
-
-        last = ngx_strlchr(p, end, ',');
-        if (last == NULL) {
-            break;
-        }
-    }
-
-    if (n == 0) {
-        ngx_str_set(err, "hub.events is empty");
+    if (ngx_http_cast_text_events(list->data, list->len, &names, &msg)
+        != NGX_OK)
+    {
+        err->data = (u_char *) msg;
+        err->len = ngx_strlen(msg);
         return NGX_DECLINED;
     }
+
+    n = names.n;
+
+    /* the text "a,b,c" (the names and n - 1 commas), then the lowercase */
+    size = 2 * names.size + n;
 
     block = ngx_alloc(n * sizeof(ngx_str_t) + size, ngx_cycle->log);
     if (block == NULL) {
@@ -289,8 +225,6 @@ ngx_http_cast_events_parse(ngx_str_t *list, ngx_uint_t dialect,
 
     t = (ngx_str_t *) block;
     text = block + n * sizeof(ngx_str_t);
-
-    /* text: "a,b,c" (size of the names plus n - 1 commas) */
 
     p = text;
 
@@ -316,7 +250,7 @@ ngx_http_cast_events_parse(ngx_str_t *list, ngx_uint_t dialect,
     events->n = n;
     events->text.data = text;
     events->text.len = p - text;
-    events->all = all;
+    events->all = names.all;
 
     return NGX_OK;
 }

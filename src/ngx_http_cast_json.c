@@ -9,6 +9,7 @@
 #include <ngx_http.h>
 
 #include "ngx_http_cast.h"
+#include "ngx_http_cast_text.h"
 
 
 static ngx_int_t ngx_http_cast_errorf(ngx_pool_t *pool, ngx_str_t *err,
@@ -18,6 +19,7 @@ static ngx_int_t ngx_http_cast_json_text(json_t *obj, const char *key,
 static ngx_int_t ngx_http_cast_event_splice(ngx_pool_t *pool, ngx_str_t *raw,
     json_t *root, ngx_uint_t id, ngx_uint_t ts, ngx_uint_t topic,
     ngx_str_t *out);
+static ngx_uint_t ngx_http_cast_json_objects(json_t *array);
 static u_char *ngx_http_cast_json_ws(u_char *p, u_char *end);
 static u_char *ngx_http_cast_json_skip_string(u_char *p, u_char *end);
 static u_char *ngx_http_cast_json_skip_value(u_char *p, u_char *end);
@@ -63,9 +65,8 @@ ngx_http_cast_event_validate(ngx_pool_t *pool, json_t *root, ngx_str_t *raw,
     u_char      buf[NGX_HTTP_CAST_UUID_LEN + 1];
     json_t     *event, *value;
     ngx_int_t   rc;
-    size_t      i;
     ngx_str_t   s;
-    ngx_uint_t  changed, added_topic, added_id, added_ts;
+    ngx_uint_t  changed, added_topic, added_id, added_ts, code;
 
     ngx_memzero(ev, sizeof(ngx_http_cast_event_t));
     changed = 0;
@@ -103,6 +104,15 @@ ngx_http_cast_event_validate(ngx_pool_t *pool, json_t *root, ngx_str_t *raw,
                                     NGX_HTTP_CAST_MAX_EVENT_NAME);
     }
 
+    /* a name is a token of the subscribers' comma lists (SPEC 4) */
+
+    code = ngx_http_cast_text_event(ev->name.data, ev->name.len,
+                                    NGX_HTTP_CAST_MAX_EVENT_NAME);
+    if (code != NGX_HTTP_CAST_TEXT_OK) {
+        return ngx_http_cast_errorf(pool, err, "event[\"hub.event\"] %s",
+                                    ngx_http_cast_text_reason(code));
+    }
+
     rc = ngx_http_cast_json_text(event, "hub.topic", NGX_HTTP_CAST_MAX_TOPIC,
                                  &ev->topic);
     if (rc == NGX_ERROR) {
@@ -113,6 +123,24 @@ ngx_http_cast_event_validate(ngx_pool_t *pool, json_t *root, ngx_str_t *raw,
     }
 
     if (path_topic && path_topic->len) {
+
+        /* checked before it is quoted or made a JSON string */
+
+        code = ngx_http_cast_text_topic(path_topic->data, path_topic->len,
+                                        NGX_HTTP_CAST_MAX_TOPIC);
+
+        if (code == NGX_HTTP_CAST_TEXT_TOO_LONG) {
+            return ngx_http_cast_errorf(pool, err,
+                                        "the topic in the path (hub.topic) "
+                                        "must be at most %d bytes",
+                                        NGX_HTTP_CAST_MAX_TOPIC);
+        }
+
+        if (code != NGX_HTTP_CAST_TEXT_OK) {
+            return ngx_http_cast_errorf(pool, err,
+                                        "the topic in the path %s",
+                                        ngx_http_cast_text_reason(code));
+        }
 
         if (rc == NGX_OK
             && (ev->topic.len != path_topic->len
@@ -152,12 +180,11 @@ ngx_http_cast_event_validate(ngx_pool_t *pool, json_t *root, ngx_str_t *raw,
                                     "missing event[\"hub.topic\"]");
     }
 
-    for (i = 0; i < ev->topic.len; i++) {
-        if (ev->topic.data[i] < 0x20 || ev->topic.data[i] == 0x7f) {
-            return ngx_http_cast_errorf(pool, err,
-                                        "event[\"hub.topic\"] holds a "
-                                        "control character");
-        }
+    code = ngx_http_cast_text_topic(ev->topic.data, ev->topic.len,
+                                    NGX_HTTP_CAST_MAX_TOPIC);
+    if (code != NGX_HTTP_CAST_TEXT_OK) {
+        return ngx_http_cast_errorf(pool, err, "event[\"hub.topic\"] %s",
+                                    ngx_http_cast_text_reason(code));
     }
 
     if (ev->topic.len == 1 && ev->topic.data[0] == '*') {
@@ -173,15 +200,18 @@ ngx_http_cast_event_validate(ngx_pool_t *pool, json_t *root, ngx_str_t *raw,
 
     if (dialect == NGX_HTTP_CAST_DIALECT_FHIRCAST) {
 
-        if (value == NULL || !json_is_array(value)) {
+        if (value == NULL || !ngx_http_cast_json_objects(value)) {
             return ngx_http_cast_errorf(pool, err,
-                                        "event[\"context\"] must be an array");
+                                        "event[\"context\"] must be an array "
+                                        "of objects");
         }
 
-    } else if (value && !json_is_array(value) && !json_is_object(value)) {
+    } else if (value && !json_is_object(value)
+               && !ngx_http_cast_json_objects(value))
+    {
         return ngx_http_cast_errorf(pool, err,
                                     "event[\"context\"] must be an object "
-                                    "or an array");
+                                    "or an array of objects");
     }
 
     ev->context = value;
@@ -349,6 +379,28 @@ ngx_http_cast_event_splice(ngx_pool_t *pool, ngx_str_t *raw, json_t *root,
 }
 
 
+/* 1 for an array whose items are all objects (none at all included) */
+
+static ngx_uint_t
+ngx_http_cast_json_objects(json_t *array)
+{
+    size_t   i;
+    json_t  *item;
+
+    if (!json_is_array(array)) {
+        return 0;
+    }
+
+    json_array_foreach(array, i, item) {
+        if (!json_is_object(item)) {
+            return 0;
+        }
+    }
+
+    return 1;
+}
+
+
 static u_char *
 ngx_http_cast_json_ws(u_char *p, u_char *end)
 {
@@ -437,7 +489,7 @@ static u_char *
 ngx_http_cast_json_member(u_char *open, u_char *end, const char *key)
 {
     u_char  *p, *k;
-    size_t   len;
+    size_t   len, klen;
 
     len = ngx_strlen(key);
     p = open + 1;
@@ -456,6 +508,9 @@ ngx_http_cast_json_member(u_char *open, u_char *end, const char *key)
             return NULL;
         }
 
+        /* the raw key without its quotes; an escaped one never matches */
+        klen = p - 1 - k;
+
         p = ngx_http_cast_json_ws(p, end);
 
         if (p == end || *p != ':') {
@@ -468,8 +523,8 @@ ngx_http_cast_json_member(u_char *open, u_char *end, const char *key)
             return NULL;
         }
 
-        if ((size_t) (p - k) >= len + 1 && ngx_strncmp(k, key, len) == 0
-            && k[len] == '"')
+        if (klen == len && ngx_strncmp(k, key, len) == 0
+            && ngx_strlchr(k, k + klen, '\\') == NULL)
         {
             return p;
         }

@@ -1,13 +1,12 @@
 
 /*
  * ngx_http_cast_module: small tools every layer uses: random bytes from
- * the kernel, UUIDs, timestamps, and the release of an event of ours.
+ * the kernel, UUIDs, timestamps.
  */
 
 
 #include <ngx_config.h>
 #include <ngx_core.h>
-#include <ngx_event.h>
 
 #include <sys/random.h>
 
@@ -112,19 +111,4 @@ ngx_http_cast_timestamp(u_char *out)
                        tm.ngx_tm_year, tm.ngx_tm_mon, tm.ngx_tm_mday,
                        tm.ngx_tm_hour, tm.ngx_tm_min, tm.ngx_tm_sec,
                        tp->msec);
-}
-
-
-/* an event of ours goes away: neither its timer nor its posting remains */
-
-void
-ngx_http_cast_event_cancel(ngx_event_t *ev)
-{
-    if (ev->timer_set) {
-        ngx_del_timer(ev);
-    }
-
-    if (ev->posted) {
-        ngx_delete_posted_event(ev);
-    }
 }

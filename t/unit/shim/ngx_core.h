@@ -1,7 +1,8 @@
 
 /*
  * Minimal stand-in for nginx's <ngx_core.h>: the status codes (with nginx's
- * values) and memory macros used by the frame codec.
+ * values), ngx_str_t and the memory macros used by the frame codec and
+ * the text checks.
  */
 
 
@@ -16,6 +17,14 @@
 #define NGX_ERROR             -1
 #define NGX_AGAIN             -2
 #define NGX_DONE              -4
+#define NGX_DECLINED          -5
+
+
+typedef struct {
+    size_t      len;
+    u_char     *data;
+} ngx_str_t;
+
 
 #define ngx_memzero(buf, n)       (void) memset(buf, 0, n)
 #define ngx_memcpy(dst, src, n)   (void) memcpy(dst, src, n)
