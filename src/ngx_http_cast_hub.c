@@ -68,6 +68,8 @@ static void ngx_http_cast_hub_on_ended(void *data, ngx_str_t *id,
 static void ngx_http_cast_hub_on_renewed(void *data,
     ngx_http_cast_record_t *record);
 static json_t *ngx_http_cast_hub_on_counters(void *data);
+static void ngx_http_cast_hub_on_bound(void *data,
+    void (*each)(void *data, ngx_http_cast_record_t *r), void *each_data);
 static ngx_http_cast_topic_t *ngx_http_cast_topic_find(
     ngx_http_cast_hub_t *hub, ngx_str_t *name);
 static ngx_http_cast_topic_t *ngx_http_cast_topic_get(
@@ -128,6 +130,7 @@ ngx_http_cast_hub_create(ngx_cycle_t *cycle, ngx_http_cast_store_t *store)
     store->hooks.ended = ngx_http_cast_hub_on_ended;
     store->hooks.renewed = ngx_http_cast_hub_on_renewed;
     store->hooks.counters = ngx_http_cast_hub_on_counters;
+    store->hooks.bound = ngx_http_cast_hub_on_bound;
 
     hub->heartbeat_ev.handler = ngx_http_cast_heartbeat_handler;
     hub->heartbeat_ev.data = hub;
@@ -347,6 +350,7 @@ void
 ngx_http_cast_hub_publish(ngx_http_cast_hub_t *hub, ngx_http_cast_event_t *ev,
     ngx_http_cast_done_pt done, void *data)
 {
+    json_t                  *value;
     ngx_http_cast_hub_op_t  *op;
 
     op = ngx_http_cast_hub_op(hub, done, data);
@@ -357,6 +361,13 @@ ngx_http_cast_hub_publish(ngx_http_cast_hub_t *hub, ngx_http_cast_event_t *ev,
     op->append.topic = ev->topic;
     op->append.name = ev->lowercase;
     op->append.json = ev->json;
+
+    value = json_object_get(ev->root, "id");
+
+    if (json_is_string(value)) {
+        op->append.id.data = (u_char *) json_string_value(value);
+        op->append.id.len = json_string_length(value);
+    }
     op->append.counted = ngx_http_cast_topic_counted(&ev->topic);
     op->append.apply = ngx_http_cast_hub_apply;
     op->append.event = ev;
@@ -1013,6 +1024,31 @@ static json_t *
 ngx_http_cast_hub_on_counters(void *data)
 {
     return ngx_http_cast_hub_counters(data);
+}
+
+
+static void
+ngx_http_cast_hub_on_bound(void *data,
+    void (*each)(void *data, ngx_http_cast_record_t *r), void *each_data)
+{
+    ngx_http_cast_hub_t *hub = data;
+
+    ngx_rbtree_node_t    *node;
+    ngx_http_cast_sub_t  *sub;
+
+    if (hub->subs.root == hub->subs.sentinel) {
+        return;
+    }
+
+    for (node = ngx_rbtree_min(hub->subs.root, hub->subs.sentinel);
+         node;
+         node = ngx_rbtree_next(&hub->subs, node))
+    {
+        sub = (ngx_http_cast_sub_t *)
+                  ((u_char *) node - offsetof(ngx_http_cast_sub_t, sn));
+
+        each(each_data, &sub->record);
+    }
 }
 
 

@@ -19,6 +19,7 @@ struct ngx_http_cast_wait_s {
     ngx_http_request_t        *request;     /* NULL once it is gone */
     ngx_http_cleanup_t        *cleanup;
     ngx_http_cast_reply_pt     reply;
+    ngx_http_cast_abandon_pt   abandon;     /* or NULL */
     void                      *ctx;
 };
 
@@ -51,6 +52,7 @@ ngx_http_cast_wait(ngx_http_request_t *r, ngx_http_cast_reply_pt reply,
     w->request = r;
     w->cleanup = cln;
     w->reply = reply;
+    w->abandon = NULL;
     w->ctx = ctx;
 
     cln->handler = ngx_http_cast_wait_cleanup;
@@ -59,6 +61,14 @@ ngx_http_cast_wait(ngx_http_request_t *r, ngx_http_cast_reply_pt reply,
     r->main->count++;
 
     return w;
+}
+
+
+void
+ngx_http_cast_wait_abandon(ngx_http_cast_wait_t *w,
+    ngx_http_cast_abandon_pt abandon)
+{
+    w->abandon = abandon;
 }
 
 
@@ -81,6 +91,11 @@ ngx_http_cast_wait_done(void *data, ngx_http_cast_result_t *res)
 
     if (r == NULL) {
         /* the request was terminated while it waited */
+
+        if (w->abandon) {
+            w->abandon(res);
+        }
+
         ngx_free(w);
         return;
     }

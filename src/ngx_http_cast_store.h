@@ -55,6 +55,12 @@ typedef struct {
 
     /* this worker's counters, for the status of every worker */
     json_t                  *(*counters)(void *hub);
+
+    /* each record this worker has a socket for (to write them again) */
+    void                     (*bound)(void *hub,
+                                      void (*each)(void *data,
+                                              ngx_http_cast_record_t *r),
+                                      void *data);
 } ngx_http_cast_store_hooks_t;
 
 
@@ -77,6 +83,7 @@ struct ngx_http_cast_append_s {
     ngx_str_t                  topic;
     ngx_str_t                  name;        /* lowercase hub.event */
     ngx_str_t                  json;        /* what subscribers get */
+    ngx_str_t                  id;          /* the event's id */
     ngx_uint_t                 counted;     /* see the record's */
     ngx_http_cast_apply_pt     apply;
     void                      *event;       /* for apply() */

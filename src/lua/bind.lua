@@ -1,8 +1,10 @@
 -- A socket binds a record: it is kept for the rest of its lease.
 -- Returns the record (HGETALL), 0 when there is none, -1 when it has a
 -- socket already.
+-- "nonce" names this bind: a worker that was not told the answer (a
+-- timeout) undoes it with unbind.lua.
 -- KEYS: sub all_subs topics
--- ARGV: id now
+-- ARGV: id now nonce
 
 local h = redis.call('HGETALL', sub)
 
@@ -24,7 +26,7 @@ if tonumber(rec.expires) <= tonumber(now) then
     return 0
 end
 
-redis.call('HSET', sub, 'bound', '1')
+redis.call('HSET', sub, 'bound', '1', 'binder', nonce)
 redis.call('PEXPIREAT', sub, rec.expires)
 cast_index(all_subs, id, rec.expires)
 cast_index(cast_topic_subs(rec.topic), id, rec.expires)
