@@ -970,6 +970,8 @@ ngx_http_cast_api_publish(ngx_http_request_t *r, json_t *root,
         return ngx_http_cast_send_error(r, NGX_HTTP_BAD_REQUEST, "%V", &err);
     }
 
+    ev->max_context = clcf->max_context;
+
     w = ngx_http_cast_wait(r, ngx_http_cast_api_published, NULL);
     if (w == NULL) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;

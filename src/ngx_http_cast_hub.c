@@ -88,8 +88,6 @@ static json_t *ngx_http_cast_sub_confirmation(ngx_http_cast_sub_t *sub,
     const char *mode, const char *reason);
 static void ngx_http_cast_sub_lease(ngx_http_cast_sub_t *sub);
 static void ngx_http_cast_sub_heartbeat(ngx_http_cast_sub_t *sub);
-static void ngx_http_cast_sub_replay_events(ngx_http_cast_sub_t *sub,
-    json_t **events, ngx_uint_t n);
 static void ngx_http_cast_sub_release_held(ngx_http_cast_sub_t *sub,
     ngx_uint_t send);
 static void ngx_http_cast_sub_end(ngx_http_cast_sub_t *sub,
@@ -102,7 +100,6 @@ static void ngx_http_cast_heartbeat_handler(ngx_event_t *ev);
 static void ngx_http_cast_lease_handler(ngx_event_t *ev);
 static ngx_uint_t ngx_http_cast_topic_counted(ngx_str_t *topic);
 static ngx_int_t ngx_http_cast_str_eq(ngx_str_t *a, ngx_str_t *b);
-static ngx_int_t ngx_http_cast_str_caseeq(ngx_str_t *a, ngx_str_t *b);
 
 
 ngx_http_cast_hub_t *
@@ -381,7 +378,15 @@ ngx_http_cast_hub_publish(ngx_http_cast_hub_t *hub, ngx_http_cast_event_t *ev,
 static ngx_int_t
 ngx_http_cast_hub_apply(ngx_http_cast_append_t *a, json_t *state)
 {
-    return ngx_http_cast_state_apply(state, a->event);
+    ngx_int_t  rc;
+
+    rc = ngx_http_cast_state_apply(state, a->event);
+
+    if (rc == NGX_ABORT) {
+        a->refused = NGX_HTTP_CAST_TOO_LARGE;
+    }
+
+    return rc;
 }
 
 
@@ -603,8 +608,9 @@ ngx_http_cast_hub_replay(void *data, ngx_http_cast_result_t *res)
 {
     ngx_http_cast_sub_t *sub = data;
 
-    json_t      *events[NGX_HTTP_CAST_MAX_OPENS];
-    ngx_uint_t   n;
+    ngx_uint_t              i, n;
+    ngx_http_cast_frame_t  *frame;
+    ngx_http_cast_replay_t  replay[NGX_HTTP_CAST_MAX_OPENS];
 
     sub->replaying = 0;
 
@@ -615,9 +621,26 @@ ngx_http_cast_hub_replay(void *data, ngx_http_cast_result_t *res)
     }
 
     if (res->rc == NGX_HTTP_CAST_DONE) {
-        n = ngx_http_cast_state_opens(res->json, events,
-                                      NGX_HTTP_CAST_MAX_OPENS);
-        ngx_http_cast_sub_replay_events(sub, events, n);
+        /* as originally published, if the subscription wants them */
+
+        n = ngx_http_cast_state_replay(res->json, replay,
+                                       NGX_HTTP_CAST_MAX_OPENS);
+
+        for (i = 0; i < n && sub->socket; i++) {
+            if (!ngx_http_cast_sub_matches(sub, &replay[i].name)) {
+                continue;
+            }
+
+            frame = ngx_http_cast_frame_create(NGX_HTTP_CAST_WS_TEXT,
+                                               replay[i].text.data,
+                                               replay[i].text.len);
+            if (frame == NULL) {
+                break;
+            }
+
+            (void) sub->send(sub->socket, frame, 0);
+            ngx_http_cast_frame_release(frame);
+        }
 
     } else {
         ngx_log_error(NGX_LOG_INFO, sub->hub->log, 0,
@@ -626,67 +649,6 @@ ngx_http_cast_hub_replay(void *data, ngx_http_cast_result_t *res)
     }
 
     ngx_http_cast_sub_release_held(sub, 1);
-}
-
-
-/*
- * Of the open events given oldest first: the latest per anchor type that
- * the subscription matches, sent oldest first, as originally published.
- */
-
-static void
-ngx_http_cast_sub_replay_events(ngx_http_cast_sub_t *sub, json_t **events,
-    ngx_uint_t n)
-{
-    u_char      name[NGX_HTTP_CAST_MAX_EVENT_NAME];
-    json_t     *event, *value, *replay[NGX_HTTP_CAST_MAX_OPENS];
-    ngx_str_t   lowercase, type, seen[NGX_HTTP_CAST_MAX_OPENS];
-    ngx_uint_t  i, k, nseen, nreplay;
-
-    nseen = 0;
-    nreplay = 0;
-
-    while (n-- && nseen < NGX_HTTP_CAST_MAX_OPENS) {
-
-        event = json_object_get(events[n], "event");
-        value = json_object_get(event, "hub.event");
-
-        if (!json_is_string(value)
-            || json_string_length(value) > NGX_HTTP_CAST_MAX_EVENT_NAME
-            || json_string_length(value) <= sizeof("-open") - 1)
-        {
-            continue;
-        }
-
-        type.data = (u_char *) json_string_value(value);
-        type.len = json_string_length(value) - (sizeof("-open") - 1);
-
-        for (k = 0; k < nseen; k++) {
-            if (ngx_http_cast_str_caseeq(&seen[k], &type)) {
-                break;
-            }
-        }
-
-        if (k < nseen) {
-            continue;
-        }
-
-        seen[nseen++] = type;
-
-        lowercase.len = json_string_length(value);
-        lowercase.data = name;
-        ngx_strlow(name, (u_char *) json_string_value(value), lowercase.len);
-
-        if (ngx_http_cast_sub_matches(sub, &lowercase)) {
-            replay[nreplay++] = events[n];
-        }
-    }
-
-    for (i = nreplay; i-- && sub->socket; /* void */) {
-        if (ngx_http_cast_sub_send_json(sub, replay[i], 0) != NGX_OK) {
-            return;
-        }
-    }
 }
 
 
@@ -1444,11 +1406,4 @@ static ngx_int_t
 ngx_http_cast_str_eq(ngx_str_t *a, ngx_str_t *b)
 {
     return a->len == b->len && ngx_strncmp(a->data, b->data, a->len) == 0;
-}
-
-
-static ngx_int_t
-ngx_http_cast_str_caseeq(ngx_str_t *a, ngx_str_t *b)
-{
-    return a->len == b->len && ngx_strncasecmp(a->data, b->data, a->len) == 0;
 }

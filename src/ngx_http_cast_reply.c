@@ -127,12 +127,22 @@ ngx_http_cast_wait_cleanup(void *data)
 ngx_int_t
 ngx_http_cast_send_failure(ngx_http_request_t *r, ngx_uint_t rc)
 {
-    ngx_str_t  retry;
+    ngx_str_t                  retry;
+    ngx_http_cast_loc_conf_t  *clcf;
 
     if (rc == NGX_HTTP_CAST_FULL) {
         return ngx_http_cast_send_error(r, NGX_HTTP_SERVICE_UNAVAILABLE,
                                         "the hub holds as many topics as "
                                         "it may (cast_max_topics)");
+    }
+
+    if (rc == NGX_HTTP_CAST_TOO_LARGE) {
+        clcf = ngx_http_get_module_loc_conf(r, ngx_http_cast_module);
+
+        return ngx_http_cast_send_error(r, NGX_HTTP_REQUEST_ENTITY_TOO_LARGE,
+                                        "the context exceeds "
+                                        "cast_max_context_size (%uz bytes)",
+                                        clcf->max_context);
     }
 
     if (rc == NGX_HTTP_CAST_UNAVAILABLE) {

@@ -69,6 +69,8 @@ typedef struct {
  * the topic's current state (a JSON object it may change in place):
  *   NGX_OK        the state changed: keep the new one with the event;
  *   NGX_DECLINED  the state did not change;
+ *   NGX_ABORT     the event is refused (a->refused says why: an
+ *                 NGX_HTTP_CAST_* code), nothing is appended;
  *   NGX_ERROR     out of memory.
  * The Redis store calls it again, on a fresh copy, when another worker
  * changed the topic first (a bounded number of times).
@@ -85,6 +87,7 @@ struct ngx_http_cast_append_s {
     ngx_str_t                  json;        /* what subscribers get */
     ngx_str_t                  id;          /* the event's id */
     ngx_uint_t                 counted;     /* see the record's */
+    ngx_uint_t                 refused;     /* set by apply() */
     ngx_http_cast_apply_pt     apply;
     void                      *event;       /* for apply() */
     ngx_http_cast_done_pt      done;

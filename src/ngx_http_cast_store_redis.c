@@ -72,6 +72,10 @@
 /* at worker exit, queued commands get this long to be written (ms) */
 #define NGX_HTTP_CAST_EXIT_FLUSH    500
 
+/* records whose time is up are ended this often, at most so many (ms) */
+#define NGX_HTTP_CAST_SWEEP         1000
+#define NGX_HTTP_CAST_SWEEP_MAX     "100"
+
 /* a retried publish (same event id) is recognized this long (ms) */
 #define NGX_HTTP_CAST_IDS_KEEP      300000
 
@@ -89,6 +93,7 @@ typedef enum {
     NGX_HTTP_CAST_SCRIPT_STATUS,
     NGX_HTTP_CAST_SCRIPT_UNBIND,
     NGX_HTTP_CAST_SCRIPT_EPOCH,
+    NGX_HTTP_CAST_SCRIPT_SWEEP,
     NGX_HTTP_CAST_SCRIPT_LAST
 } ngx_http_cast_script_e;
 
@@ -150,6 +155,7 @@ typedef struct {
     ngx_log_t                 *log;
     ngx_uint_t                 max_topics;
     ngx_event_t                report_ev;
+    ngx_event_t                sweep_ev;    /* records whose time is up */
 
     ngx_rbtree_t               channels;
     ngx_rbtree_node_t          channels_sentinel;
@@ -232,6 +238,9 @@ static void ngx_http_cast_rstore_check_epoch(ngx_http_cast_rstore_t *rs);
 static void ngx_http_cast_rstore_epoch(redisAsyncContext *ac, void *r,
     void *privdata);
 static void ngx_http_cast_rstore_unbind(ngx_http_cast_rstore_t *rs);
+static void ngx_http_cast_rstore_sweep(ngx_event_t *ev);
+static void ngx_http_cast_rstore_swept(redisAsyncContext *ac, void *r,
+    void *privdata);
 static void ngx_http_cast_rstore_created(redisAsyncContext *ac, void *r,
     void *privdata);
 static void ngx_http_cast_rstore_renewed(redisAsyncContext *ac, void *r,
@@ -325,7 +334,8 @@ static ngx_http_cast_script_t  ngx_http_cast_scripts[] = {
     { ngx_http_cast_lua_append, NGX_HTTP_CAST_LUA_APPEND_NKEYS, "" },
     { ngx_http_cast_lua_status, NGX_HTTP_CAST_LUA_STATUS_NKEYS, "" },
     { ngx_http_cast_lua_unbind, NGX_HTTP_CAST_LUA_UNBIND_NKEYS, "" },
-    { ngx_http_cast_lua_epoch, NGX_HTTP_CAST_LUA_EPOCH_NKEYS, "" }
+    { ngx_http_cast_lua_epoch, NGX_HTTP_CAST_LUA_EPOCH_NKEYS, "" },
+    { ngx_http_cast_lua_sweep, NGX_HTTP_CAST_LUA_SWEEP_NKEYS, "" }
 };
 
 
@@ -413,6 +423,12 @@ ngx_http_cast_store_redis_create(ngx_cycle_t *cycle,
     rs->report_ev.log = cycle->log;
     rs->report_ev.cancelable = 1;
     ngx_add_timer(&rs->report_ev, NGX_HTTP_CAST_REPORT);
+
+    rs->sweep_ev.handler = ngx_http_cast_rstore_sweep;
+    rs->sweep_ev.data = rs;
+    rs->sweep_ev.log = cycle->log;
+    rs->sweep_ev.cancelable = 1;
+    ngx_add_timer(&rs->sweep_ev, NGX_HTTP_CAST_SWEEP);
 
     return &rs->store;
 }
@@ -1063,10 +1079,12 @@ ngx_http_cast_rstore_append_try(ngx_http_cast_rcall_t *call)
 
     rc = a->apply(a, next);
 
-    if (rc == NGX_ERROR) {
+    if (rc == NGX_ERROR || rc == NGX_ABORT) {
         json_decref(next);
-        ngx_http_cast_rstore_finish(call, NGX_HTTP_CAST_FAILED, NULL, 0,
-                                    NULL);
+        ngx_http_cast_rstore_finish(call,
+                                    rc == NGX_ABORT ? a->refused
+                                                    : NGX_HTTP_CAST_FAILED,
+                                    NULL, 0, NULL);
         return;
     }
 
@@ -1504,6 +1522,7 @@ ngx_http_cast_rstore_exit(ngx_http_cast_store_t *store)
     ngx_http_cast_channel_t  *ch;
 
     ngx_http_cast_event_cancel(&rs->report_ev);
+    ngx_http_cast_event_cancel(&rs->sweep_ev);
 
     if (ngx_http_cast_redis_ready(rs->cmd)) {
         who = ngx_sprintf(name, "%V:%P", &ngx_cycle->hostname, ngx_pid);
@@ -1575,6 +1594,78 @@ ngx_http_cast_rstore_cmd_state(ngx_http_cast_redis_t *rds,
 
     ngx_http_cast_rstore_unbind(data);
     ngx_http_cast_rstore_check_epoch(data);
+}
+
+
+/*
+ * Every second: the records whose time is up end, here or on another
+ * worker (one takes each), as a timer would end them in local mode.
+ */
+
+static void
+ngx_http_cast_rstore_sweep(ngx_event_t *ev)
+{
+    ngx_http_cast_rstore_t *rs = ev->data;
+
+    u_char                 nbuf[2][NGX_INT64_LEN];
+    int64_t                now;
+    ngx_http_cast_rargs_t  keys, args;
+
+    ngx_add_timer(ev, NGX_HTTP_CAST_SWEEP);
+
+    now = ngx_http_cast_now_ms();
+
+    keys.argc = 0;
+    ngx_http_cast_rargs_add(&keys, "cast:subs", sizeof("cast:subs") - 1);
+    ngx_http_cast_rargs_add(&keys, "cast:topics", sizeof("cast:topics") - 1);
+    ngx_http_cast_rargs_add(&keys, NGX_HTTP_CAST_CTL_LOG,
+                            sizeof(NGX_HTTP_CAST_CTL_LOG) - 1);
+
+    args.argc = 0;
+    ngx_http_cast_rargs_num(&args, nbuf[0], now);
+    ngx_http_cast_rargs_add(&args, NGX_HTTP_CAST_SWEEP_MAX,
+                            sizeof(NGX_HTTP_CAST_SWEEP_MAX) - 1);
+    ngx_http_cast_rargs_num(&args, nbuf[1], now - NGX_HTTP_CAST_LOG_KEEP);
+
+    (void) ngx_http_cast_rstore_eval(rs, NGX_HTTP_CAST_SCRIPT_SWEEP, &keys,
+                                     &args, NULL, ngx_http_cast_rstore_swept,
+                                     rs);
+}
+
+
+/* {id, topic, bound, reason, ...} */
+
+static void
+ngx_http_cast_rstore_swept(redisAsyncContext *ac, void *r, void *privdata)
+{
+    redisReply              *reply = r;
+    ngx_http_cast_rstore_t  *rs = privdata;
+
+    size_t       i, k;
+    ngx_str_t    f[4];
+    ngx_uint_t   bound;
+
+    if (reply == NULL || reply->type != REDIS_REPLY_ARRAY
+        || rs->store.hooks.ended == NULL)
+    {
+        return;
+    }
+
+    for (i = 0; i + 4 <= reply->elements; i += 4) {
+        for (k = 0; k < 4; k++) {
+            if (reply->element[i + k]->type != REDIS_REPLY_STRING) {
+                return;
+            }
+
+            f[k].data = (u_char *) reply->element[i + k]->str;
+            f[k].len = reply->element[i + k]->len;
+        }
+
+        bound = (f[2].len == 1 && f[2].data[0] == '1');
+
+        rs->store.hooks.ended(rs->store.hooks.hub, &f[0], &f[1], &f[3],
+                              bound);
+    }
 }
 
 

@@ -1192,6 +1192,7 @@ ngx_http_cast_ws_message(ngx_http_cast_ws_t *ws, u_char *p, size_t n)
 
         } else if (rc == NGX_OK) {
             /* the pool and the JSON stay until the hub answers */
+            pub->ev.max_context = ws->conf->max_context;
             pub->ws = ws;
             pub->pool = pool;
             pub->root = root;
@@ -1240,6 +1241,10 @@ ngx_http_cast_ws_published(void *data, ngx_http_cast_result_t *res)
             if (res->rc == NGX_HTTP_CAST_FULL) {
                 ngx_str_set(&err, "the hub holds as many topics as it may "
                                   "(cast_max_topics)");
+
+            } else if (res->rc == NGX_HTTP_CAST_TOO_LARGE) {
+                ngx_str_set(&err, "the context exceeds "
+                                  "cast_max_context_size");
 
             } else if (res->rc == NGX_HTTP_CAST_UNAVAILABLE) {
                 ngx_str_set(&err, "the hub's Redis is unreachable, the "

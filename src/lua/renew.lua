@@ -13,7 +13,7 @@ redis.call('HSET', sub, 'events', events, 'lease', lease,
            'expires', expires)
 
 if h[2] == '1' then
-    redis.call('PEXPIREAT', sub, expires)
+    redis.call('PEXPIREAT', sub, tonumber(expires) + grace)
     cast_index(topic_subs, id, expires)
     cast_index(all_subs, id, expires)
     cast_topic_extend(topics, topic, expires)
@@ -21,9 +21,9 @@ if h[2] == '1' then
                                  .. lease .. ' ' .. events)
 else
     -- unbound: its bind timeout, or the new lease if that ends first
-    local left = redis.call('PTTL', sub)
+    local left = redis.call('PTTL', sub) - grace
     if left > 0 and tonumber(expires) < tonumber(now) + left then
-        redis.call('PEXPIREAT', sub, expires)
+        redis.call('PEXPIREAT', sub, tonumber(expires) + grace)
         cast_index(topic_subs, id, expires)
         cast_index(all_subs, id, expires)
     end

@@ -20,8 +20,7 @@ end
 
 redis.call('HSET', sub, unpack(ARGV, fields))
 redis.call('ZREMRANGEBYSCORE', topics, '-inf', now)
-redis.call('ZREMRANGEBYSCORE', all_subs, '-inf', now)
-redis.call('PEXPIREAT', sub, expires)
+redis.call('PEXPIREAT', sub, tonumber(expires) + grace)
 cast_index(topic_subs, id, expires)
 cast_index(all_subs, id, expires)
 
