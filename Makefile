@@ -89,7 +89,8 @@ test: build
 	fi; \
 	if [ -n "$(filter local,$(CAST_MODES))" ]; then \
 	    echo "== Test::Nginx suites (t/), dual-mode suites in local mode"; \
-	    $(TEST_ENV) $(PROVE) $(TESTS) || failed="$$failed prove"; \
+	    $(TEST_ENV) TEST_NGINX_CAST_MODE=local $(PROVE) $(TESTS) \
+	        || failed="$$failed prove"; \
 	fi; \
 	if [ -n "$(filter redis,$(CAST_MODES))" ] && [ -n "$(strip $(REDIS_TESTS))" ]; then \
 	    echo "== Test::Nginx dual-mode suites in Redis mode (2 workers)"; \
