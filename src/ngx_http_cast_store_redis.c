@@ -52,6 +52,7 @@
 /* workers report their counters to cast:stats this often (ms) */
 #define NGX_HTTP_CAST_REPORT        2000
 #define NGX_HTTP_CAST_REPORT_KEEP   10000
+#define NGX_HTTP_CAST_REPORT_SOON   50
 
 /* logs keep a minute of events for workers to catch up (ms) */
 #define NGX_HTTP_CAST_LOG_KEEP      60000
@@ -298,6 +299,7 @@ static void ngx_http_cast_rstore_version(redisAsyncContext *ac, void *r,
 static void ngx_http_cast_rstore_logged(redisAsyncContext *ac, void *r,
     void *privdata);
 static void ngx_http_cast_rstore_report(ngx_event_t *ev);
+static void ngx_http_cast_rstore_report_soon(ngx_http_cast_rstore_t *rs);
 static void ngx_http_cast_rstore_pubsub_state(ngx_http_cast_redis_t *rds,
     ngx_uint_t connected, void *data);
 static void ngx_http_cast_rstore_subscribe(ngx_http_cast_rstore_t *rs,
@@ -1009,6 +1011,7 @@ ngx_http_cast_rstore_bound(redisAsyncContext *ac, void *r, void *privdata)
 
     record.id = call->topic;
 
+    ngx_http_cast_rstore_report_soon(call->rs);
     ngx_http_cast_rstore_finish(call, NGX_HTTP_CAST_DONE, &record, 0, NULL);
 }
 
@@ -1450,9 +1453,11 @@ ngx_http_cast_rstore_status_reply(redisAsyncContext *ac, void *r,
     rc = ngx_http_cast_rstore_failed(call->rs, reply);
 
     if (rc != NGX_HTTP_CAST_DONE || reply->type != REDIS_REPLY_ARRAY
-        || reply->elements < 2
+        || reply->elements < 4
         || reply->element[0]->type != REDIS_REPLY_INTEGER
-        || reply->element[1]->type != REDIS_REPLY_INTEGER)
+        || reply->element[1]->type != REDIS_REPLY_INTEGER
+        || reply->element[2]->type != REDIS_REPLY_INTEGER
+        || reply->element[3]->type != REDIS_REPLY_INTEGER)
     {
         ngx_http_cast_rstore_finish(call,
                                     rc == NGX_HTTP_CAST_DONE
@@ -1463,10 +1468,13 @@ ngx_http_cast_rstore_status_reply(redisAsyncContext *ac, void *r,
 
     peers = json_array();
 
-    status = json_pack("{s:I,s:I,s:o}",
+    status = json_pack("{s:I,s:I,s:I,s:I,s:o}",
                        "subscriptions",
                        (json_int_t) reply->element[0]->integer,
                        "topics", (json_int_t) reply->element[1]->integer,
+                       "connections",
+                       (json_int_t) ngx_max(reply->element[2]->integer, 0),
+                       "events_in", (json_int_t) reply->element[3]->integer,
                        "peers", peers);
     if (status == NULL) {
         ngx_http_cast_rstore_finish(call, NGX_HTTP_CAST_FAILED, NULL, 0,
@@ -1474,7 +1482,7 @@ ngx_http_cast_rstore_status_reply(redisAsyncContext *ac, void *r,
         return;
     }
 
-    for (i = 2; i < reply->elements; i++) {
+    for (i = 4; i < reply->elements; i++) {
         if (reply->element[i]->type != REDIS_REPLY_STRING) {
             continue;
         }
@@ -1832,6 +1840,22 @@ ngx_http_cast_rstore_logged(redisAsyncContext *ac, void *r, void *privdata)
 }
 
 
+/* counters changed (deliveries, sockets): reported within 50 ms */
+
+static void
+ngx_http_cast_rstore_report_soon(ngx_http_cast_rstore_t *rs)
+{
+    if (rs->report_ev.timer_set
+        && (ngx_msec_int_t) (rs->report_ev.timer.key - ngx_current_msec)
+           <= NGX_HTTP_CAST_REPORT_SOON)
+    {
+        return;
+    }
+
+    ngx_add_timer(&rs->report_ev, NGX_HTTP_CAST_REPORT_SOON);
+}
+
+
 /* every 2 s: "<ms> <json>" under "<host>:<pid>" in cast:stats */
 
 static void
@@ -2119,6 +2143,7 @@ ngx_http_cast_rstore_deliver(ngx_http_cast_rstore_t *rs,
     topic.len = channel->len - (sizeof(NGX_HTTP_CAST_EV_PREFIX) - 1);
 
     rs->store.hooks.event(rs->store.hooks.hub, &topic, &name, &json, which);
+    ngx_http_cast_rstore_report_soon(rs);
     return;
 
 invalid:
@@ -2152,6 +2177,7 @@ ngx_http_cast_rstore_control(ngx_http_cast_rstore_t *rs, u_char *p,
         ngx_str_null(&none);
 
         rs->store.hooks.ended(rs->store.hooks.hub, &id, &none, &reason, 1);
+        ngx_http_cast_rstore_report_soon(rs);
         return;
     }
 

@@ -51,6 +51,7 @@ elseif op == 'clear' then
     cast_topic_settle(topics, topic, now)
 end
 
+redis.call('HINCRBY', 'cast:counters', 'events_in', 1)
 redis.call('PUBLISH', channel, id .. ' ' .. #name .. ':' .. name .. json)
 
 return {1, id}
