@@ -138,6 +138,19 @@ typedef struct {
 } ngx_http_cast_unbind_t;
 
 
+/*
+ * A topic's appends from this worker, one at a time: a retried append
+ * (another worker changed the topic first) must not be overtaken by the
+ * next one of the same publisher.
+ */
+
+typedef struct {
+    ngx_str_node_t             sn;
+    ngx_queue_t                waiting;     /* ngx_http_cast_rcall_t */
+    u_char                     name[1];
+} ngx_http_cast_lane_t;
+
+
 /* the last state of a topic this worker saw, to append against */
 
 typedef struct {
@@ -162,6 +175,8 @@ typedef struct {
     ngx_rbtree_node_t          channels_sentinel;
     ngx_rbtree_t               cache;
     ngx_rbtree_node_t          cache_sentinel;
+    ngx_rbtree_t               lanes;
+    ngx_rbtree_node_t          lanes_sentinel;
     ngx_queue_t                cache_lru;
     ngx_uint_t                 ncache;
 
@@ -182,6 +197,8 @@ typedef struct {
     ngx_http_cast_done_pt      done;
     void                      *data;
     ngx_http_cast_append_t    *append;
+    ngx_http_cast_lane_t      *lane;        /* append: its topic's */
+    ngx_queue_t                queue;       /* in lane->waiting */
     ngx_http_cast_record_t    *record;      /* renew: the caller's */
     json_t                    *next;        /* append: the state computed */
     ngx_uint_t                 op;          /* append: keep, set, clear */
@@ -253,6 +270,8 @@ static void ngx_http_cast_rstore_removed_many(redisAsyncContext *ac,
 static void ngx_http_cast_rstore_bound(redisAsyncContext *ac, void *r,
     void *privdata);
 static void ngx_http_cast_rstore_append_try(ngx_http_cast_rcall_t *call);
+static void ngx_http_cast_rstore_next(ngx_http_cast_rstore_t *rs,
+    ngx_http_cast_lane_t *lane);
 static void ngx_http_cast_rstore_appended(redisAsyncContext *ac, void *r,
     void *privdata);
 static void ngx_http_cast_rstore_state_reply(redisAsyncContext *ac, void *r,
@@ -262,6 +281,8 @@ static void ngx_http_cast_rstore_status_reply(redisAsyncContext *ac,
 
 static void ngx_http_cast_rstore_failed_call(ngx_http_cast_done_pt done,
     void *data);
+static void ngx_http_cast_rstore_full(ngx_http_cast_rstore_t *rs,
+    long long n, ngx_str_t *topic);
 static ngx_http_cast_rcall_t *ngx_http_cast_rstore_call(
     ngx_http_cast_rstore_t *rs, ngx_http_cast_done_pt done, void *data,
     ngx_str_t *topic, ngx_str_t *reason);
@@ -375,6 +396,8 @@ ngx_http_cast_store_redis_create(ngx_cycle_t *cycle,
                     ngx_str_rbtree_insert_value);
     ngx_rbtree_init(&rs->cache, &rs->cache_sentinel,
                     ngx_str_rbtree_insert_value);
+    ngx_rbtree_init(&rs->lanes, &rs->lanes_sentinel,
+                    ngx_str_rbtree_insert_value);
     ngx_queue_init(&rs->cache_lru);
     ngx_queue_init(&rs->unbinds);
 
@@ -472,7 +495,7 @@ ngx_http_cast_rstore_write(ngx_http_cast_rstore_t *rs,
     ngx_http_cast_rargs_t   keys, args, more;
     ngx_http_cast_rcall_t  *call;
 
-    call = ngx_http_cast_rstore_call(rs, done, data, NULL, NULL);
+    call = ngx_http_cast_rstore_call(rs, done, data, &record->topic, NULL);
     if (call == NULL) {
         return;
     }
@@ -565,6 +588,8 @@ ngx_http_cast_rstore_created(redisAsyncContext *ac, void *r, void *privdata)
             rc = NGX_HTTP_CAST_FAILED;
 
         } else if (reply->integer < 0) {
+            ngx_http_cast_rstore_full(call->rs, -1 - reply->integer,
+                                      &call->topic);
             rc = NGX_HTTP_CAST_FULL;
         }
     }
@@ -1030,12 +1055,67 @@ ngx_http_cast_rstore_append(ngx_http_cast_store_t *store,
 
     ngx_http_cast_rcall_t  *call;
 
+    uint32_t                 hash;
+    ngx_http_cast_lane_t    *lane;
+
     call = ngx_http_cast_rstore_call(rs, a->done, a->data, &a->topic, NULL);
     if (call == NULL) {
         return;
     }
 
     call->append = a;
+
+    hash = ngx_crc32_long(a->topic.data, a->topic.len);
+
+    lane = (ngx_http_cast_lane_t *)
+               ngx_str_rbtree_lookup(&rs->lanes, &a->topic, hash);
+
+    if (lane) {
+        /* after the topic's append on its way */
+        ngx_queue_insert_tail(&lane->waiting, &call->queue);
+        return;
+    }
+
+    lane = ngx_alloc(sizeof(ngx_http_cast_lane_t) + a->topic.len, rs->log);
+    if (lane == NULL) {
+        ngx_http_cast_rstore_finish(call, NGX_HTTP_CAST_FAILED, NULL, 0,
+                                    NULL);
+        return;
+    }
+
+    ngx_memcpy(lane->name, a->topic.data, a->topic.len);
+    lane->sn.str.data = lane->name;
+    lane->sn.str.len = a->topic.len;
+    lane->sn.node.key = hash;
+    ngx_queue_init(&lane->waiting);
+    ngx_rbtree_insert(&rs->lanes, &lane->sn.node);
+
+    call->lane = lane;
+
+    ngx_http_cast_rstore_append_try(call);
+}
+
+
+/* an append ended: the topic's next one goes */
+
+static void
+ngx_http_cast_rstore_next(ngx_http_cast_rstore_t *rs,
+    ngx_http_cast_lane_t *lane)
+{
+    ngx_queue_t            *q;
+    ngx_http_cast_rcall_t  *call;
+
+    if (ngx_queue_empty(&lane->waiting)) {
+        ngx_rbtree_delete(&rs->lanes, &lane->sn.node);
+        ngx_free(lane);
+        return;
+    }
+
+    q = ngx_queue_head(&lane->waiting);
+    ngx_queue_remove(q);
+
+    call = ngx_queue_data(q, ngx_http_cast_rcall_t, queue);
+    call->lane = lane;
 
     ngx_http_cast_rstore_append_try(call);
 }
@@ -1248,6 +1328,13 @@ ngx_http_cast_rstore_appended(redisAsyncContext *ac, void *r, void *privdata)
         return;
 
     default:
+        if (reply->elements == 2
+            && reply->element[1]->type == REDIS_REPLY_INTEGER)
+        {
+            ngx_http_cast_rstore_full(rs, reply->element[1]->integer,
+                                      &call->topic);
+        }
+
         ngx_http_cast_rstore_finish(call, NGX_HTTP_CAST_FULL, NULL, 0, NULL);
         return;
     }
@@ -2477,6 +2564,18 @@ ngx_http_cast_rstore_channel(ngx_http_cast_rstore_t *rs, ngx_str_t *name)
 }
 
 
+/* as the local store says it */
+
+static void
+ngx_http_cast_rstore_full(ngx_http_cast_rstore_t *rs, long long n,
+    ngx_str_t *topic)
+{
+    ngx_log_error(NGX_LOG_INFO, rs->log, 0,
+                  "cast: %L topics are stored, the cast_max_topics limit: "
+                  "\"%V\" is refused", (int64_t) n, topic);
+}
+
+
 static void
 ngx_http_cast_rstore_failed_call(ngx_http_cast_done_pt done, void *data)
 {
@@ -2544,10 +2643,20 @@ static void
 ngx_http_cast_rstore_finish(ngx_http_cast_rcall_t *call, ngx_uint_t rc,
     ngx_http_cast_record_t *record, ngx_uint_t removed, json_t *json)
 {
+    ngx_http_cast_lane_t    *lane;
+    ngx_http_cast_rstore_t  *rs;
+
+    rs = call->rs;
+    lane = call->lane;
+
     ngx_http_cast_rstore_answer(call, rc, record, removed, json);
 
     json_decref(call->next);
     ngx_free(call);
+
+    if (lane) {
+        ngx_http_cast_rstore_next(rs, lane);
+    }
 }
 
 
