@@ -1344,7 +1344,8 @@ ngx_http_cast_send_error(ngx_http_request_t *r, ngx_uint_t status,
 
     /* the message may quote client bytes: invalid UTF-8 is replaced */
 
-    reason = json_stringn((char *) msg, last - msg);
+    reason = json_stringn((char *) msg,
+                          ngx_http_cast_utf8_trim(msg, last - msg));
     if (reason == NULL) {
         reason = json_string("invalid request (the reason is not UTF-8)");
     }
