@@ -41,6 +41,7 @@
 #include "ngx_http_cast_redis.h"
 #include "ngx_http_cast_store.h"
 #include "ngx_http_cast_store_redis.h"
+#include "ngx_http_cast_wire.h"
 #include <ngx_http_cast_lua.h>
 
 
@@ -337,12 +338,8 @@ static void ngx_http_cast_rstore_missed(redisAsyncContext *ac, void *r,
 static void ngx_http_cast_rstore_deliver(ngx_http_cast_rstore_t *rs,
     ngx_http_cast_channel_t *ch, ngx_str_t *channel, u_char *p, size_t len,
     ngx_uint_t which);
-static void ngx_http_cast_rstore_control(ngx_http_cast_rstore_t *rs,
-    u_char *p, u_char *last);
 static ngx_http_cast_channel_t *ngx_http_cast_rstore_channel(
     ngx_http_cast_rstore_t *rs, ngx_str_t *name);
-static ngx_int_t ngx_http_cast_stream_id(u_char *p, u_char *last,
-    uint64_t *ms, uint64_t *seq);
 static int64_t ngx_http_cast_now_ms(void);
 
 
@@ -2183,53 +2180,61 @@ ngx_http_cast_rstore_deliver(ngx_http_cast_rstore_t *rs,
     ngx_http_cast_channel_t *ch, ngx_str_t *channel, u_char *p, size_t len,
     ngx_uint_t which)
 {
-    u_char      *last, *sp, *colon;
-    uint64_t     ms, seq;
-    ngx_int_t    n;
-    ngx_str_t    topic, name, json;
+    ngx_str_t                 topic, none;
+    ngx_http_cast_wire_t      w;
+    ngx_http_cast_record_t    record;
+    ngx_http_cast_message_t   m;
 
-    last = p + len;
-
-    sp = ngx_strlchr(p, last, ' ');
-    if (sp == NULL || ngx_http_cast_stream_id(p, sp, &ms, &seq) != NGX_OK) {
+    if (ngx_http_cast_wire_split(p, len, &w) != NGX_OK) {
         goto invalid;
     }
 
     if (ch && which == NGX_HTTP_CAST_DELIVER_TOPIC) {
-        if (ms < ch->last_ms || (ms == ch->last_ms && seq <= ch->last_seq)) {
+        if (w.ms < ch->last_ms
+            || (w.ms == ch->last_ms && w.seq <= ch->last_seq))
+        {
             return;
         }
 
-        ch->last_ms = ms;
-        ch->last_seq = seq;
+        ch->last_ms = w.ms;
+        ch->last_seq = w.seq;
 
         if (ch->control) {
-            ngx_http_cast_rstore_control(rs, sp + 1, last);
+            if (ngx_http_cast_wire_control(&w.text, &m) != NGX_OK) {
+                goto invalid;
+            }
+
+            if (m.kind == NGX_HTTP_CAST_WIRE_END) {
+                ngx_str_null(&none);
+                rs->store.hooks.ended(rs->store.hooks.hub, &m.id, &none,
+                                      &m.reason, 1);
+
+            } else {
+                ngx_memzero(&record, sizeof(ngx_http_cast_record_t));
+                record.id = m.id;
+                record.expires = m.expires;
+                record.lease = m.lease;
+                record.events = m.events;
+
+                rs->store.hooks.renewed(rs->store.hooks.hub, &record);
+            }
+
+            ngx_http_cast_rstore_report_soon(rs);
             return;
         }
     }
 
-    p = sp + 1;
-
-    colon = ngx_strlchr(p, last, ':');
-    if (colon == NULL) {
+    if (ngx_http_cast_wire_event(&w.text, &m) != NGX_OK
+        || channel->len <= sizeof(NGX_HTTP_CAST_EV_PREFIX) - 1)
+    {
         goto invalid;
     }
-
-    n = ngx_atoi(p, colon - p);
-    if (n == NGX_ERROR || n > last - colon - 1) {
-        goto invalid;
-    }
-
-    name.data = colon + 1;
-    name.len = n;
-    json.data = name.data + n;
-    json.len = last - json.data;
 
     topic.data = channel->data + sizeof(NGX_HTTP_CAST_EV_PREFIX) - 1;
     topic.len = channel->len - (sizeof(NGX_HTTP_CAST_EV_PREFIX) - 1);
 
-    rs->store.hooks.event(rs->store.hooks.hub, &topic, &name, &json, which);
+    rs->store.hooks.event(rs->store.hooks.hub, &topic, &m.name, &m.json,
+                          which);
     ngx_http_cast_rstore_report_soon(rs);
     return;
 
@@ -2237,76 +2242,7 @@ invalid:
 
     ngx_log_error(NGX_LOG_ERR, rs->log, 0,
                   "cast: invalid message from redis: \"%*s\"",
-                  ngx_min(len, 64), last - len);
-}
-
-
-static void
-ngx_http_cast_rstore_control(ngx_http_cast_rstore_t *rs, u_char *p,
-    u_char *last)
-{
-    u_char                  *sp, *f[4];
-    ngx_uint_t               i;
-    ngx_str_t                id, reason, none;
-    ngx_http_cast_record_t   record;
-
-    if (last - p > 4 && ngx_strncmp(p, "end ", 4) == 0) {
-        id.data = p + 4;
-        sp = ngx_strlchr(id.data, last, ' ');
-
-        if (sp == NULL) {
-            goto invalid;
-        }
-
-        id.len = sp - id.data;
-        reason.data = sp + 1;
-        reason.len = last - reason.data;
-        ngx_str_null(&none);
-
-        rs->store.hooks.ended(rs->store.hooks.hub, &id, &none, &reason, 1);
-        ngx_http_cast_rstore_report_soon(rs);
-        return;
-    }
-
-    if (last - p > 6 && ngx_strncmp(p, "renew ", 6) == 0) {
-        p += 6;
-
-        /* <id> <expires> <lease> <events> */
-
-        for (i = 0; i < 3; i++) {
-            f[i] = p;
-            p = ngx_strlchr(p, last, ' ');
-
-            if (p == NULL) {
-                goto invalid;
-            }
-
-            p++;
-        }
-
-        f[3] = p;
-
-        ngx_memzero(&record, sizeof(ngx_http_cast_record_t));
-
-        record.id.data = f[0];
-        record.id.len = f[1] - f[0] - 1;
-        record.expires = ngx_atoof(f[1], f[2] - f[1] - 1);
-        record.lease = ngx_atotm(f[2], f[3] - f[2] - 1);
-        record.events.data = f[3];
-        record.events.len = last - f[3];
-
-        if (record.expires == NGX_ERROR || record.lease == NGX_ERROR) {
-            goto invalid;
-        }
-
-        rs->store.hooks.renewed(rs->store.hooks.hub, &record);
-        return;
-    }
-
-invalid:
-
-    ngx_log_error(NGX_LOG_ERR, rs->log, 0,
-                  "cast: invalid control message from redis");
+                  ngx_min(len, 64), p);
 }
 
 
@@ -2404,7 +2340,7 @@ ngx_http_cast_rstore_missed(redisAsyncContext *ac, void *r, void *privdata)
 
     u_char                   *p, buf[65536];
     size_t                    i, k, len;
-    ngx_str_t                 name, json, text;
+    ngx_str_t                 name, json, text, sid;
     ngx_queue_t              *q;
     redisReply               *entry, *id, *fields;
     ngx_http_cast_held_t     *held;
@@ -2496,13 +2432,14 @@ ngx_http_cast_rstore_missed(redisAsyncContext *ac, void *r, void *privdata)
             continue;
         }
 
+        sid.data = (u_char *) id->str;
+        sid.len = id->len;
+
         if (ch->control) {
-            len = ngx_sprintf(p, "%*s %V", id->len, id->str, &text) - p;
+            len = ngx_sprintf(p, "%V %V", &sid, &text) - p;
 
         } else {
-            len = ngx_sprintf(p, "%*s %uz:%V%V", id->len, id->str, name.len,
-                              &name, &json)
-                  - p;
+            len = ngx_http_cast_wire_format_event(p, &sid, &name, &json) - p;
         }
 
         ngx_http_cast_rstore_deliver(rs, ch, &ch->sn.str, p, len,
@@ -2968,34 +2905,6 @@ ngx_http_cast_rstore_cached(ngx_http_cast_rstore_t *rs, ngx_str_t *topic)
     }
 
     return cached;
-}
-
-
-/* "<ms>-<seq>" */
-
-static ngx_int_t
-ngx_http_cast_stream_id(u_char *p, u_char *last, uint64_t *ms,
-    uint64_t *seq)
-{
-    u_char  *dash;
-    off_t    a, b;
-
-    dash = ngx_strlchr(p, last, '-');
-    if (dash == NULL) {
-        return NGX_ERROR;
-    }
-
-    a = ngx_atoof(p, dash - p);
-    b = ngx_atoof(dash + 1, last - dash - 1);
-
-    if (a == NGX_ERROR || b == NGX_ERROR) {
-        return NGX_ERROR;
-    }
-
-    *ms = (uint64_t) a;
-    *seq = (uint64_t) b;
-
-    return NGX_OK;
 }
 
 
