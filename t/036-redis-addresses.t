@@ -8,7 +8,7 @@
 # fresh Debian 12, where "localhost" is ::1 first, and here.  The
 # addresses are tried in the resolver's order.
 #
-# Redis instances: TEST_NGINX_REDIS_PORT (6426) on ::1 only, the next
+# Redis instances: TEST_NGINX_REDIS_PORT (6432) on ::1 only, the next
 # port on 127.0.0.1 only; nothing listens on the port after that.
 
 # before Test::Nginx loads: it keeps the LD_PRELOAD it finds then
@@ -46,7 +46,7 @@ use lib 't/lib';
 use CastTest;
 use CastRedis;
 
-$ENV{TEST_NGINX_REDIS_PORT} ||= 6426;
+$ENV{TEST_NGINX_REDIS_PORT} ||= 6432;
 $ENV{TEST_NGINX_REDIS_V4_PORT} ||= $ENV{TEST_NGINX_REDIS_PORT} + 1;
 $ENV{TEST_NGINX_REDIS_DEAD_PORT} ||= $ENV{TEST_NGINX_REDIS_PORT} + 2;
 
