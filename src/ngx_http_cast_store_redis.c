@@ -217,6 +217,10 @@ typedef struct {
 } ngx_http_cast_rargs_t;
 
 
+#define ngx_http_cast_rargs_literal(a, s)                                    \
+    ngx_http_cast_rargs_add(a, s, sizeof(s) - 1)
+
+
 #define NGX_HTTP_CAST_OP_KEEP   0
 #define NGX_HTTP_CAST_OP_SET    1
 #define NGX_HTTP_CAST_OP_CLEAR  2
@@ -295,6 +299,10 @@ static void ngx_http_cast_rstore_answer(ngx_http_cast_rcall_t *call,
     json_t *json);
 static ngx_uint_t ngx_http_cast_rstore_failed(ngx_http_cast_rstore_t *rs,
     redisReply *reply);
+static void ngx_http_cast_rstore_send(ngx_http_cast_rcall_t *call,
+    ngx_uint_t script, ngx_http_cast_rargs_t *keys,
+    ngx_http_cast_rargs_t *args, ngx_http_cast_rargs_t *more,
+    redisCallbackFn *fn);
 static ngx_int_t ngx_http_cast_rstore_eval(ngx_http_cast_rstore_t *rs,
     ngx_uint_t script, ngx_http_cast_rargs_t *keys,
     ngx_http_cast_rargs_t *args, ngx_http_cast_rargs_t *more,
@@ -513,8 +521,8 @@ ngx_http_cast_rstore_write(ngx_http_cast_rstore_t *rs,
     ngx_http_cast_rargs_key(&keys, kbuf[0], "cast:sub:{", &record->id, "}");
     ngx_http_cast_rargs_key(&keys, kbuf[1], "cast:{", &record->topic,
                             "}:subs");
-    ngx_http_cast_rargs_add(&keys, "cast:subs", sizeof("cast:subs") - 1);
-    ngx_http_cast_rargs_add(&keys, "cast:topics", sizeof("cast:topics") - 1);
+    ngx_http_cast_rargs_literal(&keys, "cast:subs");
+    ngx_http_cast_rargs_literal(&keys, "cast:topics");
 
     args.argc = 0;
     ngx_http_cast_rargs_str(&args, &record->id);
@@ -559,14 +567,8 @@ ngx_http_cast_rstore_write(ngx_http_cast_rstore_t *rs,
         ngx_http_cast_rargs_add(&more, "1", 1);
     }
 
-    if (ngx_http_cast_rstore_eval(rs, NGX_HTTP_CAST_SCRIPT_SUBSCRIBE, &keys,
-                                  &args, &more, ngx_http_cast_rstore_created,
-                                  call)
-        != NGX_OK)
-    {
-        ngx_http_cast_rstore_finish(call, NGX_HTTP_CAST_UNAVAILABLE, NULL, 0,
-                                    NULL);
-    }
+    ngx_http_cast_rstore_send(call, NGX_HTTP_CAST_SCRIPT_SUBSCRIBE, &keys,
+                              &args, &more, ngx_http_cast_rstore_created);
 }
 
 
@@ -620,10 +622,9 @@ ngx_http_cast_rstore_renew(ngx_http_cast_store_t *store,
     ngx_http_cast_rargs_key(&keys, kbuf[0], "cast:sub:{", &record->id, "}");
     ngx_http_cast_rargs_key(&keys, kbuf[1], "cast:{", &record->topic,
                             "}:subs");
-    ngx_http_cast_rargs_add(&keys, "cast:subs", sizeof("cast:subs") - 1);
-    ngx_http_cast_rargs_add(&keys, "cast:topics", sizeof("cast:topics") - 1);
-    ngx_http_cast_rargs_add(&keys, NGX_HTTP_CAST_CTL_LOG,
-                            sizeof(NGX_HTTP_CAST_CTL_LOG) - 1);
+    ngx_http_cast_rargs_literal(&keys, "cast:subs");
+    ngx_http_cast_rargs_literal(&keys, "cast:topics");
+    ngx_http_cast_rargs_literal(&keys, NGX_HTTP_CAST_CTL_LOG);
 
     args.argc = 0;
     ngx_http_cast_rargs_str(&args, &record->id);
@@ -634,14 +635,8 @@ ngx_http_cast_rstore_renew(ngx_http_cast_store_t *store,
     ngx_http_cast_rargs_num(&args, nbuf[2], now);
     ngx_http_cast_rargs_num(&args, nbuf[3], now - NGX_HTTP_CAST_LOG_KEEP);
 
-    if (ngx_http_cast_rstore_eval(rs, NGX_HTTP_CAST_SCRIPT_RENEW, &keys,
-                                  &args, NULL, ngx_http_cast_rstore_renewed,
-                                  call)
-        != NGX_OK)
-    {
-        ngx_http_cast_rstore_finish(call, NGX_HTTP_CAST_UNAVAILABLE, NULL, 0,
-                                    NULL);
-    }
+    ngx_http_cast_rstore_send(call, NGX_HTTP_CAST_SCRIPT_RENEW, &keys,
+                              &args, NULL, ngx_http_cast_rstore_renewed);
 }
 
 
@@ -699,10 +694,9 @@ ngx_http_cast_rstore_remove(ngx_http_cast_store_t *store, ngx_str_t *id,
 
     keys.argc = 0;
     ngx_http_cast_rargs_key(&keys, kbuf, "cast:sub:{", id, "}");
-    ngx_http_cast_rargs_add(&keys, "cast:subs", sizeof("cast:subs") - 1);
-    ngx_http_cast_rargs_add(&keys, "cast:topics", sizeof("cast:topics") - 1);
-    ngx_http_cast_rargs_add(&keys, NGX_HTTP_CAST_CTL_LOG,
-                            sizeof(NGX_HTTP_CAST_CTL_LOG) - 1);
+    ngx_http_cast_rargs_literal(&keys, "cast:subs");
+    ngx_http_cast_rargs_literal(&keys, "cast:topics");
+    ngx_http_cast_rargs_literal(&keys, NGX_HTTP_CAST_CTL_LOG);
 
     args.argc = 0;
     ngx_http_cast_rargs_str(&args, id);
@@ -711,14 +705,8 @@ ngx_http_cast_rstore_remove(ngx_http_cast_store_t *store, ngx_str_t *id,
     ngx_http_cast_rargs_num(&args, nbuf[0], now);
     ngx_http_cast_rargs_num(&args, nbuf[1], now - NGX_HTTP_CAST_LOG_KEEP);
 
-    if (ngx_http_cast_rstore_eval(rs, NGX_HTTP_CAST_SCRIPT_REMOVE, &keys,
-                                  &args, NULL, ngx_http_cast_rstore_removed,
-                                  call)
-        != NGX_OK)
-    {
-        ngx_http_cast_rstore_finish(call, NGX_HTTP_CAST_UNAVAILABLE, NULL, 0,
-                                    NULL);
-    }
+    ngx_http_cast_rstore_send(call, NGX_HTTP_CAST_SCRIPT_REMOVE, &keys,
+                              &args, NULL, ngx_http_cast_rstore_removed);
 }
 
 
@@ -793,10 +781,9 @@ ngx_http_cast_rstore_remove_matching(ngx_http_cast_store_t *store,
 
     keys.argc = 0;
     ngx_http_cast_rargs_key(&keys, kbuf, "cast:{", topic, "}:subs");
-    ngx_http_cast_rargs_add(&keys, "cast:subs", sizeof("cast:subs") - 1);
-    ngx_http_cast_rargs_add(&keys, "cast:topics", sizeof("cast:topics") - 1);
-    ngx_http_cast_rargs_add(&keys, NGX_HTTP_CAST_CTL_LOG,
-                            sizeof(NGX_HTTP_CAST_CTL_LOG) - 1);
+    ngx_http_cast_rargs_literal(&keys, "cast:subs");
+    ngx_http_cast_rargs_literal(&keys, "cast:topics");
+    ngx_http_cast_rargs_literal(&keys, NGX_HTTP_CAST_CTL_LOG);
 
     args.argc = 0;
     ngx_http_cast_rargs_str(&args, topic);
@@ -813,14 +800,8 @@ ngx_http_cast_rstore_remove_matching(ngx_http_cast_store_t *store,
     ngx_http_cast_rargs_num(&args, nbuf[0], now);
     ngx_http_cast_rargs_num(&args, nbuf[1], now - NGX_HTTP_CAST_LOG_KEEP);
 
-    if (ngx_http_cast_rstore_eval(rs, NGX_HTTP_CAST_SCRIPT_REMOVE_MATCHING,
-                                  &keys, &args, NULL,
-                                  ngx_http_cast_rstore_removed_many, call)
-        != NGX_OK)
-    {
-        ngx_http_cast_rstore_finish(call, NGX_HTTP_CAST_UNAVAILABLE, NULL, 0,
-                                    NULL);
-    }
+    ngx_http_cast_rstore_send(call, NGX_HTTP_CAST_SCRIPT_REMOVE_MATCHING, &keys,
+                              &args, NULL, ngx_http_cast_rstore_removed_many);
 }
 
 
@@ -846,24 +827,17 @@ ngx_http_cast_rstore_reset(ngx_http_cast_store_t *store,
     now = ngx_http_cast_now_ms();
 
     keys.argc = 0;
-    ngx_http_cast_rargs_add(&keys, "cast:subs", sizeof("cast:subs") - 1);
-    ngx_http_cast_rargs_add(&keys, "cast:topics", sizeof("cast:topics") - 1);
-    ngx_http_cast_rargs_add(&keys, NGX_HTTP_CAST_CTL_LOG,
-                            sizeof(NGX_HTTP_CAST_CTL_LOG) - 1);
+    ngx_http_cast_rargs_literal(&keys, "cast:subs");
+    ngx_http_cast_rargs_literal(&keys, "cast:topics");
+    ngx_http_cast_rargs_literal(&keys, NGX_HTTP_CAST_CTL_LOG);
 
     args.argc = 0;
     ngx_http_cast_rargs_str(&args, &reason);
     ngx_http_cast_rargs_num(&args, nbuf[0], now);
     ngx_http_cast_rargs_num(&args, nbuf[1], now - NGX_HTTP_CAST_LOG_KEEP);
 
-    if (ngx_http_cast_rstore_eval(rs, NGX_HTTP_CAST_SCRIPT_RESET, &keys,
-                                  &args, NULL,
-                                  ngx_http_cast_rstore_removed_many, call)
-        != NGX_OK)
-    {
-        ngx_http_cast_rstore_finish(call, NGX_HTTP_CAST_UNAVAILABLE, NULL, 0,
-                                    NULL);
-    }
+    ngx_http_cast_rstore_send(call, NGX_HTTP_CAST_SCRIPT_RESET, &keys,
+                              &args, NULL, ngx_http_cast_rstore_removed_many);
 }
 
 
@@ -957,22 +931,16 @@ ngx_http_cast_rstore_bind(ngx_http_cast_store_t *store, ngx_str_t *id,
 
     keys.argc = 0;
     ngx_http_cast_rargs_key(&keys, kbuf, "cast:sub:{", id, "}");
-    ngx_http_cast_rargs_add(&keys, "cast:subs", sizeof("cast:subs") - 1);
-    ngx_http_cast_rargs_add(&keys, "cast:topics", sizeof("cast:topics") - 1);
+    ngx_http_cast_rargs_literal(&keys, "cast:subs");
+    ngx_http_cast_rargs_literal(&keys, "cast:topics");
 
     args.argc = 0;
     ngx_http_cast_rargs_str(&args, id);
     ngx_http_cast_rargs_num(&args, nbuf, ngx_http_cast_now_ms());
     ngx_http_cast_rargs_str(&args, &n);
 
-    if (ngx_http_cast_rstore_eval(rs, NGX_HTTP_CAST_SCRIPT_BIND, &keys,
-                                  &args, NULL, ngx_http_cast_rstore_bound,
-                                  call)
-        != NGX_OK)
-    {
-        ngx_http_cast_rstore_finish(call, NGX_HTTP_CAST_UNAVAILABLE, NULL, 0,
-                                    NULL);
-    }
+    ngx_http_cast_rstore_send(call, NGX_HTTP_CAST_SCRIPT_BIND, &keys,
+                              &args, NULL, ngx_http_cast_rstore_bound);
 }
 
 
@@ -1196,7 +1164,7 @@ ngx_http_cast_rstore_append_try(ngx_http_cast_rcall_t *call)
     keys.argc = 0;
     ngx_http_cast_rargs_key(&keys, kbuf[0], "cast:{", &a->topic, "}:state");
     ngx_http_cast_rargs_key(&keys, kbuf[1], "cast:{", &a->topic, "}:log");
-    ngx_http_cast_rargs_add(&keys, "cast:topics", sizeof("cast:topics") - 1);
+    ngx_http_cast_rargs_literal(&keys, "cast:topics");
     ngx_http_cast_rargs_key(&keys, kbuf[2], "cast:{", &a->topic, "}:ids");
 
     channel.data = cbuf;
@@ -1504,22 +1472,16 @@ ngx_http_cast_rstore_status(ngx_http_cast_store_t *store,
     now = ngx_http_cast_now_ms();
 
     keys.argc = 0;
-    ngx_http_cast_rargs_add(&keys, "cast:stats", sizeof("cast:stats") - 1);
-    ngx_http_cast_rargs_add(&keys, "cast:subs", sizeof("cast:subs") - 1);
-    ngx_http_cast_rargs_add(&keys, "cast:topics", sizeof("cast:topics") - 1);
+    ngx_http_cast_rargs_literal(&keys, "cast:stats");
+    ngx_http_cast_rargs_literal(&keys, "cast:subs");
+    ngx_http_cast_rargs_literal(&keys, "cast:topics");
 
     args.argc = 0;
     ngx_http_cast_rargs_num(&args, nbuf[0], now - NGX_HTTP_CAST_REPORT_KEEP);
     ngx_http_cast_rargs_num(&args, nbuf[1], now);
 
-    if (ngx_http_cast_rstore_eval(rs, NGX_HTTP_CAST_SCRIPT_STATUS, &keys,
-                                  &args, NULL,
-                                  ngx_http_cast_rstore_status_reply, call)
-        != NGX_OK)
-    {
-        ngx_http_cast_rstore_finish(call, NGX_HTTP_CAST_UNAVAILABLE, NULL, 0,
-                                    NULL);
-    }
+    ngx_http_cast_rstore_send(call, NGX_HTTP_CAST_SCRIPT_STATUS, &keys,
+                              &args, NULL, ngx_http_cast_rstore_status_reply);
 }
 
 
@@ -1708,10 +1670,9 @@ ngx_http_cast_rstore_sweep(ngx_event_t *ev)
     now = ngx_http_cast_now_ms();
 
     keys.argc = 0;
-    ngx_http_cast_rargs_add(&keys, "cast:subs", sizeof("cast:subs") - 1);
-    ngx_http_cast_rargs_add(&keys, "cast:topics", sizeof("cast:topics") - 1);
-    ngx_http_cast_rargs_add(&keys, NGX_HTTP_CAST_CTL_LOG,
-                            sizeof(NGX_HTTP_CAST_CTL_LOG) - 1);
+    ngx_http_cast_rargs_literal(&keys, "cast:subs");
+    ngx_http_cast_rargs_literal(&keys, "cast:topics");
+    ngx_http_cast_rargs_literal(&keys, NGX_HTTP_CAST_CTL_LOG);
 
     args.argc = 0;
     ngx_http_cast_rargs_num(&args, nbuf[0], now);
@@ -1814,7 +1775,7 @@ ngx_http_cast_rstore_check_epoch(ngx_http_cast_rstore_t *rs)
     ngx_http_cast_rargs_t  keys, args;
 
     keys.argc = 0;
-    ngx_http_cast_rargs_add(&keys, "cast:epoch", sizeof("cast:epoch") - 1);
+    ngx_http_cast_rargs_literal(&keys, "cast:epoch");
 
     args.argc = 0;
     ngx_http_cast_rargs_add(&args, rs->candidate, NGX_HTTP_CAST_NONCE_LEN);
@@ -2649,6 +2610,23 @@ ngx_http_cast_rstore_failed(ngx_http_cast_rstore_t *rs, redisReply *reply)
     }
 
     return NGX_HTTP_CAST_UNAVAILABLE;
+}
+
+
+/* a call's script; out of reach: UNAVAILABLE at once */
+
+static void
+ngx_http_cast_rstore_send(ngx_http_cast_rcall_t *call, ngx_uint_t script,
+    ngx_http_cast_rargs_t *keys, ngx_http_cast_rargs_t *args,
+    ngx_http_cast_rargs_t *more, redisCallbackFn *fn)
+{
+    if (ngx_http_cast_rstore_eval(call->rs, script, keys, args, more, fn,
+                                  call)
+        != NGX_OK)
+    {
+        ngx_http_cast_rstore_finish(call, NGX_HTTP_CAST_UNAVAILABLE, NULL, 0,
+                                    NULL);
+    }
 }
 
 
