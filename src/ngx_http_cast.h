@@ -158,6 +158,8 @@ typedef struct {
     ngx_uint_t                 rc;
     ngx_http_cast_record_t    *record;      /* subscribe, renew, bind... */
     ngx_uint_t                 removed;     /* unsubscribe, reset */
+    ngx_uint_t                 again;       /* publish: a retry, not
+                                               appended again */
     json_t                    *json;        /* state, status (borrowed) */
 } ngx_http_cast_result_t;
 

@@ -140,32 +140,27 @@ ngx_http_cast_hub_create(ngx_cycle_t *cycle, ngx_http_cast_store_t *store)
 
 
 /*
- * Worker exit: sockets are closed with 1001 and their records released
- * (a reload must not leave them bound), then the store goes.
+ * Worker exit: sockets are closed with 1001 and their records unbound
+ * (after a reload the clients bind them again), then the store goes.
  */
 
 void
 ngx_http_cast_hub_destroy(ngx_http_cast_hub_t *hub)
 {
-    ngx_str_t             reason, none;
     ngx_rbtree_node_t    *node;
     ngx_http_cast_sub_t  *sub;
 
     ngx_http_cast_event_cancel(&hub->heartbeat_ev);
-
-    ngx_str_set(&reason, "worker exit");
-    ngx_str_null(&none);
 
     while (hub->subs.root != hub->subs.sentinel) {
         node = ngx_rbtree_min(hub->subs.root, hub->subs.sentinel);
         sub = (ngx_http_cast_sub_t *)
                   ((u_char *) node - offsetof(ngx_http_cast_sub_t, sn));
 
-        /* Close 1001, no denial: the client may subscribe again */
+        /* Close 1001, no denial: the client binds again, elsewhere */
         ngx_http_cast_sub_end(sub, NULL, NULL);
 
-        hub->store->remove(hub->store, &sub->record.id, &none, &reason,
-                           NULL, NULL);
+        hub->store->unbind(hub->store, &sub->record.id);
 
         if (!sub->replaying) {
             ngx_http_cast_sub_free(sub);
@@ -395,7 +390,7 @@ ngx_http_cast_hub_published(void *data, ngx_http_cast_result_t *res)
 {
     ngx_http_cast_hub_op_t *op = data;
 
-    if (res->rc == NGX_HTTP_CAST_DONE) {
+    if (res->rc == NGX_HTTP_CAST_DONE && !res->again) {
         op->hub->events_in++;
     }
 
@@ -689,14 +684,22 @@ ngx_http_cast_hub_detach(ngx_http_cast_sub_t *sub, const char *reason)
 
     hub = sub->hub;
 
-    r.data = (u_char *) reason;
-    r.len = ngx_strlen(reason);
     ngx_str_null(&none);
-
     sub->socket = NULL;
-    ngx_http_cast_sub_end(sub, NULL, &r);
 
-    hub->store->remove(hub->store, &sub->record.id, &none, &r, NULL, NULL);
+    if (reason == NULL) {
+        ngx_str_set(&r, "worker exit");
+        ngx_http_cast_sub_end(sub, NULL, &r);
+        hub->store->unbind(hub->store, &sub->record.id);
+
+    } else {
+        r.data = (u_char *) reason;
+        r.len = ngx_strlen(reason);
+
+        ngx_http_cast_sub_end(sub, NULL, &r);
+        hub->store->remove(hub->store, &sub->record.id, &none, &r, NULL,
+                           NULL);
+    }
 
     if (!sub->replaying) {
         ngx_http_cast_sub_free(sub);

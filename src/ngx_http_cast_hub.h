@@ -143,7 +143,10 @@ void ngx_http_cast_hub_status(ngx_http_cast_hub_t *hub,
 ngx_http_cast_sub_t *ngx_http_cast_hub_attach(ngx_http_cast_hub_t *hub,
     ngx_http_cast_record_t *record, void *socket, ngx_log_t *log,
     ngx_http_cast_send_pt send, ngx_http_cast_close_pt close);
-/* the socket went (closed, failed): its subscription ends */
+/*
+ * The socket went (closed, failed): its subscription ends.  With no
+ * reason (the worker exits), the record stays, to be bound again.
+ */
 void ngx_http_cast_hub_detach(ngx_http_cast_sub_t *sub, const char *reason);
 /* an acknowledgement received on a socket */
 void ngx_http_cast_hub_ack(ngx_http_cast_hub_t *hub);

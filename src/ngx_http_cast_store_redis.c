@@ -75,7 +75,7 @@
 #define NGX_HTTP_CAST_EXIT_FLUSH    500
 
 /* records whose time is up are ended this often, at most so many (ms) */
-#define NGX_HTTP_CAST_SWEEP         1000
+#define NGX_HTTP_CAST_SWEEP         250
 #define NGX_HTTP_CAST_SWEEP_MAX     "100"
 
 /* a retried publish (same event id) is recognized this long (ms) */
@@ -204,6 +204,7 @@ typedef struct {
     json_t                    *next;        /* append: the state computed */
     ngx_uint_t                 op;          /* append: keep, set, clear */
     ngx_uint_t                 attempts;
+    unsigned                   again:1;     /* append: a retry */
     ngx_str_t                  reason;
     ngx_str_t                  topic;
     u_char                     buf[1];      /* topic, reason */
@@ -261,6 +262,8 @@ static void ngx_http_cast_rstore_check_epoch(ngx_http_cast_rstore_t *rs);
 static void ngx_http_cast_rstore_epoch(redisAsyncContext *ac, void *r,
     void *privdata);
 static void ngx_http_cast_rstore_unbind(ngx_http_cast_rstore_t *rs);
+static void ngx_http_cast_rstore_unbind_one(ngx_http_cast_store_t *store,
+    ngx_str_t *id);
 static void ngx_http_cast_rstore_sweep(ngx_event_t *ev);
 static void ngx_http_cast_rstore_swept(redisAsyncContext *ac, void *r,
     void *privdata);
@@ -419,6 +422,7 @@ ngx_http_cast_store_redis_create(ngx_cycle_t *cycle,
     rs->store.remove_matching = ngx_http_cast_rstore_remove_matching;
     rs->store.reset = ngx_http_cast_rstore_reset;
     rs->store.bind = ngx_http_cast_rstore_bind;
+    rs->store.unbind = ngx_http_cast_rstore_unbind_one;
     rs->store.append = ngx_http_cast_rstore_append;
     rs->store.state = ngx_http_cast_rstore_state;
     rs->store.listen = ngx_http_cast_rstore_listen;
@@ -495,7 +499,7 @@ ngx_http_cast_rstore_write(ngx_http_cast_rstore_t *rs,
     ngx_http_cast_done_pt done, void *data)
 {
     u_char                  kbuf[3][NGX_HTTP_CAST_MAX_TOPIC + 32];
-    u_char                  nbuf[8][NGX_INT64_LEN];
+    u_char                  nbuf[9][NGX_INT64_LEN];
     int64_t                 now, until;
     ngx_http_cast_rargs_t   keys, args, more;
     ngx_http_cast_rcall_t  *call;
@@ -561,6 +565,9 @@ ngx_http_cast_rstore_write(ngx_http_cast_rstore_t *rs,
     ngx_http_cast_rargs_num(&more, nbuf[6], record->expires);
     ngx_http_cast_rargs_add(&more, "counted", 7);
     ngx_http_cast_rargs_num(&more, nbuf[7], record->counted);
+    ngx_http_cast_rargs_literal(&more, "bind_by");
+    ngx_http_cast_rargs_num(&more, nbuf[8],
+                            now + (int64_t) record->bind_timeout);
 
     if (bound) {
         ngx_http_cast_rargs_add(&more, "bound", 5);
@@ -1240,6 +1247,7 @@ ngx_http_cast_rstore_appended(redisAsyncContext *ac, void *r, void *privdata)
                       "cast: event \"%V\" on topic \"%V\" was published "
                       "before: not again", &call->append->id, &call->topic);
 
+        call->again = 1;
         ngx_http_cast_rstore_finish(call, NGX_HTTP_CAST_DONE, NULL, 0, NULL);
         return;
 
@@ -1652,7 +1660,7 @@ ngx_http_cast_rstore_cmd_state(ngx_http_cast_redis_t *rds,
 
 
 /*
- * Every second: the records whose time is up end, here or on another
+ * Four times a second: the records whose time is up end, here or on another
  * worker (one takes each), as a timer would end them in local mode.
  */
 
@@ -1719,6 +1727,28 @@ ngx_http_cast_rstore_swept(redisAsyncContext *ac, void *r, void *privdata)
         rs->store.hooks.ended(rs->store.hooks.hub, &f[0], &f[1], &f[3],
                               bound);
     }
+}
+
+
+/* worker exit: the record of a socket closed here may be bound again */
+
+static void
+ngx_http_cast_rstore_unbind_one(ngx_http_cast_store_t *store, ngx_str_t *id)
+{
+    ngx_http_cast_rstore_t *rs = (ngx_http_cast_rstore_t *) store;
+
+    u_char                 kbuf[NGX_HTTP_CAST_MAX_TOPIC + 32];
+    ngx_http_cast_rargs_t  keys, args;
+
+    keys.argc = 0;
+    ngx_http_cast_rargs_key(&keys, kbuf, "cast:sub:{", id, "}");
+
+    args.argc = 0;
+    ngx_http_cast_rargs_literal(&args, "");
+
+    (void) ngx_http_cast_rstore_eval(rs, NGX_HTTP_CAST_SCRIPT_UNBIND, &keys,
+                                     &args, NULL,
+                                     ngx_http_cast_rstore_logged, rs);
 }
 
 
@@ -2572,6 +2602,7 @@ ngx_http_cast_rstore_answer(ngx_http_cast_rcall_t *call, ngx_uint_t rc,
         res.rc = rc;
         res.record = record;
         res.removed = removed;
+        res.again = call->again;
         res.json = json;
 
         done(call->data, &res);

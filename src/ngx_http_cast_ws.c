@@ -1946,7 +1946,14 @@ ngx_http_cast_ws_release(ngx_http_cast_ws_t *ws)
 
     if (sub) {
         ws->sub = NULL;
-        ngx_http_cast_hub_detach(sub, "socket closed");
+        /*
+         * A worker that exits (reload, shutdown) leaves the subscription
+         * for the client to bind again, here or on another worker.
+         */
+
+        ngx_http_cast_hub_detach(sub, (ngx_exiting || ngx_quit
+                                       || ngx_terminate)
+                                      ? NULL : "socket closed");
     }
 
     /* events on their way to the hub: their answers find no socket */

@@ -3,9 +3,15 @@
 -- KEYS: sub topic_subs all_subs topics ctl_log
 -- ARGV: id topic events lease expires now minid
 
-local h = redis.call('HMGET', sub, 'topic', 'bound', 'endpoint')
+local h = redis.call('HMGET', sub, 'topic', 'bound', 'endpoint', 'bind_by')
 
 if not h[1] or h[1] ~= topic then
+    return false
+end
+
+-- its time is up: the sweep ends it
+local due = redis.call('ZSCORE', all_subs, id)
+if not due or tonumber(due) <= tonumber(now) then
     return false
 end
 
@@ -21,12 +27,13 @@ if h[2] == '1' then
                                  .. lease .. ' ' .. events)
 else
     -- unbound: its bind timeout, or the new lease if that ends first
-    local left = redis.call('PTTL', sub) - grace
-    if left > 0 and tonumber(expires) < tonumber(now) + left then
-        redis.call('PEXPIREAT', sub, tonumber(expires) + grace)
-        cast_index(topic_subs, id, expires)
-        cast_index(all_subs, id, expires)
+    local until = tonumber(expires)
+    if h[4] and tonumber(h[4]) < until then
+        until = tonumber(h[4])
     end
+    redis.call('PEXPIREAT', sub, until + grace)
+    cast_index(topic_subs, id, until)
+    cast_index(all_subs, id, until)
 end
 
 return h[3]
