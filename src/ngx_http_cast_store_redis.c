@@ -53,7 +53,7 @@
 /* workers report their counters to cast:stats this often (ms) */
 #define NGX_HTTP_CAST_REPORT        2000
 #define NGX_HTTP_CAST_REPORT_KEEP   10000
-#define NGX_HTTP_CAST_REPORT_SOON   50
+#define NGX_HTTP_CAST_REPORT_SOON   10
 
 /* logs keep a minute of events for workers to catch up (ms) */
 #define NGX_HTTP_CAST_LOG_KEEP      60000
@@ -182,6 +182,7 @@ typedef struct {
     ngx_uint_t                 ncache;
 
     int64_t                    lost_at;     /* pub/sub lost, ms; 0: never */
+    ngx_msec_t                 reported;    /* the last report */
     ngx_queue_t                unbinds;     /* binds to undo */
     u_char                     epoch[NGX_HTTP_CAST_NONCE_LEN];
     u_char                     candidate[NGX_HTTP_CAST_NONCE_LEN];
@@ -1656,6 +1657,9 @@ ngx_http_cast_rstore_cmd_state(ngx_http_cast_redis_t *rds,
 
     ngx_http_cast_rstore_unbind(data);
     ngx_http_cast_rstore_check_epoch(data);
+
+    /* every worker is in the status from the start */
+    ngx_http_cast_rstore_report(&((ngx_http_cast_rstore_t *) data)->report_ev);
 }
 
 
@@ -1674,6 +1678,9 @@ ngx_http_cast_rstore_sweep(ngx_event_t *ev)
     ngx_http_cast_rargs_t  keys, args;
 
     ngx_add_timer(ev, NGX_HTTP_CAST_SWEEP);
+
+    /* and whether Redis lost its data meanwhile */
+    ngx_http_cast_rstore_check_epoch(rs);
 
     now = ngx_http_cast_now_ms();
 
@@ -1915,11 +1922,18 @@ ngx_http_cast_rstore_logged(redisAsyncContext *ac, void *r, void *privdata)
 }
 
 
-/* counters changed (deliveries, sockets): reported within 50 ms */
+/* counters changed (deliveries, sockets): reported at most every 10 ms */
 
 static void
 ngx_http_cast_rstore_report_soon(ngx_http_cast_rstore_t *rs)
 {
+    /* at once: the report is in Redis before the client sees a frame */
+
+    if (ngx_current_msec - rs->reported >= NGX_HTTP_CAST_REPORT_SOON) {
+        ngx_http_cast_rstore_report(&rs->report_ev);
+        return;
+    }
+
     if (rs->report_ev.timer_set
         && (ngx_msec_int_t) (rs->report_ev.timer.key - ngx_current_msec)
            <= NGX_HTTP_CAST_REPORT_SOON)
@@ -1944,13 +1958,13 @@ ngx_http_cast_rstore_report(ngx_event_t *ev)
 
     ngx_add_timer(ev, NGX_HTTP_CAST_REPORT);
 
+    rs->reported = ngx_current_msec;
+
     if (!ngx_http_cast_redis_ready(rs->cmd)
         || rs->store.hooks.counters == NULL)
     {
         return;
     }
-
-    ngx_http_cast_rstore_check_epoch(rs);
 
     worker = rs->store.hooks.counters(rs->store.hooks.hub);
     if (worker == NULL) {
