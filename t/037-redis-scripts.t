@@ -741,8 +741,8 @@ sub events_in { R('HGET', 'cast:counters', 'events_in') // 0 }
 
     my $r = append(now => $n, name => 'n1', event_id => 'e1');
     is($r->[0], 1, 'append dedupe: an event with an id: {1, id}');
-    is(R('ZSCORE', 'cast:{t1}:ids', 'n1 e1'), $n,
-       'append dedupe: ... remembered by name and id');
+    is(R('ZSCORE', 'cast:{t1}:ids', '2:n1e1'), $n,
+       'append dedupe: ... remembered by name (length-prefixed) and id');
     near(R('PTTL', 'cast:{t1}:ids'), 300000,
          'append dedupe: ... for ids_keep');
     next_message();
@@ -776,11 +776,43 @@ sub events_in { R('HGET', 'cast:counters', 'events_in') // 0 }
 
     # an entry older than ids_keep is dropped by the next append with an id
     $r = append(now => $n + 300001, name => 'n3', event_id => 'e3');
-    is(R('ZSCORE', 'cast:{t1}:ids', 'n1 e1'), undef,
+    is(R('ZSCORE', 'cast:{t1}:ids', '2:n1e1'), undef,
        'append dedupe: an entry older than ids_keep is dropped');
     is(append(now => $n + 300002, name => 'n1', event_id => 'e1')->[0], 1,
        'append dedupe: ... and its event is taken again');
     next_message() for 1 .. 2;
+}
+
+# the dedupe window is ids_keep, as in local mode (store_local.c: taken
+# once while now - at < ids_keep), whether or not another event with an id
+# came between; a name and an id are told apart whatever bytes they hold
+
+{
+    R('FLUSHALL');
+    my $n = now_ms();
+
+    is(append(now => $n, name => 'n1', event_id => 'e1')->[0], 1,
+       'append window: an event with an id');
+    is_deeply(append(now => $n + 299999, name => 'n1', event_id => 'e1'),
+              [2], 'append window: again 1 ms before ids_keep: {2}');
+    is(append(now => $n + 300000, name => 'n1', event_id => 'e1')->[0], 1,
+       'append window: again at ids_keep, no append between: appended');
+    is_deeply(append(now => $n + 300001, name => 'n1', event_id => 'e1'),
+              [2], 'append window: ... and remembered from then on');
+    next_message() for 1 .. 2;
+
+    is(append(now => $n, name => 'a b', event_id => 'c')->[0], 1,
+       'append ids: name "a b", id "c"');
+    is(append(now => $n, name => 'a', event_id => 'b c')->[0], 1,
+       'append ids: name "a", id "b c": another event, appended');
+    is(append(now => $n, name => 'x:', event_id => 'y')->[0], 1,
+       'append ids: name "x:", id "y"');
+    is(append(now => $n, name => 'x', event_id => ':y')->[0], 1,
+       'append ids: name "x", id ":y": another event, appended');
+    is_deeply(append(now => $n, name => 'a', event_id => 'b c'), [2],
+              'append ids: name "a", id "b c" again: {2}');
+    is(R('ZCARD', 'cast:{t1}:ids'), 5, 'append ids: 5 (name, id) kept');
+    next_message() for 1 .. 4;
 }
 
 # max_topics
