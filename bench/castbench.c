@@ -1527,9 +1527,6 @@ publish_due(uint64_t now)
         if (phase == P_MEASURE && measure_first_seq == UINT64_MAX) {
             measure_first_seq = pub_next;
         }
-        if (now - due > 5000000) {
-            st.pub_late++;             /* sent > 5 ms after its slot */
-        }
         if (opt.ws_publish) {
             if (wspub == NULL || wspub->state != S_OPEN) {
                 note_error("no publisher socket");
@@ -1544,6 +1541,9 @@ publish_due(uint64_t now)
                 return;                /* sent when a connection frees */
             }
             http_publish(c, pub_next, (int) (pub_next % (uint64_t) opt.topics));
+        }
+        if (now - due > 5000000) {
+            st.pub_late++;             /* sent > 5 ms after its slot */
         }
         pub_next++;
         now = now_ns();

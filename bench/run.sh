@@ -30,6 +30,12 @@
 #   REDIS_BIN      redis-server binary               [/usr/bin/redis-server]
 #   NCHAN_SO       nchan module  [/usr/lib/nginx/modules/ngx_nchan_module.so]
 #   CAST_SO        our module          [<repo>/build/ngx_http_cast_module.so]
+#   NICE           nice level of the hubs, redis-server and castbench, e.g.
+#                  -5 on a machine others load too (root only)         [0]
+#   BASE_SO        another build of our module (e.g. of an earlier commit):
+#                  run as a third hub "base" in every scenario, with its
+#                  own column and the ratio cast/base                  [none]
+#   BASE_PORT BASE_REDIS_PORT  its ports                      [18084 18085]
 #   SKIP_BUILD=1   do not run `make -C <repo> build`
 #   KEEP=1         keep the temporary prefix (configs, logs) after the run
 #   RESULTS_DIR    where <date>.md goes                       [bench/results]
@@ -46,6 +52,9 @@ NCHAN_PORT=${NCHAN_PORT:-18081}
 CAST_REDIS_PORT=${CAST_REDIS_PORT:-18082}
 NCHAN_REDIS_PORT=${NCHAN_REDIS_PORT:-18083}
 REDIS_PORT=${REDIS_PORT:-16379}
+BASE_SO=${BASE_SO:-}
+BASE_PORT=${BASE_PORT:-18084}
+BASE_REDIS_PORT=${BASE_REDIS_PORT:-18085}
 REDIS_BIN=${REDIS_BIN:-/usr/bin/redis-server}
 SCENARIOS=${SCENARIOS:-a b c d p r}
 RUNS=${RUNS:-1}
@@ -64,6 +73,9 @@ P_RATE=${P_RATE:-500}
 P_DURATION=${P_DURATION:-20}
 PING_INTERVAL=${PING_INTERVAL:-5}
 R_WORKERS=${R_WORKERS:-2}
+NICE=${NICE:-0}
+NICE_CMD=()
+[ "$NICE" != 0 ] && NICE_CMD=(nice -n "$NICE")
 RESULTS_DIR=${RESULTS_DIR:-$BENCH/results}
 UPDATE_README=${UPDATE_README:-1}
 CASTBENCH=$BENCH/build/castbench
@@ -94,15 +106,24 @@ chmod 755 "$PREFIX"
 OUT=$PREFIX/out
 mkdir -p "$OUT"
 
-HUBS="cast nchan rcast rnchan"
+# L: the local-mode hubs, R: the Redis-mode hubs
+L="cast nchan"
+R="rcast rnchan"
+if [ -n "$BASE_SO" ]; then
+    [ -f "$BASE_SO" ] || die "$BASE_SO not found"
+    L="cast base nchan"
+    R="rcast rbase rnchan"
+fi
+HUBS="$L $R"
 declare -A MASTER WORKERS REDIS_PID
 cleanup() {
     local rc=$? n
     for n in $HUBS; do
         stop_hub "$n"
     done
-    stop_redis rcast
-    stop_redis rnchan
+    for n in $R; do
+        stop_redis "$n"
+    done
     if [ "${KEEP:-0}" = 1 ]; then
         echo "bench: configs and logs kept in $PREFIX"
     else
@@ -120,13 +141,19 @@ hub_port() {
     nchan) echo "$NCHAN_PORT" ;;
     rcast) echo "$CAST_REDIS_PORT" ;;
     rnchan) echo "$NCHAN_REDIS_PORT" ;;
+    base) echo "$BASE_PORT" ;;
+    rbase) echo "$BASE_REDIS_PORT" ;;
     esac
 }
 hub_mode() {
-    case $1 in *cast) echo cast ;; *) echo nchan ;; esac
+    case $1 in *nchan) echo nchan ;; *) echo cast ;; esac
 }
 redis_port() {
-    case $1 in rcast) echo "$REDIS_PORT" ;; rnchan) echo $((REDIS_PORT + 1)) ;; esac
+    case $1 in
+    rcast) echo "$REDIS_PORT" ;;
+    rnchan) echo $((REDIS_PORT + 1)) ;;
+    rbase) echo $((REDIS_PORT + 2)) ;;
+    esac
 }
 
 # All: 20,000 connections, no access log, keep-alive connections that last
@@ -157,9 +184,10 @@ EOF2
 }
 
 cast_config() {  # cast_config <name> <workers> [redis port]
-    local n=$1
+    local n=$1 so=$CAST_SO
+    case $n in *base) so=$BASE_SO ;; esac
     echo "# castbench: our hub (conf-examples/local.conf + bench settings)"
-    echo "load_module  $CAST_SO;"
+    echo "load_module  $so;"
     common_top "$2"
     echo "http {"
     common_http "$n"
@@ -234,6 +262,10 @@ write_configs() {
     cast_config cast 1 > "$PREFIX/cast/nginx.conf"
     nchan_config nchan 1 > "$PREFIX/nchan/nginx.conf"
     cast_config rcast "$R_WORKERS" "$(redis_port rcast)" > "$PREFIX/rcast/nginx.conf"
+    if [ -n "$BASE_SO" ]; then
+        cast_config base 1 > "$PREFIX/base/nginx.conf"
+        cast_config rbase "$R_WORKERS" "$(redis_port rbase)" > "$PREFIX/rbase/nginx.conf"
+    fi
     nchan_config rnchan "$R_WORKERS" "$(redis_port rnchan)" > "$PREFIX/rnchan/nginx.conf"
 }
 
@@ -243,7 +275,7 @@ write_configs() {
 start_redis() {
     local n=$1 port i
     port=$(redis_port "$n")
-    "$REDIS_BIN" --port "$port" --bind 127.0.0.1 --save '' --appendonly no \
+    "${NICE_CMD[@]}" "$REDIS_BIN" --port "$port" --bind 127.0.0.1 --save '' --appendonly no \
         --dir "$PREFIX/redis" --logfile "$PREFIX/redis/$n.log" &
     REDIS_PID[$n]=$!
     for i in $(seq 100); do
@@ -270,7 +302,7 @@ start_hub() {
     : > "$PREFIX/$n/logs/error.log"      # one scenario per log (scan_logs)
     "$NGINX_BIN" -t -q -p "$PREFIX/$n/" -e logs/error.log \
         -c "$PREFIX/$n/nginx.conf" || die "nginx -t failed for $n"
-    "$NGINX_BIN" -p "$PREFIX/$n/" -e logs/error.log \
+    "${NICE_CMD[@]}" "$NGINX_BIN" -p "$PREFIX/$n/" -e logs/error.log \
         -c "$PREFIX/$n/nginx.conf" || die "nginx ($n) did not start"
     for i in $(seq 100); do
         m=$(cat "$PREFIX/$n/logs/nginx.pid" 2>/dev/null || true)
@@ -336,7 +368,7 @@ run() {
     [ "$K" = 1 ] && CMDS+=("castbench --mode $mode --port $port --label $id $* --pid <${n} worker(s)>")
     say "$rid: ${cmd[*]} --pid ${WORKERS[$n]}"
     rc=0
-    "${cmd[@]}" --pid "${WORKERS[$n]}" > "$OUT/$rid.txt" 2> "$OUT/$rid.err" || rc=$?
+    "${NICE_CMD[@]}" "${cmd[@]}" --pid "${WORKERS[$n]}" > "$OUT/$rid.txt" 2> "$OUT/$rid.err" || rc=$?
     grep -v '^{' "$OUT/$rid.txt" | sed 's/^/   /'
     sed 's/^/   /' "$OUT/$rid.err"
     grep '^{' "$OUT/$rid.txt" | tail -1 > "$OUT/$rid.json" || true
@@ -381,50 +413,53 @@ for s in $SCENARIOS; do
     LOADS+=("$s/$K: $(cut -d' ' -f1 /proc/loadavg)")
     case $s in
     a)
-        restart_hubs cast nchan
+        restart_hubs $L
         say "scenario a ($K/$RUNS): $A_SUBS subscribers on $A_TOPICS topic(s), $A_RATE events/s, ${A_DURATION} s"
-        for n in cast nchan; do
+        for n in $L; do
             run a-$n $n --subs "$A_SUBS" --topics "$A_TOPICS" --rate "$A_RATE" \
                 --duration "$A_DURATION" --warmup "$WARMUP"
         done
-        scan_logs "$s" cast nchan ;;
+        scan_logs "$s" $L ;;
     b)
-        restart_hubs cast nchan
+        restart_hubs $L
         say "scenario b ($K/$RUNS): $B_SUBS idle subscribers over $B_TOPICS topics"
-        for n in cast nchan; do
+        for n in $L; do
             run b-$n $n --subs "$B_SUBS" --topics "$B_TOPICS" --duration 0 --settle 2
         done
-        scan_logs "$s" cast nchan ;;
+        scan_logs "$s" $L ;;
     c)
-        restart_hubs cast nchan
+        restart_hubs $L
         say "scenario c ($K/$RUNS): maximum publish rate, 0 subscribers, ${C_DURATION} s, $C_CONNS connections"
-        for n in cast nchan; do
+        for n in $L; do
             run c-$n $n --max-rate --topics "$C_TOPICS" --duration "$C_DURATION" \
                 --warmup 1 --conns "$C_CONNS"
         done
-        scan_logs "$s" cast nchan ;;
+        scan_logs "$s" $L ;;
     d)
-        restart_hubs cast
+        D=${L% nchan}
+        restart_hubs $D
         say "scenario d ($K/$RUNS): as a, published over a WebSocket (cast only)"
-        run d-cast cast --subs "$A_SUBS" --topics "$A_TOPICS" --rate "$A_RATE" \
-            --duration "$A_DURATION" --warmup "$WARMUP" --ws-publish
-        scan_logs "$s" cast ;;
+        for n in $D; do
+            run d-$n $n --subs "$A_SUBS" --topics "$A_TOPICS" --rate "$A_RATE" \
+                --duration "$A_DURATION" --warmup "$WARMUP" --ws-publish
+        done
+        scan_logs "$s" $D ;;
     p)
-        restart_hubs cast nchan
+        restart_hubs $L
         say "scenario p ($K/$RUNS): $P_SUBS subscribers on 1 topic, $P_RATE events/s, ${P_DURATION} s, pings every ${PING_INTERVAL} s"
-        for n in cast nchan; do
+        for n in $L; do
             run p-$n $n --subs "$P_SUBS" --topics 1 --rate "$P_RATE" \
                 --duration "$P_DURATION" --warmup "$WARMUP"
         done
-        scan_logs "$s" cast nchan ;;
+        scan_logs "$s" $L ;;
     r)
-        restart_hubs rcast rnchan
+        restart_hubs $R
         say "scenario r ($K/$RUNS): Redis mode ($R_WORKERS workers), maximum publish rate, ${C_DURATION} s, $C_CONNS connections"
-        for n in rcast rnchan; do
+        for n in $R; do
             run r-$n $n --max-rate --topics "$C_TOPICS" --duration "$C_DURATION" \
                 --warmup 1 --conns "$C_CONNS"
         done
-        scan_logs "$s" rcast rnchan ;;
+        scan_logs "$s" $R ;;
     *) die "unknown scenario $s" ;;
     esac
     done
@@ -432,8 +467,9 @@ done
 for n in $HUBS; do
     stop_hub "$n"
 done
-stop_redis rcast
-stop_redis rnchan
+for n in $R; do
+    stop_redis "$n"
+done
 END=$(date +%s)
 
 # ---------------------------------------------------------------- medians
@@ -515,10 +551,15 @@ has() { case " $SCENARIOS " in *" $1 "*) return 0 ;; esac; return 1; }
         echo "One run; hubs restarted before every scenario."
     fi
     echo
-    echo "| scenario | figure | cast | nchan | cast/nchan | target |"
-    echo "|---|---|---|---|---|---|"
+    if [ -n "$BASE_SO" ]; then
+        echo "| scenario | figure | cast | base | nchan | cast/nchan | cast/base | target |"
+        echo "|---|---|---|---|---|---|---|---|"
+    else
+        echo "| scenario | figure | cast | nchan | cast/nchan | target |"
+        echo "|---|---|---|---|---|---|"
+    fi
     row() {  # row <scenario> <figure> <format> <cast-id> <nchan-id> <field> [target-op target-limit [on ratio|value]]
-        local c n r t=-
+        local c n r t=- b
         c=$(j "$4" "$6"); n=$(j "$5" "$6"); r=$(ratio "$c" "$n")
         if [ $# -ge 8 ]; then
             if [ "${9:-ratio}" = value ]; then
@@ -527,11 +568,24 @@ has() { case " $SCENARIOS " in *" $1 "*) return 0 ;; esac; return 1; }
                 t="$(check "$r" "$7" "$8") ($7 $8×)"
             fi
         fi
-        echo "| $1 | $2 | $(cell "$3" "$4" "$6") | $(cell "$3" "$5" "$6") | $r | $t |"
+        if [ -n "$BASE_SO" ]; then
+            b=${4/cast/base}
+            echo "| $1 | $2 | $(cell "$3" "$4" "$6") | $(cell "$3" "$b" "$6") | $(cell "$3" "$5" "$6") | $r | $(ratio "$c" "$(j "$b" "$6")") | $t |"
+        else
+            echo "| $1 | $2 | $(cell "$3" "$4" "$6") | $(cell "$3" "$5" "$6") | $r | $t |"
+        fi
+    }
+    # info <scenario> <figure> <cast> <nchan> [base]: a row without ratios
+    info() {
+        if [ -n "$BASE_SO" ]; then
+            echo "| $1 | $2 | $3 | ${5:-} | $4 | | | |"
+        else
+            echo "| $1 | $2 | $3 | $4 | | |"
+        fi
     }
     if has p; then
-        echo "| p | subscribers ready | $(j p-cast subs_ready)/$P_SUBS | $(j p-nchan subs_ready)/$P_SUBS | | |"
-        echo "| p | deliveries expected / received | $(j p-cast expected) / $(j p-cast received) | $(j p-nchan expected) / $(j p-nchan received) | | |"
+        info p "subscribers ready" "$(j p-cast subs_ready)/$P_SUBS" "$(j p-nchan subs_ready)/$P_SUBS" "$(j p-base subs_ready)/$P_SUBS"
+        info p "deliveries expected / received" "$(j p-cast expected) / $(j p-cast received)" "$(j p-nchan expected) / $(j p-nchan received)" "$(j p-base expected) / $(j p-base received)"
         row p "pings while measuring" "%.0f" p-cast p-nchan pings_measured
         row p "latency p50 (ms), read" "%.3f" p-cast p-nchan lat_p50_ms
         row p "latency p99 (ms), read" "%.3f" p-cast p-nchan lat_p99_ms "<=" 1 value
@@ -540,8 +594,8 @@ has() { case " $SCENARIOS " in *" $1 "*) return 0 ;; esac; return 1; }
         row p "worker CPU per delivery (µs)" "%.2f" p-cast p-nchan worker_cpu_us_per_delivery
     fi
     if has a; then
-        echo "| a | subscribers ready | $(j a-cast subs_ready)/$A_SUBS | $(j a-nchan subs_ready)/$A_SUBS | | |"
-        echo "| a | deliveries expected / received | $(j a-cast expected) / $(j a-cast received) | $(j a-nchan expected) / $(j a-nchan received) | | |"
+        info a "subscribers ready" "$(j a-cast subs_ready)/$A_SUBS" "$(j a-nchan subs_ready)/$A_SUBS" "$(j a-base subs_ready)/$A_SUBS"
+        info a "deliveries expected / received" "$(j a-cast expected) / $(j a-cast received)" "$(j a-nchan expected) / $(j a-nchan received)" "$(j a-base expected) / $(j a-base received)"
         row a "deliveries/s (measured)" "%.0f" a-cast a-nchan deliveries_per_s
         row a "worker CPU per delivery (µs)" "%.2f" a-cast a-nchan worker_cpu_us_per_delivery "<=" 0.5
         row a "latency p50 (ms), read" "%.2f" a-cast a-nchan lat_p50_ms
@@ -553,7 +607,7 @@ has() { case " $SCENARIOS " in *" $1 "*) return 0 ;; esac; return 1; }
         row a "generator CPU (s)" "%.2f" a-cast a-nchan generator_cpu_s
     fi
     if has b; then
-        echo "| b | subscribers ready | $(j b-cast subs_ready)/$B_SUBS | $(j b-nchan subs_ready)/$B_SUBS | | |"
+        info b "subscribers ready" "$(j b-cast subs_ready)/$B_SUBS" "$(j b-nchan subs_ready)/$B_SUBS" "$(j b-base subs_ready)/$B_SUBS"
         row b "memory per idle subscriber (B), private" "%.0f" b-cast b-nchan mem_priv_bytes_per_sub "<=" 2600 value
         row b "memory per idle subscriber (B), Pss" "%.0f" b-cast b-nchan mem_pss_bytes_per_sub
         row b "worker CPU to connect all (ms)" "%.0f" b-cast b-nchan setup_cpu_ms
@@ -567,7 +621,7 @@ has() { case " $SCENARIOS " in *" $1 "*) return 0 ;; esac; return 1; }
     fi
     if has d; then
         # nchan has no WebSocket publishing: compared with its scenario a
-        echo "| d | deliveries expected / received | $(j d-cast expected) / $(j d-cast received) | (nchan: a) | | |"
+        info d "deliveries expected / received" "$(j d-cast expected) / $(j d-cast received)" "(nchan: a)" "$(j d-base expected) / $(j d-base received)"
         row d "worker CPU per delivery (µs)" "%.2f" d-cast a-nchan worker_cpu_us_per_delivery "<=" 0.5
         row d "latency p50 (ms), read" "%.2f" d-cast a-nchan lat_p50_ms
         row d "latency p99 (ms), read" "%.2f" d-cast a-nchan lat_p99_ms
@@ -596,7 +650,7 @@ DIRTY=$(git -C "$ROOT" --no-optional-locks status --porcelain -- . ':!bench' 2>/
     echo "- machine: $(nproc) CPU(s), $CPU_MODEL; kernel $(uname -r); $(awk '/MemTotal/ { printf "%.1f GB", $2 / 1048576 }' /proc/meminfo) RAM"
     echo "- load average before the run: $LOAD0 (other work on the machine shares the CPUs); 1-minute load before each run: ${LOADS[*]}"
     echo "- $NGINX_VER; nchan $NCHAN_VER; ngx_http_cast_module at $REV${DIRTY:+ (with uncommitted changes)}"
-    echo "- both hubs: 1 worker (Redis mode, scenario r: $R_WORKERS workers and a redis-server each), worker_connections 20000, access_log off, keepalive_requests 1000000, server pings every $PING_INTERVAL s; restarted before every run; $RUNS run(s) of every scenario"
+    echo "- both hubs: 1 worker (Redis mode, scenario r: $R_WORKERS workers and a redis-server each), worker_connections 20000, access_log off, keepalive_requests 1000000, server pings every $PING_INTERVAL s; nice $NICE (hubs, redis-server, castbench); restarted before every run; $RUNS run(s) of every scenario"
     echo "- total time $((END - START)) s"
     echo
     cat "$TABLE"
@@ -618,7 +672,7 @@ DIRTY=$(git -C "$ROOT" --no-optional-locks status --porcelain -- . ':!bench' 2>/
     echo "## Commands"
     echo
     echo '```sh'
-    echo "SCENARIOS=\"$SCENARIOS\" RUNS=$RUNS A_SUBS=$A_SUBS A_TOPICS=$A_TOPICS A_RATE=$A_RATE A_DURATION=$A_DURATION WARMUP=$WARMUP B_SUBS=$B_SUBS B_TOPICS=$B_TOPICS C_DURATION=$C_DURATION C_CONNS=$C_CONNS P_SUBS=$P_SUBS P_RATE=$P_RATE P_DURATION=$P_DURATION PING_INTERVAL=$PING_INTERVAL R_WORKERS=$R_WORKERS bench/run.sh"
+    echo "NICE=$NICE SCENARIOS=\"$SCENARIOS\" RUNS=$RUNS A_SUBS=$A_SUBS A_TOPICS=$A_TOPICS A_RATE=$A_RATE A_DURATION=$A_DURATION WARMUP=$WARMUP B_SUBS=$B_SUBS B_TOPICS=$B_TOPICS C_DURATION=$C_DURATION C_CONNS=$C_CONNS P_SUBS=$P_SUBS P_RATE=$P_RATE P_DURATION=$P_DURATION PING_INTERVAL=$PING_INTERVAL R_WORKERS=$R_WORKERS bench/run.sh"
     for c in "${CMDS[@]}"; do echo "$c"; done
     echo '```'
     echo
