@@ -630,7 +630,7 @@ ngx_http_cast_api_subscribe(ngx_http_request_t *r, ngx_http_cast_fields_t *f)
     /* the events as they will be granted */
 
     rc = ngx_http_cast_events_parse(&f->value[NGX_HTTP_CAST_F_EVENTS],
-                                    clcf->dialect, r->pool, &events, &err);
+                                    clcf->dialect, &events, &err);
     if (rc == NGX_ERROR) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }

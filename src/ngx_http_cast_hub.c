@@ -78,8 +78,8 @@ static void ngx_http_cast_topic_release(ngx_http_cast_hub_t *hub,
     ngx_http_cast_topic_t *topic);
 static ngx_http_cast_sub_t *ngx_http_cast_sub_find(ngx_http_cast_hub_t *hub,
     ngx_str_t *id);
-static ngx_int_t ngx_http_cast_sub_copy(ngx_http_cast_sub_t *sub,
-    ngx_http_cast_record_t *record);
+static ngx_http_cast_sub_t *ngx_http_cast_sub_alloc(
+    ngx_http_cast_record_t *record, ngx_log_t *log);
 static ngx_int_t ngx_http_cast_sub_matches(ngx_http_cast_sub_t *sub,
     ngx_str_t *lowercase);
 static ngx_int_t ngx_http_cast_sub_send_json(ngx_http_cast_sub_t *sub,
@@ -179,21 +179,23 @@ ngx_http_cast_hub_destroy(ngx_http_cast_hub_t *hub)
 
 ngx_int_t
 ngx_http_cast_events_parse(ngx_str_t *list, ngx_uint_t dialect,
-    ngx_pool_t *pool, ngx_http_cast_events_t *events, ngx_str_t *err)
+    ngx_http_cast_events_t *events, ngx_str_t *err)
 {
     u_char                     *p, *block, *text, *lower;
     size_t                      size;
-    ngx_str_t                  *tokens, *t;
+    ngx_str_t                  *t;
     ngx_uint_t                  n, i;
     const char                 *msg;
     ngx_http_cast_text_list_t   names;
 
-    ngx_memzero(events, sizeof(ngx_http_cast_events_t));
+    /*
+     * The split names point into the list: a scratch array on the stack,
+     * not 4 KB of the subscription's pool for as long as it lives.
+     */
 
-    tokens = ngx_palloc(pool, NGX_HTTP_CAST_MAX_EVENTS * sizeof(ngx_str_t));
-    if (tokens == NULL) {
-        return NGX_ERROR;
-    }
+    ngx_str_t                   tokens[NGX_HTTP_CAST_MAX_EVENTS];
+
+    ngx_memzero(events, sizeof(ngx_http_cast_events_t));
 
     names.names = tokens;
     names.max = NGX_HTTP_CAST_MAX_EVENTS;
@@ -472,22 +474,16 @@ ngx_http_cast_hub_attach(ngx_http_cast_hub_t *hub,
     u_char                  ts[NGX_HTTP_CAST_TIMESTAMP_LEN];
     json_t                 *hello;
     ngx_str_t               err, none, reason;
-    ngx_pool_t             *pool;
     ngx_http_cast_sub_t    *sub;
     ngx_http_cast_topic_t  *topic;
 
-    pool = ngx_create_pool(1024, hub->log);
-    if (pool == NULL) {
-        goto failed;
-    }
+    /* one block: the subscription and its record's strings */
 
-    sub = ngx_pcalloc(pool, sizeof(ngx_http_cast_sub_t));
+    sub = ngx_http_cast_sub_alloc(record, hub->log);
     if (sub == NULL) {
-        ngx_destroy_pool(pool);
         goto failed;
     }
 
-    sub->pool = pool;
     sub->hub = hub;
     sub->socket = socket;
     sub->log = log;
@@ -496,13 +492,11 @@ ngx_http_cast_hub_attach(ngx_http_cast_hub_t *hub,
     ngx_queue_init(&sub->held);
     ngx_queue_init(&sub->heartbeat);
 
-    if (ngx_http_cast_sub_copy(sub, record) != NGX_OK
-        || ngx_http_cast_events_parse(&sub->record.events,
-                                      sub->record.dialect, pool,
-                                      &sub->events, &err)
-           != NGX_OK)
+    if (ngx_http_cast_events_parse(&sub->record.events, sub->record.dialect,
+                                   &sub->events, &err)
+        != NGX_OK)
     {
-        ngx_destroy_pool(pool);
+        ngx_free(sub);
         goto failed;
     }
 
@@ -520,7 +514,7 @@ ngx_http_cast_hub_attach(ngx_http_cast_hub_t *hub,
         topic = ngx_http_cast_topic_get(hub, &sub->record.topic);
         if (topic == NULL) {
             ngx_http_cast_events_free(&sub->events);
-            ngx_destroy_pool(pool);
+            ngx_free(sub);
             goto failed;
         }
 
@@ -792,7 +786,7 @@ ngx_http_cast_sub_free(ngx_http_cast_sub_t *sub)
 {
     ngx_http_cast_sub_release_held(sub, 0);
     ngx_http_cast_events_free(&sub->events);
-    ngx_destroy_pool(sub->pool);
+    ngx_free(sub);
 }
 
 
@@ -964,7 +958,7 @@ ngx_http_cast_hub_on_renewed(void *data, ngx_http_cast_record_t *record)
     }
 
     if (ngx_http_cast_events_parse(&record->events, sub->record.dialect,
-                                   sub->pool, &events, &err)
+                                   &events, &err)
         != NGX_OK)
     {
         return;
@@ -1245,12 +1239,18 @@ ngx_http_cast_sub_matches(ngx_http_cast_sub_t *sub, ngx_str_t *lowercase)
 }
 
 
-static ngx_int_t
-ngx_http_cast_sub_copy(ngx_http_cast_sub_t *sub,
-    ngx_http_cast_record_t *record)
+/*
+ * A subscription and copies of its record's strings, NUL-terminated, in
+ * one zeroed block (an idle subscriber costs what it holds, not a pool).
+ */
+
+static ngx_http_cast_sub_t *
+ngx_http_cast_sub_alloc(ngx_http_cast_record_t *record, ngx_log_t *log)
 {
-    size_t                   i;
+    u_char                  *p;
+    size_t                   i, size;
     ngx_str_t               *dst, *src;
+    ngx_http_cast_sub_t     *sub;
     ngx_http_cast_record_t  *r;
 
     static size_t  fields[] = {
@@ -1266,24 +1266,35 @@ ngx_http_cast_sub_copy(ngx_http_cast_sub_t *sub,
         offsetof(ngx_http_cast_record_t, client_info)
     };
 
+    size = sizeof(ngx_http_cast_sub_t);
+
+    for (i = 0; i < sizeof(fields) / sizeof(fields[0]); i++) {
+        src = (ngx_str_t *) ((u_char *) record + fields[i]);
+        size += src->len + 1;
+    }
+
+    sub = ngx_calloc(size, log);
+    if (sub == NULL) {
+        return NULL;
+    }
+
     r = &sub->record;
     *r = *record;
+
+    p = (u_char *) (sub + 1);
 
     for (i = 0; i < sizeof(fields) / sizeof(fields[0]); i++) {
         src = (ngx_str_t *) ((u_char *) record + fields[i]);
         dst = (ngx_str_t *) ((u_char *) r + fields[i]);
 
         dst->len = src->len;
-        dst->data = ngx_pnalloc(sub->pool, src->len + 1);
-        if (dst->data == NULL) {
-            return NGX_ERROR;
-        }
+        dst->data = p;
 
-        ngx_memcpy(dst->data, src->data, src->len);
-        dst->data[src->len] = '\0';
+        p = ngx_cpymem(p, src->data, src->len);
+        *p++ = '\0';
     }
 
-    return NGX_OK;
+    return sub;
 }
 
 

@@ -60,8 +60,7 @@ struct ngx_http_cast_sub_s {
     ngx_queue_t                heartbeat;   /* hub->heartbeats, or empty */
     ngx_http_cast_topic_t     *topic;       /* NULL: topic "*" */
     ngx_http_cast_hub_t       *hub;
-    ngx_pool_t                *pool;
-    ngx_http_cast_record_t     record;      /* strings in pool */
+    ngx_http_cast_record_t     record;      /* strings after the struct */
     ngx_http_cast_events_t     events;
     ngx_event_t                lease_ev;
 
@@ -107,7 +106,7 @@ void ngx_http_cast_hub_destroy(ngx_http_cast_hub_t *hub);
  * block is freed with ngx_http_cast_events_free().
  */
 ngx_int_t ngx_http_cast_events_parse(ngx_str_t *list, ngx_uint_t dialect,
-    ngx_pool_t *pool, ngx_http_cast_events_t *events, ngx_str_t *err);
+    ngx_http_cast_events_t *events, ngx_str_t *err);
 void ngx_http_cast_events_free(ngx_http_cast_events_t *events);
 
 /* record->id empty: a new id is drawn (res->record has it) */

@@ -548,6 +548,17 @@ ngx_http_cast_ws_start(ngx_http_request_t *r, ngx_http_cast_record_t *record,
         "Sec-WebSocket-Accept: ";
 
     c = r->connection;
+    core = ngx_http_get_module_loc_conf(r, ngx_http_core_module);
+
+    /*
+     * tcp_nodelay, as nginx sets it on keep-alive and upgraded proxy
+     * connections: without it a frame written after a ping/pong exchange
+     * waits for the client's delayed ACK (Nagle), some 40 ms.
+     */
+
+    if (core->tcp_nodelay && ngx_tcp_nodelay(c) != NGX_OK) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
 
     cln = ngx_http_cleanup_add(r, 0);
     if (cln == NULL) {
@@ -570,7 +581,6 @@ ngx_http_cast_ws_start(ngx_http_request_t *r, ngx_http_cast_record_t *record,
     ws->last_seen = ngx_current_msec;
 
     /* a Close is followed the way nginx lingers on close */
-    core = ngx_http_get_module_loc_conf(r, ngx_http_core_module);
     ws->lingering_time = core->lingering_time;
     ws->lingering_timeout = core->lingering_timeout;
 
