@@ -17,7 +17,8 @@
  *   - a topic's log: stream  cast:{<topic>}:log  (a minute of events) and
  *     channel  cast:ev:<topic>, payload "<id> <name length>:<name><json>";
  *   - control: stream  cast:ctl:log  and channel  cast:ctl: "end <id>
- *     <reason>", "renew <id> <expires> <lease> <events>".
+ *     <reason>", "renew <id> <expires> <lease> <grant> <events>" (grant:
+ *     "a<writable>" for a record made with a token, "n" otherwise).
  * Every worker (the publishing one too) delivers what its pub/sub
  * connection receives: Redis gives each topic its one order.  After its
  * pub/sub connection was lost, a worker reads what it missed from the
@@ -446,6 +447,15 @@ ngx_http_cast_rstore_create(ngx_http_cast_store_t *store,
     ngx_http_cast_rargs_add(&more, "counted", 7);
     ngx_http_cast_rargs_num(&more, nbuf[7], record->counted);
 
+    /* cast_auth: what the token lets its socket publish */
+
+    if (record->auth) {
+        ngx_http_cast_rargs_add(&more, "auth", 4);
+        ngx_http_cast_rargs_add(&more, "1", 1);
+        ngx_http_cast_rargs_add(&more, "writable", 8);
+        ngx_http_cast_rargs_str(&more, &record->writable);
+    }
+
     if (ngx_http_cast_rstore_eval(rs, NGX_HTTP_CAST_SCRIPT_SUBSCRIBE, &keys,
                                   &args, &more, ngx_http_cast_rstore_created,
                                   call)
@@ -489,6 +499,8 @@ ngx_http_cast_rstore_renew(ngx_http_cast_store_t *store,
     u_char                  kbuf[2][NGX_HTTP_CAST_MAX_TOPIC + 32];
     u_char                  nbuf[4][NGX_INT64_LEN];
     int64_t                 now;
+    ngx_int_t               rc;
+    ngx_str_t               grant;
     ngx_http_cast_rargs_t   keys, args;
     ngx_http_cast_rcall_t  *call;
 
@@ -519,11 +531,31 @@ ngx_http_cast_rstore_renew(ngx_http_cast_store_t *store,
     ngx_http_cast_rargs_num(&args, nbuf[2], now);
     ngx_http_cast_rargs_num(&args, nbuf[3], now - NGX_HTTP_CAST_LOG_KEEP);
 
-    if (ngx_http_cast_rstore_eval(rs, NGX_HTTP_CAST_SCRIPT_RENEW, &keys,
-                                  &args, NULL, ngx_http_cast_rstore_renewed,
-                                  call)
-        != NGX_OK)
-    {
+    /* cast_auth: "a<writable>" with a token, "n" without (no spaces) */
+
+    grant.len = 1 + record->writable.len;
+    grant.data = ngx_alloc(grant.len, rs->log);
+    if (grant.data == NULL) {
+        ngx_http_cast_rstore_finish(call, NGX_HTTP_CAST_FAILED, NULL, 0,
+                                    NULL);
+        return;
+    }
+
+    grant.data[0] = record->auth ? 'a' : 'n';
+    ngx_memcpy(grant.data + 1, record->writable.data, record->writable.len);
+
+    if (!record->auth) {
+        grant.len = 1;
+    }
+
+    ngx_http_cast_rargs_str(&args, &grant);
+
+    rc = ngx_http_cast_rstore_eval(rs, NGX_HTTP_CAST_SCRIPT_RENEW, &keys,
+                                   &args, NULL, ngx_http_cast_rstore_renewed,
+                                   call);
+    ngx_free(grant.data);
+
+    if (rc != NGX_OK) {
         ngx_http_cast_rstore_finish(call, NGX_HTTP_CAST_UNAVAILABLE, NULL, 0,
                                     NULL);
     }
@@ -1752,7 +1784,8 @@ ngx_http_cast_rstore_receive(ngx_http_cast_rstore_t *rs,
 /*
  * "<stream id> <text>": once per channel (a catch-up and the live
  * channel may both bring it).  Topic channels: "<n>:<name><json>";
- * control: "end <id> <reason>" or "renew <id> <expires> <lease> <events>".
+ * control: "end <id> <reason>" or
+ * "renew <id> <expires> <lease> <grant> <events>".
  */
 
 static void
@@ -1821,7 +1854,7 @@ static void
 ngx_http_cast_rstore_control(ngx_http_cast_rstore_t *rs, u_char *p,
     u_char *last)
 {
-    u_char                  *sp, *f[4];
+    u_char                  *sp, *f[5];
     ngx_uint_t               i;
     ngx_str_t                id, reason, none;
     ngx_http_cast_record_t   record;
@@ -1846,9 +1879,9 @@ ngx_http_cast_rstore_control(ngx_http_cast_rstore_t *rs, u_char *p,
     if (last - p > 6 && ngx_strncmp(p, "renew ", 6) == 0) {
         p += 6;
 
-        /* <id> <expires> <lease> <events> */
+        /* <id> <expires> <lease> <grant> <events> */
 
-        for (i = 0; i < 3; i++) {
+        for (i = 0; i < 4; i++) {
             f[i] = p;
             p = ngx_strlchr(p, last, ' ');
 
@@ -1859,7 +1892,7 @@ ngx_http_cast_rstore_control(ngx_http_cast_rstore_t *rs, u_char *p,
             p++;
         }
 
-        f[3] = p;
+        f[4] = p;
 
         ngx_memzero(&record, sizeof(ngx_http_cast_record_t));
 
@@ -1867,12 +1900,18 @@ ngx_http_cast_rstore_control(ngx_http_cast_rstore_t *rs, u_char *p,
         record.id.len = f[1] - f[0] - 1;
         record.expires = ngx_atoof(f[1], f[2] - f[1] - 1);
         record.lease = ngx_atotm(f[2], f[3] - f[2] - 1);
-        record.events.data = f[3];
-        record.events.len = last - f[3];
+        record.events.data = f[4];
+        record.events.len = last - f[4];
 
         if (record.expires == NGX_ERROR || record.lease == NGX_ERROR) {
             goto invalid;
         }
+
+        /* cast_auth: "a<writable>" or "n" */
+
+        record.auth = (f[3][0] == 'a');
+        record.writable.data = f[3] + 1;
+        record.writable.len = f[4] - f[3] - 2;
 
         rs->store.hooks.renewed(rs->store.hooks.hub, &record);
         return;
@@ -2361,6 +2400,8 @@ ngx_http_cast_rstore_record(redisReply *reply, ngx_http_cast_record_t *rec)
         { ngx_string("actors"), offsetof(ngx_http_cast_record_t, actors) },
         { ngx_string("client_info"),
           offsetof(ngx_http_cast_record_t, client_info) },
+        { ngx_string("writable"),
+          offsetof(ngx_http_cast_record_t, writable) },
         { ngx_null_string, 0 }
     };
 
@@ -2415,6 +2456,10 @@ ngx_http_cast_rstore_record(redisReply *reply, ngx_http_cast_record_t *rec)
                    && ngx_strncmp(name->str, "counted", 7) == 0)
         {
             rec->counted = (v.len == 1 && v.data[0] == '1');
+
+        } else if (name->len == 4 && ngx_strncmp(name->str, "auth", 4) == 0)
+        {
+            rec->auth = (v.len == 1 && v.data[0] == '1');
         }
     }
 
