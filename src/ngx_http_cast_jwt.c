@@ -451,9 +451,11 @@ ngx_http_cast_jwt_decode(ngx_pool_t *pool, u_char *p, size_t len,
 
     /* the header */
 
-    if (ngx_http_cast_jwt_b64(pool, p, dot1 - p, 0, &text) != NGX_OK) {
+    rc = ngx_http_cast_jwt_b64(pool, p, dot1 - p, 0, &text);
+
+    if (rc != NGX_OK) {
         *err = "the token's header is not base64url";
-        return NGX_DECLINED;
+        return rc;
     }
 
     header = ngx_http_cast_jwt_json(pool, text.data, text.len);
@@ -496,13 +498,14 @@ ngx_http_cast_jwt_decode(ngx_pool_t *pool, u_char *p, size_t len,
 
     kid = json_object_get(header, "kid");
 
-    if (kid
-        && ngx_http_cast_jwt_string(pool, kid, NGX_HTTP_CAST_JWT_MAX_KID,
-                                    &jwt->kid)
-           != NGX_OK)
-    {
-        *err = "the token's \"kid\" is not a string of at most 256 bytes";
-        goto header_done;
+    if (kid) {
+        rc = ngx_http_cast_jwt_string(pool, kid, NGX_HTTP_CAST_JWT_MAX_KID,
+                                      &jwt->kid);
+        if (rc != NGX_OK) {
+            *err = "the token's \"kid\" is not a string of at most 256 "
+                   "bytes";
+            goto header_done;
+        }
     }
 
     rc = NGX_OK;
@@ -517,21 +520,20 @@ header_done:
 
     /* the signature */
 
-    if (ngx_http_cast_jwt_b64(pool, dot2 + 1, end - dot2 - 1, 0,
-                              &jwt->signature)
-        != NGX_OK)
-    {
+    rc = ngx_http_cast_jwt_b64(pool, dot2 + 1, end - dot2 - 1, 0,
+                               &jwt->signature);
+    if (rc != NGX_OK) {
         *err = "the token's signature is not base64url";
-        return NGX_DECLINED;
+        return rc;
     }
 
     /* the claims */
 
-    if (ngx_http_cast_jwt_b64(pool, dot1 + 1, dot2 - dot1 - 1, 0, &text)
-        != NGX_OK)
-    {
+    rc = ngx_http_cast_jwt_b64(pool, dot1 + 1, dot2 - dot1 - 1, 0, &text);
+
+    if (rc != NGX_OK) {
         *err = "the token's payload is not base64url";
-        return NGX_DECLINED;
+        return rc;
     }
 
     jwt->claims = ngx_http_cast_jwt_json(pool, text.data, text.len);
