@@ -142,6 +142,13 @@ static ngx_command_t  ngx_http_cast_commands[] = {
       offsetof(ngx_http_cast_loc_conf_t, max_message_size),
       &ngx_http_cast_message_bounds },
 
+    { ngx_string("cast_max_context_size"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_size_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_cast_loc_conf_t, max_context),
+      &ngx_http_cast_message_bounds },
+
     { ngx_string("cast_send_queue"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
       ngx_conf_set_size_slot,
@@ -484,6 +491,7 @@ ngx_http_cast_create_loc_conf(ngx_conf_t *cf)
     clcf->lease_max = NGX_CONF_UNSET;
     clcf->bind_timeout = NGX_CONF_UNSET_MSEC;
     clcf->max_message_size = NGX_CONF_UNSET_SIZE;
+    clcf->max_context = NGX_CONF_UNSET_SIZE;
     clcf->send_queue = NGX_CONF_UNSET_SIZE;
     clcf->ping_interval = NGX_CONF_UNSET_MSEC;
     clcf->reset = NGX_CONF_UNSET;
@@ -529,6 +537,8 @@ ngx_http_cast_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
         conf->lease_default = prev->lease_default;
     }
     ngx_conf_merge_msec_value(conf->bind_timeout, prev->bind_timeout, 60000);
+    ngx_conf_merge_size_value(conf->max_context, prev->max_context,
+                              4 * 1024 * 1024);
     ngx_conf_merge_size_value(conf->max_message_size, prev->max_message_size,
                               16 * 1024 * 1024);
     ngx_conf_merge_size_value(conf->send_queue, prev->send_queue,

@@ -73,6 +73,7 @@ typedef struct {
     time_t                     lease_max;
     ngx_msec_t                 bind_timeout;
     size_t                     max_message_size;
+    size_t                     max_context;  /* open contexts per topic */
     size_t                     send_queue;
     ngx_msec_t                 ping_interval;
     size_t                     ws_max_message;
@@ -127,6 +128,7 @@ typedef struct {
     ngx_str_t                  lowercase;   /* hub.event, for matching */
     json_t                    *context;     /* borrowed from root */
     ngx_str_t                  json;        /* root serialized once */
+    size_t                     max_context; /* cast_max_context_size */
     u_char                     lower[NGX_HTTP_CAST_MAX_EVENT_NAME];
 } ngx_http_cast_event_t;
 
@@ -174,6 +176,7 @@ typedef struct {
 #define NGX_HTTP_CAST_FULL          3   /* cast_max_topics */
 #define NGX_HTTP_CAST_UNAVAILABLE   4   /* the store is out of reach */
 #define NGX_HTTP_CAST_FAILED        5   /* internal error */
+#define NGX_HTTP_CAST_TOO_LARGE     6   /* past cast_max_context_size */
 
 
 typedef struct {

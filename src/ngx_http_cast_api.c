@@ -1106,6 +1106,8 @@ ngx_http_cast_api_publish(ngx_http_request_t *r, json_t *root,
         return (rc == NGX_DONE) ? arc : NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
+    ev->max_context = clcf->max_context;
+
     w = ngx_http_cast_wait(r, ngx_http_cast_api_published, NULL);
     if (w == NULL) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;

@@ -68,6 +68,8 @@ static void ngx_http_cast_hub_on_ended(void *data, ngx_str_t *id,
 static void ngx_http_cast_hub_on_renewed(void *data,
     ngx_http_cast_record_t *record);
 static json_t *ngx_http_cast_hub_on_counters(void *data);
+static void ngx_http_cast_hub_on_bound(void *data,
+    void (*each)(void *data, ngx_http_cast_record_t *r), void *each_data);
 static ngx_http_cast_topic_t *ngx_http_cast_topic_find(
     ngx_http_cast_hub_t *hub, ngx_str_t *name);
 static ngx_http_cast_topic_t *ngx_http_cast_topic_get(
@@ -86,8 +88,6 @@ static json_t *ngx_http_cast_sub_confirmation(ngx_http_cast_sub_t *sub,
     const char *mode, const char *reason);
 static void ngx_http_cast_sub_lease(ngx_http_cast_sub_t *sub);
 static void ngx_http_cast_sub_heartbeat(ngx_http_cast_sub_t *sub);
-static void ngx_http_cast_sub_replay_events(ngx_http_cast_sub_t *sub,
-    json_t **events, ngx_uint_t n);
 static void ngx_http_cast_sub_release_held(ngx_http_cast_sub_t *sub,
     ngx_uint_t send);
 static void ngx_http_cast_sub_end(ngx_http_cast_sub_t *sub,
@@ -100,7 +100,6 @@ static void ngx_http_cast_heartbeat_handler(ngx_event_t *ev);
 static void ngx_http_cast_lease_handler(ngx_event_t *ev);
 static ngx_uint_t ngx_http_cast_topic_counted(ngx_str_t *topic);
 static ngx_int_t ngx_http_cast_str_eq(ngx_str_t *a, ngx_str_t *b);
-static ngx_int_t ngx_http_cast_str_caseeq(ngx_str_t *a, ngx_str_t *b);
 
 
 ngx_http_cast_hub_t *
@@ -128,6 +127,7 @@ ngx_http_cast_hub_create(ngx_cycle_t *cycle, ngx_http_cast_store_t *store)
     store->hooks.ended = ngx_http_cast_hub_on_ended;
     store->hooks.renewed = ngx_http_cast_hub_on_renewed;
     store->hooks.counters = ngx_http_cast_hub_on_counters;
+    store->hooks.bound = ngx_http_cast_hub_on_bound;
 
     hub->heartbeat_ev.handler = ngx_http_cast_heartbeat_handler;
     hub->heartbeat_ev.data = hub;
@@ -347,6 +347,7 @@ void
 ngx_http_cast_hub_publish(ngx_http_cast_hub_t *hub, ngx_http_cast_event_t *ev,
     ngx_http_cast_done_pt done, void *data)
 {
+    json_t                  *value;
     ngx_http_cast_hub_op_t  *op;
 
     op = ngx_http_cast_hub_op(hub, done, data);
@@ -357,6 +358,13 @@ ngx_http_cast_hub_publish(ngx_http_cast_hub_t *hub, ngx_http_cast_event_t *ev,
     op->append.topic = ev->topic;
     op->append.name = ev->lowercase;
     op->append.json = ev->json;
+
+    value = json_object_get(ev->root, "id");
+
+    if (json_is_string(value)) {
+        op->append.id.data = (u_char *) json_string_value(value);
+        op->append.id.len = json_string_length(value);
+    }
     op->append.counted = ngx_http_cast_topic_counted(&ev->topic);
     op->append.apply = ngx_http_cast_hub_apply;
     op->append.event = ev;
@@ -370,7 +378,15 @@ ngx_http_cast_hub_publish(ngx_http_cast_hub_t *hub, ngx_http_cast_event_t *ev,
 static ngx_int_t
 ngx_http_cast_hub_apply(ngx_http_cast_append_t *a, json_t *state)
 {
-    return ngx_http_cast_state_apply(state, a->event);
+    ngx_int_t  rc;
+
+    rc = ngx_http_cast_state_apply(state, a->event);
+
+    if (rc == NGX_ABORT) {
+        a->refused = NGX_HTTP_CAST_TOO_LARGE;
+    }
+
+    return rc;
 }
 
 
@@ -592,8 +608,9 @@ ngx_http_cast_hub_replay(void *data, ngx_http_cast_result_t *res)
 {
     ngx_http_cast_sub_t *sub = data;
 
-    json_t      *events[NGX_HTTP_CAST_MAX_OPENS];
-    ngx_uint_t   n;
+    ngx_uint_t              i, n;
+    ngx_http_cast_frame_t  *frame;
+    ngx_http_cast_replay_t  replay[NGX_HTTP_CAST_MAX_OPENS];
 
     sub->replaying = 0;
 
@@ -604,9 +621,26 @@ ngx_http_cast_hub_replay(void *data, ngx_http_cast_result_t *res)
     }
 
     if (res->rc == NGX_HTTP_CAST_DONE) {
-        n = ngx_http_cast_state_opens(res->json, events,
-                                      NGX_HTTP_CAST_MAX_OPENS);
-        ngx_http_cast_sub_replay_events(sub, events, n);
+        /* as originally published, if the subscription wants them */
+
+        n = ngx_http_cast_state_replay(res->json, replay,
+                                       NGX_HTTP_CAST_MAX_OPENS);
+
+        for (i = 0; i < n && sub->socket; i++) {
+            if (!ngx_http_cast_sub_matches(sub, &replay[i].name)) {
+                continue;
+            }
+
+            frame = ngx_http_cast_frame_create(NGX_HTTP_CAST_WS_TEXT,
+                                               replay[i].text.data,
+                                               replay[i].text.len);
+            if (frame == NULL) {
+                break;
+            }
+
+            (void) sub->send(sub->socket, frame, 0);
+            ngx_http_cast_frame_release(frame);
+        }
 
     } else {
         ngx_log_error(NGX_LOG_INFO, sub->hub->log, 0,
@@ -615,67 +649,6 @@ ngx_http_cast_hub_replay(void *data, ngx_http_cast_result_t *res)
     }
 
     ngx_http_cast_sub_release_held(sub, 1);
-}
-
-
-/*
- * Of the open events given oldest first: the latest per anchor type that
- * the subscription matches, sent oldest first, as originally published.
- */
-
-static void
-ngx_http_cast_sub_replay_events(ngx_http_cast_sub_t *sub, json_t **events,
-    ngx_uint_t n)
-{
-    u_char      name[NGX_HTTP_CAST_MAX_EVENT_NAME];
-    json_t     *event, *value, *replay[NGX_HTTP_CAST_MAX_OPENS];
-    ngx_str_t   lowercase, type, seen[NGX_HTTP_CAST_MAX_OPENS];
-    ngx_uint_t  i, k, nseen, nreplay;
-
-    nseen = 0;
-    nreplay = 0;
-
-    while (n-- && nseen < NGX_HTTP_CAST_MAX_OPENS) {
-
-        event = json_object_get(events[n], "event");
-        value = json_object_get(event, "hub.event");
-
-        if (!json_is_string(value)
-            || json_string_length(value) > NGX_HTTP_CAST_MAX_EVENT_NAME
-            || json_string_length(value) <= sizeof("-open") - 1)
-        {
-            continue;
-        }
-
-        type.data = (u_char *) json_string_value(value);
-        type.len = json_string_length(value) - (sizeof("-open") - 1);
-
-        for (k = 0; k < nseen; k++) {
-            if (ngx_http_cast_str_caseeq(&seen[k], &type)) {
-                break;
-            }
-        }
-
-        if (k < nseen) {
-            continue;
-        }
-
-        seen[nseen++] = type;
-
-        lowercase.len = json_string_length(value);
-        lowercase.data = name;
-        ngx_strlow(name, (u_char *) json_string_value(value), lowercase.len);
-
-        if (ngx_http_cast_sub_matches(sub, &lowercase)) {
-            replay[nreplay++] = events[n];
-        }
-    }
-
-    for (i = nreplay; i-- && sub->socket; /* void */) {
-        if (ngx_http_cast_sub_send_json(sub, replay[i], 0) != NGX_OK) {
-            return;
-        }
-    }
 }
 
 
@@ -1029,6 +1002,31 @@ static json_t *
 ngx_http_cast_hub_on_counters(void *data)
 {
     return ngx_http_cast_hub_counters(data);
+}
+
+
+static void
+ngx_http_cast_hub_on_bound(void *data,
+    void (*each)(void *data, ngx_http_cast_record_t *r), void *each_data)
+{
+    ngx_http_cast_hub_t *hub = data;
+
+    ngx_rbtree_node_t    *node;
+    ngx_http_cast_sub_t  *sub;
+
+    if (hub->subs.root == hub->subs.sentinel) {
+        return;
+    }
+
+    for (node = ngx_rbtree_min(hub->subs.root, hub->subs.sentinel);
+         node;
+         node = ngx_rbtree_next(&hub->subs, node))
+    {
+        sub = (ngx_http_cast_sub_t *)
+                  ((u_char *) node - offsetof(ngx_http_cast_sub_t, sn));
+
+        each(each_data, &sub->record);
+    }
 }
 
 
@@ -1425,11 +1423,4 @@ static ngx_int_t
 ngx_http_cast_str_eq(ngx_str_t *a, ngx_str_t *b)
 {
     return a->len == b->len && ngx_strncmp(a->data, b->data, a->len) == 0;
-}
-
-
-static ngx_int_t
-ngx_http_cast_str_caseeq(ngx_str_t *a, ngx_str_t *b)
-{
-    return a->len == b->len && ngx_strncasecmp(a->data, b->data, a->len) == 0;
 }

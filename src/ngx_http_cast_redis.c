@@ -529,10 +529,15 @@ ngx_http_cast_redis_create(ngx_cycle_t *cycle,
     rds->connect_ev.log = cycle->log;
     rds->connect_ev.cancelable = 1;
 
+    /*
+     * Not cancelable: a worker that quits gracefully waits for the
+     * answers to the commands it sent (at most command_timeout), so the
+     * requests waiting for them are answered before it exits.
+     */
+
     rds->timeout_ev.handler = ngx_http_cast_redis_timeout_handler;
     rds->timeout_ev.data = rds;
     rds->timeout_ev.log = cycle->log;
-    rds->timeout_ev.cancelable = 1;
 
     rds->ping_ev.handler = ngx_http_cast_redis_ping_handler;
     rds->ping_ev.data = rds;

@@ -19,6 +19,7 @@ struct ngx_http_cast_wait_s {
     ngx_http_request_t        *request;     /* NULL once it is gone */
     ngx_http_cleanup_t        *cleanup;
     ngx_http_cast_reply_pt     reply;
+    ngx_http_cast_abandon_pt   abandon;     /* or NULL */
     void                      *ctx;
 };
 
@@ -51,6 +52,7 @@ ngx_http_cast_wait(ngx_http_request_t *r, ngx_http_cast_reply_pt reply,
     w->request = r;
     w->cleanup = cln;
     w->reply = reply;
+    w->abandon = NULL;
     w->ctx = ctx;
 
     cln->handler = ngx_http_cast_wait_cleanup;
@@ -59,6 +61,14 @@ ngx_http_cast_wait(ngx_http_request_t *r, ngx_http_cast_reply_pt reply,
     r->main->count++;
 
     return w;
+}
+
+
+void
+ngx_http_cast_wait_abandon(ngx_http_cast_wait_t *w,
+    ngx_http_cast_abandon_pt abandon)
+{
+    w->abandon = abandon;
 }
 
 
@@ -81,6 +91,11 @@ ngx_http_cast_wait_done(void *data, ngx_http_cast_result_t *res)
 
     if (r == NULL) {
         /* the request was terminated while it waited */
+
+        if (w->abandon) {
+            w->abandon(res);
+        }
+
         ngx_free(w);
         return;
     }
@@ -112,12 +127,22 @@ ngx_http_cast_wait_cleanup(void *data)
 ngx_int_t
 ngx_http_cast_send_failure(ngx_http_request_t *r, ngx_uint_t rc)
 {
-    ngx_str_t  retry;
+    ngx_str_t                  retry;
+    ngx_http_cast_loc_conf_t  *clcf;
 
     if (rc == NGX_HTTP_CAST_FULL) {
         return ngx_http_cast_send_error(r, NGX_HTTP_SERVICE_UNAVAILABLE,
                                         "the hub holds as many topics as "
                                         "it may (cast_max_topics)");
+    }
+
+    if (rc == NGX_HTTP_CAST_TOO_LARGE) {
+        clcf = ngx_http_get_module_loc_conf(r, ngx_http_cast_module);
+
+        return ngx_http_cast_send_error(r, NGX_HTTP_REQUEST_ENTITY_TOO_LARGE,
+                                        "the context exceeds "
+                                        "cast_max_context_size (%uz bytes)",
+                                        clcf->max_context);
     }
 
     if (rc == NGX_HTTP_CAST_UNAVAILABLE) {

@@ -23,8 +23,14 @@ typedef ngx_int_t (*ngx_http_cast_reply_pt)(ngx_http_request_t *r,
     ngx_http_cast_result_t *res, void *ctx);
 
 
+/* what undoes an operation whose request was gone when it completed */
+typedef void (*ngx_http_cast_abandon_pt)(ngx_http_cast_result_t *res);
+
+
 ngx_http_cast_wait_t *ngx_http_cast_wait(ngx_http_request_t *r,
     ngx_http_cast_reply_pt reply, void *ctx);
+void ngx_http_cast_wait_abandon(ngx_http_cast_wait_t *w,
+    ngx_http_cast_abandon_pt abandon);
 void ngx_http_cast_wait_done(void *data, ngx_http_cast_result_t *res);
 
 ngx_int_t ngx_http_cast_send_json(ngx_http_request_t *r, ngx_uint_t status,

@@ -74,6 +74,13 @@ ngx_http_cast_state_apply(json_t *state, ngx_http_cast_event_t *ev)
         return changed;
     }
 
+    if (effect.anchor == NGX_HTTP_CAST_ANCHOR_OPEN && ev->max_context
+        && ev->json.len > ev->max_context)
+    {
+        /* a context that could not be kept (or replayed) is not opened */
+        return NGX_ABORT;
+    }
+
     opens = json_object_get(state, "opens");
 
     if (!json_is_array(opens)) {
@@ -124,19 +131,38 @@ ngx_http_cast_state_apply(json_t *state, ngx_http_cast_event_t *ev)
 }
 
 
+/*
+ * An open context keeps the event's text as subscribers got it (not its
+ * parsed tree, which costs many times more), and its lowercase name for
+ * the replay's matching.  The oldest go while the topic keeps more than
+ * NGX_HTTP_CAST_MAX_OPENS of them or more than ev->max_context bytes.
+ */
+
 static ngx_int_t
 ngx_http_cast_state_open(json_t *opens, ngx_http_cast_event_t *ev,
     ngx_http_cast_effect_t *effect)
 {
     u_char   version[NGX_HTTP_CAST_UUID_LEN];
-    size_t   i;
+    size_t   i, size;
     json_t  *open, *value;
 
     if (ngx_http_cast_new_uuid(version) != NGX_OK) {
         return NGX_ERROR;
     }
 
-    while (json_array_size(opens) >= NGX_HTTP_CAST_MAX_OPENS) {
+    size = ev->json.len;
+
+    json_array_foreach(opens, i, value) {
+        size += json_string_length(json_object_get(value, "text"));
+    }
+
+    while (json_array_size(opens)
+           && (json_array_size(opens) >= NGX_HTTP_CAST_MAX_OPENS
+               || (ev->max_context && size > ev->max_context)))
+    {
+        size -= json_string_length(json_object_get(json_array_get(opens, 0),
+                                                   "text"));
+
         if (json_array_remove(opens, 0) != 0) {
             return NGX_ERROR;
         }
@@ -148,11 +174,12 @@ ngx_http_cast_state_open(json_t *opens, ngx_http_cast_event_t *ev,
         (void) json_object_del(value, "current");
     }
 
-    open = json_pack("{s:s%,s:s%,s:s%,s:O,s:b}",
+    open = json_pack("{s:s%,s:s%,s:s%,s:s%,s:s%,s:b}",
                      "type", (char *) effect->type.data, effect->type.len,
                      "id", (char *) effect->id.data, effect->id.len,
                      "version", (char *) version, sizeof(version),
-                     "event", ev->root,
+                     "name", (char *) ev->lowercase.data, ev->lowercase.len,
+                     "text", (char *) ev->json.data, ev->json.len,
                      "current", 1);
     if (open == NULL) {
         return NGX_ERROR;
@@ -299,7 +326,7 @@ json_t *
 ngx_http_cast_state_context(json_t *state, ngx_uint_t dialect)
 {
     size_t   i;
-    json_t  *obj, *opens, *open, *current, *event, *context;
+    json_t  *obj, *opens, *open, *current, *event, *context, *text, *root;
 
     if (dialect == NGX_HTTP_CAST_DIALECT_CAST) {
         context = json_object_get(state, "context");
@@ -319,7 +346,15 @@ ngx_http_cast_state_context(json_t *state, ngx_uint_t dialect)
         return json_pack("{s:s,s:[]}", "context.type", "", "context");
     }
 
-    event = json_object_get(json_object_get(current, "event"), "event");
+    /* the open event as it was published: its context */
+
+    text = json_object_get(current, "text");
+    root = json_is_string(text)
+           ? json_loadb(json_string_value(text), json_string_length(text), 0,
+                        NULL)
+           : NULL;
+
+    event = json_object_get(root, "event");
     context = json_object_get(event, "context");
 
     obj = json_pack("{s:O,s:O,s:o}",
@@ -327,25 +362,72 @@ ngx_http_cast_state_context(json_t *state, ngx_uint_t dialect)
                     "context.versionId", json_object_get(current, "version"),
                     "context", context ? json_incref(context)
                                        : json_array());
+    json_decref(root);
+
     return obj;
 }
 
 
+/*
+ * What a socket that binds gets: of the open contexts, the latest per
+ * anchor type, oldest first.
+ */
+
 ngx_uint_t
-ngx_http_cast_state_opens(json_t *state, json_t **events, ngx_uint_t max)
+ngx_http_cast_state_replay(json_t *state, ngx_http_cast_replay_t *replay,
+    ngx_uint_t max)
 {
-    size_t      i;
-    json_t     *open, *event;
-    ngx_uint_t  n;
+    size_t                   i;
+    json_t                  *opens, *open, *name, *text, *type;
+    ngx_str_t                t, seen[NGX_HTTP_CAST_MAX_OPENS];
+    ngx_uint_t               k, n, nseen;
+    ngx_http_cast_replay_t   r;
 
+    opens = json_object_get(state, "opens");
     n = 0;
+    nseen = 0;
 
-    json_array_foreach(json_object_get(state, "opens"), i, open) {
-        event = json_object_get(open, "event");
+    for (i = json_array_size(opens); i-- && n < max; /* void */) {
+        open = json_array_get(opens, i);
 
-        if (event && n < max) {
-            events[n++] = event;
+        type = json_object_get(open, "type");
+        name = json_object_get(open, "name");
+        text = json_object_get(open, "text");
+
+        if (!json_is_string(type) || !json_is_string(name)
+            || !json_is_string(text) || nseen == NGX_HTTP_CAST_MAX_OPENS)
+        {
+            continue;
         }
+
+        t.data = (u_char *) json_string_value(type);
+        t.len = json_string_length(type);
+
+        for (k = 0; k < nseen; k++) {
+            if (ngx_http_cast_str_caseeq(&seen[k], &t)) {
+                break;
+            }
+        }
+
+        if (k < nseen) {
+            continue;
+        }
+
+        seen[nseen++] = t;
+
+        replay[n].name.data = (u_char *) json_string_value(name);
+        replay[n].name.len = json_string_length(name);
+        replay[n].text.data = (u_char *) json_string_value(text);
+        replay[n].text.len = json_string_length(text);
+        n++;
+    }
+
+    /* newest first so far */
+
+    for (k = 0; k < n / 2; k++) {
+        r = replay[k];
+        replay[k] = replay[n - 1 - k];
+        replay[n - 1 - k] = r;
     }
 
     return n;

@@ -55,6 +55,12 @@ typedef struct {
 
     /* this worker's counters, for the status of every worker */
     json_t                  *(*counters)(void *hub);
+
+    /* each record this worker has a socket for (to write them again) */
+    void                     (*bound)(void *hub,
+                                      void (*each)(void *data,
+                                              ngx_http_cast_record_t *r),
+                                      void *data);
 } ngx_http_cast_store_hooks_t;
 
 
@@ -63,6 +69,8 @@ typedef struct {
  * the topic's current state (a JSON object it may change in place):
  *   NGX_OK        the state changed: keep the new one with the event;
  *   NGX_DECLINED  the state did not change;
+ *   NGX_ABORT     the event is refused (a->refused says why: an
+ *                 NGX_HTTP_CAST_* code), nothing is appended;
  *   NGX_ERROR     out of memory.
  * The Redis store calls it again, on a fresh copy, when another worker
  * changed the topic first (a bounded number of times).
@@ -77,7 +85,9 @@ struct ngx_http_cast_append_s {
     ngx_str_t                  topic;
     ngx_str_t                  name;        /* lowercase hub.event */
     ngx_str_t                  json;        /* what subscribers get */
+    ngx_str_t                  id;          /* the event's id */
     ngx_uint_t                 counted;     /* see the record's */
+    ngx_uint_t                 refused;     /* set by apply() */
     ngx_http_cast_apply_pt     apply;
     void                      *event;       /* for apply() */
     ngx_http_cast_done_pt      done;

@@ -476,9 +476,11 @@ ngx_http_cast_local_append(ngx_http_cast_store_t *store,
 
     rc = a->apply(a, topic->state);
 
-    if (rc == NGX_ERROR) {
+    if (rc == NGX_ERROR || rc == NGX_ABORT) {
         ngx_http_cast_local_topic_release(ls, topic);
-        ngx_http_cast_local_reply(a->done, a->data, NGX_HTTP_CAST_FAILED,
+        ngx_http_cast_local_reply(a->done, a->data,
+                                  rc == NGX_ABORT ? a->refused
+                                                  : NGX_HTTP_CAST_FAILED,
                                   NULL, 0, NULL);
         return;
     }

@@ -73,6 +73,15 @@
 /* at worker exit, queued commands get this long to be written (ms) */
 #define NGX_HTTP_CAST_EXIT_FLUSH    500
 
+/* records whose time is up are ended this often, at most so many (ms) */
+#define NGX_HTTP_CAST_SWEEP         1000
+#define NGX_HTTP_CAST_SWEEP_MAX     "100"
+
+/* a retried publish (same event id) is recognized this long (ms) */
+#define NGX_HTTP_CAST_IDS_KEEP      300000
+
+#define NGX_HTTP_CAST_NONCE_LEN     32
+
 
 typedef enum {
     NGX_HTTP_CAST_SCRIPT_SUBSCRIBE = 0,
@@ -83,6 +92,9 @@ typedef enum {
     NGX_HTTP_CAST_SCRIPT_BIND,
     NGX_HTTP_CAST_SCRIPT_APPEND,
     NGX_HTTP_CAST_SCRIPT_STATUS,
+    NGX_HTTP_CAST_SCRIPT_UNBIND,
+    NGX_HTTP_CAST_SCRIPT_EPOCH,
+    NGX_HTTP_CAST_SCRIPT_SWEEP,
     NGX_HTTP_CAST_SCRIPT_LAST
 } ngx_http_cast_script_e;
 
@@ -117,6 +129,15 @@ typedef struct {
 } ngx_http_cast_held_t;
 
 
+/* a bind the client was told failed, to undo in Redis */
+
+typedef struct {
+    ngx_queue_t                queue;
+    u_char                     id[NGX_HTTP_CAST_ID_LEN];
+    u_char                     nonce[NGX_HTTP_CAST_NONCE_LEN];
+} ngx_http_cast_unbind_t;
+
+
 /* the last state of a topic this worker saw, to append against */
 
 typedef struct {
@@ -135,6 +156,7 @@ typedef struct {
     ngx_log_t                 *log;
     ngx_uint_t                 max_topics;
     ngx_event_t                report_ev;
+    ngx_event_t                sweep_ev;    /* records whose time is up */
 
     ngx_rbtree_t               channels;
     ngx_rbtree_node_t          channels_sentinel;
@@ -144,6 +166,10 @@ typedef struct {
     ngx_uint_t                 ncache;
 
     int64_t                    lost_at;     /* pub/sub lost, ms; 0: never */
+    ngx_queue_t                unbinds;     /* binds to undo */
+    u_char                     epoch[NGX_HTTP_CAST_NONCE_LEN];
+    u_char                     candidate[NGX_HTTP_CAST_NONCE_LEN];
+    unsigned                   have_epoch:1;
     unsigned                   wildcard:1;  /* "*" sockets here */
     unsigned                   too_old:1;   /* Redis < 6.2 */
 } ngx_http_cast_rstore_t;
@@ -204,6 +230,18 @@ static void ngx_http_cast_rstore_status(ngx_http_cast_store_t *store,
 static const char *ngx_http_cast_rstore_health(ngx_http_cast_store_t *store);
 static void ngx_http_cast_rstore_exit(ngx_http_cast_store_t *store);
 
+static void ngx_http_cast_rstore_write(ngx_http_cast_rstore_t *rs,
+    ngx_http_cast_record_t *record, ngx_uint_t bound,
+    ngx_http_cast_done_pt done, void *data);
+static void ngx_http_cast_rstore_restore(void *data,
+    ngx_http_cast_record_t *record);
+static void ngx_http_cast_rstore_check_epoch(ngx_http_cast_rstore_t *rs);
+static void ngx_http_cast_rstore_epoch(redisAsyncContext *ac, void *r,
+    void *privdata);
+static void ngx_http_cast_rstore_unbind(ngx_http_cast_rstore_t *rs);
+static void ngx_http_cast_rstore_sweep(ngx_event_t *ev);
+static void ngx_http_cast_rstore_swept(redisAsyncContext *ac, void *r,
+    void *privdata);
 static void ngx_http_cast_rstore_created(redisAsyncContext *ac, void *r,
     void *privdata);
 static void ngx_http_cast_rstore_renewed(redisAsyncContext *ac, void *r,
@@ -222,6 +260,8 @@ static void ngx_http_cast_rstore_state_reply(redisAsyncContext *ac, void *r,
 static void ngx_http_cast_rstore_status_reply(redisAsyncContext *ac,
     void *r, void *privdata);
 
+static void ngx_http_cast_rstore_failed_call(ngx_http_cast_done_pt done,
+    void *data);
 static ngx_http_cast_rcall_t *ngx_http_cast_rstore_call(
     ngx_http_cast_rstore_t *rs, ngx_http_cast_done_pt done, void *data,
     ngx_str_t *topic, ngx_str_t *reason);
@@ -293,7 +333,10 @@ static ngx_http_cast_script_t  ngx_http_cast_scripts[] = {
     { ngx_http_cast_lua_reset, NGX_HTTP_CAST_LUA_RESET_NKEYS, "" },
     { ngx_http_cast_lua_bind, NGX_HTTP_CAST_LUA_BIND_NKEYS, "" },
     { ngx_http_cast_lua_append, NGX_HTTP_CAST_LUA_APPEND_NKEYS, "" },
-    { ngx_http_cast_lua_status, NGX_HTTP_CAST_LUA_STATUS_NKEYS, "" }
+    { ngx_http_cast_lua_status, NGX_HTTP_CAST_LUA_STATUS_NKEYS, "" },
+    { ngx_http_cast_lua_unbind, NGX_HTTP_CAST_LUA_UNBIND_NKEYS, "" },
+    { ngx_http_cast_lua_epoch, NGX_HTTP_CAST_LUA_EPOCH_NKEYS, "" },
+    { ngx_http_cast_lua_sweep, NGX_HTTP_CAST_LUA_SWEEP_NKEYS, "" }
 };
 
 
@@ -332,6 +375,13 @@ ngx_http_cast_store_redis_create(ngx_cycle_t *cycle,
     ngx_rbtree_init(&rs->cache, &rs->cache_sentinel,
                     ngx_str_rbtree_insert_value);
     ngx_queue_init(&rs->cache_lru);
+    ngx_queue_init(&rs->unbinds);
+
+    if (ngx_http_cast_random(hash, 16) != NGX_OK) {
+        return NULL;
+    }
+
+    ngx_hex_dump(rs->candidate, hash, 16);
 
     rs->store.mode = "redis";
     rs->store.create = ngx_http_cast_rstore_create;
@@ -375,6 +425,12 @@ ngx_http_cast_store_redis_create(ngx_cycle_t *cycle,
     rs->report_ev.cancelable = 1;
     ngx_add_timer(&rs->report_ev, NGX_HTTP_CAST_REPORT);
 
+    rs->sweep_ev.handler = ngx_http_cast_rstore_sweep;
+    rs->sweep_ev.data = rs;
+    rs->sweep_ev.log = cycle->log;
+    rs->sweep_ev.cancelable = 1;
+    ngx_add_timer(&rs->sweep_ev, NGX_HTTP_CAST_SWEEP);
+
     return &rs->store;
 }
 
@@ -383,8 +439,32 @@ static void
 ngx_http_cast_rstore_create(ngx_http_cast_store_t *store,
     ngx_http_cast_record_t *record, ngx_http_cast_done_pt done, void *data)
 {
-    ngx_http_cast_rstore_t *rs = (ngx_http_cast_rstore_t *) store;
+    ngx_http_cast_rstore_write((ngx_http_cast_rstore_t *) store, record, 0,
+                               done, data);
+}
 
+
+/* a bound record, written again after Redis lost it */
+
+static void
+ngx_http_cast_rstore_restore(void *data, ngx_http_cast_record_t *record)
+{
+    ngx_http_cast_rstore_t *rs = data;
+
+    ngx_log_error(NGX_LOG_WARN, rs->log, 0,
+                  "cast: redis lost subscription %*s... (restarted empty, "
+                  "or flushed): written again", (size_t) 8,
+                  record->id.data);
+
+    ngx_http_cast_rstore_write(rs, record, 1, NULL, NULL);
+}
+
+
+static void
+ngx_http_cast_rstore_write(ngx_http_cast_rstore_t *rs,
+    ngx_http_cast_record_t *record, ngx_uint_t bound,
+    ngx_http_cast_done_pt done, void *data)
+{
     u_char                  kbuf[3][NGX_HTTP_CAST_MAX_TOPIC + 32];
     u_char                  nbuf[8][NGX_INT64_LEN];
     int64_t                 now, until;
@@ -398,9 +478,15 @@ ngx_http_cast_rstore_create(ngx_http_cast_store_t *store,
 
     now = ngx_http_cast_now_ms();
 
-    /* unbound, it ends with its bind timeout or its lease, if sooner */
-    until = now + ngx_min((int64_t) record->bind_timeout,
-                          (int64_t) record->lease * 1000);
+    /* bound: its lease; unbound: its bind timeout, or its lease if sooner */
+
+    if (bound) {
+        until = record->expires;
+
+    } else {
+        until = now + ngx_min((int64_t) record->bind_timeout,
+                              (int64_t) record->lease * 1000);
+    }
 
     keys.argc = 0;
     ngx_http_cast_rargs_key(&keys, kbuf[0], "cast:sub:{", &record->id, "}");
@@ -446,6 +532,11 @@ ngx_http_cast_rstore_create(ngx_http_cast_store_t *store,
     ngx_http_cast_rargs_num(&more, nbuf[6], record->expires);
     ngx_http_cast_rargs_add(&more, "counted", 7);
     ngx_http_cast_rargs_num(&more, nbuf[7], record->counted);
+
+    if (bound) {
+        ngx_http_cast_rargs_add(&more, "bound", 5);
+        ngx_http_cast_rargs_add(&more, "1", 1);
+    }
 
     /* cast_auth: what the token lets its socket publish */
 
@@ -851,13 +942,23 @@ ngx_http_cast_rstore_bind(ngx_http_cast_store_t *store, ngx_str_t *id,
     ngx_http_cast_rstore_t *rs = (ngx_http_cast_rstore_t *) store;
 
     u_char                  kbuf[NGX_HTTP_CAST_MAX_TOPIC + 32];
-    u_char                  nbuf[NGX_INT64_LEN];
+    u_char                  nbuf[NGX_INT64_LEN], random[16];
+    u_char                  nonce[NGX_HTTP_CAST_NONCE_LEN];
+    ngx_str_t               n;
     ngx_http_cast_rargs_t   keys, args;
     ngx_http_cast_rcall_t  *call;
 
-    /* the call keeps the id (in its "topic") for the record */
+    if (ngx_http_cast_random(random, sizeof(random)) != NGX_OK) {
+        ngx_http_cast_rstore_failed_call(done, data);
+        return;
+    }
 
-    call = ngx_http_cast_rstore_call(rs, done, data, id, NULL);
+    n.data = nonce;
+    n.len = ngx_hex_dump(nonce, random, sizeof(random)) - nonce;
+
+    /* the call keeps the id (its "topic") and the nonce (its "reason") */
+
+    call = ngx_http_cast_rstore_call(rs, done, data, id, &n);
     if (call == NULL) {
         return;
     }
@@ -870,6 +971,7 @@ ngx_http_cast_rstore_bind(ngx_http_cast_store_t *store, ngx_str_t *id,
     args.argc = 0;
     ngx_http_cast_rargs_str(&args, id);
     ngx_http_cast_rargs_num(&args, nbuf, ngx_http_cast_now_ms());
+    ngx_http_cast_rargs_str(&args, &n);
 
     if (ngx_http_cast_rstore_eval(rs, NGX_HTTP_CAST_SCRIPT_BIND, &keys,
                                   &args, NULL, ngx_http_cast_rstore_bound,
@@ -889,11 +991,34 @@ ngx_http_cast_rstore_bound(redisAsyncContext *ac, void *r, void *privdata)
     ngx_http_cast_rcall_t  *call = privdata;
 
     ngx_uint_t               rc;
+    ngx_http_cast_unbind_t  *unbind;
     ngx_http_cast_record_t   record;
 
     rc = ngx_http_cast_rstore_failed(call->rs, reply);
 
     if (rc != NGX_HTTP_CAST_DONE) {
+        if (reply == NULL) {
+            /*
+             * The client is told the bind failed, but the script may have
+             * run: it is undone as soon as Redis can be reached.
+             */
+            unbind = ngx_alloc(sizeof(ngx_http_cast_unbind_t),
+                               call->rs->log);
+
+            if (unbind && call->topic.len == NGX_HTTP_CAST_ID_LEN
+                && call->reason.len == NGX_HTTP_CAST_NONCE_LEN)
+            {
+                ngx_memcpy(unbind->id, call->topic.data,
+                           NGX_HTTP_CAST_ID_LEN);
+                ngx_memcpy(unbind->nonce, call->reason.data,
+                           NGX_HTTP_CAST_NONCE_LEN);
+                ngx_queue_insert_tail(&call->rs->unbinds, &unbind->queue);
+
+            } else if (unbind) {
+                ngx_free(unbind);
+            }
+        }
+
         ngx_http_cast_rstore_finish(call, rc, NULL, 0, NULL);
         return;
     }
@@ -948,9 +1073,9 @@ ngx_http_cast_rstore_append(ngx_http_cast_store_t *store,
 static void
 ngx_http_cast_rstore_append_try(ngx_http_cast_rcall_t *call)
 {
-    u_char                   kbuf[2][NGX_HTTP_CAST_MAX_TOPIC + 32];
+    u_char                   kbuf[3][NGX_HTTP_CAST_MAX_TOPIC + 32];
     u_char                   cbuf[NGX_HTTP_CAST_MAX_TOPIC + 32];
-    u_char                   nbuf[6][NGX_INT64_LEN];
+    u_char                   nbuf[7][NGX_INT64_LEN];
     char                    *text;
     json_t                  *next;
     int64_t                  now;
@@ -986,10 +1111,12 @@ ngx_http_cast_rstore_append_try(ngx_http_cast_rcall_t *call)
 
     rc = a->apply(a, next);
 
-    if (rc == NGX_ERROR) {
+    if (rc == NGX_ERROR || rc == NGX_ABORT) {
         json_decref(next);
-        ngx_http_cast_rstore_finish(call, NGX_HTTP_CAST_FAILED, NULL, 0,
-                                    NULL);
+        ngx_http_cast_rstore_finish(call,
+                                    rc == NGX_ABORT ? a->refused
+                                                    : NGX_HTTP_CAST_FAILED,
+                                    NULL, 0, NULL);
         return;
     }
 
@@ -1022,6 +1149,7 @@ ngx_http_cast_rstore_append_try(ngx_http_cast_rcall_t *call)
     ngx_http_cast_rargs_key(&keys, kbuf[0], "cast:{", &a->topic, "}:state");
     ngx_http_cast_rargs_key(&keys, kbuf[1], "cast:{", &a->topic, "}:log");
     ngx_http_cast_rargs_add(&keys, "cast:topics", sizeof("cast:topics") - 1);
+    ngx_http_cast_rargs_key(&keys, kbuf[2], "cast:{", &a->topic, "}:ids");
 
     channel.data = cbuf;
     channel.len = ngx_sprintf(cbuf, NGX_HTTP_CAST_EV_PREFIX "%V", &a->topic)
@@ -1042,6 +1170,8 @@ ngx_http_cast_rstore_append_try(ngx_http_cast_rcall_t *call)
     ngx_http_cast_rargs_num(&args, nbuf[5], now - NGX_HTTP_CAST_LOG_KEEP);
     ngx_http_cast_rargs_add(&args, "120000", 6);
     ngx_http_cast_rargs_str(&args, &channel);
+    ngx_http_cast_rargs_str(&args, &a->id);
+    ngx_http_cast_rargs_num(&args, nbuf[6], NGX_HTTP_CAST_IDS_KEEP);
 
     rc = ngx_http_cast_rstore_eval(rs, NGX_HTTP_CAST_SCRIPT_APPEND, &keys,
                                    &args, NULL, ngx_http_cast_rstore_appended,
@@ -1087,6 +1217,15 @@ ngx_http_cast_rstore_appended(redisAsyncContext *ac, void *r, void *privdata)
     }
 
     switch (reply->element[0]->integer) {
+
+    case 2:
+        /* a retry of an event appended before: answered the same */
+        ngx_log_error(NGX_LOG_INFO, rs->log, 0,
+                      "cast: event \"%V\" on topic \"%V\" was published "
+                      "before: not again", &call->append->id, &call->topic);
+
+        ngx_http_cast_rstore_finish(call, NGX_HTTP_CAST_DONE, NULL, 0, NULL);
+        return;
 
     case 1:
         cached = ngx_http_cast_rstore_cached(rs, &call->topic);
@@ -1415,6 +1554,7 @@ ngx_http_cast_rstore_exit(ngx_http_cast_store_t *store)
     ngx_http_cast_channel_t  *ch;
 
     ngx_http_cast_event_cancel(&rs->report_ev);
+    ngx_http_cast_event_cancel(&rs->sweep_ev);
 
     if (ngx_http_cast_redis_ready(rs->cmd)) {
         who = ngx_sprintf(name, "%V:%P", &ngx_cycle->hostname, ngx_pid);
@@ -1441,6 +1581,12 @@ ngx_http_cast_rstore_exit(ngx_http_cast_store_t *store)
 
         ngx_rbtree_delete(&rs->channels, node);
         ngx_free(ch);
+    }
+
+    while (!ngx_queue_empty(&rs->unbinds)) {
+        q = ngx_queue_head(&rs->unbinds);
+        ngx_queue_remove(q);
+        ngx_free(ngx_queue_data(q, ngx_http_cast_unbind_t, queue));
     }
 
     while (!ngx_queue_empty(&rs->cache_lru)) {
@@ -1477,6 +1623,170 @@ ngx_http_cast_rstore_cmd_state(ngx_http_cast_redis_t *rds,
 
     /* the pub/sub connection may have come back first */
     ngx_http_cast_rstore_catch_up_all(data);
+
+    ngx_http_cast_rstore_unbind(data);
+    ngx_http_cast_rstore_check_epoch(data);
+}
+
+
+/*
+ * Every second: the records whose time is up end, here or on another
+ * worker (one takes each), as a timer would end them in local mode.
+ */
+
+static void
+ngx_http_cast_rstore_sweep(ngx_event_t *ev)
+{
+    ngx_http_cast_rstore_t *rs = ev->data;
+
+    u_char                 nbuf[2][NGX_INT64_LEN];
+    int64_t                now;
+    ngx_http_cast_rargs_t  keys, args;
+
+    ngx_add_timer(ev, NGX_HTTP_CAST_SWEEP);
+
+    now = ngx_http_cast_now_ms();
+
+    keys.argc = 0;
+    ngx_http_cast_rargs_add(&keys, "cast:subs", sizeof("cast:subs") - 1);
+    ngx_http_cast_rargs_add(&keys, "cast:topics", sizeof("cast:topics") - 1);
+    ngx_http_cast_rargs_add(&keys, NGX_HTTP_CAST_CTL_LOG,
+                            sizeof(NGX_HTTP_CAST_CTL_LOG) - 1);
+
+    args.argc = 0;
+    ngx_http_cast_rargs_num(&args, nbuf[0], now);
+    ngx_http_cast_rargs_add(&args, NGX_HTTP_CAST_SWEEP_MAX,
+                            sizeof(NGX_HTTP_CAST_SWEEP_MAX) - 1);
+    ngx_http_cast_rargs_num(&args, nbuf[1], now - NGX_HTTP_CAST_LOG_KEEP);
+
+    (void) ngx_http_cast_rstore_eval(rs, NGX_HTTP_CAST_SCRIPT_SWEEP, &keys,
+                                     &args, NULL, ngx_http_cast_rstore_swept,
+                                     rs);
+}
+
+
+/* {id, topic, bound, reason, ...} */
+
+static void
+ngx_http_cast_rstore_swept(redisAsyncContext *ac, void *r, void *privdata)
+{
+    redisReply              *reply = r;
+    ngx_http_cast_rstore_t  *rs = privdata;
+
+    size_t       i, k;
+    ngx_str_t    f[4];
+    ngx_uint_t   bound;
+
+    if (reply == NULL || reply->type != REDIS_REPLY_ARRAY
+        || rs->store.hooks.ended == NULL)
+    {
+        return;
+    }
+
+    for (i = 0; i + 4 <= reply->elements; i += 4) {
+        for (k = 0; k < 4; k++) {
+            if (reply->element[i + k]->type != REDIS_REPLY_STRING) {
+                return;
+            }
+
+            f[k].data = (u_char *) reply->element[i + k]->str;
+            f[k].len = reply->element[i + k]->len;
+        }
+
+        bound = (f[2].len == 1 && f[2].data[0] == '1');
+
+        rs->store.hooks.ended(rs->store.hooks.hub, &f[0], &f[1], &f[3],
+                              bound);
+    }
+}
+
+
+/* the binds whose answers were lost are undone */
+
+static void
+ngx_http_cast_rstore_unbind(ngx_http_cast_rstore_t *rs)
+{
+    u_char                   kbuf[NGX_HTTP_CAST_MAX_TOPIC + 32];
+    ngx_str_t                id, nonce;
+    ngx_queue_t             *q;
+    ngx_http_cast_rargs_t    keys, args;
+    ngx_http_cast_unbind_t  *unbind;
+
+    while (!ngx_queue_empty(&rs->unbinds)
+           && ngx_http_cast_redis_ready(rs->cmd))
+    {
+        q = ngx_queue_head(&rs->unbinds);
+        unbind = ngx_queue_data(q, ngx_http_cast_unbind_t, queue);
+
+        id.data = unbind->id;
+        id.len = NGX_HTTP_CAST_ID_LEN;
+        nonce.data = unbind->nonce;
+        nonce.len = NGX_HTTP_CAST_NONCE_LEN;
+
+        keys.argc = 0;
+        ngx_http_cast_rargs_key(&keys, kbuf, "cast:sub:{", &id, "}");
+
+        args.argc = 0;
+        ngx_http_cast_rargs_str(&args, &nonce);
+
+        if (ngx_http_cast_rstore_eval(rs, NGX_HTTP_CAST_SCRIPT_UNBIND, &keys,
+                                      &args, NULL,
+                                      ngx_http_cast_rstore_logged, rs)
+            != NGX_OK)
+        {
+            return;
+        }
+
+        ngx_queue_remove(q);
+        ngx_free(unbind);
+    }
+}
+
+
+/*
+ * Redis restarted empty, or was flushed: the records of this worker's
+ * sockets are written again, so that unsubscribe and reset reach them.
+ */
+
+static void
+ngx_http_cast_rstore_check_epoch(ngx_http_cast_rstore_t *rs)
+{
+    ngx_http_cast_rargs_t  keys, args;
+
+    keys.argc = 0;
+    ngx_http_cast_rargs_add(&keys, "cast:epoch", sizeof("cast:epoch") - 1);
+
+    args.argc = 0;
+    ngx_http_cast_rargs_add(&args, rs->candidate, NGX_HTTP_CAST_NONCE_LEN);
+
+    (void) ngx_http_cast_rstore_eval(rs, NGX_HTTP_CAST_SCRIPT_EPOCH, &keys,
+                                     &args, NULL, ngx_http_cast_rstore_epoch,
+                                     rs);
+}
+
+
+static void
+ngx_http_cast_rstore_epoch(redisAsyncContext *ac, void *r, void *privdata)
+{
+    redisReply              *reply = r;
+    ngx_http_cast_rstore_t  *rs = privdata;
+
+    if (reply == NULL || reply->type != REDIS_REPLY_STRING
+        || reply->len != NGX_HTTP_CAST_NONCE_LEN)
+    {
+        return;
+    }
+
+    if (rs->have_epoch
+        && ngx_strncmp(rs->epoch, reply->str, NGX_HTTP_CAST_NONCE_LEN) != 0
+        && rs->store.hooks.bound)
+    {
+        rs->store.hooks.bound(rs->store.hooks.hub,
+                              ngx_http_cast_rstore_restore, rs);
+    }
+
+    ngx_memcpy(rs->epoch, reply->str, NGX_HTTP_CAST_NONCE_LEN);
+    rs->have_epoch = 1;
 }
 
 
@@ -1572,6 +1882,8 @@ ngx_http_cast_rstore_report(ngx_event_t *ev)
     {
         return;
     }
+
+    ngx_http_cast_rstore_check_epoch(rs);
 
     worker = rs->store.hooks.counters(rs->store.hooks.hub);
     if (worker == NULL) {
@@ -2175,6 +2487,19 @@ ngx_http_cast_rstore_channel(ngx_http_cast_rstore_t *rs, ngx_str_t *name)
     ngx_rbtree_insert(&rs->channels, &ch->sn.node);
 
     return ch;
+}
+
+
+static void
+ngx_http_cast_rstore_failed_call(ngx_http_cast_done_pt done, void *data)
+{
+    ngx_http_cast_result_t  res;
+
+    if (done) {
+        ngx_memzero(&res, sizeof(ngx_http_cast_result_t));
+        res.rc = NGX_HTTP_CAST_FAILED;
+        done(data, &res);
+    }
 }
 
 

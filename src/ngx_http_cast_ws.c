@@ -119,6 +119,7 @@ static ngx_queue_t  ngx_http_cast_ws_sockets;
 
 static ngx_int_t ngx_http_cast_ws_bound(ngx_http_request_t *r,
     ngx_http_cast_result_t *res, void *ctx);
+static void ngx_http_cast_ws_abandoned(ngx_http_cast_result_t *res);
 static ngx_int_t ngx_http_cast_ws_start(ngx_http_request_t *r,
     ngx_http_cast_record_t *record, ngx_str_t *key);
 static ngx_int_t ngx_http_cast_ws_send_frame(void *socket,
@@ -243,9 +244,39 @@ ngx_http_cast_ws_handler(ngx_http_request_t *r)
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
+    ngx_http_cast_wait_abandon(w, ngx_http_cast_ws_abandoned);
+
     ngx_http_cast_hub_bind(hub, &id, ngx_http_cast_wait_done, w);
 
     return NGX_DONE;
+}
+
+
+/*
+ * The client went while its bind was on its way: a record bound for no
+ * socket would refuse every later bind (409), so it ends.
+ */
+
+static void
+ngx_http_cast_ws_abandoned(ngx_http_cast_result_t *res)
+{
+    ngx_str_t                   none;
+    ngx_http_cast_main_conf_t  *cmcf;
+
+    if (res->rc != NGX_HTTP_CAST_DONE || res->record == NULL) {
+        return;
+    }
+
+    cmcf = ngx_http_cycle_get_module_main_conf(ngx_cycle,
+                                               ngx_http_cast_module);
+    if (cmcf == NULL || cmcf->hub == NULL) {
+        return;
+    }
+
+    ngx_str_null(&none);
+
+    ngx_http_cast_hub_unsubscribe(cmcf->hub, &res->record->id, &none,
+                                  "socket closed", NULL, NULL);
 }
 
 
@@ -1175,6 +1206,7 @@ ngx_http_cast_ws_message(ngx_http_cast_ws_t *ws, u_char *p, size_t n)
 
         } else if (rc == NGX_OK) {
             /* the pool and the JSON stay until the hub answers */
+            pub->ev.max_context = ws->conf->max_context;
             pub->ws = ws;
             pub->pool = pool;
             pub->root = root;
@@ -1269,6 +1301,10 @@ ngx_http_cast_ws_published(void *data, ngx_http_cast_result_t *res)
             if (res->rc == NGX_HTTP_CAST_FULL) {
                 ngx_str_set(&err, "the hub holds as many topics as it may "
                                   "(cast_max_topics)");
+
+            } else if (res->rc == NGX_HTTP_CAST_TOO_LARGE) {
+                ngx_str_set(&err, "the context exceeds "
+                                  "cast_max_context_size");
 
             } else if (res->rc == NGX_HTTP_CAST_UNAVAILABLE) {
                 ngx_str_set(&err, "the hub's Redis is unreachable, the "

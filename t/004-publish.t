@@ -4,6 +4,7 @@
 use Test::Nginx::Socket 'no_plan';
 use lib 't/lib';
 use CastTest qw(:DEFAULT http_request json_decode);
+use CastMode;
 
 our $HubConfig = <<'_EOC_';
     location /api/hub { cast_hub; }
@@ -23,6 +24,24 @@ sub event_of_size {
     my $head = qq({"event":{"hub.topic":"$topic","hub.event":"e"},"pad":");
     my $tail = qq("});
     return $head . ('x' x ($len - length($head) - length($tail))) . $tail;
+}
+
+# a publish body whose hub.event holds a JSON-escaped control character
+our @CTL = ('\n', '\r', '\t', '\u0000', '\u001f', '\u007f');
+
+sub ctl_event {
+    my ($esc, $topic) = @_;
+    return '{"timestamp":"2026-12-03T06:12:19.123Z","id":"ev-ctl","event":{'
+           . (defined $topic ? qq("hub.topic":"$topic",) : '')
+           . qq("hub.event":"patient-open${esc}NOT JSON","context":)
+           . '[{"key":"patient","resource":{"resourceType":"Patient","id":"p1"}}]}}';
+}
+
+# the 400 body: names hub.event (a NUL is already refused by the JSON parser)
+sub ctl_error {
+    my ($esc) = @_;
+    return $esc eq '\u0000' ? '^\{"error":"invalid JSON: .*"\}$'
+                             : '^\{"error":".*hub\.event.*"\}$';
 }
 
 no_shuffle();
@@ -771,6 +790,25 @@ Content-Type: application/json
  '^\[\{"key":"patient"\}\]$']
 --- no_error_log
 [error]
+[alert]
+[crit]
+[emerg]
+signal
+
+
+
+=== TEST 41: a control character in hub.event is refused 400 in both dialects (event names are tokens); nothing is stored
+--- request eval
+[(map { "POST /api/hub/pub-t35\n" . main::ctl_event($_) } @main::CTL),
+ (map { "POST /fhircast/hub\n" . main::ctl_event($_, 'pub-t35') } @main::CTL),
+ "GET /api/hub/pub-t35"]
+--- more_headers
+Content-Type: application/json
+--- error_code eval
+[(400) x (2 * @main::CTL), 200]
+--- response_body_like eval
+[(map { main::ctl_error($_) } @main::CTL, @main::CTL), '^\{\}$']
+--- no_error_log
 [alert]
 [crit]
 [emerg]

@@ -4,6 +4,7 @@
 use Test::Nginx::Socket 'no_plan';
 use lib 't/lib';
 use CastTest qw(:DEFAULT http_request json_decode);
+use CastMode;
 
 # CORS is off unless configured (TEST 22-24 check that default); most
 # tests here configure "*" for the whole server

@@ -5,11 +5,13 @@
 # "What did a socket receive" is answered without sleeping: sync() sends a
 # ping and collects the text frames that arrive before its pong (the hub
 # has a single worker here and queues an event before answering the
-# publish request, so everything published earlier is in front of the pong).
+# publish request, so everything published earlier is in front of the pong;
+# in Redis mode sync() first waits for CastTest::settle_time() of silence).
 
 use Test::Nginx::Socket 'no_plan';
 use lib 't/lib';
 use CastTest qw(:DEFAULT http_request json_encode json_decode);
+use CastMode;
 use Time::HiRes ();
 
 no_shuffle();
@@ -114,8 +116,17 @@ my $SyncN = 0;
 sub sync {
     my ($ws) = @_;
     my $tag = 'sync-' . ++$SyncN;
-    $ws->send_ping($tag);
     my @got;
+    # Redis mode: what other workers published arrives after a delay
+    my $settle = CastTest::settle_time();
+    while ($settle) {
+        my ($op, $p) = $ws->recv_frame($settle);
+        last if !defined $op;
+        next if $op == 9 || $op == 10;
+        push @got, $op == 1 ? $p : $op == 8 ? 'close ' . unpack('n', $p) : "opcode $op";
+        last if $op == 8;
+    }
+    $ws->send_ping($tag);
     while (1) {
         my ($op, $p) = $ws->recv_frame(3);
         if (!defined $op) { push @got, '<no pong>'; last }

@@ -14,7 +14,7 @@ use IO::Select ();
 use Time::HiRes ();
 
 # the HTTP/2 listener of TEST 1
-$ENV{TEST_NGINX_H2_PORT} ||= server_port() + 3;
+$ENV{TEST_NGINX_H2_PORT} ||= server_port() + 5;
 
 no_shuffle();
 repeat_each(1);

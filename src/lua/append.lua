@@ -4,8 +4,17 @@
 -- kept.  {1, stream id} when appended: the event is published as
 -- "<stream id> <name length>:<name><json>".
 -- op: 'keep' (state unchanged), 'set' (state_text), 'clear'.
--- KEYS: state log topics
--- ARGV: topic version op state_text name json now max_topics counted state_ttl minid log_ttl channel
+-- An event whose id and name were appended to the topic in the last
+-- "ids_keep" ms is not appended again: {2} (a publisher retrying after a
+-- 503 whose command had run after all).
+-- KEYS: state log topics ids
+-- ARGV: topic version op state_text name json now max_topics counted state_ttl minid log_ttl channel event_id ids_keep
+
+local seen = name .. ' ' .. event_id
+
+if event_id ~= '' and redis.call('ZSCORE', ids, seen) then
+    return {2}
+end
 
 local have = redis.call('HMGET', state, 'v', 's')
 local v = have[1] or '0'
@@ -26,6 +35,12 @@ local id = redis.call('XADD', log, 'MINID', '~', minid, '*',
                       'n', name, 'j', json)
 redis.call('PEXPIRE', log, log_ttl)
 redis.call('ZREMRANGEBYSCORE', topics, '-inf', now)
+
+if event_id ~= '' then
+    redis.call('ZADD', ids, now, seen)
+    redis.call('ZREMRANGEBYSCORE', ids, '-inf', tonumber(now) - ids_keep)
+    redis.call('PEXPIRE', ids, ids_keep)
+end
 
 if op == 'set' then
     redis.call('HSET', state, 'v', tonumber(v) + 1, 's', state_text)

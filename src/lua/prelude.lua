@@ -2,6 +2,10 @@
 -- Cast or FHIRcast: records, indexes, a topic's versioned state and
 -- ordered log, and control messages for the workers.
 
+-- records are ended by the workers' sweep (sweep.lua) when their time is
+-- up; Redis expires them this much later (ms), should no worker sweep
+local grace = 60000
+
 -- a control message: kept a while in the control log (for workers whose
 -- pub/sub connection was lost) and published; payload "<id> <text>"
 local function cast_control(ctl_log, minid, text)
@@ -11,12 +15,12 @@ local function cast_control(ctl_log, minid, text)
     redis.call('PUBLISH', 'cast:ctl', id .. ' ' .. text)
 end
 
--- an id in a record index, scored by when the record expires; the index
--- itself expires with its last record
+-- an id in a record index, scored by when the record's time is up; the
+-- index itself expires with its last record
 local function cast_index(index, id, expires)
     redis.call('ZADD', index, expires, id)
     local last = redis.call('ZRANGE', index, -1, -1, 'WITHSCORES')
-    redis.call('PEXPIREAT', index, last[2])
+    redis.call('PEXPIREAT', index, tonumber(last[2]) + grace)
 end
 
 -- the key of a topic's record index

@@ -20,7 +20,7 @@ else
 end
 
 if h[2] == '1' then
-    redis.call('PEXPIREAT', sub, expires)
+    redis.call('PEXPIREAT', sub, tonumber(expires) + grace)
     cast_index(topic_subs, id, expires)
     cast_index(all_subs, id, expires)
     cast_topic_extend(topics, topic, expires)
@@ -28,9 +28,9 @@ if h[2] == '1' then
                                  .. lease .. ' ' .. grant .. ' ' .. events)
 else
     -- unbound: its bind timeout, or the new lease if that ends first
-    local left = redis.call('PTTL', sub)
+    local left = redis.call('PTTL', sub) - grace
     if left > 0 and tonumber(expires) < tonumber(now) + left then
-        redis.call('PEXPIREAT', sub, expires)
+        redis.call('PEXPIREAT', sub, tonumber(expires) + grace)
         cast_index(topic_subs, id, expires)
         cast_index(all_subs, id, expires)
     end

@@ -4,10 +4,11 @@
 -- KEYS: stats all_subs topics
 -- ARGV: oldest now
 
-redis.call('ZREMRANGEBYSCORE', all_subs, '-inf', now)
 redis.call('ZREMRANGEBYSCORE', topics, '-inf', now)
 
-local out = {redis.call('ZCARD', all_subs), redis.call('ZCARD', topics)}
+-- records whose time is up wait for the sweep: not counted
+local out = {redis.call('ZCOUNT', all_subs, '(' .. now, '+inf'),
+             redis.call('ZCARD', topics)}
 local h = redis.call('HGETALL', stats)
 
 for i = 1, #h, 2 do

@@ -1,4 +1,6 @@
--- A new record, kept until "expires" (its bind timeout, or its lease).
+-- A new record, kept until "expires" (its bind timeout, or its lease);
+-- also a bound record written again after Redis lost it (the fields
+-- then say so).
 -- Returns 1, 0 (the id exists) or -1 (a new topic past max_topics).
 -- The first write may be refused when Redis is out of memory: nothing
 -- is written before it.
@@ -18,8 +20,7 @@ end
 
 redis.call('HSET', sub, unpack(ARGV, fields))
 redis.call('ZREMRANGEBYSCORE', topics, '-inf', now)
-redis.call('ZREMRANGEBYSCORE', all_subs, '-inf', now)
-redis.call('PEXPIREAT', sub, expires)
+redis.call('PEXPIREAT', sub, tonumber(expires) + grace)
 cast_index(topic_subs, id, expires)
 cast_index(all_subs, id, expires)
 

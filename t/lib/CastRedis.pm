@@ -14,6 +14,8 @@ package CastRedis;
 #   $redis->command('SET', 'k', 'v');   # reply: string/int/array ref;
 #                                       # errors are CastRedis::Error
 #   $redis->client_list;        # CLIENT LIST as a string
+#   my $s = $redis->session;    # one connection for several commands:
+#   $s->command('CLIENT', 'LIST'); $s->close;
 #   $redis->kill;               # SIGKILL (connections break at once)
 #   $redis->stop;               # SIGTERM, waits for the exit
 #   $redis->pause; $redis->resume;      # SIGSTOP / SIGCONT
@@ -314,6 +316,13 @@ sub send_command {
     return $conn->{sock};
 }
 
+# a connection kept open for several commands (e.g. while new connections
+# are refused): $s = $redis->session; $s->command(...); $s->close
+sub session {
+    my ($self, %opt) = @_;
+    return bless { conn => $self->connect(%opt) }, 'CastRedis::Session';
+}
+
 sub client_list {
     my $self = shift;
     my $r = $self->command('CLIENT', 'LIST');
@@ -353,6 +362,19 @@ END {
             $self->kill;
         }
     }
+}
+
+package CastRedis::Session;
+
+sub command {
+    my ($self, @args) = @_;
+    return CastRedis::_call($self->{conn}, @args);
+}
+
+sub close {
+    my $self = shift;
+    CORE::close($self->{conn}{sock}) if $self->{conn}{sock};
+    $self->{conn}{sock} = undef;
 }
 
 package CastRedis::Error;
