@@ -477,7 +477,8 @@ test_keys(void)
     is(rc == NGX_OK ? "ok" : err, "too many keys", "more keys than room");
     free(c);
 
-    BAD("{\"kty\":\"oct\",\"k\":\"MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=\"}",
+    BAD("{\"kty\":\"oct\",\"k\":"
+        "\"MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=\"}",
         "ok", "a padded k is accepted in a JWK");
 
     rc = ngx_http_cast_jwk_secret(pool, secret, 31, NULL, keys, &err);
