@@ -263,10 +263,16 @@ ngx_http_cast_fuzz_utf8_chunks(const u_char *s, size_t n, size_t chunk)
     ngx_http_cast_fuzz_check((rc == NGX_OK && ngx_http_cast_utf8_complete(&u))
                              == valid);
 
-    /* a prefix of valid text never fails */
+    /* a prefix of valid text never fails; trimmed, it is valid again */
 
     if (valid) {
         ngx_http_cast_fuzz_check(rc == NGX_OK);
+
+        for (i = 0; i <= n; i++) {
+            k = ngx_http_cast_utf8_trim((u_char *) s, i);
+            ngx_http_cast_fuzz_check(k <= i && i - k <= 3);
+            ngx_http_cast_fuzz_check(ngx_http_cast_fuzz_utf8(s, k));
+        }
     }
 }
 

@@ -653,6 +653,8 @@ ngx_http_cast_errorf(ngx_pool_t *pool, ngx_str_t *err, const char *fmt, ...)
     err->len = ngx_vslprintf(p, p + 512, fmt, args) - p;
     va_end(args);
 
+    /* a long quoted topic is cut short: not inside a character */
+    err->len = ngx_http_cast_utf8_trim(p, err->len);
     err->data = p;
 
     return NGX_DECLINED;

@@ -11,6 +11,7 @@
 
 #include "ngx_http_cast.h"
 #include "ngx_http_cast_reply.h"
+#include "ngx_http_cast_text.h"
 
 
 /* a request waiting for a hub operation; outlives it if need be */
@@ -274,7 +275,8 @@ ngx_http_cast_send_error(ngx_http_request_t *r, ngx_uint_t status,
 
     /* the message may quote client bytes: invalid UTF-8 is replaced */
 
-    reason = json_stringn((char *) msg, last - msg);
+    reason = json_stringn((char *) msg,
+                          ngx_http_cast_utf8_trim(msg, last - msg));
     if (reason == NULL) {
         reason = json_string("invalid request (the reason is not UTF-8)");
     }

@@ -17,6 +17,8 @@
 
 static ngx_int_t ngx_http_cast_status_reply(ngx_http_request_t *r,
     ngx_http_cast_result_t *res, void *ctx);
+static json_int_t ngx_http_cast_status_sum(json_t *peers, const char *name,
+    json_t *self);
 static ngx_int_t ngx_http_cast_status_peers(json_t *body, json_t *peers);
 static ngx_int_t ngx_http_cast_status_prometheus(ngx_http_request_t *r,
     ngx_http_cast_hub_t *hub);
@@ -78,48 +80,61 @@ ngx_http_cast_status_reply(ngx_http_request_t *r, ngx_http_cast_result_t *res,
 {
     ngx_http_cast_hub_t *hub = ctx;
 
-    json_t      *body, *worker, *subs, *topics, *peers;
+    json_t      *body, *worker, *peers, *v;
+    json_int_t   n[5];
+    ngx_uint_t   i;
     const char  *health;
+
+    static const char  *names[] = {
+        "connections", "subscriptions", "topics", "events_in", "events_out"
+    };
 
     worker = ngx_http_cast_hub_counters(hub);
     if (worker == NULL) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    subs = NULL;
-    topics = NULL;
-    peers = NULL;
+    /* this worker's view, or the store's where the store counts */
 
-    if (res->rc == NGX_HTTP_CAST_DONE) {
-        subs = json_object_get(res->json, "subscriptions");
-        topics = json_object_get(res->json, "topics");
-        peers = json_object_get(res->json, "peers");
+    peers = (res->rc == NGX_HTTP_CAST_DONE)
+            ? json_object_get(res->json, "peers") : NULL;
+
+    for (i = 0; i < 5; i++) {
+        n[i] = json_integer_value(json_object_get(worker, names[i]));
+
+        v = (res->rc == NGX_HTTP_CAST_DONE)
+            ? json_object_get(res->json, names[i]) : NULL;
+
+        if (!json_is_integer(v)) {
+            continue;
+        }
+
+        n[i] = json_integer_value(v);
+
+        /* one worker holds the whole hub (local mode) */
+
+        if (!json_is_array(peers)
+            && json_object_set(worker, names[i], v) != 0)
+        {
+            json_decref(worker);
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+    }
+
+    if (json_is_array(peers)) {
+        /* every worker's deliveries: their reports, this one's now */
+        n[4] = ngx_http_cast_status_sum(peers, "events_out", worker);
     }
 
     body = json_pack("{s:s,s:I,s:I,s:I,s:I,s:I,s:[o]}",
                      "mode", hub->store->mode,
-                     "connections", (json_int_t) hub->nsubs,
-                     "subscriptions", (json_int_t) (json_is_integer(subs)
-                                      ? json_integer_value(subs)
-                                      : (json_int_t) hub->nsubs),
-                     "topics", (json_int_t) (json_is_integer(topics)
-                               ? json_integer_value(topics)
-                               : (json_int_t) hub->ntopics),
-                     "events_in", (json_int_t) hub->events_in,
-                     "events_out", (json_int_t) hub->events_out,
+                     "connections", n[0],
+                     "subscriptions", n[1],
+                     "topics", n[2],
+                     "events_in", n[3],
+                     "events_out", n[4],
                      "workers", worker);
     if (body == NULL) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    /* one worker holds the whole hub (local mode): its records too */
-
-    if (!json_is_array(peers) && json_is_integer(subs)
-        && json_is_integer(topics)
-        && (json_object_set(worker, "subscriptions", subs) != 0
-            || json_object_set(worker, "topics", topics) != 0))
-    {
-        json_decref(body);
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
@@ -135,6 +150,33 @@ ngx_http_cast_status_reply(ngx_http_request_t *r, ngx_http_cast_result_t *res,
     }
 
     return ngx_http_cast_send_json_new(r, NGX_HTTP_OK, body);
+}
+
+
+/* a counter over the reports of every worker, this one's live */
+
+static json_int_t
+ngx_http_cast_status_sum(json_t *peers, const char *name, json_t *self)
+{
+    size_t       i;
+    json_t      *peer;
+    json_int_t   sum, pid;
+
+    pid = json_integer_value(json_object_get(self, "pid"));
+    sum = json_integer_value(json_object_get(self, name));
+
+    json_array_foreach(peers, i, peer) {
+        if (json_integer_value(json_object_get(peer, "pid")) == pid
+            && json_equal(json_object_get(peer, "host"),
+                          json_object_get(self, "host")))
+        {
+            continue;
+        }
+
+        sum += json_integer_value(json_object_get(peer, name));
+    }
+
+    return sum;
 }
 
 

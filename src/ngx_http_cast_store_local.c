@@ -45,6 +45,21 @@ struct ngx_http_cast_local_topic_s {
 };
 
 
+/*
+ * Events appended lately, by a hash of topic, name and id: the same event
+ * again within NGX_HTTP_CAST_LOCAL_IDS_KEEP is taken once, as the Redis
+ * store does (a slot may be taken by a newer event before then).
+ */
+
+#define NGX_HTTP_CAST_LOCAL_IDS       4096
+#define NGX_HTTP_CAST_LOCAL_IDS_KEEP  300000
+
+typedef struct {
+    uint64_t                      hash;
+    ngx_msec_t                    at;
+} ngx_http_cast_local_seen_t;
+
+
 struct ngx_http_cast_local_s {
     ngx_http_cast_store_t         store;    /* first: the public part */
     ngx_rbtree_t                  records;
@@ -56,6 +71,7 @@ struct ngx_http_cast_local_s {
     ngx_uint_t                    ntopics;
     ngx_uint_t                    max_topics;
     ngx_log_t                    *log;
+    ngx_http_cast_local_seen_t    seen[NGX_HTTP_CAST_LOCAL_IDS];
 };
 
 
@@ -97,6 +113,10 @@ static void ngx_http_cast_local_bind_expired(ngx_event_t *ev);
 static void ngx_http_cast_local_unbound_timer(
     ngx_http_cast_local_record_t *lr);
 static ngx_uint_t ngx_http_cast_local_full(ngx_http_cast_local_t *ls);
+static ngx_uint_t ngx_http_cast_local_seen(ngx_http_cast_local_t *ls,
+    ngx_http_cast_append_t *a);
+static uint32_t ngx_http_cast_local_crc(ngx_http_cast_append_t *a);
+static ngx_uint_t ngx_http_cast_local_slot(ngx_http_cast_append_t *a);
 static ngx_int_t ngx_http_cast_local_copy(ngx_pool_t *pool, ngx_str_t *dst,
     ngx_str_t *src);
 static void ngx_http_cast_local_reply(ngx_http_cast_done_pt done,
@@ -474,9 +494,26 @@ ngx_http_cast_local_append(ngx_http_cast_store_t *store,
         return;
     }
 
+    if (ngx_http_cast_local_seen(ls, a)) {
+        /* a retry of an event appended before: answered the same */
+        ngx_log_error(NGX_LOG_INFO, ls->log, 0,
+                      "cast: event \"%V\" on topic \"%V\" was published "
+                      "before: not again", &a->id, &a->topic);
+
+        ngx_http_cast_local_topic_release(ls, topic);
+        ngx_http_cast_local_reply(a->done, a->data, NGX_HTTP_CAST_DONE,
+                                  NULL, 0, NULL);
+        return;
+    }
+
     rc = a->apply(a, topic->state);
 
     if (rc == NGX_ERROR || rc == NGX_ABORT) {
+        /* not appended: the same id may come again */
+        if (a->id.len) {
+            ls->seen[ngx_http_cast_local_slot(a)].at = 0;
+        }
+
         ngx_http_cast_local_topic_release(ls, topic);
         ngx_http_cast_local_reply(a->done, a->data,
                                   rc == NGX_ABORT ? a->refused
@@ -727,6 +764,65 @@ ngx_http_cast_local_unbound_timer(ngx_http_cast_local_record_t *lr)
 
     ngx_add_timer(&lr->bind_ev, ngx_min((ngx_msec_t) ngx_max(bind, 1),
                                         lease));
+}
+
+
+static uint32_t
+ngx_http_cast_local_crc(ngx_http_cast_append_t *a)
+{
+    uint32_t  crc;
+
+    ngx_crc32_init(crc);
+    ngx_crc32_update(&crc, a->topic.data, a->topic.len);
+    ngx_crc32_update(&crc, (u_char *) " ", 1);
+    ngx_crc32_update(&crc, a->name.data, a->name.len);
+    ngx_crc32_update(&crc, (u_char *) " ", 1);
+    ngx_crc32_update(&crc, a->id.data, a->id.len);
+    ngx_crc32_final(crc);
+
+    return crc;
+}
+
+
+static ngx_uint_t
+ngx_http_cast_local_slot(ngx_http_cast_append_t *a)
+{
+    return ngx_http_cast_local_crc(a) % NGX_HTTP_CAST_LOCAL_IDS;
+}
+
+
+/* 1: appended lately; else it is remembered now (an event with an id) */
+
+static ngx_uint_t
+ngx_http_cast_local_seen(ngx_http_cast_local_t *ls, ngx_http_cast_append_t *a)
+{
+    uint32_t                     h1, h2;
+    uint64_t                     hash;
+    ngx_http_cast_local_seen_t  *seen;
+
+    if (a->id.len == 0) {
+        return 0;
+    }
+
+    h1 = ngx_http_cast_local_crc(a);
+
+    h2 = ngx_murmur_hash2(a->id.data, a->id.len)
+         ^ ngx_murmur_hash2(a->topic.data, a->topic.len)
+         ^ ngx_murmur_hash2(a->name.data, a->name.len) * 31;
+
+    hash = ((uint64_t) h1 << 32) | h2;
+    seen = &ls->seen[h1 % NGX_HTTP_CAST_LOCAL_IDS];
+
+    if (seen->hash == hash && seen->at
+        && ngx_current_msec - seen->at < NGX_HTTP_CAST_LOCAL_IDS_KEEP)
+    {
+        return 1;
+    }
+
+    seen->hash = hash;
+    seen->at = ngx_current_msec ? ngx_current_msec : 1;
+
+    return 0;
 }
 
 

@@ -42,6 +42,7 @@
 #include "ngx_http_cast_redis.h"
 #include "ngx_http_cast_store.h"
 #include "ngx_http_cast_store_redis.h"
+#include "ngx_http_cast_wire.h"
 #include <ngx_http_cast_lua.h>
 
 
@@ -53,6 +54,7 @@
 /* workers report their counters to cast:stats this often (ms) */
 #define NGX_HTTP_CAST_REPORT        2000
 #define NGX_HTTP_CAST_REPORT_KEEP   10000
+#define NGX_HTTP_CAST_REPORT_SOON   50
 
 /* logs keep a minute of events for workers to catch up (ms) */
 #define NGX_HTTP_CAST_LOG_KEEP      60000
@@ -138,6 +140,19 @@ typedef struct {
 } ngx_http_cast_unbind_t;
 
 
+/*
+ * A topic's appends from this worker, one at a time: a retried append
+ * (another worker changed the topic first) must not be overtaken by the
+ * next one of the same publisher.
+ */
+
+typedef struct {
+    ngx_str_node_t             sn;
+    ngx_queue_t                waiting;     /* ngx_http_cast_rcall_t */
+    u_char                     name[1];
+} ngx_http_cast_lane_t;
+
+
 /* the last state of a topic this worker saw, to append against */
 
 typedef struct {
@@ -162,6 +177,8 @@ typedef struct {
     ngx_rbtree_node_t          channels_sentinel;
     ngx_rbtree_t               cache;
     ngx_rbtree_node_t          cache_sentinel;
+    ngx_rbtree_t               lanes;
+    ngx_rbtree_node_t          lanes_sentinel;
     ngx_queue_t                cache_lru;
     ngx_uint_t                 ncache;
 
@@ -182,6 +199,8 @@ typedef struct {
     ngx_http_cast_done_pt      done;
     void                      *data;
     ngx_http_cast_append_t    *append;
+    ngx_http_cast_lane_t      *lane;        /* append: its topic's */
+    ngx_queue_t                queue;       /* in lane->waiting */
     ngx_http_cast_record_t    *record;      /* renew: the caller's */
     json_t                    *next;        /* append: the state computed */
     ngx_uint_t                 op;          /* append: keep, set, clear */
@@ -197,6 +216,10 @@ typedef struct {
     const char                *argv[NGX_HTTP_CAST_MAX_ARGS];
     size_t                     argvlen[NGX_HTTP_CAST_MAX_ARGS];
 } ngx_http_cast_rargs_t;
+
+
+#define ngx_http_cast_rargs_literal(a, s)                                    \
+    ngx_http_cast_rargs_add(a, s, sizeof(s) - 1)
 
 
 #define NGX_HTTP_CAST_OP_KEEP   0
@@ -253,6 +276,8 @@ static void ngx_http_cast_rstore_removed_many(redisAsyncContext *ac,
 static void ngx_http_cast_rstore_bound(redisAsyncContext *ac, void *r,
     void *privdata);
 static void ngx_http_cast_rstore_append_try(ngx_http_cast_rcall_t *call);
+static void ngx_http_cast_rstore_next(ngx_http_cast_rstore_t *rs,
+    ngx_http_cast_lane_t *lane);
 static void ngx_http_cast_rstore_appended(redisAsyncContext *ac, void *r,
     void *privdata);
 static void ngx_http_cast_rstore_state_reply(redisAsyncContext *ac, void *r,
@@ -262,6 +287,8 @@ static void ngx_http_cast_rstore_status_reply(redisAsyncContext *ac,
 
 static void ngx_http_cast_rstore_failed_call(ngx_http_cast_done_pt done,
     void *data);
+static void ngx_http_cast_rstore_full(ngx_http_cast_rstore_t *rs,
+    long long n, ngx_str_t *topic);
 static ngx_http_cast_rcall_t *ngx_http_cast_rstore_call(
     ngx_http_cast_rstore_t *rs, ngx_http_cast_done_pt done, void *data,
     ngx_str_t *topic, ngx_str_t *reason);
@@ -273,6 +300,10 @@ static void ngx_http_cast_rstore_answer(ngx_http_cast_rcall_t *call,
     json_t *json);
 static ngx_uint_t ngx_http_cast_rstore_failed(ngx_http_cast_rstore_t *rs,
     redisReply *reply);
+static void ngx_http_cast_rstore_send(ngx_http_cast_rcall_t *call,
+    ngx_uint_t script, ngx_http_cast_rargs_t *keys,
+    ngx_http_cast_rargs_t *args, ngx_http_cast_rargs_t *more,
+    redisCallbackFn *fn);
 static ngx_int_t ngx_http_cast_rstore_eval(ngx_http_cast_rstore_t *rs,
     ngx_uint_t script, ngx_http_cast_rargs_t *keys,
     ngx_http_cast_rargs_t *args, ngx_http_cast_rargs_t *more,
@@ -299,6 +330,7 @@ static void ngx_http_cast_rstore_version(redisAsyncContext *ac, void *r,
 static void ngx_http_cast_rstore_logged(redisAsyncContext *ac, void *r,
     void *privdata);
 static void ngx_http_cast_rstore_report(ngx_event_t *ev);
+static void ngx_http_cast_rstore_report_soon(ngx_http_cast_rstore_t *rs);
 static void ngx_http_cast_rstore_pubsub_state(ngx_http_cast_redis_t *rds,
     ngx_uint_t connected, void *data);
 static void ngx_http_cast_rstore_subscribe(ngx_http_cast_rstore_t *rs,
@@ -315,12 +347,8 @@ static void ngx_http_cast_rstore_missed(redisAsyncContext *ac, void *r,
 static void ngx_http_cast_rstore_deliver(ngx_http_cast_rstore_t *rs,
     ngx_http_cast_channel_t *ch, ngx_str_t *channel, u_char *p, size_t len,
     ngx_uint_t which);
-static void ngx_http_cast_rstore_control(ngx_http_cast_rstore_t *rs,
-    u_char *p, u_char *last);
 static ngx_http_cast_channel_t *ngx_http_cast_rstore_channel(
     ngx_http_cast_rstore_t *rs, ngx_str_t *name);
-static ngx_int_t ngx_http_cast_stream_id(u_char *p, u_char *last,
-    uint64_t *ms, uint64_t *seq);
 static int64_t ngx_http_cast_now_ms(void);
 
 
@@ -373,6 +401,8 @@ ngx_http_cast_store_redis_create(ngx_cycle_t *cycle,
     ngx_rbtree_init(&rs->channels, &rs->channels_sentinel,
                     ngx_str_rbtree_insert_value);
     ngx_rbtree_init(&rs->cache, &rs->cache_sentinel,
+                    ngx_str_rbtree_insert_value);
+    ngx_rbtree_init(&rs->lanes, &rs->lanes_sentinel,
                     ngx_str_rbtree_insert_value);
     ngx_queue_init(&rs->cache_lru);
     ngx_queue_init(&rs->unbinds);
@@ -471,7 +501,7 @@ ngx_http_cast_rstore_write(ngx_http_cast_rstore_t *rs,
     ngx_http_cast_rargs_t   keys, args, more;
     ngx_http_cast_rcall_t  *call;
 
-    call = ngx_http_cast_rstore_call(rs, done, data, NULL, NULL);
+    call = ngx_http_cast_rstore_call(rs, done, data, &record->topic, NULL);
     if (call == NULL) {
         return;
     }
@@ -492,8 +522,8 @@ ngx_http_cast_rstore_write(ngx_http_cast_rstore_t *rs,
     ngx_http_cast_rargs_key(&keys, kbuf[0], "cast:sub:{", &record->id, "}");
     ngx_http_cast_rargs_key(&keys, kbuf[1], "cast:{", &record->topic,
                             "}:subs");
-    ngx_http_cast_rargs_add(&keys, "cast:subs", sizeof("cast:subs") - 1);
-    ngx_http_cast_rargs_add(&keys, "cast:topics", sizeof("cast:topics") - 1);
+    ngx_http_cast_rargs_literal(&keys, "cast:subs");
+    ngx_http_cast_rargs_literal(&keys, "cast:topics");
 
     args.argc = 0;
     ngx_http_cast_rargs_str(&args, &record->id);
@@ -541,20 +571,14 @@ ngx_http_cast_rstore_write(ngx_http_cast_rstore_t *rs,
     /* cast_auth: what the token lets its socket publish */
 
     if (record->auth) {
-        ngx_http_cast_rargs_add(&more, "auth", 4);
-        ngx_http_cast_rargs_add(&more, "1", 1);
-        ngx_http_cast_rargs_add(&more, "writable", 8);
+        ngx_http_cast_rargs_literal(&more, "auth");
+        ngx_http_cast_rargs_literal(&more, "1");
+        ngx_http_cast_rargs_literal(&more, "writable");
         ngx_http_cast_rargs_str(&more, &record->writable);
     }
 
-    if (ngx_http_cast_rstore_eval(rs, NGX_HTTP_CAST_SCRIPT_SUBSCRIBE, &keys,
-                                  &args, &more, ngx_http_cast_rstore_created,
-                                  call)
-        != NGX_OK)
-    {
-        ngx_http_cast_rstore_finish(call, NGX_HTTP_CAST_UNAVAILABLE, NULL, 0,
-                                    NULL);
-    }
+    ngx_http_cast_rstore_send(call, NGX_HTTP_CAST_SCRIPT_SUBSCRIBE, &keys,
+                              &args, &more, ngx_http_cast_rstore_created);
 }
 
 
@@ -573,6 +597,8 @@ ngx_http_cast_rstore_created(redisAsyncContext *ac, void *r, void *privdata)
             rc = NGX_HTTP_CAST_FAILED;
 
         } else if (reply->integer < 0) {
+            ngx_http_cast_rstore_full(call->rs, -1 - reply->integer,
+                                      &call->topic);
             rc = NGX_HTTP_CAST_FULL;
         }
     }
@@ -590,7 +616,6 @@ ngx_http_cast_rstore_renew(ngx_http_cast_store_t *store,
     u_char                  kbuf[2][NGX_HTTP_CAST_MAX_TOPIC + 32];
     u_char                  nbuf[4][NGX_INT64_LEN];
     int64_t                 now;
-    ngx_int_t               rc;
     ngx_str_t               grant;
     ngx_http_cast_rargs_t   keys, args;
     ngx_http_cast_rcall_t  *call;
@@ -608,10 +633,9 @@ ngx_http_cast_rstore_renew(ngx_http_cast_store_t *store,
     ngx_http_cast_rargs_key(&keys, kbuf[0], "cast:sub:{", &record->id, "}");
     ngx_http_cast_rargs_key(&keys, kbuf[1], "cast:{", &record->topic,
                             "}:subs");
-    ngx_http_cast_rargs_add(&keys, "cast:subs", sizeof("cast:subs") - 1);
-    ngx_http_cast_rargs_add(&keys, "cast:topics", sizeof("cast:topics") - 1);
-    ngx_http_cast_rargs_add(&keys, NGX_HTTP_CAST_CTL_LOG,
-                            sizeof(NGX_HTTP_CAST_CTL_LOG) - 1);
+    ngx_http_cast_rargs_literal(&keys, "cast:subs");
+    ngx_http_cast_rargs_literal(&keys, "cast:topics");
+    ngx_http_cast_rargs_literal(&keys, NGX_HTTP_CAST_CTL_LOG);
 
     args.argc = 0;
     ngx_http_cast_rargs_str(&args, &record->id);
@@ -641,15 +665,11 @@ ngx_http_cast_rstore_renew(ngx_http_cast_store_t *store,
 
     ngx_http_cast_rargs_str(&args, &grant);
 
-    rc = ngx_http_cast_rstore_eval(rs, NGX_HTTP_CAST_SCRIPT_RENEW, &keys,
-                                   &args, NULL, ngx_http_cast_rstore_renewed,
-                                   call);
-    ngx_free(grant.data);
+    /* the command is formatted before this returns */
 
-    if (rc != NGX_OK) {
-        ngx_http_cast_rstore_finish(call, NGX_HTTP_CAST_UNAVAILABLE, NULL, 0,
-                                    NULL);
-    }
+    ngx_http_cast_rstore_send(call, NGX_HTTP_CAST_SCRIPT_RENEW, &keys,
+                              &args, NULL, ngx_http_cast_rstore_renewed);
+    ngx_free(grant.data);
 }
 
 
@@ -707,10 +727,9 @@ ngx_http_cast_rstore_remove(ngx_http_cast_store_t *store, ngx_str_t *id,
 
     keys.argc = 0;
     ngx_http_cast_rargs_key(&keys, kbuf, "cast:sub:{", id, "}");
-    ngx_http_cast_rargs_add(&keys, "cast:subs", sizeof("cast:subs") - 1);
-    ngx_http_cast_rargs_add(&keys, "cast:topics", sizeof("cast:topics") - 1);
-    ngx_http_cast_rargs_add(&keys, NGX_HTTP_CAST_CTL_LOG,
-                            sizeof(NGX_HTTP_CAST_CTL_LOG) - 1);
+    ngx_http_cast_rargs_literal(&keys, "cast:subs");
+    ngx_http_cast_rargs_literal(&keys, "cast:topics");
+    ngx_http_cast_rargs_literal(&keys, NGX_HTTP_CAST_CTL_LOG);
 
     args.argc = 0;
     ngx_http_cast_rargs_str(&args, id);
@@ -719,14 +738,8 @@ ngx_http_cast_rstore_remove(ngx_http_cast_store_t *store, ngx_str_t *id,
     ngx_http_cast_rargs_num(&args, nbuf[0], now);
     ngx_http_cast_rargs_num(&args, nbuf[1], now - NGX_HTTP_CAST_LOG_KEEP);
 
-    if (ngx_http_cast_rstore_eval(rs, NGX_HTTP_CAST_SCRIPT_REMOVE, &keys,
-                                  &args, NULL, ngx_http_cast_rstore_removed,
-                                  call)
-        != NGX_OK)
-    {
-        ngx_http_cast_rstore_finish(call, NGX_HTTP_CAST_UNAVAILABLE, NULL, 0,
-                                    NULL);
-    }
+    ngx_http_cast_rstore_send(call, NGX_HTTP_CAST_SCRIPT_REMOVE, &keys,
+                              &args, NULL, ngx_http_cast_rstore_removed);
 }
 
 
@@ -801,10 +814,9 @@ ngx_http_cast_rstore_remove_matching(ngx_http_cast_store_t *store,
 
     keys.argc = 0;
     ngx_http_cast_rargs_key(&keys, kbuf, "cast:{", topic, "}:subs");
-    ngx_http_cast_rargs_add(&keys, "cast:subs", sizeof("cast:subs") - 1);
-    ngx_http_cast_rargs_add(&keys, "cast:topics", sizeof("cast:topics") - 1);
-    ngx_http_cast_rargs_add(&keys, NGX_HTTP_CAST_CTL_LOG,
-                            sizeof(NGX_HTTP_CAST_CTL_LOG) - 1);
+    ngx_http_cast_rargs_literal(&keys, "cast:subs");
+    ngx_http_cast_rargs_literal(&keys, "cast:topics");
+    ngx_http_cast_rargs_literal(&keys, NGX_HTTP_CAST_CTL_LOG);
 
     args.argc = 0;
     ngx_http_cast_rargs_str(&args, topic);
@@ -821,14 +833,8 @@ ngx_http_cast_rstore_remove_matching(ngx_http_cast_store_t *store,
     ngx_http_cast_rargs_num(&args, nbuf[0], now);
     ngx_http_cast_rargs_num(&args, nbuf[1], now - NGX_HTTP_CAST_LOG_KEEP);
 
-    if (ngx_http_cast_rstore_eval(rs, NGX_HTTP_CAST_SCRIPT_REMOVE_MATCHING,
-                                  &keys, &args, NULL,
-                                  ngx_http_cast_rstore_removed_many, call)
-        != NGX_OK)
-    {
-        ngx_http_cast_rstore_finish(call, NGX_HTTP_CAST_UNAVAILABLE, NULL, 0,
-                                    NULL);
-    }
+    ngx_http_cast_rstore_send(call, NGX_HTTP_CAST_SCRIPT_REMOVE_MATCHING, &keys,
+                              &args, NULL, ngx_http_cast_rstore_removed_many);
 }
 
 
@@ -854,24 +860,17 @@ ngx_http_cast_rstore_reset(ngx_http_cast_store_t *store,
     now = ngx_http_cast_now_ms();
 
     keys.argc = 0;
-    ngx_http_cast_rargs_add(&keys, "cast:subs", sizeof("cast:subs") - 1);
-    ngx_http_cast_rargs_add(&keys, "cast:topics", sizeof("cast:topics") - 1);
-    ngx_http_cast_rargs_add(&keys, NGX_HTTP_CAST_CTL_LOG,
-                            sizeof(NGX_HTTP_CAST_CTL_LOG) - 1);
+    ngx_http_cast_rargs_literal(&keys, "cast:subs");
+    ngx_http_cast_rargs_literal(&keys, "cast:topics");
+    ngx_http_cast_rargs_literal(&keys, NGX_HTTP_CAST_CTL_LOG);
 
     args.argc = 0;
     ngx_http_cast_rargs_str(&args, &reason);
     ngx_http_cast_rargs_num(&args, nbuf[0], now);
     ngx_http_cast_rargs_num(&args, nbuf[1], now - NGX_HTTP_CAST_LOG_KEEP);
 
-    if (ngx_http_cast_rstore_eval(rs, NGX_HTTP_CAST_SCRIPT_RESET, &keys,
-                                  &args, NULL,
-                                  ngx_http_cast_rstore_removed_many, call)
-        != NGX_OK)
-    {
-        ngx_http_cast_rstore_finish(call, NGX_HTTP_CAST_UNAVAILABLE, NULL, 0,
-                                    NULL);
-    }
+    ngx_http_cast_rstore_send(call, NGX_HTTP_CAST_SCRIPT_RESET, &keys,
+                              &args, NULL, ngx_http_cast_rstore_removed_many);
 }
 
 
@@ -965,22 +964,16 @@ ngx_http_cast_rstore_bind(ngx_http_cast_store_t *store, ngx_str_t *id,
 
     keys.argc = 0;
     ngx_http_cast_rargs_key(&keys, kbuf, "cast:sub:{", id, "}");
-    ngx_http_cast_rargs_add(&keys, "cast:subs", sizeof("cast:subs") - 1);
-    ngx_http_cast_rargs_add(&keys, "cast:topics", sizeof("cast:topics") - 1);
+    ngx_http_cast_rargs_literal(&keys, "cast:subs");
+    ngx_http_cast_rargs_literal(&keys, "cast:topics");
 
     args.argc = 0;
     ngx_http_cast_rargs_str(&args, id);
     ngx_http_cast_rargs_num(&args, nbuf, ngx_http_cast_now_ms());
     ngx_http_cast_rargs_str(&args, &n);
 
-    if (ngx_http_cast_rstore_eval(rs, NGX_HTTP_CAST_SCRIPT_BIND, &keys,
-                                  &args, NULL, ngx_http_cast_rstore_bound,
-                                  call)
-        != NGX_OK)
-    {
-        ngx_http_cast_rstore_finish(call, NGX_HTTP_CAST_UNAVAILABLE, NULL, 0,
-                                    NULL);
-    }
+    ngx_http_cast_rstore_send(call, NGX_HTTP_CAST_SCRIPT_BIND, &keys,
+                              &args, NULL, ngx_http_cast_rstore_bound);
 }
 
 
@@ -1041,6 +1034,7 @@ ngx_http_cast_rstore_bound(redisAsyncContext *ac, void *r, void *privdata)
 
     record.id = call->topic;
 
+    ngx_http_cast_rstore_report_soon(call->rs);
     ngx_http_cast_rstore_finish(call, NGX_HTTP_CAST_DONE, &record, 0, NULL);
 }
 
@@ -1059,12 +1053,67 @@ ngx_http_cast_rstore_append(ngx_http_cast_store_t *store,
 
     ngx_http_cast_rcall_t  *call;
 
+    uint32_t                 hash;
+    ngx_http_cast_lane_t    *lane;
+
     call = ngx_http_cast_rstore_call(rs, a->done, a->data, &a->topic, NULL);
     if (call == NULL) {
         return;
     }
 
     call->append = a;
+
+    hash = ngx_crc32_long(a->topic.data, a->topic.len);
+
+    lane = (ngx_http_cast_lane_t *)
+               ngx_str_rbtree_lookup(&rs->lanes, &a->topic, hash);
+
+    if (lane) {
+        /* after the topic's append on its way */
+        ngx_queue_insert_tail(&lane->waiting, &call->queue);
+        return;
+    }
+
+    lane = ngx_alloc(sizeof(ngx_http_cast_lane_t) + a->topic.len, rs->log);
+    if (lane == NULL) {
+        ngx_http_cast_rstore_finish(call, NGX_HTTP_CAST_FAILED, NULL, 0,
+                                    NULL);
+        return;
+    }
+
+    ngx_memcpy(lane->name, a->topic.data, a->topic.len);
+    lane->sn.str.data = lane->name;
+    lane->sn.str.len = a->topic.len;
+    lane->sn.node.key = hash;
+    ngx_queue_init(&lane->waiting);
+    ngx_rbtree_insert(&rs->lanes, &lane->sn.node);
+
+    call->lane = lane;
+
+    ngx_http_cast_rstore_append_try(call);
+}
+
+
+/* an append ended: the topic's next one goes */
+
+static void
+ngx_http_cast_rstore_next(ngx_http_cast_rstore_t *rs,
+    ngx_http_cast_lane_t *lane)
+{
+    ngx_queue_t            *q;
+    ngx_http_cast_rcall_t  *call;
+
+    if (ngx_queue_empty(&lane->waiting)) {
+        ngx_rbtree_delete(&rs->lanes, &lane->sn.node);
+        ngx_free(lane);
+        return;
+    }
+
+    q = ngx_queue_head(&lane->waiting);
+    ngx_queue_remove(q);
+
+    call = ngx_queue_data(q, ngx_http_cast_rcall_t, queue);
+    call->lane = lane;
 
     ngx_http_cast_rstore_append_try(call);
 }
@@ -1148,7 +1197,7 @@ ngx_http_cast_rstore_append_try(ngx_http_cast_rcall_t *call)
     keys.argc = 0;
     ngx_http_cast_rargs_key(&keys, kbuf[0], "cast:{", &a->topic, "}:state");
     ngx_http_cast_rargs_key(&keys, kbuf[1], "cast:{", &a->topic, "}:log");
-    ngx_http_cast_rargs_add(&keys, "cast:topics", sizeof("cast:topics") - 1);
+    ngx_http_cast_rargs_literal(&keys, "cast:topics");
     ngx_http_cast_rargs_key(&keys, kbuf[2], "cast:{", &a->topic, "}:ids");
 
     channel.data = cbuf;
@@ -1277,6 +1326,13 @@ ngx_http_cast_rstore_appended(redisAsyncContext *ac, void *r, void *privdata)
         return;
 
     default:
+        if (reply->elements == 2
+            && reply->element[1]->type == REDIS_REPLY_INTEGER)
+        {
+            ngx_http_cast_rstore_full(rs, reply->element[1]->integer,
+                                      &call->topic);
+        }
+
         ngx_http_cast_rstore_finish(call, NGX_HTTP_CAST_FULL, NULL, 0, NULL);
         return;
     }
@@ -1449,22 +1505,16 @@ ngx_http_cast_rstore_status(ngx_http_cast_store_t *store,
     now = ngx_http_cast_now_ms();
 
     keys.argc = 0;
-    ngx_http_cast_rargs_add(&keys, "cast:stats", sizeof("cast:stats") - 1);
-    ngx_http_cast_rargs_add(&keys, "cast:subs", sizeof("cast:subs") - 1);
-    ngx_http_cast_rargs_add(&keys, "cast:topics", sizeof("cast:topics") - 1);
+    ngx_http_cast_rargs_literal(&keys, "cast:stats");
+    ngx_http_cast_rargs_literal(&keys, "cast:subs");
+    ngx_http_cast_rargs_literal(&keys, "cast:topics");
 
     args.argc = 0;
     ngx_http_cast_rargs_num(&args, nbuf[0], now - NGX_HTTP_CAST_REPORT_KEEP);
     ngx_http_cast_rargs_num(&args, nbuf[1], now);
 
-    if (ngx_http_cast_rstore_eval(rs, NGX_HTTP_CAST_SCRIPT_STATUS, &keys,
-                                  &args, NULL,
-                                  ngx_http_cast_rstore_status_reply, call)
-        != NGX_OK)
-    {
-        ngx_http_cast_rstore_finish(call, NGX_HTTP_CAST_UNAVAILABLE, NULL, 0,
-                                    NULL);
-    }
+    ngx_http_cast_rstore_send(call, NGX_HTTP_CAST_SCRIPT_STATUS, &keys,
+                              &args, NULL, ngx_http_cast_rstore_status_reply);
 }
 
 
@@ -1482,9 +1532,11 @@ ngx_http_cast_rstore_status_reply(redisAsyncContext *ac, void *r,
     rc = ngx_http_cast_rstore_failed(call->rs, reply);
 
     if (rc != NGX_HTTP_CAST_DONE || reply->type != REDIS_REPLY_ARRAY
-        || reply->elements < 2
+        || reply->elements < 4
         || reply->element[0]->type != REDIS_REPLY_INTEGER
-        || reply->element[1]->type != REDIS_REPLY_INTEGER)
+        || reply->element[1]->type != REDIS_REPLY_INTEGER
+        || reply->element[2]->type != REDIS_REPLY_INTEGER
+        || reply->element[3]->type != REDIS_REPLY_INTEGER)
     {
         ngx_http_cast_rstore_finish(call,
                                     rc == NGX_HTTP_CAST_DONE
@@ -1495,10 +1547,13 @@ ngx_http_cast_rstore_status_reply(redisAsyncContext *ac, void *r,
 
     peers = json_array();
 
-    status = json_pack("{s:I,s:I,s:o}",
+    status = json_pack("{s:I,s:I,s:I,s:I,s:o}",
                        "subscriptions",
                        (json_int_t) reply->element[0]->integer,
                        "topics", (json_int_t) reply->element[1]->integer,
+                       "connections",
+                       (json_int_t) ngx_max(reply->element[2]->integer, 0),
+                       "events_in", (json_int_t) reply->element[3]->integer,
                        "peers", peers);
     if (status == NULL) {
         ngx_http_cast_rstore_finish(call, NGX_HTTP_CAST_FAILED, NULL, 0,
@@ -1506,7 +1561,7 @@ ngx_http_cast_rstore_status_reply(redisAsyncContext *ac, void *r,
         return;
     }
 
-    for (i = 2; i < reply->elements; i++) {
+    for (i = 4; i < reply->elements; i++) {
         if (reply->element[i]->type != REDIS_REPLY_STRING) {
             continue;
         }
@@ -1648,10 +1703,9 @@ ngx_http_cast_rstore_sweep(ngx_event_t *ev)
     now = ngx_http_cast_now_ms();
 
     keys.argc = 0;
-    ngx_http_cast_rargs_add(&keys, "cast:subs", sizeof("cast:subs") - 1);
-    ngx_http_cast_rargs_add(&keys, "cast:topics", sizeof("cast:topics") - 1);
-    ngx_http_cast_rargs_add(&keys, NGX_HTTP_CAST_CTL_LOG,
-                            sizeof(NGX_HTTP_CAST_CTL_LOG) - 1);
+    ngx_http_cast_rargs_literal(&keys, "cast:subs");
+    ngx_http_cast_rargs_literal(&keys, "cast:topics");
+    ngx_http_cast_rargs_literal(&keys, NGX_HTTP_CAST_CTL_LOG);
 
     args.argc = 0;
     ngx_http_cast_rargs_num(&args, nbuf[0], now);
@@ -1754,7 +1808,7 @@ ngx_http_cast_rstore_check_epoch(ngx_http_cast_rstore_t *rs)
     ngx_http_cast_rargs_t  keys, args;
 
     keys.argc = 0;
-    ngx_http_cast_rargs_add(&keys, "cast:epoch", sizeof("cast:epoch") - 1);
+    ngx_http_cast_rargs_literal(&keys, "cast:epoch");
 
     args.argc = 0;
     ngx_http_cast_rargs_add(&args, rs->candidate, NGX_HTTP_CAST_NONCE_LEN);
@@ -1861,6 +1915,22 @@ ngx_http_cast_rstore_logged(redisAsyncContext *ac, void *r, void *privdata)
         ngx_log_error(NGX_LOG_ERR, rs->log, 0, "cast: redis: %*s",
                       reply->len, reply->str);
     }
+}
+
+
+/* counters changed (deliveries, sockets): reported within 50 ms */
+
+static void
+ngx_http_cast_rstore_report_soon(ngx_http_cast_rstore_t *rs)
+{
+    if (rs->report_ev.timer_set
+        && (ngx_msec_int_t) (rs->report_ev.timer.key - ngx_current_msec)
+           <= NGX_HTTP_CAST_REPORT_SOON)
+    {
+        return;
+    }
+
+    ngx_add_timer(&rs->report_ev, NGX_HTTP_CAST_REPORT_SOON);
 }
 
 
@@ -2105,134 +2175,71 @@ ngx_http_cast_rstore_deliver(ngx_http_cast_rstore_t *rs,
     ngx_http_cast_channel_t *ch, ngx_str_t *channel, u_char *p, size_t len,
     ngx_uint_t which)
 {
-    u_char      *last, *sp, *colon;
-    uint64_t     ms, seq;
-    ngx_int_t    n;
-    ngx_str_t    topic, name, json;
+    ngx_str_t                 topic, none;
+    ngx_http_cast_wire_t      w;
+    ngx_http_cast_record_t    record;
+    ngx_http_cast_message_t   m;
 
-    last = p + len;
-
-    sp = ngx_strlchr(p, last, ' ');
-    if (sp == NULL || ngx_http_cast_stream_id(p, sp, &ms, &seq) != NGX_OK) {
+    if (ngx_http_cast_wire_split(p, len, &w) != NGX_OK) {
         goto invalid;
     }
 
     if (ch && which == NGX_HTTP_CAST_DELIVER_TOPIC) {
-        if (ms < ch->last_ms || (ms == ch->last_ms && seq <= ch->last_seq)) {
+        if (w.ms < ch->last_ms
+            || (w.ms == ch->last_ms && w.seq <= ch->last_seq))
+        {
             return;
         }
 
-        ch->last_ms = ms;
-        ch->last_seq = seq;
+        ch->last_ms = w.ms;
+        ch->last_seq = w.seq;
 
         if (ch->control) {
-            ngx_http_cast_rstore_control(rs, sp + 1, last);
+            if (ngx_http_cast_wire_control(&w.text, &m) != NGX_OK) {
+                goto invalid;
+            }
+
+            if (m.kind == NGX_HTTP_CAST_WIRE_END) {
+                ngx_str_null(&none);
+                rs->store.hooks.ended(rs->store.hooks.hub, &m.id, &none,
+                                      &m.reason, 1);
+
+            } else {
+                ngx_memzero(&record, sizeof(ngx_http_cast_record_t));
+                record.id = m.id;
+                record.expires = m.expires;
+                record.lease = m.lease;
+                record.events = m.events;
+                record.auth = m.auth;           /* cast_auth */
+                record.writable = m.writable;
+
+                rs->store.hooks.renewed(rs->store.hooks.hub, &record);
+            }
+
+            ngx_http_cast_rstore_report_soon(rs);
             return;
         }
     }
 
-    p = sp + 1;
-
-    colon = ngx_strlchr(p, last, ':');
-    if (colon == NULL) {
+    if (ngx_http_cast_wire_event(&w.text, &m) != NGX_OK
+        || channel->len <= sizeof(NGX_HTTP_CAST_EV_PREFIX) - 1)
+    {
         goto invalid;
     }
-
-    n = ngx_atoi(p, colon - p);
-    if (n == NGX_ERROR || n > last - colon - 1) {
-        goto invalid;
-    }
-
-    name.data = colon + 1;
-    name.len = n;
-    json.data = name.data + n;
-    json.len = last - json.data;
 
     topic.data = channel->data + sizeof(NGX_HTTP_CAST_EV_PREFIX) - 1;
     topic.len = channel->len - (sizeof(NGX_HTTP_CAST_EV_PREFIX) - 1);
 
-    rs->store.hooks.event(rs->store.hooks.hub, &topic, &name, &json, which);
+    rs->store.hooks.event(rs->store.hooks.hub, &topic, &m.name, &m.json,
+                          which);
+    ngx_http_cast_rstore_report_soon(rs);
     return;
 
 invalid:
 
     ngx_log_error(NGX_LOG_ERR, rs->log, 0,
                   "cast: invalid message from redis: \"%*s\"",
-                  ngx_min(len, 64), last - len);
-}
-
-
-static void
-ngx_http_cast_rstore_control(ngx_http_cast_rstore_t *rs, u_char *p,
-    u_char *last)
-{
-    u_char                  *sp, *f[5];
-    ngx_uint_t               i;
-    ngx_str_t                id, reason, none;
-    ngx_http_cast_record_t   record;
-
-    if (last - p > 4 && ngx_strncmp(p, "end ", 4) == 0) {
-        id.data = p + 4;
-        sp = ngx_strlchr(id.data, last, ' ');
-
-        if (sp == NULL) {
-            goto invalid;
-        }
-
-        id.len = sp - id.data;
-        reason.data = sp + 1;
-        reason.len = last - reason.data;
-        ngx_str_null(&none);
-
-        rs->store.hooks.ended(rs->store.hooks.hub, &id, &none, &reason, 1);
-        return;
-    }
-
-    if (last - p > 6 && ngx_strncmp(p, "renew ", 6) == 0) {
-        p += 6;
-
-        /* <id> <expires> <lease> <grant> <events> */
-
-        for (i = 0; i < 4; i++) {
-            f[i] = p;
-            p = ngx_strlchr(p, last, ' ');
-
-            if (p == NULL) {
-                goto invalid;
-            }
-
-            p++;
-        }
-
-        f[4] = p;
-
-        ngx_memzero(&record, sizeof(ngx_http_cast_record_t));
-
-        record.id.data = f[0];
-        record.id.len = f[1] - f[0] - 1;
-        record.expires = ngx_atoof(f[1], f[2] - f[1] - 1);
-        record.lease = ngx_atotm(f[2], f[3] - f[2] - 1);
-        record.events.data = f[4];
-        record.events.len = last - f[4];
-
-        if (record.expires == NGX_ERROR || record.lease == NGX_ERROR) {
-            goto invalid;
-        }
-
-        /* cast_auth: "a<writable>" or "n" */
-
-        record.auth = (f[3][0] == 'a');
-        record.writable.data = f[3] + 1;
-        record.writable.len = f[4] - f[3] - 2;
-
-        rs->store.hooks.renewed(rs->store.hooks.hub, &record);
-        return;
-    }
-
-invalid:
-
-    ngx_log_error(NGX_LOG_ERR, rs->log, 0,
-                  "cast: invalid control message from redis");
+                  ngx_min(len, 64), p);
 }
 
 
@@ -2330,7 +2337,7 @@ ngx_http_cast_rstore_missed(redisAsyncContext *ac, void *r, void *privdata)
 
     u_char                   *p, buf[65536];
     size_t                    i, k, len;
-    ngx_str_t                 name, json, text;
+    ngx_str_t                 name, json, text, sid;
     ngx_queue_t              *q;
     redisReply               *entry, *id, *fields;
     ngx_http_cast_held_t     *held;
@@ -2422,13 +2429,14 @@ ngx_http_cast_rstore_missed(redisAsyncContext *ac, void *r, void *privdata)
             continue;
         }
 
+        sid.data = (u_char *) id->str;
+        sid.len = id->len;
+
         if (ch->control) {
-            len = ngx_sprintf(p, "%*s %V", id->len, id->str, &text) - p;
+            len = ngx_sprintf(p, "%V %V", &sid, &text) - p;
 
         } else {
-            len = ngx_sprintf(p, "%*s %uz:%V%V", id->len, id->str, name.len,
-                              &name, &json)
-                  - p;
+            len = ngx_http_cast_wire_format_event(p, &sid, &name, &json) - p;
         }
 
         ngx_http_cast_rstore_deliver(rs, ch, &ch->sn.str, p, len,
@@ -2487,6 +2495,18 @@ ngx_http_cast_rstore_channel(ngx_http_cast_rstore_t *rs, ngx_str_t *name)
     ngx_rbtree_insert(&rs->channels, &ch->sn.node);
 
     return ch;
+}
+
+
+/* as the local store says it */
+
+static void
+ngx_http_cast_rstore_full(ngx_http_cast_rstore_t *rs, long long n,
+    ngx_str_t *topic)
+{
+    ngx_log_error(NGX_LOG_INFO, rs->log, 0,
+                  "cast: %L topics are stored, the cast_max_topics limit: "
+                  "\"%V\" is refused", (int64_t) n, topic);
 }
 
 
@@ -2557,10 +2577,20 @@ static void
 ngx_http_cast_rstore_finish(ngx_http_cast_rcall_t *call, ngx_uint_t rc,
     ngx_http_cast_record_t *record, ngx_uint_t removed, json_t *json)
 {
+    ngx_http_cast_lane_t    *lane;
+    ngx_http_cast_rstore_t  *rs;
+
+    rs = call->rs;
+    lane = call->lane;
+
     ngx_http_cast_rstore_answer(call, rc, record, removed, json);
 
     json_decref(call->next);
     ngx_free(call);
+
+    if (lane) {
+        ngx_http_cast_rstore_next(rs, lane);
+    }
 }
 
 
@@ -2616,6 +2646,23 @@ ngx_http_cast_rstore_failed(ngx_http_cast_rstore_t *rs, redisReply *reply)
     }
 
     return NGX_HTTP_CAST_UNAVAILABLE;
+}
+
+
+/* a call's script; out of reach: UNAVAILABLE at once */
+
+static void
+ngx_http_cast_rstore_send(ngx_http_cast_rcall_t *call, ngx_uint_t script,
+    ngx_http_cast_rargs_t *keys, ngx_http_cast_rargs_t *args,
+    ngx_http_cast_rargs_t *more, redisCallbackFn *fn)
+{
+    if (ngx_http_cast_rstore_eval(call->rs, script, keys, args, more, fn,
+                                  call)
+        != NGX_OK)
+    {
+        ngx_http_cast_rstore_finish(call, NGX_HTTP_CAST_UNAVAILABLE, NULL, 0,
+                                    NULL);
+    }
 }
 
 
@@ -2878,34 +2925,6 @@ ngx_http_cast_rstore_cached(ngx_http_cast_rstore_t *rs, ngx_str_t *topic)
     }
 
     return cached;
-}
-
-
-/* "<ms>-<seq>" */
-
-static ngx_int_t
-ngx_http_cast_stream_id(u_char *p, u_char *last, uint64_t *ms,
-    uint64_t *seq)
-{
-    u_char  *dash;
-    off_t    a, b;
-
-    dash = ngx_strlchr(p, last, '-');
-    if (dash == NULL) {
-        return NGX_ERROR;
-    }
-
-    a = ngx_atoof(p, dash - p);
-    b = ngx_atoof(dash + 1, last - dash - 1);
-
-    if (a == NGX_ERROR || b == NGX_ERROR) {
-        return NGX_ERROR;
-    }
-
-    *ms = (uint64_t) a;
-    *seq = (uint64_t) b;
-
-    return NGX_OK;
 }
 
 

@@ -183,6 +183,33 @@ ngx_http_cast_utf8_valid(u_char *p, size_t n)
 }
 
 
+size_t
+ngx_http_cast_utf8_trim(u_char *p, size_t n)
+{
+    u_char  c;
+    size_t  i, need;
+
+    for (i = 1; i <= 4 && i <= n; i++) {
+        c = p[n - i];
+
+        if ((c & 0xc0) == 0x80) {
+            /* a continuation byte: its lead is further back */
+            continue;
+        }
+
+        if (c < 0x80) {
+            return n;
+        }
+
+        need = (c >= 0xf0) ? 4 : (c >= 0xe0) ? 3 : 2;
+
+        return (need > i) ? n - i : n;
+    }
+
+    return n;
+}
+
+
 ngx_uint_t
 ngx_http_cast_text_field(u_char *p, size_t n, size_t max, ngx_uint_t flags)
 {

@@ -68,6 +68,12 @@ ngx_uint_t ngx_http_cast_utf8_complete(ngx_http_cast_utf8_t *u);
 ngx_uint_t ngx_http_cast_utf8_valid(u_char *p, size_t n);
 
 /*
+ * The length of [p, p + n) without a character cut short at its end, as
+ * a bounded formatter leaves UTF-8 text it truncates.
+ */
+size_t ngx_http_cast_utf8_trim(u_char *p, size_t n);
+
+/*
  * The checks below return NGX_HTTP_CAST_TEXT_OK or the first problem, in
  * the order of the NGX_HTTP_CAST_TEXT_* codes (a text that is both too
  * long and not UTF-8 is "too long").  A control character is a byte

@@ -813,3 +813,19 @@ Content-Type: application/json
 [crit]
 [emerg]
 signal
+
+
+
+=== TEST 42: an error quoting a long multibyte topic is cut between characters (it lost its reason)
+--- request eval
+"POST /api/hub/x\n{\"event\":{\"hub.event\":\"x\",\"hub.topic\":\"" . ("\xc3\xa9" x 300) . "\"}}"
+--- more_headers
+Content-Type: application/json
+--- error_code: 400
+--- response_body_like: ^\{"error":"the topic in the path \\"x\\" differs from event\[\\"hub\.topic\\"\] \\"(\xc3\xa9)+\\?"\}$
+--- no_error_log
+[error]
+[alert]
+[crit]
+[emerg]
+signal

@@ -27,7 +27,7 @@
 #
 # Environment: TEST_NGINX_BINARY (nginx), TEST_NGINX_LOAD_MODULES (the
 # module .so), TEST_NGINX_SERVER_PORT / TEST_NGINX_PORT (first port; this
-# test uses it and the three after it), TEST_NGINX_REDIS_PORT (6430).
+# test uses it and the three after it), TEST_NGINX_REDIS_PORT (6435).
 # Plain Test::More: runs the same under the real Test::Nginx.
 
 use strict;
@@ -55,7 +55,7 @@ if (!@Modules && -f 'build/ngx_http_cast_module.so') {
 die "set TEST_NGINX_LOAD_MODULES to the module .so (see the Makefile)\n"
     if !@Modules;
 
-$ENV{TEST_NGINX_REDIS_PORT} ||= 6430;
+$ENV{TEST_NGINX_REDIS_PORT} ||= 6435;
 
 my $Other = '127.0.0.5';        # a client address the examples refuse
 my $Slow = $ENV{TEST_NGINX_USE_VALGRIND} ? 6 : 1;

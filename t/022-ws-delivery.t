@@ -220,8 +220,12 @@ my $ws = connect_ready($s);
 my $body = qq'{ "extra" : {"x":[1, 2,3]},\n  "event" : {"hub.topic":"d2",  "hub.event":"Patient-Open","context":[]} ,"timestamp":"2020-01-01T00:00:00.000Z", "id":"same-bytes-1"}';
 is(publish('/api/hub', $body), 200, 'publish to {base}: 200');
 is_deeply(sync($ws), [$body], 'the same bytes arrive');
-is(publish('/api/hub/d2', $body), 200, 'publish to {base}/{topic} with the same topic in the body: 200');
-is_deeply(sync($ws), [$body], 'the same bytes arrive again');
+# another event (ids are unique: the same id again is a retry, taken once)
+(my $body2 = $body) =~ s/same-bytes-1/same-bytes-2/;
+is(publish('/api/hub/d2', $body2), 200, 'publish to {base}/{topic} with the same topic in the body: 200');
+is_deeply(sync($ws), [$body2], 'its bytes arrive as they were sent');
+is(publish('/api/hub/d2', $body2), 200, 'the same event again (a retry): 200, as the first was');
+is_deeply(sync($ws), [], 'a retry is not delivered twice');
 $main::HOLD = $ws;
 --- response_body_like: "events_in":2,"events_out":2,
 

@@ -8,7 +8,7 @@
 # fresh Debian 12, where "localhost" is ::1 first, and here.  The
 # addresses are tried in the resolver's order.
 #
-# Redis instances: TEST_NGINX_REDIS_PORT (6426) on ::1 only, the next
+# Redis instances: TEST_NGINX_REDIS_PORT (6432) on ::1 only, the next
 # port on 127.0.0.1 only; nothing listens on the port after that.
 
 # before Test::Nginx loads: it keeps the LD_PRELOAD it finds then
@@ -46,7 +46,7 @@ use lib 't/lib';
 use CastTest;
 use CastRedis;
 
-$ENV{TEST_NGINX_REDIS_PORT} ||= 6426;
+$ENV{TEST_NGINX_REDIS_PORT} ||= 6432;
 $ENV{TEST_NGINX_REDIS_V4_PORT} ||= $ENV{TEST_NGINX_REDIS_PORT} + 1;
 $ENV{TEST_NGINX_REDIS_DEAD_PORT} ||= $ENV{TEST_NGINX_REDIS_PORT} + 2;
 
@@ -213,12 +213,14 @@ GET /status
 --- config
     location = /status { cast_status; }
 --- init
-Time::HiRes::sleep(1.5 * $main::Slow);
+Time::HiRes::sleep(1.5);
 my $n = CastRedis::count_log(main::errlog(),
     qr/cast: redis command connection to \S+ failed: /);
-# 100, 200, 400, 800 ms (+ up to 25%): at most 5 rounds of 2 addresses
+# rounds 100, 200, 400, 800 ms ... apart: a handful of rounds of 2
+# addresses since the worker started (more under valgrind, which starts
+# slowly); a loop without the backoff would make thousands
 Test::More::cmp_ok($n, '>=', 4, "036 init: at least two rounds ($n attempts)");
-Test::More::cmp_ok($n, '<=', 10, "036 init: no busy loop ($n attempts in 1.5 s)");
+Test::More::cmp_ok($n, '<=', 40, "036 init: no busy loop ($n attempts)");
 --- request
 GET /status
 --- response_body_like: "redis":"disconnected"

@@ -443,6 +443,14 @@ like($s->{body}, qr/not bound to a topic/, 'the reason');
 is(subscribe(tok('h1', '*', 'fhircast/*.*'), '*', '*')->{code}, 202,
    'topic "*" (cast monitoring) needs a token whose topic is "*"');
 is(subscribe($tA, '*', '*')->{code}, 403, '... the token for A cannot');
+open my $log, '<', $Test::Nginx::Util::ErrLogFile or die "error log: $!";
+my $text = do { local $/; <$log> };
+close $log;
+like($text, qr/bearer token of sub "user-1", jti "jti-\d+" refused: the token is for another topic/,
+     'a refusal is logged at info with the subject and id');
+my @parts = map { (split /\./, $_)[1, 2] } $tA, $tB, $none;
+is(scalar(grep { index($text, $_) >= 0 } @parts), 0,
+   'no part of a token is logged');
 
 
 

@@ -1,6 +1,6 @@
 -- An event into its topic's log, with the topic's new state, if the
 -- state is still at "version"; else {0, version, state} for the worker
--- to compute again.  {-1} when the topic is new and max_topics are
+-- to compute again.  {-1, topics} when the topic is new and max_topics are
 -- kept.  {1, stream id} when appended: the event is published as
 -- "<stream id> <name length>:<name><json>".
 -- op: 'keep' (state unchanged), 'set' (state_text), 'clear'.
@@ -23,11 +23,11 @@ if v ~= version then
     return {0, v, have[2] or ''}
 end
 
-if counted == '1' and not cast_topic_live(topics, topic, now)
-   and redis.call('ZCOUNT', topics, '(' .. now, '+inf')
-       >= tonumber(max_topics)
-then
-    return {-1}
+if counted == '1' and not cast_topic_live(topics, topic, now) then
+    local n = redis.call('ZCOUNT', topics, '(' .. now, '+inf')
+    if n >= tonumber(max_topics) then
+        return {-1, n}
+    end
 end
 
 -- the first write may be refused when Redis is out of memory
@@ -51,6 +51,7 @@ elseif op == 'clear' then
     cast_topic_settle(topics, topic, now)
 end
 
+redis.call('HINCRBY', 'cast:counters', 'events_in', 1)
 redis.call('PUBLISH', channel, id .. ' ' .. #name .. ':' .. name .. json)
 
 return {1, id}

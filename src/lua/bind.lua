@@ -28,6 +28,7 @@ if rec.bound == '1' then
 end
 
 redis.call('HSET', sub, 'bound', '1', 'binder', nonce)
+redis.call('HINCRBY', 'cast:counters', 'connections', 1)
 redis.call('PEXPIREAT', sub, tonumber(rec.expires) + grace)
 cast_index(all_subs, id, rec.expires)
 cast_index(cast_topic_subs(rec.topic), id, rec.expires)

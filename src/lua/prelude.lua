@@ -63,6 +63,7 @@ local function cast_end(id, topic, bound, reason, all_subs, topics,
     redis.call('ZREM', cast_topic_subs(topic), id)
     cast_topic_settle(topics, topic, now)
     if bound == '1' then
+        redis.call('HINCRBY', 'cast:counters', 'connections', -1)
         cast_control(ctl_log, minid,
                      'end ' .. id .. ' ' .. reason)
     end

@@ -1,14 +1,16 @@
 -- The live records and topics, and the workers' reports newer than
 -- "oldest" ("<ms> <json>" per worker; older ones are removed).
--- Returns {records, topics, report, report, ...}.
+-- Returns {records, topics, sockets, events in, report, report, ...}.
 -- KEYS: stats all_subs topics
 -- ARGV: oldest now
 
 redis.call('ZREMRANGEBYSCORE', topics, '-inf', now)
 
 -- records whose time is up wait for the sweep: not counted
+local c = redis.call('HMGET', 'cast:counters', 'connections', 'events_in')
 local out = {redis.call('ZCOUNT', all_subs, '(' .. now, '+inf'),
-             redis.call('ZCARD', topics)}
+             redis.call('ZCARD', topics),
+             tonumber(c[1] or '0'), tonumber(c[2] or '0')}
 local h = redis.call('HGETALL', stats)
 
 for i = 1, #h, 2 do

@@ -1,7 +1,8 @@
 -- A new record, kept until "expires" (its bind timeout, or its lease);
 -- also a bound record written again after Redis lost it (the fields
 -- then say so).
--- Returns 1, 0 (the id exists) or -1 (a new topic past max_topics).
+-- Returns 1, 0 (the id exists) or -1 - the number of topics (a new topic
+-- past max_topics).
 -- The first write may be refused when Redis is out of memory: nothing
 -- is written before it.
 -- KEYS: sub topic_subs all_subs topics
@@ -11,11 +12,11 @@ if redis.call('EXISTS', sub) == 1 then
     return 0
 end
 
-if counted == '1' and not cast_topic_live(topics, topic, now)
-   and redis.call('ZCOUNT', topics, '(' .. now, '+inf')
-       >= tonumber(max_topics)
-then
-    return -1
+if counted == '1' and not cast_topic_live(topics, topic, now) then
+    local n = redis.call('ZCOUNT', topics, '(' .. now, '+inf')
+    if n >= tonumber(max_topics) then
+        return -1 - n
+    end
 end
 
 redis.call('HSET', sub, unpack(ARGV, fields))

@@ -8,6 +8,7 @@ if redis.call('HGET', sub, 'binder') ~= nonce then
 end
 
 redis.call('HSET', sub, 'bound', '0')
+redis.call('HINCRBY', 'cast:counters', 'connections', -1)
 redis.call('HDEL', sub, 'binder')
 
 return 1

@@ -161,6 +161,55 @@ ngx_test_names(void)
 }
 
 
+/* a message quoting a long topic is cut at 512 bytes, never in a character */
+
+static void
+ngx_test_long_topic(void)
+{
+    u_char                 *p, body[1024];
+    json_t                 *root;
+    ngx_str_t               raw, err, path;
+    ngx_uint_t              i;
+    ngx_pool_t             *pool;
+    ngx_http_cast_event_t   ev;
+
+    pool = ngx_create_pool(1024, NULL);
+
+    p = (u_char *) stpcpy((char *) body,
+                          "{\"event\":{\"hub.event\":\"x\",\"hub.topic\":\"");
+
+    for (i = 0; i < 300; i++) {
+        p = (u_char *) stpcpy((char *) p, "\xc3\xa9");
+    }
+
+    p = (u_char *) stpcpy((char *) p, "\"}}");
+
+    raw.data = body;
+    raw.len = p - body;
+    ngx_str_set(&path, "x");
+    ngx_str_null(&err);
+
+    root = json_loadb((char *) raw.data, raw.len, 0, NULL);
+
+    ngx_test_ok(root != NULL
+                && ngx_http_cast_event_validate(pool, root, &raw, &path,
+                                                NGX_TEST_CAST, &ev, &err)
+                   == NGX_DECLINED
+                && err.len >= 500 && err.len <= 512
+                && ngx_http_cast_utf8_valid(err.data, err.len)
+                && ngx_strncmp(err.data, "the topic in the path \"x\" "
+                               "differs", 32) == 0,
+                "a message quoting a 600-byte topic is cut to valid UTF-8 "
+                "(%zu bytes)", err.len);
+
+    if (root) {
+        json_decref(root);
+    }
+
+    ngx_destroy_pool(pool);
+}
+
+
 static void
 ngx_test_topics(void)
 {
@@ -186,6 +235,7 @@ ngx_test_topics(void)
                    NULL, NGX_TEST_CAST,
                    "event[\"hub.topic\"] holds a control character",
                    "body topic: a control character");
+    ngx_test_long_topic();
     ngx_test_event("{\"id\":\"i\",\"timestamp\":\"t\",\"event\":{"
                    "\"hub.event\":\"x\",\"hub.topic\":\"J\\u00fcrgen\"}}",
                    "J\xc3\xbcrgen", NGX_TEST_CAST,

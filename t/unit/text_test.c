@@ -228,6 +228,35 @@ ngx_test_lists(void)
 }
 
 
+static void
+ngx_test_trim(void)
+{
+    size_t      i, n;
+    ngx_uint_t  ok;
+
+    /* "a", U+00E9, U+20AC, U+1F600: 1 + 2 + 3 + 4 bytes */
+    static u_char  s[] = "a\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80";
+    static size_t  want[] = { 0, 1, 1, 3, 3, 3, 6, 6, 6, 6, 10 };
+
+    ok = 1;
+
+    for (i = 0; i <= sizeof(s) - 1; i++) {
+        n = ngx_http_cast_utf8_trim(s, i);
+
+        if (n != want[i]) {
+            printf("#   cut at %zu: got %zu, want %zu\n", i, n, want[i]);
+            ok = 0;
+        }
+    }
+
+    ngx_test_ok(ok, "utf8 trim: a cut inside a character is dropped, whole "
+                "characters are kept");
+
+    ngx_test_ok(ngx_http_cast_utf8_trim((u_char *) "a\x80\x80\x80\x80", 5)
+                == 5, "utf8 trim: stray continuation bytes are left alone");
+}
+
+
 int
 main(void)
 {
@@ -235,6 +264,7 @@ main(void)
     ngx_test_topics();
     ngx_test_events();
     ngx_test_lists();
+    ngx_test_trim();
 
     return ngx_test_done();
 }
