@@ -948,7 +948,7 @@ ngx_http_cast_hub_on_renewed(void *data, ngx_http_cast_record_t *record)
     ngx_http_cast_hub_t *hub = data;
 
     json_t                  *confirmation;
-    ngx_str_t                err;
+    ngx_str_t                err, writable;
     ngx_http_cast_sub_t     *sub;
     ngx_http_cast_events_t   events;
 
@@ -963,6 +963,22 @@ ngx_http_cast_hub_on_renewed(void *data, ngx_http_cast_record_t *record)
     {
         return;
     }
+
+    /* cast_auth: the renewing token's grant replaces the old one */
+
+    writable.len = record->writable.len;
+    writable.data = ngx_pnalloc(sub->pool, writable.len + 1);
+
+    if (writable.data == NULL) {
+        ngx_http_cast_events_free(&events);
+        return;
+    }
+
+    ngx_memcpy(writable.data, record->writable.data, writable.len);
+    writable.data[writable.len] = '\0';
+
+    sub->record.auth = record->auth;
+    sub->record.writable = writable;
 
     ngx_http_cast_events_free(&sub->events);
     sub->events = events;
@@ -1263,7 +1279,8 @@ ngx_http_cast_sub_alloc(ngx_http_cast_record_t *record, ngx_log_t *log)
         offsetof(ngx_http_cast_record_t, product_name),
         offsetof(ngx_http_cast_record_t, product_version),
         offsetof(ngx_http_cast_record_t, actors),
-        offsetof(ngx_http_cast_record_t, client_info)
+        offsetof(ngx_http_cast_record_t, client_info),
+        offsetof(ngx_http_cast_record_t, writable)
     };
 
     size = sizeof(ngx_http_cast_sub_t);

@@ -228,6 +228,14 @@ ngx_http_cast_local_create(ngx_http_cast_store_t *store,
         goto failed;
     }
 
+    /* cast_auth: what the token lets its socket publish */
+
+    if (ngx_http_cast_local_copy(pool, &r->writable, &record->writable)
+        != NGX_OK)
+    {
+        goto failed;
+    }
+
     lr->sn.str = r->id;
     lr->sn.node.key = ngx_crc32_long(r->id.data, r->id.len);
     lr->topic = topic;
@@ -297,6 +305,18 @@ ngx_http_cast_local_renew(ngx_http_cast_store_t *store,
 
     r->lease = record->lease;
     r->expires = record->expires;
+
+    /* cast_auth: the renewing token's grant replaces the old one */
+
+    if (ngx_http_cast_local_copy(lr->pool, &r->writable, &record->writable)
+        != NGX_OK)
+    {
+        ngx_http_cast_local_reply(done, data, NGX_HTTP_CAST_FAILED, NULL, 0,
+                                  NULL);
+        return;
+    }
+
+    r->auth = record->auth;
 
     if (!lr->bound) {
         ngx_http_cast_local_unbound_timer(lr);

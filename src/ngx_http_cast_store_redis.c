@@ -17,7 +17,8 @@
  *   - a topic's log: stream  cast:{<topic>}:log  (a minute of events) and
  *     channel  cast:ev:<topic>, payload "<id> <name length>:<name><json>";
  *   - control: stream  cast:ctl:log  and channel  cast:ctl: "end <id>
- *     <reason>", "renew <id> <expires> <lease> <events>".
+ *     <reason>", "renew <id> <expires> <lease> <grant> <events>" (grant:
+ *     "a<writable>" for a record made with a token, "n" otherwise).
  * Every worker (the publishing one too) delivers what its pub/sub
  * connection receives: Redis gives each topic its one order.  After its
  * pub/sub connection was lost, a worker reads what it missed from the
@@ -575,6 +576,15 @@ ngx_http_cast_rstore_write(ngx_http_cast_rstore_t *rs,
         ngx_http_cast_rargs_add(&more, "1", 1);
     }
 
+    /* cast_auth: what the token lets its socket publish */
+
+    if (record->auth) {
+        ngx_http_cast_rargs_literal(&more, "auth");
+        ngx_http_cast_rargs_literal(&more, "1");
+        ngx_http_cast_rargs_literal(&more, "writable");
+        ngx_http_cast_rargs_str(&more, &record->writable);
+    }
+
     ngx_http_cast_rstore_send(call, NGX_HTTP_CAST_SCRIPT_SUBSCRIBE, &keys,
                               &args, &more, ngx_http_cast_rstore_created);
 }
@@ -614,6 +624,7 @@ ngx_http_cast_rstore_renew(ngx_http_cast_store_t *store,
     u_char                  kbuf[2][NGX_HTTP_CAST_MAX_TOPIC + 32];
     u_char                  nbuf[4][NGX_INT64_LEN];
     int64_t                 now;
+    ngx_str_t               grant;
     ngx_http_cast_rargs_t   keys, args;
     ngx_http_cast_rcall_t  *call;
 
@@ -643,8 +654,30 @@ ngx_http_cast_rstore_renew(ngx_http_cast_store_t *store,
     ngx_http_cast_rargs_num(&args, nbuf[2], now);
     ngx_http_cast_rargs_num(&args, nbuf[3], now - NGX_HTTP_CAST_LOG_KEEP);
 
+    /* cast_auth: "a<writable>" with a token, "n" without (no spaces) */
+
+    grant.len = 1 + record->writable.len;
+    grant.data = ngx_alloc(grant.len, rs->log);
+    if (grant.data == NULL) {
+        ngx_http_cast_rstore_finish(call, NGX_HTTP_CAST_FAILED, NULL, 0,
+                                    NULL);
+        return;
+    }
+
+    grant.data[0] = record->auth ? 'a' : 'n';
+    ngx_memcpy(grant.data + 1, record->writable.data, record->writable.len);
+
+    if (!record->auth) {
+        grant.len = 1;
+    }
+
+    ngx_http_cast_rargs_str(&args, &grant);
+
+    /* the command is formatted before this returns */
+
     ngx_http_cast_rstore_send(call, NGX_HTTP_CAST_SCRIPT_RENEW, &keys,
                               &args, NULL, ngx_http_cast_rstore_renewed);
+    ngx_free(grant.data);
 }
 
 
@@ -2177,7 +2210,8 @@ ngx_http_cast_rstore_receive(ngx_http_cast_rstore_t *rs,
 /*
  * "<stream id> <text>": once per channel (a catch-up and the live
  * channel may both bring it).  Topic channels: "<n>:<name><json>";
- * control: "end <id> <reason>" or "renew <id> <expires> <lease> <events>".
+ * control: "end <id> <reason>" or
+ * "renew <id> <expires> <lease> <grant> <events>".
  */
 
 static void
@@ -2220,6 +2254,8 @@ ngx_http_cast_rstore_deliver(ngx_http_cast_rstore_t *rs,
                 record.expires = m.expires;
                 record.lease = m.lease;
                 record.events = m.events;
+                record.auth = m.auth;           /* cast_auth */
+                record.writable = m.writable;
 
                 rs->store.hooks.renewed(rs->store.hooks.hub, &record);
             }
@@ -2781,6 +2817,8 @@ ngx_http_cast_rstore_record(redisReply *reply, ngx_http_cast_record_t *rec)
         { ngx_string("actors"), offsetof(ngx_http_cast_record_t, actors) },
         { ngx_string("client_info"),
           offsetof(ngx_http_cast_record_t, client_info) },
+        { ngx_string("writable"),
+          offsetof(ngx_http_cast_record_t, writable) },
         { ngx_null_string, 0 }
     };
 
@@ -2835,6 +2873,10 @@ ngx_http_cast_rstore_record(redisReply *reply, ngx_http_cast_record_t *rec)
                    && ngx_strncmp(name->str, "counted", 7) == 0)
         {
             rec->counted = (v.len == 1 && v.data[0] == '1');
+
+        } else if (name->len == 4 && ngx_strncmp(name->str, "auth", 4) == 0)
+        {
+            rec->auth = (v.len == 1 && v.data[0] == '1');
         }
     }
 

@@ -1,7 +1,8 @@
 -- New events and lease for a record of "topic".  Returns its endpoint,
 -- or nil when there is no such record.
 -- KEYS: sub topic_subs all_subs topics ctl_log
--- ARGV: id topic events lease expires now minid
+-- ARGV: id topic events lease expires now minid grant
+-- grant: "a<writable events>" for a record made with a token, "n" without
 
 local h = redis.call('HMGET', sub, 'topic', 'bound', 'endpoint', 'bind_by')
 
@@ -18,13 +19,19 @@ end
 redis.call('HSET', sub, 'events', events, 'lease', lease,
            'expires', expires)
 
+if string.sub(grant, 1, 1) == 'a' then
+    redis.call('HSET', sub, 'auth', '1', 'writable', string.sub(grant, 2))
+else
+    redis.call('HDEL', sub, 'auth', 'writable')
+end
+
 if h[2] == '1' then
     redis.call('PEXPIREAT', sub, tonumber(expires) + grace)
     cast_index(topic_subs, id, expires)
     cast_index(all_subs, id, expires)
     cast_topic_extend(topics, topic, expires)
     cast_control(ctl_log, minid, 'renew ' .. id .. ' ' .. expires .. ' '
-                                 .. lease .. ' ' .. events)
+                                 .. lease .. ' ' .. grant .. ' ' .. events)
 else
     -- unbound: its bind timeout, or the new lease if that ends first
     local until = tonumber(expires)
