@@ -786,6 +786,11 @@ ngx_http_cast_sub_free(ngx_http_cast_sub_t *sub)
 {
     ngx_http_cast_sub_release_held(sub, 0);
     ngx_http_cast_events_free(&sub->events);
+
+    if (sub->writable) {
+        ngx_free(sub->writable);
+    }
+
     ngx_free(sub);
 }
 
@@ -967,7 +972,7 @@ ngx_http_cast_hub_on_renewed(void *data, ngx_http_cast_record_t *record)
     /* cast_auth: the renewing token's grant replaces the old one */
 
     writable.len = record->writable.len;
-    writable.data = ngx_pnalloc(sub->pool, writable.len + 1);
+    writable.data = ngx_alloc(writable.len + 1, sub->hub->log);
 
     if (writable.data == NULL) {
         ngx_http_cast_events_free(&events);
@@ -976,6 +981,12 @@ ngx_http_cast_hub_on_renewed(void *data, ngx_http_cast_record_t *record)
 
     ngx_memcpy(writable.data, record->writable.data, writable.len);
     writable.data[writable.len] = '\0';
+
+    if (sub->writable) {
+        ngx_free(sub->writable);
+    }
+
+    sub->writable = writable.data;
 
     sub->record.auth = record->auth;
     sub->record.writable = writable;

@@ -62,6 +62,7 @@ struct ngx_http_cast_sub_s {
     ngx_http_cast_hub_t       *hub;
     ngx_http_cast_record_t     record;      /* strings after the struct */
     ngx_http_cast_events_t     events;
+    u_char                    *writable;    /* a renewal's grant, or NULL */
     ngx_event_t                lease_ev;
 
     void                      *socket;

@@ -645,7 +645,8 @@ static const char  ngx_http_cast_lua_remove_matching[] =
 #define NGX_HTTP_CAST_LUA_RENEW_A_EXPIRES  4
 #define NGX_HTTP_CAST_LUA_RENEW_A_NOW  5
 #define NGX_HTTP_CAST_LUA_RENEW_A_MINID  6
-#define NGX_HTTP_CAST_LUA_RENEW_NARGS  7
+#define NGX_HTTP_CAST_LUA_RENEW_A_GRANT  7
+#define NGX_HTTP_CAST_LUA_RENEW_NARGS  8
 
 static const char  ngx_http_cast_lua_renew[] =
     "-- Shared by every script (prepended at build time).  Nothing here knows\n"
@@ -726,10 +727,12 @@ static const char  ngx_http_cast_lua_renew[] =
     "local expires = ARGV[5]\n"
     "local now = ARGV[6]\n"
     "local minid = ARGV[7]\n"
+    "local grant = ARGV[8]\n"
     "-- New events and lease for a record of \"topic\".  Returns its endpoint,\n"
     "-- or nil when there is no such record.\n"
     "-- KEYS: sub topic_subs all_subs topics ctl_log\n"
-    "-- ARGV: id topic events lease expires now minid\n"
+    "-- ARGV: id topic events lease expires now minid grant\n"
+    "-- grant: \"a<writable events>\" for a record made with a token, \"n\" without\n"
     "\n"
     "local h = redis.call('HMGET', sub, 'topic', 'bound', 'endpoint', 'bind_by')\n"
     "\n"
@@ -746,13 +749,19 @@ static const char  ngx_http_cast_lua_renew[] =
     "redis.call('HSET', sub, 'events', events, 'lease', lease,\n"
     "           'expires', expires)\n"
     "\n"
+    "if string.sub(grant, 1, 1) == 'a' then\n"
+    "    redis.call('HSET', sub, 'auth', '1', 'writable', string.sub(grant, 2))\n"
+    "else\n"
+    "    redis.call('HDEL', sub, 'auth', 'writable')\n"
+    "end\n"
+    "\n"
     "if h[2] == '1' then\n"
     "    redis.call('PEXPIREAT', sub, tonumber(expires) + grace)\n"
     "    cast_index(topic_subs, id, expires)\n"
     "    cast_index(all_subs, id, expires)\n"
     "    cast_topic_extend(topics, topic, expires)\n"
     "    cast_control(ctl_log, minid, 'renew ' .. id .. ' ' .. expires .. ' '\n"
-    "                                 .. lease .. ' ' .. events)\n"
+    "                                 .. lease .. ' ' .. grant .. ' ' .. events)\n"
     "else\n"
     "    -- unbound: its bind timeout, or the new lease if that ends first\n"
     "    local until = tonumber(expires)\n"
