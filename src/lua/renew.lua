@@ -34,13 +34,13 @@ if h[2] == '1' then
                                  .. lease .. ' ' .. grant .. ' ' .. events)
 else
     -- unbound: its bind timeout, or the new lease if that ends first
-    local until = tonumber(expires)
-    if h[4] and tonumber(h[4]) < until then
-        until = tonumber(h[4])
+    local due_at = tonumber(expires)
+    if h[4] and tonumber(h[4]) < due_at then
+        due_at = tonumber(h[4])
     end
-    redis.call('PEXPIREAT', sub, until + grace)
-    cast_index(topic_subs, id, until)
-    cast_index(all_subs, id, until)
+    redis.call('PEXPIREAT', sub, due_at + grace)
+    cast_index(topic_subs, id, due_at)
+    cast_index(all_subs, id, due_at)
 end
 
 return h[3]
