@@ -1,14 +1,27 @@
 #!/bin/bash
 # cast-healthcheck: the image's HEALTHCHECK (docker/Dockerfile).
 #
-# GET $CAST_HEALTH_URL (http://host:port/path, an IPv4 address or a name;
-# default http://127.0.0.1:8080/cast/status) with bash's /dev/tcp, so the
-# image needs no HTTP client.  Healthy: status 200 and, for a cast_status
+# GET $CAST_HEALTH_URL (http://host:port/path, an IPv4 address or a name)
+# with bash's /dev/tcp, so the image needs no HTTP client.  Without
+# CAST_HEALTH_URL: $CAST_HEALTH_PATH (/cast/status) on the address of
+# $CAST_LISTEN (8080, 127.0.0.1:8081, ...; 127.0.0.1 when it names no
+# address or all of them).  Healthy: status 200 and, for a cast_status
 # answer, not "redis":"disconnected" (in Redis mode such a hub answers 503
 # to every API request until Redis is back).
 set -u
 
-url=${CAST_HEALTH_URL:-http://127.0.0.1:8080/cast/status}
+if [ -n "${CAST_HEALTH_URL:-}" ]; then
+    url=$CAST_HEALTH_URL
+else
+    listen=${CAST_LISTEN:-8080}
+    listen=${listen%% *}
+    case $listen in
+    *:*) addr=${listen%:*} lport=${listen##*:} ;;
+    *)   addr= lport=$listen ;;
+    esac
+    case $addr in ''|'*'|0.0.0.0|'[::]') addr=127.0.0.1 ;; esac
+    url=http://$addr:$lport${CAST_HEALTH_PATH:-/cast/status}
+fi
 rest=${url#http://}
 [ "$rest" != "$url" ] || { echo "CAST_HEALTH_URL must start with http://: $url"; exit 1; }
 hostport=${rest%%/*}
@@ -17,6 +30,8 @@ path=${path:-/}
 host=${hostport%:*}
 port=${hostport##*:}
 [ "$host" != "$hostport" ] || port=80
+host=${host#[}
+host=${host%]}
 
 exec 3<>"/dev/tcp/$host/$port" 2>/dev/null \
     || { echo "cannot connect to $hostport"; exit 1; }

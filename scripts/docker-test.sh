@@ -14,8 +14,9 @@
 # Prints one "ok"/"not ok" line per check and "docker: N passed, M failed";
 # exits 1 when any check failed.  Needs root (dockerd, debootstrap).
 #
-# Ports (127.0.0.1): CAST_LB_PORT (18080), CAST_HUB1_PORT (18081),
-# CAST_HUB2_PORT (18082), CAST_REDIS_PORT (18379).  Compose project:
+# Ports (127.0.0.1): CAST_LB_PORT (18090), CAST_HUB1_PORT (18091),
+# CAST_HUB2_PORT (18092), CAST_REDIS_PORT (18379); CAST_SINGLE_PORT (18093)
+# for one container of the image with its default configuration.  Compose project:
 # CAST_DOCKER_PROJECT (cast-test).  One run at a time per machine (a lock
 # in /run/lock); a dockerd this run started is stopped at the end.
 #
@@ -31,10 +32,11 @@ export PATH=/usr/sbin:/usr/bin:/sbin:/bin:$PATH
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
 
-export CAST_LB_PORT=${CAST_LB_PORT:-18080}
-export CAST_HUB1_PORT=${CAST_HUB1_PORT:-18081}
-export CAST_HUB2_PORT=${CAST_HUB2_PORT:-18082}
+export CAST_LB_PORT=${CAST_LB_PORT:-18090}
+export CAST_HUB1_PORT=${CAST_HUB1_PORT:-18091}
+export CAST_HUB2_PORT=${CAST_HUB2_PORT:-18092}
 export CAST_REDIS_PORT=${CAST_REDIS_PORT:-18379}
+CAST_SINGLE_PORT=${CAST_SINGLE_PORT:-18093}
 PROJECT=${CAST_DOCKER_PROJECT:-cast-test}
 DC=(docker-compose -f docker/compose.host.yml -p "$PROJECT")
 SERVICES=(redis hub-1 hub-2 lb)
@@ -85,6 +87,7 @@ note "setup took $((SECONDS - T0)) s"
 logs=$ROOT/build/docker-test
 mkdir -p "$logs"
 cleanup() {
+    docker rm -f "$PROJECT-single" >/dev/null 2>&1 || true
     "${DC[@]}" down --remove-orphans -t 30 >>"$logs/down.log" 2>&1 || true
     if [ -n "$stop_ours" ]; then
         scripts/docker-setup.sh --stop 2>&1 | sed 's/^/# /'
@@ -155,6 +158,35 @@ case $img in
 cast\|SIGQUIT\|*cast-healthcheck*) ok "image cast-hub: user cast, STOPSIGNAL SIGQUIT, HEALTHCHECK" ;;
 *) notok "image cast-hub: user cast, STOPSIGNAL SIGQUIT, HEALTHCHECK" "$img" ;;
 esac
+
+# --- one container: the image's default configuration (local mode) ----------------
+single=$PROJECT-single
+docker rm -f "$single" >/dev/null 2>&1 || true
+if out=$(docker run -d --name "$single" --network host \
+        -e CAST_LISTEN="127.0.0.1:$CAST_SINGLE_PORT" --read-only \
+        --tmpfs /run/cast:uid=10001,gid=10001 \
+        --tmpfs /var/lib/nginx:uid=10001,gid=10001 cast-hub 2>&1); then
+    ok "docker run cast-hub (default configuration, read-only, 127.0.0.1:$CAST_SINGLE_PORT)"
+else
+    notok "docker run cast-hub (default configuration)" "$out"
+fi
+for _ in $(seq 1 50); do
+    curl -s -o /dev/null -m 2 "http://127.0.0.1:$CAST_SINGLE_PORT/api/hub/.well-known/fhircast-configuration" && break
+    sleep 0.2
+done
+code=$(curl -s -o /dev/null -w '%{http_code}' -m 5 "http://127.0.0.1:$CAST_SINGLE_PORT/api/hub" \
+    -d 'hub.mode=subscribe&hub.channel.type=websocket&hub.topic=single&hub.events=patient-open')
+[ "$code" = 202 ] && ok "single container: subscribe answers 202" \
+    || notok "single container: subscribe answers 202" "got $code; $(docker logs "$single" 2>&1 | tail -n 5)"
+check "single container: the HEALTHCHECK command passes" docker exec "$single" cast-healthcheck
+docker stop -t 30 "$single" >/dev/null 2>&1
+st=$(docker inspect -f '{{.State.Status}} {{.State.ExitCode}}' "$single" 2>&1)
+[ "$st" = "exited 0" ] && ok "single container: docker stop -> nginx quits gracefully, exit code 0" \
+    || notok "single container: docker stop -> exit code 0" "$st"
+docker logs "$single" 2>&1 >/dev/null | grep -q 'gracefully shutting down' \
+    && ok "single container: graceful shutdown logged on stderr" \
+    || notok "single container: graceful shutdown logged on stderr" "$(docker logs "$single" 2>&1 | tail -n 5)"
+docker rm -f "$single" >/dev/null 2>&1
 
 # --- up ----------------------------------------------------------------------------
 t=$SECONDS
