@@ -146,7 +146,16 @@ done
 # stage for every COPY --from on vfs storage
 export DOCKER_BUILDKIT=1 COMPOSE_DOCKER_CLI_BUILD=1
 t=$SECONDS
+built=
 if "${DC[@]}" build >"$logs/build.log" 2>&1; then
+    built=1
+elif grep -q "Version '[^']*' for 'nginx' was not found" "$logs/build.log"; then
+    # Debian replaced the nginx that the cached build stage was built
+    # against (the runtime stage pins it): once more without the cache
+    note "the cached build stage's nginx is gone from Debian's archive; rebuilding with --no-cache"
+    "${DC[@]}" build --no-cache >"$logs/build.log" 2>&1 && built=1
+fi
+if [ -n "$built" ]; then
     ok "docker-compose build: images cast-hub and cast-redis from this checkout ($((SECONDS - t)) s)"
 else
     notok "docker-compose build ($((SECONDS - t)) s; log: $logs/build.log)" "$(tail -n 30 "$logs/build.log")"
