@@ -13,7 +13,17 @@
 #
 # Variables: NGINX_BIN, NGINX_SRC, CAST_CFLAGS, CAST_LDFLAGS (scripts/build.sh),
 # PROVE_FLAGS (e.g. PROVE_FLAGS=-v, or a file list via TESTS=t/foo.t),
-# FUZZ_SECONDS (20), DESTDIR/MODULES_DIR (install).
+# CAST_MODES ("local redis": the modes `make test` runs the dual-mode suites
+# in), FUZZ_SECONDS (12 per harness), DESTDIR/MODULES_DIR (install).
+#
+# Dual-mode suites (the t/*.t files with "use CastMode;") run twice in
+# `make test`: with every file of TESTS in local mode (one worker), then
+# once more in Redis mode (TEST_NGINX_CAST_MODE=redis: 2 workers and a
+# private redis-server per file on TEST_NGINX_CAST_REDIS_PORT, default
+# 6470; see t/lib/CastMode.pm).  By hand:
+#   TEST_NGINX_BINARY=/usr/sbin/nginx \
+#   TEST_NGINX_LOAD_MODULES=$PWD/build/ngx_http_cast_module.so \
+#   TEST_NGINX_CAST_MODE=redis prove -I t/runner $(grep -l '^use CastMode;' t/*.t)
 #
 # AddressSanitizer: `make asan` rebuilds build/ngx_http_cast_module.so with
 # ASAN_CFLAGS/ASAN_LDFLAGS. /usr/sbin/nginx is not instrumented, so the ASan
@@ -34,9 +44,13 @@ SHELL := /bin/bash
 NGINX_BIN   ?= /usr/sbin/nginx
 MODULE_SO   := $(CURDIR)/build/ngx_http_cast_module.so
 MODULES_DIR ?= /usr/lib/nginx/modules
-FUZZ_SECONDS ?= 20
+FUZZ_SECONDS ?= 12
 PROVE_FLAGS ?=
 TESTS       ?= -r t/
+CAST_MODES  ?= local redis
+# the dual-mode files among TESTS
+REDIS_TESTS ?= $(shell grep -l '^use CastMode;' \
+                 $(if $(filter -r,$(TESTS)),t/*.t,$(filter %.t,$(TESTS))) /dev/null)
 
 ASAN_CFLAGS  ?= -O1 -g -fno-omit-frame-pointer -fsanitize=address \
                 -Wall -Wextra -Wno-unused-parameter -Wno-error
@@ -77,8 +91,16 @@ test: build
 	fi; \
 	echo "== Docker image and compose stack (scripts/docker-test.sh)"; \
 	scripts/docker-test.sh || failed="$$failed docker"; \
-	echo "== Test::Nginx suites (t/)"; \
-	$(TEST_ENV) $(PROVE) $(TESTS) || failed="$$failed prove"; \
+	if [ -n "$(filter local,$(CAST_MODES))" ]; then \
+	    echo "== Test::Nginx suites (t/), dual-mode suites in local mode"; \
+	    $(TEST_ENV) TEST_NGINX_CAST_MODE=local $(PROVE) $(TESTS) \
+	        || failed="$$failed prove"; \
+	fi; \
+	if [ -n "$(filter redis,$(CAST_MODES))" ] && [ -n "$(strip $(REDIS_TESTS))" ]; then \
+	    echo "== Test::Nginx dual-mode suites in Redis mode (2 workers)"; \
+	    $(TEST_ENV) TEST_NGINX_CAST_MODE=redis $(PROVE) $(REDIS_TESTS) \
+	        || failed="$$failed prove-redis-mode"; \
+	fi; \
 	if [ -n "$$failed" ]; then echo "make test: FAILED:$$failed" >&2; exit 1; fi
 
 # the Docker part of `make test` alone (README, Docker)

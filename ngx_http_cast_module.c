@@ -12,7 +12,13 @@
 #include <ngx_http.h>
 
 #include "ngx_http_cast.h"
+#include "ngx_http_cast_api.h"
+#include "ngx_http_cast_hub.h"
 #include "ngx_http_cast_redis.h"    /* cast_redis */
+#include "ngx_http_cast_status.h"
+#include "ngx_http_cast_store_local.h"
+#include "ngx_http_cast_store_redis.h"
+#include "ngx_http_cast_ws.h"
 
 
 typedef struct {
@@ -135,6 +141,13 @@ static ngx_command_t  ngx_http_cast_commands[] = {
       offsetof(ngx_http_cast_loc_conf_t, max_message_size),
       &ngx_http_cast_message_bounds },
 
+    { ngx_string("cast_max_context_size"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_size_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_cast_loc_conf_t, max_context),
+      &ngx_http_cast_message_bounds },
+
     { ngx_string("cast_send_queue"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
       ngx_conf_set_size_slot,
@@ -149,6 +162,20 @@ static ngx_command_t  ngx_http_cast_commands[] = {
       offsetof(ngx_http_cast_loc_conf_t, ping_interval),
       &ngx_http_cast_timeout_bounds },
 
+    { ngx_string("cast_ws_max_message_size"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_size_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_cast_loc_conf_t, ws_max_message),
+      &ngx_http_cast_message_bounds },
+
+    { ngx_string("cast_ws_message_timeout"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_msec_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_cast_loc_conf_t, ws_message_timeout),
+      &ngx_http_cast_timeout_bounds },
+
     { ngx_string("cast_public_url"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
       ngx_http_set_complex_value_slot,
@@ -161,6 +188,13 @@ static ngx_command_t  ngx_http_cast_commands[] = {
       ngx_http_cast_cors_origin,
       NGX_HTTP_LOC_CONF_OFFSET,
       0,
+      NULL },
+
+    { ngx_string("cast_reset"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_FLAG,
+      ngx_conf_set_flag_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_cast_loc_conf_t, reset),
       NULL },
 
     { ngx_string("cast_max_topics"),
@@ -211,36 +245,6 @@ ngx_module_t  ngx_http_cast_module = {
     NULL,                                  /* exit master */
     NGX_MODULE_V1_PADDING
 };
-
-
-ngx_http_cast_hub_t *
-ngx_http_cast_get_hub(void)
-{
-    ngx_http_cast_main_conf_t  *cmcf;
-
-    cmcf = ngx_http_cycle_get_module_main_conf(ngx_cycle,
-                                               ngx_http_cast_module);
-    if (cmcf == NULL) {
-        return NULL;
-    }
-
-    return cmcf->hub;
-}
-
-
-/* an event of ours goes away: neither its timer nor its posting remains */
-
-void
-ngx_http_cast_event_cancel(ngx_event_t *ev)
-{
-    if (ev->timer_set) {
-        ngx_del_timer(ev);
-    }
-
-    if (ev->posted) {
-        ngx_delete_posted_event(ev);
-    }
-}
 
 
 static char *
@@ -428,8 +432,12 @@ ngx_http_cast_create_loc_conf(ngx_conf_t *cf)
     clcf->lease_max = NGX_CONF_UNSET;
     clcf->bind_timeout = NGX_CONF_UNSET_MSEC;
     clcf->max_message_size = NGX_CONF_UNSET_SIZE;
+    clcf->max_context = NGX_CONF_UNSET_SIZE;
     clcf->send_queue = NGX_CONF_UNSET_SIZE;
     clcf->ping_interval = NGX_CONF_UNSET_MSEC;
+    clcf->reset = NGX_CONF_UNSET;
+    clcf->ws_max_message = NGX_CONF_UNSET_SIZE;
+    clcf->ws_message_timeout = NGX_CONF_UNSET_MSEC;
 
     return clcf;
 }
@@ -440,6 +448,20 @@ ngx_http_cast_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
 {
     ngx_http_cast_loc_conf_t *prev = parent;
     ngx_http_cast_loc_conf_t *conf = child;
+
+    ngx_http_core_loc_conf_t  *hclcf;
+
+    /*
+     * "limit_except" gives the methods it limits a configuration of its
+     * own: they are still served by the location's cast handler
+     */
+
+    hclcf = ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module);
+
+    if (hclcf->lmt_excpt && conf->handler == 0 && prev->handler != 0) {
+        conf->handler = prev->handler;
+        hclcf->handler = ngx_http_cast_handler;
+    }
 
     ngx_conf_merge_uint_value(conf->dialect, prev->dialect,
                               NGX_HTTP_CAST_DIALECT_CAST);
@@ -454,18 +476,27 @@ ngx_http_cast_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
         conf->lease_default = prev->lease_default;
     }
     ngx_conf_merge_msec_value(conf->bind_timeout, prev->bind_timeout, 60000);
+    ngx_conf_merge_size_value(conf->max_context, prev->max_context,
+                              4 * 1024 * 1024);
     ngx_conf_merge_size_value(conf->max_message_size, prev->max_message_size,
                               16 * 1024 * 1024);
     ngx_conf_merge_size_value(conf->send_queue, prev->send_queue,
                               4 * 1024 * 1024);
     ngx_conf_merge_msec_value(conf->ping_interval, prev->ping_interval,
                               20000);
+    ngx_conf_merge_size_value(conf->ws_max_message, prev->ws_max_message,
+                              1024 * 1024);
+    ngx_conf_merge_msec_value(conf->ws_message_timeout,
+                              prev->ws_message_timeout, 30000);
 
     if (conf->public_url == NULL) {
         conf->public_url = prev->public_url;
     }
 
-    ngx_conf_merge_str_value(conf->cors_origin, prev->cors_origin, "*");
+    /* safe defaults: no CORS headers, no reset, unless configured */
+
+    ngx_conf_merge_str_value(conf->cors_origin, prev->cors_origin, "");
+    ngx_conf_merge_value(conf->reset, prev->reset, 0);
 
     if (conf->lease_default != NGX_CONF_UNSET
         && conf->lease_default > conf->lease_max)
@@ -564,6 +595,7 @@ ngx_http_cast_init_module(ngx_cycle_t *cycle)
 static ngx_int_t
 ngx_http_cast_init_process(ngx_cycle_t *cycle)
 {
+    ngx_http_cast_store_t      *store;
     ngx_http_cast_main_conf_t  *cmcf;
 
     if (ngx_process != NGX_PROCESS_WORKER
@@ -577,14 +609,22 @@ ngx_http_cast_init_process(ngx_cycle_t *cycle)
         return NGX_OK;
     }
 
-    cmcf->hub = ngx_http_cast_hub_create(cycle);
-    if (cmcf->hub == NULL) {
+    /* the store decides the mode; nothing above it knows which it is */
+
+    if (cmcf->redis) {
+        store = ngx_http_cast_store_redis_create(cycle, cmcf->redis,
+                                                 cmcf->max_topics);
+
+    } else {
+        store = ngx_http_cast_store_local_create(cycle, cmcf->max_topics);
+    }
+
+    if (store == NULL) {
         return NGX_ERROR;
     }
 
-    if (cmcf->redis
-        && ngx_http_cast_bus_init(cycle, cmcf->hub, cmcf->redis) != NGX_OK)
-    {
+    cmcf->hub = ngx_http_cast_hub_create(cycle, store);
+    if (cmcf->hub == NULL) {
         return NGX_ERROR;
     }
 
@@ -602,9 +642,12 @@ ngx_http_cast_exit_process(ngx_cycle_t *cycle)
         return;
     }
 
-    /* sockets first: their records are ended while Redis is still there */
+    /*
+     * Sockets first (Close 1001), then the hub releases their records
+     * and the store sends what it must before it goes.
+     */
 
+    ngx_http_cast_ws_shutdown_all();
     ngx_http_cast_hub_destroy(cmcf->hub);
-    ngx_http_cast_bus_exit(cmcf->hub);
     cmcf->hub = NULL;
 }

@@ -126,6 +126,15 @@ if [ ! -f "$OBJS/Makefile" ] || [ "$(cat "$STAMP" 2>/dev/null)" != "$hash" ]; th
     printf '%s\n' "$hash" > "$STAMP"
 fi
 
+# the Redis scripts as C strings: written again when a script changed
+# (configure wrote them first; `config` runs src/lua/embed.sh)
+sh "$MODULE_DIR/src/lua/embed.sh" "$MODULE_DIR/src/lua" "$OBJS/ngx_http_cast_lua.h.new"
+if cmp -s "$OBJS/ngx_http_cast_lua.h.new" "$OBJS/ngx_http_cast_lua.h"; then
+    rm -f "$OBJS/ngx_http_cast_lua.h.new"
+else
+    mv "$OBJS/ngx_http_cast_lua.h.new" "$OBJS/ngx_http_cast_lua.h"
+fi
+
 # nginx's Makefile only knows the headers the addon lists in ngx_module_deps:
 # when any module header is newer than the last .so, recompile the module.
 SO_OBJ=$OBJS/$MODULE_NAME.so

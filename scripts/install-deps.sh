@@ -30,6 +30,11 @@ TEST_PACKAGES=(
     libtest-base-perl libtest-longstring-perl liblist-moreutils-perl
     libtext-diff-perl liburi-perl libhttp-message-perl libipc-run-perl
     libprotocol-websocket-perl libjson-pp-perl
+    # the TLS suite (t/040): wss:// clients, certificates made at test time
+    libio-socket-ssl-perl openssl
+    # t/036: a host name with several addresses, from a hosts file of the
+    # test's own (LD_PRELOAD into nginx), whatever /etc/hosts says
+    libnss-wrapper
     # strict third-party WebSocket client used by one test (Debian's
     # /usr/bin/python3; a pyenv python3 earlier in PATH does not have it)
     python3-websockets

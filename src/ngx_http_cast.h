@@ -17,6 +17,8 @@
 
 #include <jansson.h>
 
+#include "ngx_http_cast_util.h"
+
 
 #define NGX_HTTP_CAST_DIALECT_CAST      0
 #define NGX_HTTP_CAST_DIALECT_FHIRCAST  1
@@ -28,8 +30,6 @@
 
 /* 128 random bits, hex */
 #define NGX_HTTP_CAST_ID_LEN            32
-#define NGX_HTTP_CAST_UUID_LEN          36
-#define NGX_HTTP_CAST_TIMESTAMP_LEN     24
 
 #define NGX_HTTP_CAST_MAX_TOPIC         1024
 #define NGX_HTTP_CAST_MAX_EVENT_NAME    256
@@ -43,10 +43,8 @@
 
 
 typedef struct ngx_http_cast_hub_s    ngx_http_cast_hub_t;
-typedef struct ngx_http_cast_topic_s  ngx_http_cast_topic_t;
 typedef struct ngx_http_cast_sub_s    ngx_http_cast_sub_t;
-typedef struct ngx_http_cast_ws_s     ngx_http_cast_ws_t;
-typedef struct ngx_http_cast_bus_s    ngx_http_cast_bus_t;
+typedef struct ngx_http_cast_store_s  ngx_http_cast_store_t;
 
 /* cast_redis: defined in src/ngx_http_cast_redis.h */
 typedef struct ngx_http_cast_redis_conf_s  ngx_http_cast_redis_conf_t;
@@ -70,10 +68,14 @@ typedef struct {
     time_t                     lease_max;
     ngx_msec_t                 bind_timeout;
     size_t                     max_message_size;
+    size_t                     max_context;  /* open contexts per topic */
     size_t                     send_queue;
     ngx_msec_t                 ping_interval;
+    size_t                     ws_max_message;
+    ngx_msec_t                 ws_message_timeout;
     ngx_http_complex_value_t  *public_url;
     ngx_str_t                  cors_origin;  /* empty: no CORS headers */
+    ngx_flag_t                 reset;        /* DELETE {base} allowed */
 } ngx_http_cast_loc_conf_t;
 
 
@@ -102,98 +104,6 @@ typedef struct {
 } ngx_http_cast_fields_t;
 
 
-/* one open context of a topic: the last "<type>-open" per anchor */
-
-typedef struct {
-    ngx_queue_t                queue;
-    ngx_str_t                  type;        /* "ImagingStudy" */
-    ngx_str_t                  id;          /* anchor resource id or "" */
-    json_t                    *event;       /* the published object */
-    u_char                     version[NGX_HTTP_CAST_UUID_LEN];
-} ngx_http_cast_open_t;
-
-
-struct ngx_http_cast_topic_s {
-    ngx_str_node_t             sn;          /* keyed by name */
-    ngx_queue_t                subs;        /* ngx_http_cast_sub_t */
-    ngx_queue_t                opens;       /* oldest first */
-    ngx_uint_t                 nopens;
-    ngx_http_cast_open_t      *current;     /* NULL after its close */
-    json_t                    *last_context;  /* Cast GET shape */
-    uint64_t                   events_in;
-
-    /* Redis mode: the last event delivered here, by its stream id */
-    uint64_t                   last_ms;
-    uint64_t                   last_seq;
-    ngx_uint_t                 catchup;     /* NGX_HTTP_CAST_CATCHUP_* */
-    ngx_queue_t                held;        /* events during a catch-up */
-    ngx_uint_t                 nheld;
-
-    u_char                     name[1];
-};
-
-
-#define NGX_HTTP_CAST_CATCHUP_NONE      0
-#define NGX_HTTP_CAST_CATCHUP_WANTED    1   /* after a pub/sub reconnect */
-#define NGX_HTTP_CAST_CATCHUP_SENT      2   /* XRANGE on its way */
-
-
-/* an event received while its topic catches up, kept in arrival order */
-
-typedef struct {
-    ngx_queue_t                queue;
-    size_t                     len;
-    u_char                     data[1];     /* "<id>\n<name>\n<json>" */
-} ngx_http_cast_held_t;
-
-
-struct ngx_http_cast_sub_s {
-    ngx_str_node_t             sn;          /* keyed by endpoint id */
-    ngx_queue_t                link;        /* in topic->subs or wildcard */
-    ngx_queue_t                all;         /* in hub->subs_all */
-    ngx_http_cast_topic_t     *topic;       /* NULL: topic "*" */
-    ngx_pool_t                *pool;        /* strings of this record */
-
-    ngx_str_t                  topic_name;
-    ngx_str_t                  endpoint;    /* the absolute URL */
-    ngx_str_t                  name;
-    ngx_str_t                  callback;
-    ngx_str_t                  product_name;
-    ngx_str_t                  product_version;
-    ngx_str_t                  actors;
-    ngx_str_t                  client_info;
-
-    /* granted events: one ngx_alloc()ed block, replaced on re-subscribe */
-    void                      *events_block;
-    ngx_str_t                 *events;      /* lowercase, for matching */
-    ngx_uint_t                 nevents;
-    ngx_str_t                  events_text; /* as granted, comma list */
-    unsigned                   all_events:1;
-    unsigned                   dialect:1;
-    unsigned                   remote_ended:1;  /* Redis knows already */
-
-    time_t                     lease;       /* granted, seconds */
-    time_t                     expires;
-    ngx_event_t                lease_ev;
-    ngx_event_t                bind_ev;
-
-    ngx_http_cast_ws_t        *ws;          /* the bound socket or NULL */
-    ngx_http_cast_hub_t       *hub;
-};
-
-
-/*
- * An accepted event on its way to subscribers.  The frame holding its
- * bytes is built once and shared by every subscriber's queue.
- */
-
-typedef struct {
-    ngx_uint_t                 refs;
-    size_t                     len;
-    u_char                    *data;       /* ws header + JSON text */
-} ngx_http_cast_frame_t;
-
-
 typedef struct {
     json_t                    *root;        /* the object to deliver */
     ngx_str_t                  topic;
@@ -201,78 +111,69 @@ typedef struct {
     ngx_str_t                  lowercase;   /* hub.event, for matching */
     json_t                    *context;     /* borrowed from root */
     ngx_str_t                  json;        /* root serialized once */
+    size_t                     max_context; /* cast_max_context_size */
     u_char                     lower[NGX_HTTP_CAST_MAX_EVENT_NAME];
 } ngx_http_cast_event_t;
 
 
-/* what an event does to its topic's stored context */
 
-#define NGX_HTTP_CAST_CONTEXT_KEEP      0
-#define NGX_HTTP_CAST_CONTEXT_SET       1
-#define NGX_HTTP_CAST_CONTEXT_CLEAR     2
 
-#define NGX_HTTP_CAST_ANCHOR_NONE       0
-#define NGX_HTTP_CAST_ANCHOR_OPEN       1
-#define NGX_HTTP_CAST_ANCHOR_CLOSE      2
+/*
+ * A subscription record: what subscribe made, wherever it is kept (the
+ * local store, Redis).  Strings belong to whoever filled the record.
+ */
 
 typedef struct {
-    ngx_uint_t                 last_context;
-    ngx_uint_t                 anchor;
-    ngx_str_t                  type;        /* "ImagingStudy" */
-    ngx_str_t                  id;          /* anchor resource id or "" */
-} ngx_http_cast_effect_t;
+    ngx_str_t                  id;          /* 32 hex characters */
+    ngx_str_t                  topic;
+    ngx_str_t                  events;      /* as granted, comma list */
+    ngx_str_t                  endpoint;    /* the absolute URL */
+    ngx_str_t                  name;
+    ngx_str_t                  callback;
+    ngx_str_t                  product_name;
+    ngx_str_t                  product_version;
+    ngx_str_t                  actors;
+    ngx_str_t                  client_info;
+    ngx_uint_t                 dialect;
+    time_t                     lease;       /* granted, seconds */
+    int64_t                    expires;     /* lease end, ms since epoch */
+    ngx_msec_t                 bind_timeout;
+    ngx_uint_t                 counted;     /* its topic is a topic ("*"
+                                               is not): cast_max_topics */
+} ngx_http_cast_record_t;
 
 
-/* which local subscriptions get an event */
-#define NGX_HTTP_CAST_DELIVER_TOPIC     1
-#define NGX_HTTP_CAST_DELIVER_WILDCARD  2
-#define NGX_HTTP_CAST_DELIVER_ALL       3
+/* how a hub operation ended (ngx_http_cast_result_t.rc) */
+
+#define NGX_HTTP_CAST_DONE          0   /* done as asked */
+#define NGX_HTTP_CAST_NOT_FOUND     1   /* no such subscription */
+#define NGX_HTTP_CAST_BOUND         2   /* it has a socket already */
+#define NGX_HTTP_CAST_FULL          3   /* cast_max_topics */
+#define NGX_HTTP_CAST_UNAVAILABLE   4   /* the store is out of reach */
+#define NGX_HTTP_CAST_FAILED        5   /* internal error */
+#define NGX_HTTP_CAST_TOO_LARGE     6   /* past cast_max_context_size */
 
 
-struct ngx_http_cast_hub_s {
-    ngx_rbtree_t               topics;
-    ngx_rbtree_node_t          topics_sentinel;
-    ngx_rbtree_t               subs;
-    ngx_rbtree_node_t          subs_sentinel;
-    ngx_queue_t                subs_all;
-    ngx_queue_t                wildcard;    /* subscriptions to "*" */
-    ngx_queue_t                sockets;     /* ngx_http_cast_ws_t */
-    ngx_event_t                heartbeat_ev;
-    ngx_http_cast_bus_t       *bus;         /* Redis mode, else NULL */
-    ngx_log_t                 *log;
+typedef struct {
+    ngx_uint_t                 rc;
+    ngx_http_cast_record_t    *record;      /* subscribe, renew, bind... */
+    ngx_uint_t                 removed;     /* unsubscribe, reset */
+    json_t                    *json;        /* state, status (borrowed) */
+} ngx_http_cast_result_t;
 
-    ngx_uint_t                 ntopics;
-    ngx_uint_t                 max_topics;
-    ngx_uint_t                 nsubs;
-    ngx_uint_t                 nsockets;
-    uint64_t                   events_in;
-    uint64_t                   events_out;
-    uint64_t                   dropped;
-    uint64_t                   acks;
-};
+
+/*
+ * Every hub and store operation completes through one of these: at once
+ * in local mode, when Redis answered in Redis mode.  The result is valid
+ * during the call only.
+ */
+
+typedef void (*ngx_http_cast_done_pt)(void *data,
+    ngx_http_cast_result_t *res);
 
 
 extern ngx_module_t  ngx_http_cast_module;
 
-
-/* ngx_http_cast_module.c */
-ngx_http_cast_hub_t *ngx_http_cast_get_hub(void);
-void ngx_http_cast_event_cancel(ngx_event_t *ev);
-
-/* ngx_http_cast_api.c: the {base} routes */
-ngx_int_t ngx_http_cast_api_handler(ngx_http_request_t *r);
-ngx_int_t ngx_http_cast_send_json(ngx_http_request_t *r, ngx_uint_t status,
-    json_t *body);
-ngx_int_t ngx_http_cast_send_json_new(ngx_http_request_t *r,
-    ngx_uint_t status, json_t *body);
-ngx_int_t ngx_http_cast_send_published(ngx_http_request_t *r);
-ngx_int_t ngx_http_cast_send_error(ngx_http_request_t *r, ngx_uint_t status,
-    const char *fmt, ...);
-
-/* ngx_http_cast_status.c */
-ngx_int_t ngx_http_cast_status_handler(ngx_http_request_t *r);
-json_t *ngx_http_cast_status_body(ngx_http_cast_hub_t *hub);
-json_t *ngx_http_cast_status_worker(ngx_http_cast_hub_t *hub);
 
 /* ngx_http_cast_form.c: application/x-www-form-urlencoded */
 ngx_int_t ngx_http_cast_form_parse(ngx_pool_t *pool, u_char *p, size_t len,
@@ -290,91 +191,7 @@ ngx_int_t ngx_http_cast_event_validate(ngx_pool_t *pool, json_t *root,
 ngx_int_t ngx_http_cast_json_dump(ngx_pool_t *pool, json_t *json,
     ngx_str_t *out);
 json_t *ngx_http_cast_json_string(ngx_str_t *s);
-ngx_int_t ngx_http_cast_random(u_char *buf, size_t len);
-void ngx_http_cast_uuid(u_char *out, u_char *random16);
-ngx_int_t ngx_http_cast_new_uuid(u_char *out);
-void ngx_http_cast_timestamp(u_char *out);
 ngx_int_t ngx_http_cast_json_nonempty(json_t *json);
-
-/* ngx_http_cast_hub.c: topics, subscriptions, context, fan-out */
-ngx_http_cast_hub_t *ngx_http_cast_hub_create(ngx_cycle_t *cycle);
-void ngx_http_cast_hub_destroy(ngx_http_cast_hub_t *hub);
-ngx_http_cast_topic_t *ngx_http_cast_topic_find(ngx_http_cast_hub_t *hub,
-    ngx_str_t *name);
-ngx_uint_t ngx_http_cast_hub_full(ngx_http_cast_hub_t *hub, ngx_str_t *topic);
-ngx_http_cast_sub_t *ngx_http_cast_sub_find(ngx_http_cast_hub_t *hub,
-    ngx_str_t *id);
-ngx_http_cast_sub_t *ngx_http_cast_sub_create(ngx_http_cast_hub_t *hub,
-    ngx_http_cast_fields_t *f, ngx_http_cast_loc_conf_t *clcf, time_t lease,
-    ngx_str_t *endpoint_prefix, ngx_str_t *id, ngx_pool_t *pool,
-    ngx_str_t *err);
-ngx_int_t ngx_http_cast_events_normalize(ngx_http_cast_hub_t *hub,
-    ngx_str_t *list, ngx_uint_t dialect, ngx_pool_t *pool, ngx_str_t *out,
-    ngx_str_t *err);
-ngx_int_t ngx_http_cast_sub_set_events(ngx_http_cast_sub_t *sub,
-    ngx_str_t *list, ngx_pool_t *pool, ngx_str_t *err);
-void ngx_http_cast_sub_renew(ngx_http_cast_sub_t *sub, time_t lease);
-void ngx_http_cast_sub_renew_until(ngx_http_cast_sub_t *sub,
-    int64_t expires_ms);
-void ngx_http_cast_sub_confirm(ngx_http_cast_sub_t *sub);
-void ngx_http_cast_sub_remove(ngx_http_cast_sub_t *sub, const char *reason);
-ngx_uint_t ngx_http_cast_sub_matches(ngx_http_cast_sub_t *sub,
-    ngx_str_t *lowercase_event);
-ngx_int_t ngx_http_cast_hub_publish(ngx_http_cast_hub_t *hub,
-    ngx_http_cast_event_t *ev, ngx_log_t *log);
-void ngx_http_cast_hub_deliver(ngx_http_cast_hub_t *hub,
-    ngx_http_cast_topic_t *topic, ngx_str_t *lowercase, ngx_str_t *json,
-    ngx_uint_t which, ngx_log_t *log);
-void ngx_http_cast_event_effect(ngx_http_cast_event_t *ev,
-    ngx_http_cast_effect_t *effect);
-json_t *ngx_http_cast_hub_context(ngx_http_cast_hub_t *hub, ngx_str_t *topic,
-    ngx_uint_t dialect);
-json_t *ngx_http_cast_sub_confirmation(ngx_http_cast_sub_t *sub,
-    const char *mode, const char *reason);
-ngx_int_t ngx_http_cast_sub_replay(ngx_http_cast_sub_t *sub);
-ngx_int_t ngx_http_cast_sub_replay_events(ngx_http_cast_sub_t *sub,
-    json_t **events, ngx_uint_t n);
-
-/* ngx_http_cast_bus.c: Redis mode */
-ngx_int_t ngx_http_cast_bus_init(ngx_cycle_t *cycle, ngx_http_cast_hub_t *hub,
-    ngx_http_cast_redis_conf_t *conf);
-void ngx_http_cast_bus_exit(ngx_http_cast_hub_t *hub);
-ngx_uint_t ngx_http_cast_bus_ready(ngx_http_cast_bus_t *bus);
-void ngx_http_cast_bus_topic(ngx_http_cast_hub_t *hub, ngx_str_t *topic,
-    ngx_uint_t on);
-void ngx_http_cast_bus_wildcard(ngx_http_cast_hub_t *hub, ngx_uint_t on);
-ngx_int_t ngx_http_cast_bus_subscribe(ngx_http_request_t *r,
-    ngx_http_cast_fields_t *f, ngx_str_t *events, time_t lease,
-    ngx_str_t *prefix);
-ngx_int_t ngx_http_cast_bus_renew(ngx_http_request_t *r, ngx_str_t *id,
-    ngx_str_t *topic, ngx_str_t *events, time_t lease);
-ngx_int_t ngx_http_cast_bus_unsubscribe(ngx_http_request_t *r, ngx_str_t *id,
-    ngx_str_t *topic, const char *reason);
-ngx_int_t ngx_http_cast_bus_unsubscribe_matching(ngx_http_request_t *r,
-    ngx_str_t *topic, const char *field, ngx_str_t *value,
-    const char *reason);
-ngx_int_t ngx_http_cast_bus_reset(ngx_http_request_t *r);
-ngx_int_t ngx_http_cast_bus_publish(ngx_http_request_t *r,
-    ngx_http_cast_event_t *ev, ngx_pool_t *pool);
-ngx_int_t ngx_http_cast_bus_context(ngx_http_request_t *r, ngx_str_t *topic);
-ngx_int_t ngx_http_cast_bus_bind(ngx_http_request_t *r, ngx_str_t *id,
-    ngx_str_t *key);
-void ngx_http_cast_bus_replay(ngx_http_cast_sub_t *sub);
-ngx_int_t ngx_http_cast_bus_status(ngx_http_request_t *r);
-void ngx_http_cast_bus_ended(ngx_http_cast_sub_t *sub);
-
-/* ngx_http_cast_ws.c: the WebSocket channel */
-ngx_int_t ngx_http_cast_ws_handler(ngx_http_request_t *r);
-ngx_int_t ngx_http_cast_ws_start(ngx_http_request_t *r,
-    ngx_http_cast_sub_t *sub, ngx_str_t *key);
-ngx_int_t ngx_http_cast_ws_send_json(ngx_http_cast_ws_t *ws, json_t *json);
-ngx_int_t ngx_http_cast_ws_send_frame(ngx_http_cast_ws_t *ws,
-    ngx_http_cast_frame_t *frame);
-void ngx_http_cast_ws_close(ngx_http_cast_ws_t *ws, ngx_uint_t code,
-    const char *reason);
-ngx_http_cast_frame_t *ngx_http_cast_frame_create(u_char *data, size_t len);
-void ngx_http_cast_frame_release(ngx_http_cast_frame_t *frame);
-void ngx_http_cast_ws_shutdown_all(ngx_http_cast_hub_t *hub);
 
 
 #endif /* _NGX_HTTP_CAST_H_INCLUDED_ */

@@ -11,6 +11,10 @@
 #include <ngx_http.h>
 
 #include "ngx_http_cast.h"
+#include "ngx_http_cast_api.h"
+#include "ngx_http_cast_hub.h"
+#include "ngx_http_cast_reply.h"
+#include "ngx_http_cast_text.h"
 
 
 #define NGX_HTTP_CAST_ROUTE_BASE       0
@@ -40,37 +44,44 @@ static ngx_int_t ngx_http_cast_api_post(ngx_http_request_t *r,
 static ngx_int_t ngx_http_cast_api_subscription(ngx_http_request_t *r,
     ngx_http_cast_fields_t *f);
 static ngx_int_t ngx_http_cast_api_subscribe(ngx_http_request_t *r,
-    ngx_http_cast_hub_t *hub, ngx_http_cast_fields_t *f);
-static ngx_int_t ngx_http_cast_api_subscribe_redis(ngx_http_request_t *r,
-    ngx_http_cast_hub_t *hub, ngx_http_cast_fields_t *f, time_t lease);
+    ngx_http_cast_fields_t *f);
+static ngx_int_t ngx_http_cast_api_subscribed(ngx_http_request_t *r,
+    ngx_http_cast_result_t *res, void *ctx);
+static ngx_int_t ngx_http_cast_api_renewed(ngx_http_request_t *r,
+    ngx_http_cast_result_t *res, void *ctx);
 static ngx_int_t ngx_http_cast_api_unsubscribe(ngx_http_request_t *r,
-    ngx_http_cast_hub_t *hub, ngx_http_cast_fields_t *f);
+    ngx_http_cast_fields_t *f);
+static ngx_int_t ngx_http_cast_api_unsubscribed(ngx_http_request_t *r,
+    ngx_http_cast_result_t *res, void *ctx);
+static ngx_int_t ngx_http_cast_api_removed(ngx_http_request_t *r,
+    ngx_http_cast_result_t *res, void *ctx);
+static ngx_int_t ngx_http_cast_api_cleared(ngx_http_request_t *r,
+    ngx_http_cast_result_t *res, void *ctx);
 static ngx_int_t ngx_http_cast_api_publish(ngx_http_request_t *r,
     json_t *root, ngx_str_t *path_topic, ngx_str_t *body);
+static ngx_int_t ngx_http_cast_api_published(ngx_http_request_t *r,
+    ngx_http_cast_result_t *res, void *ctx);
+static void ngx_http_cast_api_json_cleanup(void *data);
 static ngx_int_t ngx_http_cast_api_reset(ngx_http_request_t *r,
     ngx_str_t *body);
-static ngx_int_t ngx_http_cast_api_reset_redis(ngx_http_request_t *r,
-    ngx_http_cast_fields_t *f, ngx_str_t *body);
 static ngx_int_t ngx_http_cast_api_context(ngx_http_request_t *r,
     ngx_http_cast_api_ctx_t *ctx);
+static ngx_int_t ngx_http_cast_api_context_reply(ngx_http_request_t *r,
+    ngx_http_cast_result_t *res, void *ctx);
 static ngx_int_t ngx_http_cast_api_discovery(ngx_http_request_t *r);
 static ngx_int_t ngx_http_cast_api_preflight(ngx_http_request_t *r,
     ngx_http_cast_api_ctx_t *ctx);
+static ngx_http_cast_hub_t *ngx_http_cast_api_hub(ngx_http_request_t *r);
 static ngx_uint_t ngx_http_cast_content_type(ngx_http_request_t *r);
 static ngx_int_t ngx_http_cast_endpoint_id(ngx_str_t *value, ngx_str_t *id);
-static ngx_http_cast_sub_t *ngx_http_cast_api_endpoint(
-    ngx_http_cast_hub_t *hub, ngx_str_t *value);
-static ngx_uint_t ngx_http_cast_remove_matching(ngx_http_cast_hub_t *hub,
-    ngx_str_t *topic, ngx_str_t *callback, ngx_str_t *name,
-    const char *reason);
 static char *ngx_http_cast_topic_error(ngx_str_t *topic,
     ngx_uint_t dialect);
 static ngx_int_t ngx_http_cast_endpoint_prefix(ngx_http_request_t *r,
     ngx_http_cast_loc_conf_t *clcf, ngx_str_t *out);
-static ngx_int_t ngx_http_cast_add_cors(ngx_http_request_t *r);
-static ngx_int_t ngx_http_cast_add_header(ngx_http_request_t *r,
-    const char *name, ngx_str_t *value);
-static json_t *ngx_http_cast_endpoint_reply(ngx_http_cast_sub_t *sub);
+static json_t *ngx_http_cast_endpoint_reply(ngx_str_t *endpoint);
+static int64_t ngx_http_cast_now_ms(void);
+static ngx_str_t *ngx_http_cast_api_allow(ngx_http_request_t *r,
+    ngx_http_cast_api_ctx_t *ctx);
 
 
 /* the methods of each route, by NGX_HTTP_CAST_ROUTE_* */
@@ -79,6 +90,9 @@ static ngx_str_t  ngx_http_cast_allow[] = {
     ngx_string("GET, HEAD, POST, OPTIONS"),
     ngx_string("GET, HEAD, OPTIONS")
 };
+
+/* {base} where "cast_reset" is off: no DELETE */
+static ngx_str_t  ngx_http_cast_allow_no_reset = ngx_string("POST, OPTIONS");
 
 
 static ngx_str_t  ngx_http_cast_discovery = ngx_string(
@@ -107,7 +121,7 @@ ngx_http_cast_api_handler(ngx_http_request_t *r)
     ngx_http_cast_api_ctx_t   *ctx;
     ngx_http_cast_loc_conf_t  *clcf;
 
-    if (ngx_http_cast_get_hub() == NULL) {
+    if (ngx_http_cast_api_hub(r) == NULL) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
@@ -160,7 +174,9 @@ ngx_http_cast_api_handler(ngx_http_request_t *r)
         goto body;
 
     case NGX_HTTP_DELETE:
-        if (ctx->route == NGX_HTTP_CAST_ROUTE_BASE) {
+        clcf = ngx_http_get_module_loc_conf(r, ngx_http_cast_module);
+
+        if (ctx->route == NGX_HTTP_CAST_ROUTE_BASE && clcf->reset) {
             goto body;
         }
 
@@ -169,8 +185,7 @@ ngx_http_cast_api_handler(ngx_http_request_t *r)
 
     (void) ngx_http_discard_request_body(r);
 
-    if (ngx_http_cast_add_header(r, "Allow",
-                                 &ngx_http_cast_allow[ctx->route])
+    if (ngx_http_cast_add_header(r, "Allow", ngx_http_cast_api_allow(r, ctx))
         != NGX_OK)
     {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
@@ -281,10 +296,7 @@ ngx_http_cast_api_body_handler(ngx_http_request_t *r)
         }
     }
 
-    if (rc == NGX_DONE) {
-        /* Redis mode: the reply finalizes the request */
-        return;
-    }
+    /* NGX_DONE: a hub operation holds the request and finalizes it */
 
     ngx_http_finalize_request(r, rc);
 }
@@ -489,12 +501,11 @@ ngx_http_cast_api_post(ngx_http_request_t *r, ngx_http_cast_api_ctx_t *ctx,
                                         "(publish)");
     }
 
-    rc = ngx_http_cast_api_publish(r, root,
-                                   ctx->route == NGX_HTTP_CAST_ROUTE_TOPIC
-                                   ? &ctx->topic : NULL, body);
-    json_decref(root);
+    /* the event's JSON goes with the request */
 
-    return rc;
+    return ngx_http_cast_api_publish(r, root,
+                                     ctx->route == NGX_HTTP_CAST_ROUTE_TOPIC
+                                     ? &ctx->topic : NULL, body);
 }
 
 
@@ -502,42 +513,15 @@ static ngx_int_t
 ngx_http_cast_api_subscription(ngx_http_request_t *r,
     ngx_http_cast_fields_t *f)
 {
-    u_char                    *p;
     ngx_str_t                 *mode, *type;
-    ngx_uint_t                 i;
-    ngx_http_cast_hub_t       *hub;
     ngx_http_cast_loc_conf_t  *clcf;
 
     clcf = ngx_http_get_module_loc_conf(r, ngx_http_cast_module);
-    hub = ngx_http_cast_get_hub();
 
     mode = &f->value[NGX_HTTP_CAST_F_MODE];
     type = &f->value[NGX_HTTP_CAST_F_CHANNEL_TYPE];
 
-    /*
-     * Control characters in the stored fields (tabs between event names
-     * excepted) would end up in logs and records: topic and events are
-     * checked on their own, with their names in the message.
-     */
-
-    for (i = 0; i < NGX_HTTP_CAST_F_LAST; i++) {
-
-        if (i == NGX_HTTP_CAST_F_TOPIC || i == NGX_HTTP_CAST_F_EVENTS) {
-            continue;
-        }
-
-        for (p = f->value[i].data;
-             p < f->value[i].data + f->value[i].len;
-             p++)
-        {
-            if (*p < 0x20 || *p == 0x7f) {
-                return ngx_http_cast_send_error(r, NGX_HTTP_BAD_REQUEST,
-                                                "%s holds a control "
-                                                "character",
-                                                ngx_http_cast_field_name(i));
-            }
-        }
-    }
+    /* every field is UTF-8 without control characters (form.c) */
 
     if (mode->len == 0) {
         return ngx_http_cast_send_error(r, NGX_HTTP_BAD_REQUEST,
@@ -563,14 +547,14 @@ ngx_http_cast_api_subscription(ngx_http_request_t *r,
         && ngx_strncasecmp(mode->data, (u_char *) "subscribe", mode->len)
            == 0)
     {
-        return ngx_http_cast_api_subscribe(r, hub, f);
+        return ngx_http_cast_api_subscribe(r, f);
     }
 
     if (mode->len == sizeof("unsubscribe") - 1
         && ngx_strncasecmp(mode->data, (u_char *) "unsubscribe", mode->len)
            == 0)
     {
-        return ngx_http_cast_api_unsubscribe(r, hub, f);
+        return ngx_http_cast_api_unsubscribe(r, f);
     }
 
     return ngx_http_cast_send_error(r, NGX_HTTP_BAD_REQUEST,
@@ -580,15 +564,16 @@ ngx_http_cast_api_subscription(ngx_http_request_t *r,
 
 
 static ngx_int_t
-ngx_http_cast_api_subscribe(ngx_http_request_t *r, ngx_http_cast_hub_t *hub,
-    ngx_http_cast_fields_t *f)
+ngx_http_cast_api_subscribe(ngx_http_request_t *r, ngx_http_cast_fields_t *f)
 {
+    u_char                    *p;
     char                      *msg;
     time_t                     lease;
-    json_t                    *reply, *confirmation;
     ngx_int_t                  rc, n;
     ngx_str_t                 *topic, *value, prefix, err;
-    ngx_http_cast_sub_t       *sub;
+    ngx_http_cast_wait_t      *w;
+    ngx_http_cast_events_t     events;
+    ngx_http_cast_record_t    *record;
     ngx_http_cast_loc_conf_t  *clcf;
 
     clcf = ngx_http_get_module_loc_conf(r, ngx_http_cast_module);
@@ -642,107 +627,10 @@ ngx_http_cast_api_subscribe(ngx_http_request_t *r, ngx_http_cast_hub_t *hub,
         lease = clcf->lease_max;
     }
 
-    if (hub->bus) {
-        return ngx_http_cast_api_subscribe_redis(r, hub, f, lease);
-    }
+    /* the events as they will be granted */
 
-    if (f->value[NGX_HTTP_CAST_F_ENDPOINT].len) {
-
-        /* re-subscribe: new events, renewed lease, same endpoint */
-
-        sub = ngx_http_cast_api_endpoint(hub,
-                                         &f->value[NGX_HTTP_CAST_F_ENDPOINT]);
-
-        if (sub == NULL
-            || sub->topic_name.len != topic->len
-            || ngx_strncmp(sub->topic_name.data, topic->data, topic->len) != 0)
-        {
-            return ngx_http_cast_send_error(r, NGX_HTTP_NOT_FOUND,
-                                     "unknown hub.channel.endpoint for "
-                                     "topic \"%V\"", topic);
-        }
-
-        rc = ngx_http_cast_sub_set_events(sub,
-                                          &f->value[NGX_HTTP_CAST_F_EVENTS],
-                                          r->pool, &err);
-        if (rc == NGX_ERROR) {
-            return NGX_HTTP_INTERNAL_SERVER_ERROR;
-        }
-
-        if (rc == NGX_DECLINED) {
-            return ngx_http_cast_send_error(r, NGX_HTTP_BAD_REQUEST, "%V",
-                                            &err);
-        }
-
-        ngx_http_cast_sub_renew(sub, lease);
-
-        if (sub->ws) {
-            confirmation = ngx_http_cast_sub_confirmation(sub, "subscribe",
-                                                          NULL);
-            if (confirmation) {
-                (void) ngx_http_cast_ws_send_json(sub->ws, confirmation);
-                json_decref(confirmation);
-            }
-        }
-
-        ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
-                      "cast: subscription %*s... on topic \"%V\" renewed "
-                      "for %T s, events \"%V\"", (size_t) 8,
-                      sub->sn.str.data, topic, lease, &sub->events_text);
-
-        goto reply;
-    }
-
-    if (ngx_http_cast_hub_full(hub, topic)) {
-        return ngx_http_cast_send_error(r, NGX_HTTP_SERVICE_UNAVAILABLE,
-                                        "the hub holds as many topics as "
-                                        "it may (cast_max_topics)");
-    }
-
-    if (ngx_http_cast_endpoint_prefix(r, clcf, &prefix) != NGX_OK) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    sub = ngx_http_cast_sub_create(hub, f, clcf, lease, &prefix, NULL,
-                                   r->pool, &err);
-    if (sub == NULL) {
-        if (err.len) {
-            return ngx_http_cast_send_error(r, NGX_HTTP_BAD_REQUEST, "%V",
-                                            &err);
-        }
-
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
-                  "cast: subscription %*s... on topic \"%V\" created "
-                  "for %T s, events \"%V\", subscriber \"%V\"", (size_t) 8,
-                  sub->sn.str.data, topic, lease, &sub->events_text,
-                  &sub->name);
-
-reply:
-
-    reply = ngx_http_cast_endpoint_reply(sub);
-    return ngx_http_cast_send_json_new(r, NGX_HTTP_ACCEPTED, reply);
-}
-
-
-/* Redis mode: the record is made (or renewed) in Redis */
-
-static ngx_int_t
-ngx_http_cast_api_subscribe_redis(ngx_http_request_t *r,
-    ngx_http_cast_hub_t *hub, ngx_http_cast_fields_t *f, time_t lease)
-{
-    ngx_int_t                  rc;
-    ngx_str_t                  events, prefix, id, err;
-    ngx_http_cast_loc_conf_t  *clcf;
-
-    clcf = ngx_http_get_module_loc_conf(r, ngx_http_cast_module);
-
-    rc = ngx_http_cast_events_normalize(hub,
-                                        &f->value[NGX_HTTP_CAST_F_EVENTS],
-                                        clcf->dialect, r->pool, &events,
-                                        &err);
+    rc = ngx_http_cast_events_parse(&f->value[NGX_HTTP_CAST_F_EVENTS],
+                                    clcf->dialect, r->pool, &events, &err);
     if (rc == NGX_ERROR) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
@@ -751,37 +639,134 @@ ngx_http_cast_api_subscribe_redis(ngx_http_request_t *r,
         return ngx_http_cast_send_error(r, NGX_HTTP_BAD_REQUEST, "%V", &err);
     }
 
+    record = ngx_pcalloc(r->pool, sizeof(ngx_http_cast_record_t));
+    if (record == NULL) {
+        ngx_http_cast_events_free(&events);
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    record->events.len = events.text.len;
+    record->events.data = ngx_pstrdup(r->pool, &events.text);
+    ngx_http_cast_events_free(&events);
+
+    if (record->events.data == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    record->topic = *topic;
+    record->dialect = clcf->dialect;
+    record->lease = lease;
+    record->expires = ngx_http_cast_now_ms() + (int64_t) lease * 1000;
+    record->bind_timeout = clcf->bind_timeout;
+    record->name = f->value[NGX_HTTP_CAST_F_NAME];
+    record->callback = f->value[NGX_HTTP_CAST_F_CALLBACK];
+    record->product_name = f->value[NGX_HTTP_CAST_F_PRODUCT_NAME];
+    record->product_version = f->value[NGX_HTTP_CAST_F_PRODUCT_VERSION];
+    record->actors = f->value[NGX_HTTP_CAST_F_ACTORS];
+    record->client_info = f->value[NGX_HTTP_CAST_F_CLIENT_INFO];
+
     if (f->value[NGX_HTTP_CAST_F_ENDPOINT].len) {
+
+        /* re-subscribe: new events, renewed lease, same endpoint */
+
         if (ngx_http_cast_endpoint_id(&f->value[NGX_HTTP_CAST_F_ENDPOINT],
-                                      &id)
+                                      &record->id)
             != NGX_OK)
         {
             return ngx_http_cast_send_error(r, NGX_HTTP_NOT_FOUND,
-                                            "unknown hub.channel.endpoint");
+                                     "unknown hub.channel.endpoint for "
+                                     "topic \"%V\"", topic);
         }
 
-        return ngx_http_cast_bus_renew(r, &id,
-                                       &f->value[NGX_HTTP_CAST_F_TOPIC],
-                                       &events, lease);
+        w = ngx_http_cast_wait(r, ngx_http_cast_api_renewed, record);
+        if (w == NULL) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        ngx_http_cast_hub_renew(ngx_http_cast_api_hub(r), record,
+                                ngx_http_cast_wait_done, w);
+        return NGX_DONE;
     }
 
     if (ngx_http_cast_endpoint_prefix(r, clcf, &prefix) != NGX_OK) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    return ngx_http_cast_bus_subscribe(r, f, &events, lease, &prefix);
+    p = ngx_pnalloc(r->pool, prefix.len + NGX_HTTP_CAST_ID_LEN);
+    if (p == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    record->endpoint.data = p;
+    record->endpoint.len = prefix.len + NGX_HTTP_CAST_ID_LEN;
+    record->id.data = ngx_cpymem(p, prefix.data, prefix.len);
+    record->id.len = NGX_HTTP_CAST_ID_LEN;
+
+    w = ngx_http_cast_wait(r, ngx_http_cast_api_subscribed, record);
+    if (w == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    ngx_http_cast_hub_subscribe(ngx_http_cast_api_hub(r), record,
+                                ngx_http_cast_wait_done, w);
+    return NGX_DONE;
+}
+
+
+static ngx_int_t
+ngx_http_cast_api_subscribed(ngx_http_request_t *r,
+    ngx_http_cast_result_t *res, void *ctx)
+{
+    ngx_http_cast_record_t *record = ctx;
+
+    if (res->rc != NGX_HTTP_CAST_DONE) {
+        return ngx_http_cast_send_failure(r, res->rc);
+    }
+
+    ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                  "cast: subscription %*s... on topic \"%V\" created "
+                  "for %T s, events \"%V\", subscriber \"%V\"", (size_t) 8,
+                  record->id.data, &record->topic, record->lease,
+                  &record->events, &record->name);
+
+    return ngx_http_cast_send_json_new(r, NGX_HTTP_ACCEPTED,
+                            ngx_http_cast_endpoint_reply(&record->endpoint));
+}
+
+
+static ngx_int_t
+ngx_http_cast_api_renewed(ngx_http_request_t *r, ngx_http_cast_result_t *res,
+    void *ctx)
+{
+    ngx_http_cast_record_t *record = ctx;
+
+    if (res->rc == NGX_HTTP_CAST_NOT_FOUND) {
+        return ngx_http_cast_send_error(r, NGX_HTTP_NOT_FOUND,
+                                        "unknown hub.channel.endpoint for "
+                                        "topic \"%V\"", &record->topic);
+    }
+
+    if (res->rc != NGX_HTTP_CAST_DONE) {
+        return ngx_http_cast_send_failure(r, res->rc);
+    }
+
+    ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                  "cast: subscription %*s... on topic \"%V\" renewed "
+                  "for %T s, events \"%V\"", (size_t) 8, record->id.data,
+                  &record->topic, record->lease, &record->events);
+
+    return ngx_http_cast_send_json_new(r, NGX_HTTP_ACCEPTED,
+                        ngx_http_cast_endpoint_reply(&res->record->endpoint));
 }
 
 
 static ngx_int_t
 ngx_http_cast_api_unsubscribe(ngx_http_request_t *r,
-    ngx_http_cast_hub_t *hub, ngx_http_cast_fields_t *f)
+    ngx_http_cast_fields_t *f)
 {
     char                      *msg;
-    json_t                    *reply;
     ngx_str_t                 *topic, id;
-    ngx_uint_t                 removed;
-    ngx_http_cast_sub_t       *sub;
+    ngx_http_cast_wait_t      *w;
     ngx_http_cast_loc_conf_t  *clcf;
 
     clcf = ngx_http_get_module_loc_conf(r, ngx_http_cast_module);
@@ -798,48 +783,24 @@ ngx_http_cast_api_unsubscribe(ngx_http_request_t *r,
             }
         }
 
-        if (hub->bus) {
-            if (ngx_http_cast_endpoint_id(
-                    &f->value[NGX_HTTP_CAST_F_ENDPOINT], &id) != NGX_OK)
-            {
-                return ngx_http_cast_send_error(r, NGX_HTTP_NOT_FOUND,
-                                              "unknown hub.channel.endpoint");
-            }
-
-            return ngx_http_cast_bus_unsubscribe(r, &id, topic,
-                                                 "unsubscribed");
-        }
-
-        sub = ngx_http_cast_api_endpoint(hub,
-                                         &f->value[NGX_HTTP_CAST_F_ENDPOINT]);
-
-        if (sub == NULL
-            || (topic->len
-                && (sub->topic_name.len != topic->len
-                    || ngx_strncmp(sub->topic_name.data, topic->data,
-                                   topic->len) != 0)))
+        if (ngx_http_cast_endpoint_id(&f->value[NGX_HTTP_CAST_F_ENDPOINT],
+                                      &id)
+            != NGX_OK)
         {
             return ngx_http_cast_send_error(r, NGX_HTTP_NOT_FOUND,
                                             "unknown hub.channel.endpoint");
         }
 
-        reply = ngx_http_cast_endpoint_reply(sub);
-        if (reply == NULL) {
+        w = ngx_http_cast_wait(r, ngx_http_cast_api_unsubscribed,
+                               (void *) NGX_HTTP_ACCEPTED);
+        if (w == NULL) {
             return NGX_HTTP_INTERNAL_SERVER_ERROR;
         }
 
-        ngx_http_cast_sub_remove(sub, "unsubscribed");
-
-        if (clcf->dialect == NGX_HTTP_CAST_DIALECT_CAST
-            && (json_object_set_new(reply, "status",
-                                    json_string("unsubscribed"))
-                || json_object_set_new(reply, "removed", json_integer(1))))
-        {
-            json_decref(reply);
-            return NGX_HTTP_INTERNAL_SERVER_ERROR;
-        }
-
-        return ngx_http_cast_send_json_new(r, NGX_HTTP_ACCEPTED, reply);
+        ngx_http_cast_hub_unsubscribe(ngx_http_cast_api_hub(r), &id, topic,
+                                      "unsubscribed",
+                                      ngx_http_cast_wait_done, w);
+        return NGX_DONE;
     }
 
     if (clcf->dialect == NGX_HTTP_CAST_DIALECT_FHIRCAST) {
@@ -863,89 +824,117 @@ ngx_http_cast_api_unsubscribe(ngx_http_request_t *r,
                                         "or subscriber.name");
     }
 
-    if (hub->bus) {
-        if (f->value[NGX_HTTP_CAST_F_CALLBACK].len) {
-            return ngx_http_cast_bus_unsubscribe_matching(r, topic,
-                                    "callback",
-                                    &f->value[NGX_HTTP_CAST_F_CALLBACK],
-                                    "unsubscribed");
-        }
-
-        return ngx_http_cast_bus_unsubscribe_matching(r, topic, "name",
-                                    &f->value[NGX_HTTP_CAST_F_NAME],
-                                    "unsubscribed");
+    w = ngx_http_cast_wait(r, ngx_http_cast_api_removed,
+                           (void *) NGX_HTTP_ACCEPTED);
+    if (w == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    removed = ngx_http_cast_remove_matching(hub, topic,
-                                        &f->value[NGX_HTTP_CAST_F_CALLBACK],
-                                        &f->value[NGX_HTTP_CAST_F_NAME],
-                                        "unsubscribed");
+    if (f->value[NGX_HTTP_CAST_F_CALLBACK].len) {
+        ngx_http_cast_hub_unsubscribe_matching(ngx_http_cast_api_hub(r),
+                                    topic, NGX_HTTP_CAST_MATCH_CALLBACK,
+                                    &f->value[NGX_HTTP_CAST_F_CALLBACK],
+                                    "unsubscribed",
+                                    ngx_http_cast_wait_done, w);
 
-    reply = json_pack("{s:s,s:I}", "status", "unsubscribed",
-                      "removed", (json_int_t) removed);
-    return ngx_http_cast_send_json_new(r, NGX_HTTP_ACCEPTED, reply);
+    } else {
+        ngx_http_cast_hub_unsubscribe_matching(ngx_http_cast_api_hub(r),
+                                    topic, NGX_HTTP_CAST_MATCH_NAME,
+                                    &f->value[NGX_HTTP_CAST_F_NAME],
+                                    "unsubscribed",
+                                    ngx_http_cast_wait_done, w);
+    }
+
+    return NGX_DONE;
 }
 
 
 /*
- * Removes the subscriptions of a topic with the given callback, or (when
- * no callback is given) the given subscriber.name.
+ * One subscription ended by its endpoint: unsubscribe (202, with the
+ * endpoint; cast adds status and count) or reset (200, the count).
  */
 
-static ngx_uint_t
-ngx_http_cast_remove_matching(ngx_http_cast_hub_t *hub, ngx_str_t *topic,
-    ngx_str_t *callback, ngx_str_t *name, const char *reason)
+static ngx_int_t
+ngx_http_cast_api_unsubscribed(ngx_http_request_t *r,
+    ngx_http_cast_result_t *res, void *ctx)
 {
-    ngx_str_t              *key, *have;
-    ngx_uint_t              removed;
-    ngx_queue_t            *q, *next, *subs;
-    ngx_http_cast_sub_t    *sub;
-    ngx_http_cast_topic_t  *t;
+    json_t                    *reply;
+    ngx_uint_t                 status;
+    ngx_http_cast_loc_conf_t  *clcf;
 
-    if (topic->len == 1 && topic->data[0] == '*') {
-        subs = &hub->wildcard;
+    status = (ngx_uint_t) ctx;
 
-    } else {
-        t = ngx_http_cast_topic_find(hub, topic);
-        if (t == NULL) {
-            return 0;
-        }
-
-        subs = &t->subs;
+    if (res->rc == NGX_HTTP_CAST_NOT_FOUND) {
+        return ngx_http_cast_send_error(r, NGX_HTTP_NOT_FOUND,
+                                        "unknown hub.channel.endpoint");
     }
 
-    key = callback->len ? callback : name;
-    removed = 0;
-
-    /* removing the last subscription may free the topic: stop there */
-
-    q = ngx_queue_head(subs);
-
-    while (q != ngx_queue_sentinel(subs)) {
-        next = ngx_queue_next(q);
-        sub = ngx_queue_data(q, ngx_http_cast_sub_t, link);
-
-        have = callback->len ? &sub->callback : &sub->name;
-
-        if (have->len == key->len
-            && ngx_strncmp(have->data, key->data, key->len) == 0)
-        {
-            removed++;
-
-            if (next == ngx_queue_sentinel(subs)) {
-                ngx_http_cast_sub_remove(sub, reason);
-                break;
-            }
-
-            ngx_http_cast_sub_remove(sub, reason);
-        }
-
-        q = next;
+    if (res->rc != NGX_HTTP_CAST_DONE) {
+        return ngx_http_cast_send_failure(r, res->rc);
     }
 
-    return removed;
+    if (status == NGX_HTTP_OK) {
+        return ngx_http_cast_api_removed(r, res, ctx);
+    }
+
+    clcf = ngx_http_get_module_loc_conf(r, ngx_http_cast_module);
+
+    reply = ngx_http_cast_endpoint_reply(&res->record->endpoint);
+    if (reply == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    if (clcf->dialect == NGX_HTTP_CAST_DIALECT_CAST
+        && (json_object_set_new(reply, "status",
+                                json_string("unsubscribed"))
+            || json_object_set_new(reply, "removed", json_integer(1))))
+    {
+        json_decref(reply);
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    return ngx_http_cast_send_json_new(r, NGX_HTTP_ACCEPTED, reply);
 }
 
+
+/* {"status":"unsubscribed","removed":n}, 202 or (reset) 200 */
+
+static ngx_int_t
+ngx_http_cast_api_removed(ngx_http_request_t *r, ngx_http_cast_result_t *res,
+    void *ctx)
+{
+    if (res->rc != NGX_HTTP_CAST_DONE) {
+        return ngx_http_cast_send_failure(r, res->rc);
+    }
+
+    return ngx_http_cast_send_json_new(r, (ngx_uint_t) ctx,
+                                       json_pack("{s:s,s:I}",
+                                                 "status", "unsubscribed",
+                                                 "removed",
+                                                 (json_int_t) res->removed));
+}
+
+
+static ngx_int_t
+ngx_http_cast_api_cleared(ngx_http_request_t *r, ngx_http_cast_result_t *res,
+    void *ctx)
+{
+    if (res->rc != NGX_HTTP_CAST_DONE) {
+        return ngx_http_cast_send_failure(r, res->rc);
+    }
+
+    ngx_log_error(NGX_LOG_NOTICE, r->connection->log, 0,
+                  "cast: reset removed %ui subscriptions", res->removed);
+
+    return ngx_http_cast_send_json_new(r, NGX_HTTP_OK,
+                                       json_pack("{s:s,s:I}",
+                                                 "status", "cleared",
+                                                 "removed",
+                                                 (json_int_t) res->removed));
+}
+
+
+/* the event and its JSON stay with the request until the hub answers */
 
 static ngx_int_t
 ngx_http_cast_api_publish(ngx_http_request_t *r, json_t *root,
@@ -953,13 +942,26 @@ ngx_http_cast_api_publish(ngx_http_request_t *r, json_t *root,
 {
     ngx_int_t                  rc;
     ngx_str_t                  err;
-    ngx_http_cast_event_t      ev;
+    ngx_pool_cleanup_t        *cln;
+    ngx_http_cast_wait_t      *w;
+    ngx_http_cast_event_t     *ev;
     ngx_http_cast_loc_conf_t  *clcf;
 
     clcf = ngx_http_get_module_loc_conf(r, ngx_http_cast_module);
 
+    cln = ngx_pool_cleanup_add(r->pool, 0);
+    ev = ngx_palloc(r->pool, sizeof(ngx_http_cast_event_t));
+
+    if (cln == NULL || ev == NULL) {
+        json_decref(root);
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    cln->handler = ngx_http_cast_api_json_cleanup;
+    cln->data = root;
+
     rc = ngx_http_cast_event_validate(r->pool, root, body, path_topic,
-                                      clcf->dialect, &ev, &err);
+                                      clcf->dialect, ev, &err);
     if (rc == NGX_ERROR) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
@@ -968,24 +970,35 @@ ngx_http_cast_api_publish(ngx_http_request_t *r, json_t *root,
         return ngx_http_cast_send_error(r, NGX_HTTP_BAD_REQUEST, "%V", &err);
     }
 
-    if (ngx_http_cast_get_hub()->bus) {
-        return ngx_http_cast_bus_publish(r, &ev, r->pool);
-    }
+    ev->max_context = clcf->max_context;
 
-    rc = ngx_http_cast_hub_publish(ngx_http_cast_get_hub(), &ev,
-                                   r->connection->log);
-
-    if (rc == NGX_DECLINED) {
-        return ngx_http_cast_send_error(r, NGX_HTTP_SERVICE_UNAVAILABLE,
-                                        "the hub holds as many topics as "
-                                        "it may (cast_max_topics)");
-    }
-
-    if (rc != NGX_OK) {
+    w = ngx_http_cast_wait(r, ngx_http_cast_api_published, NULL);
+    if (w == NULL) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
+    ngx_http_cast_hub_publish(ngx_http_cast_api_hub(r), ev,
+                              ngx_http_cast_wait_done, w);
+    return NGX_DONE;
+}
+
+
+static ngx_int_t
+ngx_http_cast_api_published(ngx_http_request_t *r,
+    ngx_http_cast_result_t *res, void *ctx)
+{
+    if (res->rc != NGX_HTTP_CAST_DONE) {
+        return ngx_http_cast_send_failure(r, res->rc);
+    }
+
     return ngx_http_cast_send_published(r);
+}
+
+
+static void
+ngx_http_cast_api_json_cleanup(void *data)
+{
+    json_decref(data);
 }
 
 
@@ -997,16 +1010,12 @@ ngx_http_cast_api_publish(ngx_http_request_t *r, json_t *root,
 static ngx_int_t
 ngx_http_cast_api_reset(ngx_http_request_t *r, ngx_str_t *body)
 {
-    json_t                  *root, *reply;
+    json_t                  *root;
     ngx_int_t                rc;
-    ngx_str_t                err, none;
-    ngx_uint_t               removed, ct;
-    ngx_queue_t             *q;
-    ngx_http_cast_sub_t     *sub;
-    ngx_http_cast_hub_t     *hub;
+    ngx_str_t                err, id;
+    ngx_uint_t               ct;
+    ngx_http_cast_wait_t    *w;
     ngx_http_cast_fields_t   f;
-
-    hub = ngx_http_cast_get_hub();
 
     ngx_memzero(&f, sizeof(ngx_http_cast_fields_t));
 
@@ -1050,76 +1059,8 @@ ngx_http_cast_api_reset(ngx_http_request_t *r, ngx_str_t *body)
         }
     }
 
-    if (hub->bus) {
-        return ngx_http_cast_api_reset_redis(r, &f, body);
-    }
-
     if (f.value[NGX_HTTP_CAST_F_ENDPOINT].len) {
-        sub = ngx_http_cast_api_endpoint(hub,
-                                         &f.value[NGX_HTTP_CAST_F_ENDPOINT]);
-        if (sub == NULL) {
-            return ngx_http_cast_send_error(r, NGX_HTTP_NOT_FOUND,
-                                            "unknown hub.channel.endpoint");
-        }
-
-        ngx_http_cast_sub_remove(sub, "reset");
-        removed = 1;
-
-    } else if (f.value[NGX_HTTP_CAST_F_CALLBACK].len) {
-        if (f.value[NGX_HTTP_CAST_F_TOPIC].len == 0) {
-            return ngx_http_cast_send_error(r, NGX_HTTP_BAD_REQUEST,
-                                            "hub.callback needs hub.topic");
-        }
-
-        ngx_str_null(&none);
-
-        removed = ngx_http_cast_remove_matching(hub,
-                                        &f.value[NGX_HTTP_CAST_F_TOPIC],
-                                        &f.value[NGX_HTTP_CAST_F_CALLBACK],
-                                        &none, "reset");
-
-    } else if (body->len) {
-        return ngx_http_cast_send_error(r, NGX_HTTP_BAD_REQUEST,
-                                        "DELETE needs hub.channel.endpoint, "
-                                        "or hub.callback and hub.topic; "
-                                        "without a body it removes every "
-                                        "subscription");
-
-    } else {
-        removed = 0;
-
-        while (!ngx_queue_empty(&hub->subs_all)) {
-            q = ngx_queue_head(&hub->subs_all);
-            sub = ngx_queue_data(q, ngx_http_cast_sub_t, all);
-            ngx_http_cast_sub_remove(sub, "reset");
-            removed++;
-        }
-
-        ngx_log_error(NGX_LOG_NOTICE, r->connection->log, 0,
-                      "cast: reset removed %ui subscriptions", removed);
-
-        reply = json_pack("{s:s,s:I}", "status", "cleared",
-                          "removed", (json_int_t) removed);
-        goto send;
-    }
-
-    reply = json_pack("{s:s,s:I}", "status", "unsubscribed",
-                      "removed", (json_int_t) removed);
-
-send:
-
-    return ngx_http_cast_send_json_new(r, NGX_HTTP_OK, reply);
-}
-
-
-static ngx_int_t
-ngx_http_cast_api_reset_redis(ngx_http_request_t *r,
-    ngx_http_cast_fields_t *f, ngx_str_t *body)
-{
-    ngx_str_t  id;
-
-    if (f->value[NGX_HTTP_CAST_F_ENDPOINT].len) {
-        if (ngx_http_cast_endpoint_id(&f->value[NGX_HTTP_CAST_F_ENDPOINT],
+        if (ngx_http_cast_endpoint_id(&f.value[NGX_HTTP_CAST_F_ENDPOINT],
                                       &id)
             != NGX_OK)
         {
@@ -1127,22 +1068,36 @@ ngx_http_cast_api_reset_redis(ngx_http_request_t *r,
                                             "unknown hub.channel.endpoint");
         }
 
-        return ngx_http_cast_bus_unsubscribe(r, &id,
-                                             &f->value[NGX_HTTP_CAST_F_TOPIC],
-                                             "reset");
+        w = ngx_http_cast_wait(r, ngx_http_cast_api_unsubscribed,
+                               (void *) NGX_HTTP_OK);
+        if (w == NULL) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        ngx_http_cast_hub_unsubscribe(ngx_http_cast_api_hub(r), &id,
+                                      &f.value[NGX_HTTP_CAST_F_TOPIC],
+                                      "reset", ngx_http_cast_wait_done, w);
+        return NGX_DONE;
     }
 
-    if (f->value[NGX_HTTP_CAST_F_CALLBACK].len) {
-        if (f->value[NGX_HTTP_CAST_F_TOPIC].len == 0) {
+    if (f.value[NGX_HTTP_CAST_F_CALLBACK].len) {
+        if (f.value[NGX_HTTP_CAST_F_TOPIC].len == 0) {
             return ngx_http_cast_send_error(r, NGX_HTTP_BAD_REQUEST,
                                             "hub.callback needs hub.topic");
         }
 
-        return ngx_http_cast_bus_unsubscribe_matching(r,
-                                        &f->value[NGX_HTTP_CAST_F_TOPIC],
-                                        "callback",
-                                        &f->value[NGX_HTTP_CAST_F_CALLBACK],
-                                        "reset");
+        w = ngx_http_cast_wait(r, ngx_http_cast_api_removed,
+                               (void *) NGX_HTTP_OK);
+        if (w == NULL) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        ngx_http_cast_hub_unsubscribe_matching(ngx_http_cast_api_hub(r),
+                                    &f.value[NGX_HTTP_CAST_F_TOPIC],
+                                    NGX_HTTP_CAST_MATCH_CALLBACK,
+                                    &f.value[NGX_HTTP_CAST_F_CALLBACK],
+                                    "reset", ngx_http_cast_wait_done, w);
+        return NGX_DONE;
     }
 
     if (body->len) {
@@ -1153,7 +1108,14 @@ ngx_http_cast_api_reset_redis(ngx_http_request_t *r,
                                         "subscription");
     }
 
-    return ngx_http_cast_bus_reset(r);
+    w = ngx_http_cast_wait(r, ngx_http_cast_api_cleared, NULL);
+    if (w == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    ngx_http_cast_hub_reset(ngx_http_cast_api_hub(r),
+                            ngx_http_cast_wait_done, w);
+    return NGX_DONE;
 }
 
 
@@ -1161,18 +1123,37 @@ static ngx_int_t
 ngx_http_cast_api_context(ngx_http_request_t *r,
     ngx_http_cast_api_ctx_t *ctx)
 {
-    json_t                    *context;
+    char                      *msg;
+    ngx_http_cast_wait_t      *w;
     ngx_http_cast_loc_conf_t  *clcf;
-
-    if (ngx_http_cast_get_hub()->bus) {
-        return ngx_http_cast_bus_context(r, &ctx->topic);
-    }
 
     clcf = ngx_http_get_module_loc_conf(r, ngx_http_cast_module);
 
-    context = ngx_http_cast_hub_context(ngx_http_cast_get_hub(), &ctx->topic,
-                                        clcf->dialect);
-    return ngx_http_cast_send_json_new(r, NGX_HTTP_OK, context);
+    msg = ngx_http_cast_topic_error(&ctx->topic, clcf->dialect);
+    if (msg) {
+        return ngx_http_cast_send_error(r, NGX_HTTP_BAD_REQUEST, "%s", msg);
+    }
+
+    w = ngx_http_cast_wait(r, ngx_http_cast_api_context_reply, NULL);
+    if (w == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    ngx_http_cast_hub_context(ngx_http_cast_api_hub(r), &ctx->topic,
+                              clcf->dialect, ngx_http_cast_wait_done, w);
+    return NGX_DONE;
+}
+
+
+static ngx_int_t
+ngx_http_cast_api_context_reply(ngx_http_request_t *r,
+    ngx_http_cast_result_t *res, void *ctx)
+{
+    if (res->rc != NGX_HTTP_CAST_DONE) {
+        return ngx_http_cast_send_failure(r, res->rc);
+    }
+
+    return ngx_http_cast_send_json(r, NGX_HTTP_OK, res->json);
 }
 
 
@@ -1195,23 +1176,22 @@ static ngx_int_t
 ngx_http_cast_api_preflight(ngx_http_request_t *r,
     ngx_http_cast_api_ctx_t *ctx)
 {
-    ngx_str_t                  v;
+    ngx_str_t                  v, *allow;
     ngx_int_t                  rc;
     ngx_http_cast_loc_conf_t  *clcf;
 
     clcf = ngx_http_get_module_loc_conf(r, ngx_http_cast_module);
 
-    if (ngx_http_cast_add_header(r, "Allow",
-                                 &ngx_http_cast_allow[ctx->route])
-        != NGX_OK)
-    {
+    allow = ngx_http_cast_api_allow(r, ctx);
+
+    if (ngx_http_cast_add_header(r, "Allow", allow) != NGX_OK) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
     if (clcf->cors_origin.len) {
         if (ngx_http_cast_add_cors(r) != NGX_OK
             || ngx_http_cast_add_header(r, "Access-Control-Allow-Methods",
-                                        &ngx_http_cast_allow[ctx->route])
+                                        allow)
                != NGX_OK)
         {
             return NGX_HTTP_INTERNAL_SERVER_ERROR;
@@ -1246,133 +1226,6 @@ ngx_http_cast_api_preflight(ngx_http_request_t *r,
     }
 
     return NGX_OK;
-}
-
-
-ngx_int_t
-ngx_http_cast_send_json(ngx_http_request_t *r, ngx_uint_t status,
-    json_t *body)
-{
-    ngx_int_t     rc;
-    ngx_str_t     text;
-    ngx_buf_t    *b;
-    ngx_chain_t   out;
-
-    if (ngx_http_cast_json_dump(r->pool, body, &text) != NGX_OK) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    if (ngx_http_cast_add_cors(r) != NGX_OK) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    r->headers_out.status = status;
-    r->headers_out.content_length_n = text.len;
-    ngx_str_set(&r->headers_out.content_type, "application/json");
-    r->headers_out.content_type_len = r->headers_out.content_type.len;
-
-    if (r->method == NGX_HTTP_HEAD) {
-        r->header_only = 1;
-    }
-
-    rc = ngx_http_send_header(r);
-
-    if (rc == NGX_ERROR || rc > NGX_OK || r->header_only) {
-        return rc;
-    }
-
-    b = ngx_calloc_buf(r->pool);
-    if (b == NULL) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    b->pos = text.data;
-    b->last = text.data + text.len;
-    b->memory = 1;
-    b->last_buf = (r == r->main) ? 1 : 0;
-    b->last_in_chain = 1;
-
-    out.buf = b;
-    out.next = NULL;
-
-    return ngx_http_output_filter(r, &out);
-}
-
-
-/* the same, and the object is released; NULL (out of memory): 500 */
-
-ngx_int_t
-ngx_http_cast_send_json_new(ngx_http_request_t *r, ngx_uint_t status,
-    json_t *body)
-{
-    ngx_int_t  rc;
-
-    if (body == NULL) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    rc = ngx_http_cast_send_json(r, status, body);
-    json_decref(body);
-
-    return rc;
-}
-
-
-/* an accepted event: cast 200 {"status":"received"}, fhircast 202 {} */
-
-ngx_int_t
-ngx_http_cast_send_published(ngx_http_request_t *r)
-{
-    ngx_http_cast_loc_conf_t  *clcf;
-
-    clcf = ngx_http_get_module_loc_conf(r, ngx_http_cast_module);
-
-    if (clcf->dialect == NGX_HTTP_CAST_DIALECT_FHIRCAST) {
-        return ngx_http_cast_send_json_new(r, NGX_HTTP_ACCEPTED,
-                                           json_object());
-    }
-
-    return ngx_http_cast_send_json_new(r, NGX_HTTP_OK,
-                                       json_pack("{s:s}", "status",
-                                                 "received"));
-}
-
-
-/* {"error":"..."} with a log line at info, like nginx's client errors */
-
-ngx_int_t
-ngx_http_cast_send_error(ngx_http_request_t *r, ngx_uint_t status,
-    const char *fmt, ...)
-{
-    u_char     msg[1024], *last;
-    json_t    *body, *reason;
-    va_list    args;
-
-    va_start(args, fmt);
-    last = ngx_vslprintf(msg, msg + sizeof(msg), fmt, args);
-    va_end(args);
-
-    ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
-                  "cast: %ui %*s", status, (size_t) (last - msg), msg);
-
-    body = json_object();
-    if (body == NULL) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    /* the message may quote client bytes: invalid UTF-8 is replaced */
-
-    reason = json_stringn((char *) msg, last - msg);
-    if (reason == NULL) {
-        reason = json_string("invalid request (the reason is not UTF-8)");
-    }
-
-    if (json_object_set_new(body, "error", reason) != 0) {
-        json_decref(body);
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    return ngx_http_cast_send_json_new(r, status, body);
 }
 
 
@@ -1443,36 +1296,54 @@ ngx_http_cast_endpoint_id(ngx_str_t *value, ngx_str_t *id)
 }
 
 
-static ngx_http_cast_sub_t *
-ngx_http_cast_api_endpoint(ngx_http_cast_hub_t *hub, ngx_str_t *value)
+/* this worker's hub */
+
+static ngx_http_cast_hub_t *
+ngx_http_cast_api_hub(ngx_http_request_t *r)
 {
-    ngx_str_t  id;
+    ngx_http_cast_main_conf_t  *cmcf;
 
-    if (ngx_http_cast_endpoint_id(value, &id) != NGX_OK) {
-        return NULL;
-    }
+    cmcf = ngx_http_get_module_main_conf(r, ngx_http_cast_module);
 
-    return ngx_http_cast_sub_find(hub, &id);
+    return cmcf->hub;
+}
+
+
+static int64_t
+ngx_http_cast_now_ms(void)
+{
+    ngx_time_t  *tp;
+
+    tp = ngx_timeofday();
+
+    return (int64_t) tp->sec * 1000 + tp->msec;
 }
 
 
 static char *
 ngx_http_cast_topic_error(ngx_str_t *topic, ngx_uint_t dialect)
 {
-    size_t  i;
+    switch (ngx_http_cast_text_topic(topic->data, topic->len,
+                                     NGX_HTTP_CAST_MAX_TOPIC))
+    {
+    case NGX_HTTP_CAST_TEXT_OK:
+        break;
 
-    if (topic->len == 0) {
+    case NGX_HTTP_CAST_TEXT_EMPTY:
         return "missing hub.topic";
-    }
 
-    if (topic->len > NGX_HTTP_CAST_MAX_TOPIC) {
+    case NGX_HTTP_CAST_TEXT_TOO_LONG:
         return "hub.topic is longer than 1024 bytes";
-    }
 
-    for (i = 0; i < topic->len; i++) {
-        if (topic->data[i] < 0x20 || topic->data[i] == 0x7f) {
-            return "hub.topic holds a control character";
-        }
+    case NGX_HTTP_CAST_TEXT_CONTROL:
+        return "hub.topic holds a control character";
+
+    case NGX_HTTP_CAST_TEXT_NOT_UTF8:
+        return "hub.topic is not valid UTF-8";
+
+    default:
+        return "hub.topic holds a \"/\" (a topic must fit one path "
+               "segment, {base}/{topic})";
     }
 
     if (topic->len == 1 && topic->data[0] == '*'
@@ -1567,58 +1438,25 @@ ngx_http_cast_endpoint_prefix(ngx_http_request_t *r,
 
 
 static json_t *
-ngx_http_cast_endpoint_reply(ngx_http_cast_sub_t *sub)
+ngx_http_cast_endpoint_reply(ngx_str_t *endpoint)
 {
-    json_t  *reply;
-
-    reply = json_object();
-    if (reply == NULL) {
-        return NULL;
-    }
-
-    if (json_object_set_new(reply, "hub.channel.endpoint",
-                            ngx_http_cast_json_string(&sub->endpoint)))
-    {
-        json_decref(reply);
-        return NULL;
-    }
-
-    return reply;
+    return json_pack("{s:o}", "hub.channel.endpoint",
+                     ngx_http_cast_json_string(endpoint));
 }
 
 
-static ngx_int_t
-ngx_http_cast_add_cors(ngx_http_request_t *r)
+/* the methods of a route: DELETE {base} only where "cast_reset on" */
+
+static ngx_str_t *
+ngx_http_cast_api_allow(ngx_http_request_t *r, ngx_http_cast_api_ctx_t *ctx)
 {
     ngx_http_cast_loc_conf_t  *clcf;
 
     clcf = ngx_http_get_module_loc_conf(r, ngx_http_cast_module);
 
-    if (clcf->cors_origin.len == 0) {
-        return NGX_OK;
+    if (ctx->route == NGX_HTTP_CAST_ROUTE_BASE && !clcf->reset) {
+        return &ngx_http_cast_allow_no_reset;
     }
 
-    return ngx_http_cast_add_header(r, "Access-Control-Allow-Origin",
-                                    &clcf->cors_origin);
-}
-
-
-static ngx_int_t
-ngx_http_cast_add_header(ngx_http_request_t *r, const char *name,
-    ngx_str_t *value)
-{
-    ngx_table_elt_t  *h;
-
-    h = ngx_list_push(&r->headers_out.headers);
-    if (h == NULL) {
-        return NGX_ERROR;
-    }
-
-    h->hash = 1;
-    h->key.data = (u_char *) name;
-    h->key.len = ngx_strlen(name);
-
-    h->value = *value;
-
-    return NGX_OK;
+    return &ngx_http_cast_allow[ctx->route];
 }

@@ -11,39 +11,68 @@
 #include <ngx_http.h>
 
 #include "ngx_http_cast.h"
+#include "ngx_http_cast_text.h"
+
+
+/*
+ * The longest value of each field, in bytes as sent (after percent-
+ * decoding, before trimming).  hub.topic and hub.events get the general
+ * bound here and their own checks later (1024-byte topics, 256 names of
+ * 256 bytes).
+ */
+#define NGX_HTTP_CAST_MAX_NAME         1024
+#define NGX_HTTP_CAST_MAX_URL          4096
+#define NGX_HTTP_CAST_MAX_INFO         4096
 
 
 typedef struct {
     ngx_str_t                  name;
     ngx_http_cast_field_e      field;
+    size_t                     max;
 } ngx_http_cast_field_name_t;
 
 
-static ngx_int_t ngx_http_cast_field_lookup(u_char *name, size_t len);
+static ngx_http_cast_field_name_t *ngx_http_cast_field_lookup(u_char *name,
+    size_t len);
+static ngx_int_t ngx_http_cast_field_value(ngx_pool_t *pool,
+    ngx_http_cast_fields_t *f, ngx_http_cast_field_name_t *fn, u_char *value,
+    size_t len, ngx_uint_t encoded, ngx_str_t *err);
 static ngx_int_t ngx_http_cast_form_decode(u_char *src, size_t len,
     u_char *dst, size_t *out);
-static ngx_int_t ngx_http_cast_field_store(ngx_pool_t *pool,
-    ngx_http_cast_fields_t *f, ngx_int_t field, u_char *name, size_t name_len,
-    u_char *value, size_t len, ngx_str_t *err);
+static ngx_int_t ngx_http_cast_hex(u_char c);
+static ngx_int_t ngx_http_cast_form_error(ngx_pool_t *pool, ngx_str_t *err,
+    const char *fmt, ...);
 static void ngx_http_cast_trim(ngx_str_t *s);
 
 
 static ngx_http_cast_field_name_t  ngx_http_cast_field_names[] = {
-    { ngx_string("hub.mode"), NGX_HTTP_CAST_F_MODE },
-    { ngx_string("hub.channel.type"), NGX_HTTP_CAST_F_CHANNEL_TYPE },
-    { ngx_string("hub.topic"), NGX_HTTP_CAST_F_TOPIC },
-    { ngx_string("hub.events"), NGX_HTTP_CAST_F_EVENTS },
-    { ngx_string("hub.lease_seconds"), NGX_HTTP_CAST_F_LEASE },
-    { ngx_string("hub.lease"), NGX_HTTP_CAST_F_LEASE },
-    { ngx_string("hub.channel.endpoint"), NGX_HTTP_CAST_F_ENDPOINT },
-    { ngx_string("hub.callback"), NGX_HTTP_CAST_F_CALLBACK },
-    { ngx_string("subscriber.name"), NGX_HTTP_CAST_F_NAME },
-    { ngx_string("subscriber.product.name"), NGX_HTTP_CAST_F_PRODUCT_NAME },
+    { ngx_string("hub.mode"), NGX_HTTP_CAST_F_MODE,
+      NGX_HTTP_CAST_MAX_NAME },
+    { ngx_string("hub.channel.type"), NGX_HTTP_CAST_F_CHANNEL_TYPE,
+      NGX_HTTP_CAST_MAX_NAME },
+    { ngx_string("hub.topic"), NGX_HTTP_CAST_F_TOPIC,
+      NGX_HTTP_CAST_MAX_FIELD },
+    { ngx_string("hub.events"), NGX_HTTP_CAST_F_EVENTS,
+      NGX_HTTP_CAST_MAX_FIELD },
+    { ngx_string("hub.lease_seconds"), NGX_HTTP_CAST_F_LEASE,
+      NGX_HTTP_CAST_MAX_NAME },
+    { ngx_string("hub.lease"), NGX_HTTP_CAST_F_LEASE,
+      NGX_HTTP_CAST_MAX_NAME },
+    { ngx_string("hub.channel.endpoint"), NGX_HTTP_CAST_F_ENDPOINT,
+      NGX_HTTP_CAST_MAX_URL },
+    { ngx_string("hub.callback"), NGX_HTTP_CAST_F_CALLBACK,
+      NGX_HTTP_CAST_MAX_URL },
+    { ngx_string("subscriber.name"), NGX_HTTP_CAST_F_NAME,
+      NGX_HTTP_CAST_MAX_NAME },
+    { ngx_string("subscriber.product.name"), NGX_HTTP_CAST_F_PRODUCT_NAME,
+      NGX_HTTP_CAST_MAX_NAME },
     { ngx_string("subscriber.product.version"),
-      NGX_HTTP_CAST_F_PRODUCT_VERSION },
-    { ngx_string("subscriber.actors"), NGX_HTTP_CAST_F_ACTORS },
-    { ngx_string("subscriber.client_info"), NGX_HTTP_CAST_F_CLIENT_INFO },
-    { ngx_null_string, 0 }
+      NGX_HTTP_CAST_F_PRODUCT_VERSION, NGX_HTTP_CAST_MAX_NAME },
+    { ngx_string("subscriber.actors"), NGX_HTTP_CAST_F_ACTORS,
+      NGX_HTTP_CAST_MAX_INFO },
+    { ngx_string("subscriber.client_info"), NGX_HTTP_CAST_F_CLIENT_INFO,
+      NGX_HTTP_CAST_MAX_INFO },
+    { ngx_null_string, 0, 0 }
 };
 
 
@@ -51,9 +80,10 @@ ngx_int_t
 ngx_http_cast_form_parse(ngx_pool_t *pool, u_char *p, size_t len,
     ngx_http_cast_fields_t *f, ngx_str_t *err)
 {
-    u_char     *end, *pair, *eq, *amp, *name;
-    size_t      name_len;
-    ngx_int_t   field;
+    u_char                      *end, *pair, *eq, *amp, *name;
+    size_t                       name_len;
+    ngx_int_t                    rc;
+    ngx_http_cast_field_name_t  *fn;
 
     ngx_memzero(f, sizeof(ngx_http_cast_fields_t));
 
@@ -90,17 +120,15 @@ ngx_http_cast_form_parse(ngx_pool_t *pool, u_char *p, size_t len,
             return NGX_DECLINED;
         }
 
-        field = ngx_http_cast_field_lookup(name, name_len);
-        if (field == NGX_DECLINED) {
+        fn = ngx_http_cast_field_lookup(name, name_len);
+        if (fn == NULL) {
             continue;
         }
 
-        if (ngx_http_cast_field_store(pool, f, field, name, name_len,
-                                      eq < amp ? eq + 1 : amp,
-                                      eq < amp ? amp - eq - 1 : 0, err)
-            != NGX_OK)
-        {
-            return NGX_DECLINED;
+        rc = ngx_http_cast_field_value(pool, f, fn, eq < amp ? eq + 1 : amp,
+                                       eq < amp ? amp - eq - 1 : 0, 1, err);
+        if (rc != NGX_OK) {
+            return rc;
         }
     }
 
@@ -112,18 +140,19 @@ ngx_int_t
 ngx_http_cast_fields_from_json(ngx_pool_t *pool, json_t *obj,
     ngx_http_cast_fields_t *f, ngx_str_t *err)
 {
-    u_char      *v, buf[NGX_INT64_LEN];
-    size_t       len;
-    json_t      *value;
-    ngx_int_t    field;
-    const char  *key;
+    u_char                      *v, buf[NGX_INT64_LEN];
+    size_t                       len;
+    json_t                      *value;
+    ngx_int_t                    rc;
+    const char                  *key;
+    ngx_http_cast_field_name_t  *fn;
 
     ngx_memzero(f, sizeof(ngx_http_cast_fields_t));
 
     json_object_foreach(obj, key, value) {
 
-        field = ngx_http_cast_field_lookup((u_char *) key, ngx_strlen(key));
-        if (field == NGX_DECLINED) {
+        fn = ngx_http_cast_field_lookup((u_char *) key, ngx_strlen(key));
+        if (fn == NULL) {
             continue;
         }
 
@@ -131,39 +160,25 @@ ngx_http_cast_fields_from_json(ngx_pool_t *pool, json_t *obj,
             v = (u_char *) json_string_value(value);
             len = json_string_length(value);
 
-        } else if (json_is_integer(value) && field == NGX_HTTP_CAST_F_LEASE) {
+        } else if (json_is_integer(value)
+                   && fn->field == NGX_HTTP_CAST_F_LEASE)
+        {
             v = buf;
             len = ngx_sprintf(buf, "%L", (int64_t) json_integer_value(value))
                   - buf;
 
         } else {
-            err->data = ngx_pnalloc(pool, ngx_strlen(key) + 32);
-            if (err->data == NULL) {
-                return NGX_ERROR;
-            }
-
-            err->len = ngx_sprintf(err->data, "\"%s\" must be a string", key)
-                       - err->data;
-            return NGX_DECLINED;
+            return ngx_http_cast_form_error(pool, err,
+                                            "\"%V\" must be a string",
+                                            &fn->name);
         }
 
-        /* JSON values are not percent-encoded: store them as they are */
+        /* JSON values are not percent-encoded: the same checks apply */
 
-        if (ngx_http_cast_field_store(pool, f, field, (u_char *) key,
-                                      ngx_strlen(key), NULL, 0, err)
-            != NGX_OK)
-        {
-            return NGX_DECLINED;
+        rc = ngx_http_cast_field_value(pool, f, fn, v, len, 0, err);
+        if (rc != NGX_OK) {
+            return rc;
         }
-
-        f->value[field].data = ngx_pnalloc(pool, len);
-        if (f->value[field].data == NULL && len) {
-            return NGX_ERROR;
-        }
-
-        ngx_memcpy(f->value[field].data, v, len);
-        f->value[field].len = len;
-        ngx_http_cast_trim(&f->value[field]);
     }
 
     return NGX_OK;
@@ -185,7 +200,7 @@ ngx_http_cast_field_name(ngx_uint_t field)
 }
 
 
-static ngx_int_t
+static ngx_http_cast_field_name_t *
 ngx_http_cast_field_lookup(u_char *name, size_t len)
 {
     ngx_http_cast_field_name_t  *fn;
@@ -193,87 +208,87 @@ ngx_http_cast_field_lookup(u_char *name, size_t len)
     for (fn = ngx_http_cast_field_names; fn->name.len; fn++) {
         if (fn->name.len == len && ngx_strncmp(fn->name.data, name, len) == 0)
         {
-            return fn->field;
+            return fn;
         }
     }
 
-    return NGX_DECLINED;
+    return NULL;
 }
 
 
 /*
- * Records one field; "value" is percent-encoded form data, or NULL when
- * the caller stores the value itself.
+ * Records one field: its length, at most fn->max bytes as sent (decoded,
+ * untrimmed), then the trimmed value: UTF-8 without control characters
+ * (tabs allowed between the names of hub.events).  "encoded": form data,
+ * percent-decoded here.
  */
 
 static ngx_int_t
-ngx_http_cast_field_store(ngx_pool_t *pool, ngx_http_cast_fields_t *f,
-    ngx_int_t field, u_char *name, size_t name_len, u_char *value, size_t len,
-    ngx_str_t *err)
+ngx_http_cast_field_value(ngx_pool_t *pool, ngx_http_cast_fields_t *f,
+    ngx_http_cast_field_name_t *fn, u_char *value, size_t len,
+    ngx_uint_t encoded, ngx_str_t *err)
 {
-    u_char  *dst;
-    size_t   n;
+    u_char      *dst;
+    size_t       n;
+    ngx_str_t   *v;
+    ngx_uint_t   rc;
 
-    if (f->set[field]) {
-        err->data = ngx_pnalloc(pool, name_len + 64);
-        if (err->data == NULL) {
-            ngx_str_set(err, "a field is given more than once");
-            return NGX_DECLINED;
-        }
-
-        err->len = ngx_sprintf(err->data, "\"%*s\" is given more than once%s",
-                               name_len, name,
-                               field == NGX_HTTP_CAST_F_LEASE
-                               ? " (hub.lease and hub.lease_seconds are one "
-                                 "field)" : "")
-                   - err->data;
-        return NGX_DECLINED;
+    if (f->set[fn->field]) {
+        return ngx_http_cast_form_error(pool, err,
+                                  "\"%V\" is given more than once%s",
+                                  &fn->name,
+                                  fn->field == NGX_HTTP_CAST_F_LEASE
+                                  ? " (hub.lease and hub.lease_seconds are "
+                                    "one field)" : "");
     }
 
-    f->set[field] = 1;
+    f->set[fn->field] = 1;
 
-    if (value == NULL) {
-        return NGX_OK;
-    }
+    /* a byte takes at most 3 as sent: no decoding of what is too long */
 
-    if (len > NGX_HTTP_CAST_MAX_FIELD) {
-        err->data = ngx_pnalloc(pool, name_len + 64);
-        if (err->data == NULL) {
-            ngx_str_set(err, "a field is too long");
-            return NGX_DECLINED;
-        }
-
-        err->len = ngx_sprintf(err->data, "\"%*s\" is too long",
-                               name_len, name)
-                   - err->data;
-        return NGX_DECLINED;
+    if (len > (encoded ? 3 : 1) * fn->max) {
+        goto too_long;
     }
 
     dst = ngx_pnalloc(pool, len + 1);
     if (dst == NULL) {
-        ngx_str_set(err, "out of memory");
-        return NGX_DECLINED;
+        return NGX_ERROR;
     }
 
-    if (ngx_http_cast_form_decode(value, len, dst, &n) != NGX_OK) {
-        err->data = ngx_pnalloc(pool, name_len + 64);
-        if (err->data == NULL) {
-            ngx_str_set(err, "malformed percent-encoding");
-            return NGX_DECLINED;
-        }
+    if (!encoded) {
+        ngx_memcpy(dst, value, len);
+        n = len;
 
-        err->len = ngx_sprintf(err->data,
-                               "malformed percent-encoding in \"%*s\"",
-                               name_len, name)
-                   - err->data;
-        return NGX_DECLINED;
+    } else if (ngx_http_cast_form_decode(value, len, dst, &n) != NGX_OK) {
+        return ngx_http_cast_form_error(pool, err,
+                                        "malformed percent-encoding in "
+                                        "\"%V\"", &fn->name);
     }
 
-    f->value[field].data = dst;
-    f->value[field].len = n;
-    ngx_http_cast_trim(&f->value[field]);
+    if (n > fn->max) {
+        goto too_long;
+    }
+
+    v = &f->value[fn->field];
+    v->data = dst;
+    v->len = n;
+    ngx_http_cast_trim(v);
+
+    rc = ngx_http_cast_text_field(v->data, v->len, fn->max,
+                                  fn->field == NGX_HTTP_CAST_F_EVENTS
+                                  ? NGX_HTTP_CAST_TEXT_TABS : 0);
+
+    if (rc != NGX_HTTP_CAST_TEXT_OK) {
+        return ngx_http_cast_form_error(pool, err, "%V %s", &fn->name,
+                                        ngx_http_cast_text_reason(rc));
+    }
 
     return NGX_OK;
+
+too_long:
+
+    return ngx_http_cast_form_error(pool, err, "\"%V\" is too long",
+                                    &fn->name);
 }
 
 
@@ -282,7 +297,8 @@ ngx_http_cast_field_store(ngx_pool_t *pool, ngx_http_cast_fields_t *f,
 static ngx_int_t
 ngx_http_cast_form_decode(u_char *src, size_t len, u_char *dst, size_t *out)
 {
-    u_char  *end, *d, c, hi, lo;
+    u_char     *end, *d, c;
+    ngx_int_t   hi, lo;
 
     end = src + len;
     d = dst;
@@ -304,17 +320,12 @@ ngx_http_cast_form_decode(u_char *src, size_t len, u_char *dst, size_t *out)
             return NGX_ERROR;
         }
 
-        hi = src[0] | 0x20;
-        lo = src[1] | 0x20;
+        hi = ngx_http_cast_hex(src[0]);
+        lo = ngx_http_cast_hex(src[1]);
 
-        if (!((hi >= '0' && hi <= '9') || (hi >= 'a' && hi <= 'f'))
-            || !((lo >= '0' && lo <= '9') || (lo >= 'a' && lo <= 'f')))
-        {
+        if (hi == NGX_ERROR || lo == NGX_ERROR) {
             return NGX_ERROR;
         }
-
-        hi = (hi >= 'a') ? hi - 'a' + 10 : hi - '0';
-        lo = (lo >= 'a') ? lo - 'a' + 10 : lo - '0';
 
         *d++ = (u_char) ((hi << 4) | lo);
         src += 2;
@@ -323,6 +334,49 @@ ngx_http_cast_form_decode(u_char *src, size_t len, u_char *dst, size_t *out)
     *out = d - dst;
 
     return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_http_cast_hex(u_char c)
+{
+    if (c >= '0' && c <= '9') {
+        return c - '0';
+    }
+
+    if (c >= 'a' && c <= 'f') {
+        return c - 'a' + 10;
+    }
+
+    if (c >= 'A' && c <= 'F') {
+        return c - 'A' + 10;
+    }
+
+    return NGX_ERROR;
+}
+
+
+/* NGX_DECLINED with the message in err; NGX_ERROR when out of memory */
+
+static ngx_int_t
+ngx_http_cast_form_error(ngx_pool_t *pool, ngx_str_t *err,
+    const char *fmt, ...)
+{
+    u_char   *p;
+    va_list   args;
+
+    p = ngx_pnalloc(pool, 256);
+    if (p == NULL) {
+        return NGX_ERROR;
+    }
+
+    va_start(args, fmt);
+    err->len = ngx_vslprintf(p, p + 256, fmt, args) - p;
+    va_end(args);
+
+    err->data = p;
+
+    return NGX_DECLINED;
 }
 
 

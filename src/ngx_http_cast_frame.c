@@ -16,18 +16,6 @@
 #include "ngx_http_cast_frame.h"
 
 
-/* UTF-8 validator states (RFC 3629 section 4 grammar) */
-#define NGX_HTTP_CAST_UTF8_ACCEPT    0   /* on a character boundary */
-#define NGX_HTTP_CAST_UTF8_REJECT    1   /* invalid, sticky */
-#define NGX_HTTP_CAST_UTF8_TAIL1     2   /* one more 80-BF */
-#define NGX_HTTP_CAST_UTF8_TAIL2     3   /* two more 80-BF */
-#define NGX_HTTP_CAST_UTF8_TAIL3     4   /* three more 80-BF */
-#define NGX_HTTP_CAST_UTF8_E0        5   /* after E0: A0-BF, then TAIL1 */
-#define NGX_HTTP_CAST_UTF8_ED        6   /* after ED: 80-9F, then TAIL1 */
-#define NGX_HTTP_CAST_UTF8_F0        7   /* after F0: 90-BF, then TAIL2 */
-#define NGX_HTTP_CAST_UTF8_F4        8   /* after F4: 80-8F, then TAIL2 */
-
-
 /* parser states */
 #define NGX_HTTP_CAST_WS_ST_START    0
 #define NGX_HTTP_CAST_WS_ST_LEN      1
@@ -40,7 +28,6 @@
 #define ngx_http_cast_ws_is_control(op)  ((op) & 0x8)
 
 
-static ngx_uint_t ngx_http_cast_utf8_step(ngx_uint_t state, u_char c);
 static ngx_int_t ngx_http_cast_ws_fail(ngx_http_cast_ws_parser_t *p,
     ngx_uint_t code, const char *error);
 static ngx_int_t ngx_http_cast_ws_parse_header(ngx_http_cast_ws_parser_t *p,
@@ -58,142 +45,6 @@ static ngx_uint_t ngx_http_cast_ws_close_check(ngx_http_cast_ws_parser_t *p,
     const char **error);
 static ngx_int_t ngx_http_cast_ws_control_event(
     ngx_http_cast_ws_parser_t *p, ngx_http_cast_ws_event_t *ev);
-
-
-void
-ngx_http_cast_utf8_init(ngx_http_cast_utf8_t *u)
-{
-    u->state = NGX_HTTP_CAST_UTF8_ACCEPT;
-}
-
-
-static ngx_uint_t
-ngx_http_cast_utf8_step(ngx_uint_t state, u_char c)
-{
-    switch (state) {
-
-    case NGX_HTTP_CAST_UTF8_ACCEPT:
-
-        if (c < 0x80) {
-            return NGX_HTTP_CAST_UTF8_ACCEPT;
-        }
-
-        if (c < 0xc2) {
-            /* 80-BF: stray continuation; C0, C1: overlong */
-            return NGX_HTTP_CAST_UTF8_REJECT;
-        }
-
-        if (c < 0xe0) {
-            return NGX_HTTP_CAST_UTF8_TAIL1;
-        }
-
-        if (c == 0xe0) {
-            return NGX_HTTP_CAST_UTF8_E0;
-        }
-
-        if (c == 0xed) {
-            return NGX_HTTP_CAST_UTF8_ED;
-        }
-
-        if (c < 0xf0) {
-            return NGX_HTTP_CAST_UTF8_TAIL2;
-        }
-
-        if (c == 0xf0) {
-            return NGX_HTTP_CAST_UTF8_F0;
-        }
-
-        if (c < 0xf4) {
-            return NGX_HTTP_CAST_UTF8_TAIL3;
-        }
-
-        if (c == 0xf4) {
-            return NGX_HTTP_CAST_UTF8_F4;
-        }
-
-        /* F5-FF: beyond U+10FFFF or never valid */
-        return NGX_HTTP_CAST_UTF8_REJECT;
-
-    case NGX_HTTP_CAST_UTF8_TAIL1:
-    case NGX_HTTP_CAST_UTF8_TAIL2:
-    case NGX_HTTP_CAST_UTF8_TAIL3:
-
-        if (c < 0x80 || c > 0xbf) {
-            return NGX_HTTP_CAST_UTF8_REJECT;
-        }
-
-        /* TAIL3 -> TAIL2 -> TAIL1 -> ACCEPT */
-        return (state == NGX_HTTP_CAST_UTF8_TAIL1)
-               ? NGX_HTTP_CAST_UTF8_ACCEPT : state - 1;
-
-    case NGX_HTTP_CAST_UTF8_E0:
-        /* A0-BF: no overlong 3-byte forms */
-        return (c >= 0xa0 && c <= 0xbf)
-               ? NGX_HTTP_CAST_UTF8_TAIL1 : NGX_HTTP_CAST_UTF8_REJECT;
-
-    case NGX_HTTP_CAST_UTF8_ED:
-        /* 80-9F: no surrogates U+D800-DFFF */
-        return (c >= 0x80 && c <= 0x9f)
-               ? NGX_HTTP_CAST_UTF8_TAIL1 : NGX_HTTP_CAST_UTF8_REJECT;
-
-    case NGX_HTTP_CAST_UTF8_F0:
-        /* 90-BF: no overlong 4-byte forms */
-        return (c >= 0x90 && c <= 0xbf)
-               ? NGX_HTTP_CAST_UTF8_TAIL2 : NGX_HTTP_CAST_UTF8_REJECT;
-
-    case NGX_HTTP_CAST_UTF8_F4:
-        /* 80-8F: nothing above U+10FFFF */
-        return (c >= 0x80 && c <= 0x8f)
-               ? NGX_HTTP_CAST_UTF8_TAIL2 : NGX_HTTP_CAST_UTF8_REJECT;
-
-    default:
-        return NGX_HTTP_CAST_UTF8_REJECT;
-    }
-}
-
-
-ngx_int_t
-ngx_http_cast_utf8_feed(ngx_http_cast_utf8_t *u, u_char *p, size_t n)
-{
-    u_char      *last;
-    ngx_uint_t   state;
-
-    state = u->state;
-    last = p + n;
-
-    while (p < last) {
-
-        if (state == NGX_HTTP_CAST_UTF8_ACCEPT) {
-
-            /* ASCII fast path */
-
-            while (p < last && *p < 0x80) {
-                p++;
-            }
-
-            if (p == last) {
-                break;
-            }
-        }
-
-        state = ngx_http_cast_utf8_step(state, *p++);
-
-        if (state == NGX_HTTP_CAST_UTF8_REJECT) {
-            break;
-        }
-    }
-
-    u->state = state;
-
-    return (state == NGX_HTTP_CAST_UTF8_REJECT) ? NGX_ERROR : NGX_OK;
-}
-
-
-ngx_uint_t
-ngx_http_cast_utf8_complete(ngx_http_cast_utf8_t *u)
-{
-    return u->state == NGX_HTTP_CAST_UTF8_ACCEPT;
-}
 
 
 /*
@@ -729,4 +580,48 @@ ngx_http_cast_ws_close_payload(u_char *buf, ngx_uint_t code, u_char *reason,
     ngx_memcpy(buf + 2, reason, reason_len);
 
     return 2 + reason_len;
+}
+
+
+/*
+ * A frame built once and shared by every queue it is in: one allocation
+ * (the struct, the frame header, the payload), freed with its last
+ * reference.  opcode 0 with data NULL: a raw buffer of len bytes.
+ */
+
+ngx_http_cast_frame_t *
+ngx_http_cast_frame_create(ngx_uint_t opcode, u_char *data, size_t len)
+{
+    u_char                  header[NGX_HTTP_CAST_WS_MAX_HEADER];
+    size_t                  hlen;
+    ngx_http_cast_frame_t  *frame;
+
+    hlen = opcode ? ngx_http_cast_ws_frame_header(header, opcode, 1, len) : 0;
+
+    frame = ngx_alloc(sizeof(ngx_http_cast_frame_t) + hlen + len,
+                      ngx_cycle->log);
+    if (frame == NULL) {
+        return NULL;
+    }
+
+    frame->refs = 1;
+    frame->len = hlen + len;
+    frame->data = (u_char *) &frame[1];
+
+    ngx_memcpy(frame->data, header, hlen);
+
+    if (data) {
+        ngx_memcpy(frame->data + hlen, data, len);
+    }
+
+    return frame;
+}
+
+
+void
+ngx_http_cast_frame_release(ngx_http_cast_frame_t *frame)
+{
+    if (--frame->refs == 0) {
+        ngx_free(frame);
+    }
 }

@@ -14,6 +14,8 @@
 #include <ngx_config.h>
 #include <ngx_core.h>
 
+#include "ngx_http_cast_text.h"
+
 
 typedef enum {
     NGX_HTTP_CAST_WS_CONT = 0x0,
@@ -42,12 +44,6 @@ typedef enum {
 /* event types */
 #define NGX_HTTP_CAST_WS_EV_DATA         1
 #define NGX_HTTP_CAST_WS_EV_CONTROL      2
-
-
-typedef struct {
-    /* incremental UTF-8 validator state (DFA), carried across fragments */
-    ngx_uint_t  state;
-} ngx_http_cast_utf8_t;
 
 
 typedef struct {
@@ -96,17 +92,6 @@ typedef struct {
 } ngx_http_cast_ws_event_t;
 
 
-void ngx_http_cast_utf8_init(ngx_http_cast_utf8_t *u);
-/*
- * Returns NGX_OK (valid so far) or NGX_ERROR (invalid, sticky);
- * ngx_http_cast_utf8_complete() tells whether the input so far ends on a
- * character boundary.  Strict RFC 3629: no overlongs, no surrogates,
- * nothing above U+10FFFF.
- */
-ngx_int_t ngx_http_cast_utf8_feed(ngx_http_cast_utf8_t *u, u_char *p,
-    size_t n);
-ngx_uint_t ngx_http_cast_utf8_complete(ngx_http_cast_utf8_t *u);
-
 /* 1 if the close code may be sent on the wire, 0 if not */
 ngx_int_t ngx_http_cast_ws_close_code_valid(ngx_uint_t code);
 
@@ -149,6 +134,23 @@ size_t ngx_http_cast_ws_frame_header(u_char *buf, ngx_uint_t opcode,
  */
 size_t ngx_http_cast_ws_close_payload(u_char *buf, ngx_uint_t code,
     u_char *reason, size_t reason_len);
+
+
+/*
+ * A frame's bytes, built once and shared (reference-counted) by every
+ * subscriber queue that sends it.
+ */
+
+typedef struct {
+    ngx_uint_t                 refs;
+    size_t                     len;
+    u_char                    *data;        /* header + payload */
+} ngx_http_cast_frame_t;
+
+
+ngx_http_cast_frame_t *ngx_http_cast_frame_create(ngx_uint_t opcode,
+    u_char *data, size_t len);
+void ngx_http_cast_frame_release(ngx_http_cast_frame_t *frame);
 
 
 #endif /* _NGX_HTTP_CAST_FRAME_H_INCLUDED_ */

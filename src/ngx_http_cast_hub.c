@@ -1,55 +1,111 @@
 
 /*
- * ngx_http_cast_module: the per-worker hub.  Topics, subscriptions and
- * their timers, event matching, the context store (SPEC 2.3) and fan-out.
+ * ngx_http_cast_module: the hub core (see ngx_http_cast_hub.h).
  *
- * Cost of a publish: one topic lookup, one walk over that topic's
- * subscriptions (plus the "*" ones), one frame built for all of them.
+ * Cost of a delivery: one topic lookup, one walk over that topic's
+ * subscriptions on this worker (plus the "*" ones), one frame built for
+ * all of them.
  */
 
 
 #include <ngx_config.h>
 #include <ngx_core.h>
-#include <ngx_http.h>
+#include <ngx_event.h>
 
 #include "ngx_http_cast.h"
-#include "ngx_http_cast_frame.h"
+#include "ngx_http_cast_hub.h"
+#include "ngx_http_cast_state.h"
+#include "ngx_http_cast_text.h"
 
 
 /* the app-level heartbeat event (STU3 ballot), in seconds */
 #define NGX_HTTP_CAST_HEARTBEAT  10
 
+/* events held for a socket while its replay is on its way */
+#define NGX_HTTP_CAST_MAX_HELD   1024
 
+
+struct ngx_http_cast_topic_s {
+    ngx_str_node_t             sn;          /* keyed by name */
+    ngx_queue_t                subs;        /* ngx_http_cast_sub_t */
+    u_char                     name[1];
+};
+
+
+/* an operation whose result the hub shapes before the caller sees it */
+
+typedef struct {
+    ngx_http_cast_hub_t       *hub;
+    ngx_http_cast_done_pt      done;
+    void                      *data;
+    ngx_uint_t                 dialect;
+    ngx_http_cast_append_t     append;
+    ngx_http_cast_sub_t       *sub;
+} ngx_http_cast_hub_op_t;
+
+
+typedef struct {
+    ngx_queue_t                queue;
+    ngx_http_cast_frame_t     *frame;
+} ngx_http_cast_held_t;
+
+
+static ngx_http_cast_hub_op_t *ngx_http_cast_hub_op(ngx_http_cast_hub_t *hub,
+    ngx_http_cast_done_pt done, void *data);
+static void ngx_http_cast_hub_fail(ngx_http_cast_done_pt done, void *data,
+    ngx_uint_t rc);
+static ngx_int_t ngx_http_cast_hub_apply(ngx_http_cast_append_t *a,
+    json_t *state);
+static void ngx_http_cast_hub_published(void *data,
+    ngx_http_cast_result_t *res);
+static void ngx_http_cast_hub_context_state(void *data,
+    ngx_http_cast_result_t *res);
+static void ngx_http_cast_hub_replay(void *data, ngx_http_cast_result_t *res);
+static void ngx_http_cast_hub_on_event(void *data, ngx_str_t *topic,
+    ngx_str_t *name, ngx_str_t *json, ngx_uint_t which);
+static void ngx_http_cast_hub_on_ended(void *data, ngx_str_t *id,
+    ngx_str_t *topic, ngx_str_t *reason, ngx_uint_t bound);
+static void ngx_http_cast_hub_on_renewed(void *data,
+    ngx_http_cast_record_t *record);
+static json_t *ngx_http_cast_hub_on_counters(void *data);
+static void ngx_http_cast_hub_on_bound(void *data,
+    void (*each)(void *data, ngx_http_cast_record_t *r), void *each_data);
+static ngx_http_cast_topic_t *ngx_http_cast_topic_find(
+    ngx_http_cast_hub_t *hub, ngx_str_t *name);
 static ngx_http_cast_topic_t *ngx_http_cast_topic_get(
     ngx_http_cast_hub_t *hub, ngx_str_t *name);
 static void ngx_http_cast_topic_release(ngx_http_cast_hub_t *hub,
     ngx_http_cast_topic_t *topic);
-static void ngx_http_cast_topic_store(ngx_http_cast_hub_t *hub,
-    ngx_http_cast_topic_t *topic, ngx_http_cast_event_t *ev,
-    ngx_http_cast_effect_t *effect);
-static void ngx_http_cast_anchor_id(json_t *context, ngx_str_t *type,
+static ngx_http_cast_sub_t *ngx_http_cast_sub_find(ngx_http_cast_hub_t *hub,
     ngx_str_t *id);
-static ngx_http_cast_open_t *ngx_http_cast_open_find(
-    ngx_http_cast_topic_t *topic, ngx_str_t *type, ngx_str_t *id);
-static void ngx_http_cast_open_free(ngx_http_cast_topic_t *topic,
-    ngx_http_cast_open_t *open);
+static ngx_int_t ngx_http_cast_sub_copy(ngx_http_cast_sub_t *sub,
+    ngx_http_cast_record_t *record);
+static ngx_int_t ngx_http_cast_sub_matches(ngx_http_cast_sub_t *sub,
+    ngx_str_t *lowercase);
+static ngx_int_t ngx_http_cast_sub_send_json(ngx_http_cast_sub_t *sub,
+    json_t *json, ngx_uint_t live);
+static json_t *ngx_http_cast_sub_confirmation(ngx_http_cast_sub_t *sub,
+    const char *mode, const char *reason);
+static void ngx_http_cast_sub_lease(ngx_http_cast_sub_t *sub);
+static void ngx_http_cast_sub_heartbeat(ngx_http_cast_sub_t *sub);
+static void ngx_http_cast_sub_release_held(ngx_http_cast_sub_t *sub,
+    ngx_uint_t send);
+static void ngx_http_cast_sub_end(ngx_http_cast_sub_t *sub,
+    const char *reason, ngx_str_t *reason_str);
+static void ngx_http_cast_sub_free(ngx_http_cast_sub_t *sub);
 static ngx_uint_t ngx_http_cast_fan_out(ngx_http_cast_hub_t *hub,
     ngx_queue_t *subs, ngx_str_t *lowercase, ngx_str_t *json,
     ngx_http_cast_frame_t **frame);
 static void ngx_http_cast_heartbeat_handler(ngx_event_t *ev);
 static void ngx_http_cast_lease_handler(ngx_event_t *ev);
-static void ngx_http_cast_bind_handler(ngx_event_t *ev);
+static ngx_uint_t ngx_http_cast_topic_counted(ngx_str_t *topic);
 static ngx_int_t ngx_http_cast_str_eq(ngx_str_t *a, ngx_str_t *b);
-static ngx_int_t ngx_http_cast_str_caseeq(ngx_str_t *a, ngx_str_t *b);
-static ngx_int_t ngx_http_cast_copy(ngx_pool_t *pool, ngx_str_t *dst,
-    ngx_str_t *src);
 
 
 ngx_http_cast_hub_t *
-ngx_http_cast_hub_create(ngx_cycle_t *cycle)
+ngx_http_cast_hub_create(ngx_cycle_t *cycle, ngx_http_cast_store_t *store)
 {
-    ngx_http_cast_hub_t        *hub;
-    ngx_http_cast_main_conf_t  *cmcf;
+    ngx_http_cast_hub_t  *hub;
 
     hub = ngx_pcalloc(cycle->pool, sizeof(ngx_http_cast_hub_t));
     if (hub == NULL) {
@@ -60,14 +116,18 @@ ngx_http_cast_hub_create(ngx_cycle_t *cycle)
                     ngx_str_rbtree_insert_value);
     ngx_rbtree_init(&hub->subs, &hub->subs_sentinel,
                     ngx_str_rbtree_insert_value);
-    ngx_queue_init(&hub->subs_all);
     ngx_queue_init(&hub->wildcard);
-    ngx_queue_init(&hub->sockets);
+    ngx_queue_init(&hub->heartbeats);
 
     hub->log = cycle->log;
+    hub->store = store;
 
-    cmcf = ngx_http_cycle_get_module_main_conf(cycle, ngx_http_cast_module);
-    hub->max_topics = cmcf->max_topics;
+    store->hooks.hub = hub;
+    store->hooks.event = ngx_http_cast_hub_on_event;
+    store->hooks.ended = ngx_http_cast_hub_on_ended;
+    store->hooks.renewed = ngx_http_cast_hub_on_renewed;
+    store->hooks.counters = ngx_http_cast_hub_on_counters;
+    store->hooks.bound = ngx_http_cast_hub_on_bound;
 
     hub->heartbeat_ev.handler = ngx_http_cast_heartbeat_handler;
     hub->heartbeat_ev.data = hub;
@@ -79,78 +139,1157 @@ ngx_http_cast_hub_create(ngx_cycle_t *cycle)
 }
 
 
-/* worker exit: sockets are closed with 1001, everything is freed */
+/*
+ * Worker exit: sockets are closed with 1001 and their records released
+ * (a reload must not leave them bound), then the store goes.
+ */
 
 void
 ngx_http_cast_hub_destroy(ngx_http_cast_hub_t *hub)
 {
-    ngx_queue_t            *q;
-    ngx_rbtree_node_t      *node;
-    ngx_http_cast_sub_t    *sub;
-    ngx_http_cast_topic_t  *topic;
+    ngx_str_t             reason, none;
+    ngx_rbtree_node_t    *node;
+    ngx_http_cast_sub_t  *sub;
 
     ngx_http_cast_event_cancel(&hub->heartbeat_ev);
 
-    ngx_http_cast_ws_shutdown_all(hub);
+    ngx_str_set(&reason, "worker exit");
+    ngx_str_null(&none);
 
-    while (!ngx_queue_empty(&hub->subs_all)) {
-        q = ngx_queue_head(&hub->subs_all);
-        sub = ngx_queue_data(q, ngx_http_cast_sub_t, all);
-        ngx_http_cast_sub_remove(sub, NULL);
+    while (hub->subs.root != hub->subs.sentinel) {
+        node = ngx_rbtree_min(hub->subs.root, hub->subs.sentinel);
+        sub = (ngx_http_cast_sub_t *)
+                  ((u_char *) node - offsetof(ngx_http_cast_sub_t, sn));
+
+        /* Close 1001, no denial: the client may subscribe again */
+        ngx_http_cast_sub_end(sub, NULL, NULL);
+
+        hub->store->remove(hub->store, &sub->record.id, &none, &reason,
+                           NULL, NULL);
+
+        if (!sub->replaying) {
+            ngx_http_cast_sub_free(sub);
+        }
     }
 
-    while (hub->topics.root != hub->topics.sentinel) {
-        node = ngx_rbtree_min(hub->topics.root, hub->topics.sentinel);
-        topic = (ngx_http_cast_topic_t *) node;
+    hub->store->exit(hub->store);
+}
 
-        while (!ngx_queue_empty(&topic->opens)) {
-            q = ngx_queue_head(&topic->opens);
-            ngx_http_cast_open_free(topic,
-                                    ngx_queue_data(q, ngx_http_cast_open_t,
-                                                   queue));
+
+/*
+ * A hub.events list (split and checked by ngx_http_cast_text_events()):
+ * the names as granted and in lowercase, for matching; "*" means every
+ * event (cast dialect only).
+ */
+
+ngx_int_t
+ngx_http_cast_events_parse(ngx_str_t *list, ngx_uint_t dialect,
+    ngx_pool_t *pool, ngx_http_cast_events_t *events, ngx_str_t *err)
+{
+    u_char                     *p, *block, *text, *lower;
+    size_t                      size;
+    ngx_str_t                  *tokens, *t;
+    ngx_uint_t                  n, i;
+    const char                 *msg;
+    ngx_http_cast_text_list_t   names;
+
+    ngx_memzero(events, sizeof(ngx_http_cast_events_t));
+
+    tokens = ngx_palloc(pool, NGX_HTTP_CAST_MAX_EVENTS * sizeof(ngx_str_t));
+    if (tokens == NULL) {
+        return NGX_ERROR;
+    }
+
+    names.names = tokens;
+    names.max = NGX_HTTP_CAST_MAX_EVENTS;
+    names.max_name = NGX_HTTP_CAST_MAX_EVENT_NAME;
+    names.allow_all = (dialect != NGX_HTTP_CAST_DIALECT_FHIRCAST);
+
+    if (ngx_http_cast_text_events(list->data, list->len, &names, &msg)
+        != NGX_OK)
+    {
+        err->data = (u_char *) msg;
+        err->len = ngx_strlen(msg);
+        return NGX_DECLINED;
+    }
+
+    n = names.n;
+
+    /* the text "a,b,c" (the names and n - 1 commas), then the lowercase */
+    size = 2 * names.size + n;
+
+    block = ngx_alloc(n * sizeof(ngx_str_t) + size, ngx_cycle->log);
+    if (block == NULL) {
+        return NGX_ERROR;
+    }
+
+    t = (ngx_str_t *) block;
+    text = block + n * sizeof(ngx_str_t);
+
+    p = text;
+
+    for (i = 0; i < n; i++) {
+        if (i) {
+            *p++ = ',';
         }
 
-        if (topic->last_context) {
-            json_decref(topic->last_context);
-            topic->last_context = NULL;
-        }
+        p = ngx_cpymem(p, tokens[i].data, tokens[i].len);
+    }
 
-        ngx_http_cast_topic_release(hub, topic);
+    lower = p;
+
+    for (i = 0; i < n; i++) {
+        t[i].data = lower;
+        t[i].len = tokens[i].len;
+        ngx_strlow(lower, tokens[i].data, tokens[i].len);
+        lower += tokens[i].len;
+    }
+
+    events->block = block;
+    events->names = t;
+    events->n = n;
+    events->text.data = text;
+    events->text.len = p - text;
+    events->all = names.all;
+
+    return NGX_OK;
+}
+
+
+void
+ngx_http_cast_events_free(ngx_http_cast_events_t *events)
+{
+    if (events->block) {
+        ngx_free(events->block);
+        events->block = NULL;
     }
 }
 
 
-ngx_http_cast_topic_t *
+void
+ngx_http_cast_hub_subscribe(ngx_http_cast_hub_t *hub,
+    ngx_http_cast_record_t *record, ngx_http_cast_done_pt done, void *data)
+{
+    u_char  random[16];
+
+    /* an id is 128 bits from the OS CSPRNG */
+
+    if (record->id.len != NGX_HTTP_CAST_ID_LEN) {
+        ngx_http_cast_hub_fail(done, data, NGX_HTTP_CAST_FAILED);
+        return;
+    }
+
+    if (ngx_http_cast_random(random, sizeof(random)) != NGX_OK) {
+        ngx_http_cast_hub_fail(done, data, NGX_HTTP_CAST_FAILED);
+        return;
+    }
+
+    (void) ngx_hex_dump(record->id.data, random, sizeof(random));
+
+    record->counted = ngx_http_cast_topic_counted(&record->topic);
+
+    hub->store->create(hub->store, record, done, data);
+}
+
+
+void
+ngx_http_cast_hub_renew(ngx_http_cast_hub_t *hub,
+    ngx_http_cast_record_t *record, ngx_http_cast_done_pt done, void *data)
+{
+    hub->store->renew(hub->store, record, done, data);
+}
+
+
+void
+ngx_http_cast_hub_unsubscribe(ngx_http_cast_hub_t *hub, ngx_str_t *id,
+    ngx_str_t *topic, const char *reason, ngx_http_cast_done_pt done,
+    void *data)
+{
+    ngx_str_t  r;
+
+    r.data = (u_char *) reason;
+    r.len = ngx_strlen(reason);
+
+    hub->store->remove(hub->store, id, topic, &r, done, data);
+}
+
+
+void
+ngx_http_cast_hub_unsubscribe_matching(ngx_http_cast_hub_t *hub,
+    ngx_str_t *topic, ngx_uint_t field, ngx_str_t *value,
+    const char *reason, ngx_http_cast_done_pt done, void *data)
+{
+    ngx_str_t  r;
+
+    r.data = (u_char *) reason;
+    r.len = ngx_strlen(reason);
+
+    hub->store->remove_matching(hub->store, topic, field, value, &r, done,
+                                data);
+}
+
+
+void
+ngx_http_cast_hub_reset(ngx_http_cast_hub_t *hub, ngx_http_cast_done_pt done,
+    void *data)
+{
+    hub->store->reset(hub->store, done, data);
+}
+
+
+/*
+ * The store appends the event to its topic with the state the state
+ * function computes, and hands it to every worker's sockets (this one's
+ * too) in the topic's order.  The event must stay valid until done.
+ */
+
+void
+ngx_http_cast_hub_publish(ngx_http_cast_hub_t *hub, ngx_http_cast_event_t *ev,
+    ngx_http_cast_done_pt done, void *data)
+{
+    json_t                  *value;
+    ngx_http_cast_hub_op_t  *op;
+
+    op = ngx_http_cast_hub_op(hub, done, data);
+    if (op == NULL) {
+        return;
+    }
+
+    op->append.topic = ev->topic;
+    op->append.name = ev->lowercase;
+    op->append.json = ev->json;
+
+    value = json_object_get(ev->root, "id");
+
+    if (json_is_string(value)) {
+        op->append.id.data = (u_char *) json_string_value(value);
+        op->append.id.len = json_string_length(value);
+    }
+    op->append.counted = ngx_http_cast_topic_counted(&ev->topic);
+    op->append.apply = ngx_http_cast_hub_apply;
+    op->append.event = ev;
+    op->append.done = ngx_http_cast_hub_published;
+    op->append.data = op;
+
+    hub->store->append(hub->store, &op->append);
+}
+
+
+static ngx_int_t
+ngx_http_cast_hub_apply(ngx_http_cast_append_t *a, json_t *state)
+{
+    ngx_int_t  rc;
+
+    rc = ngx_http_cast_state_apply(state, a->event);
+
+    if (rc == NGX_ABORT) {
+        a->refused = NGX_HTTP_CAST_TOO_LARGE;
+    }
+
+    return rc;
+}
+
+
+static void
+ngx_http_cast_hub_published(void *data, ngx_http_cast_result_t *res)
+{
+    ngx_http_cast_hub_op_t *op = data;
+
+    if (res->rc == NGX_HTTP_CAST_DONE) {
+        op->hub->events_in++;
+    }
+
+    op->done(op->data, res);
+    ngx_free(op);
+}
+
+
+void
+ngx_http_cast_hub_context(ngx_http_cast_hub_t *hub, ngx_str_t *topic,
+    ngx_uint_t dialect, ngx_http_cast_done_pt done, void *data)
+{
+    ngx_http_cast_hub_op_t  *op;
+
+    op = ngx_http_cast_hub_op(hub, done, data);
+    if (op == NULL) {
+        return;
+    }
+
+    op->dialect = dialect;
+
+    hub->store->state(hub->store, topic, ngx_http_cast_hub_context_state, op);
+}
+
+
+static void
+ngx_http_cast_hub_context_state(void *data, ngx_http_cast_result_t *res)
+{
+    ngx_http_cast_hub_op_t *op = data;
+
+    json_t  *context;
+
+    context = NULL;
+
+    if (res->rc == NGX_HTTP_CAST_DONE) {
+        context = ngx_http_cast_state_context(res->json, op->dialect);
+        res->json = context;
+
+        if (context == NULL) {
+            res->rc = NGX_HTTP_CAST_FAILED;
+        }
+    }
+
+    op->done(op->data, res);
+
+    json_decref(context);
+    ngx_free(op);
+}
+
+
+void
+ngx_http_cast_hub_bind(ngx_http_cast_hub_t *hub, ngx_str_t *id,
+    ngx_http_cast_done_pt done, void *data)
+{
+    hub->store->bind(hub->store, id, done, data);
+}
+
+
+void
+ngx_http_cast_hub_status(ngx_http_cast_hub_t *hub,
+    ngx_http_cast_done_pt done, void *data)
+{
+    hub->store->status(hub->store, done, data);
+}
+
+
+void
+ngx_http_cast_hub_ack(ngx_http_cast_hub_t *hub)
+{
+    hub->acks++;
+}
+
+
+ngx_http_cast_sub_t *
+ngx_http_cast_hub_attach(ngx_http_cast_hub_t *hub,
+    ngx_http_cast_record_t *record, void *socket, ngx_log_t *log,
+    ngx_http_cast_send_pt send, ngx_http_cast_close_pt close)
+{
+    u_char                  ts[NGX_HTTP_CAST_TIMESTAMP_LEN];
+    json_t                 *hello;
+    ngx_str_t               err, none, reason;
+    ngx_pool_t             *pool;
+    ngx_http_cast_sub_t    *sub;
+    ngx_http_cast_topic_t  *topic;
+
+    pool = ngx_create_pool(1024, hub->log);
+    if (pool == NULL) {
+        goto failed;
+    }
+
+    sub = ngx_pcalloc(pool, sizeof(ngx_http_cast_sub_t));
+    if (sub == NULL) {
+        ngx_destroy_pool(pool);
+        goto failed;
+    }
+
+    sub->pool = pool;
+    sub->hub = hub;
+    sub->socket = socket;
+    sub->log = log;
+    sub->send = send;
+    sub->close = close;
+    ngx_queue_init(&sub->held);
+    ngx_queue_init(&sub->heartbeat);
+
+    if (ngx_http_cast_sub_copy(sub, record) != NGX_OK
+        || ngx_http_cast_events_parse(&sub->record.events,
+                                      sub->record.dialect, pool,
+                                      &sub->events, &err)
+           != NGX_OK)
+    {
+        ngx_destroy_pool(pool);
+        goto failed;
+    }
+
+    sub->sn.str = sub->record.id;
+    sub->sn.node.key = ngx_crc32_long(sub->sn.str.data, sub->sn.str.len);
+
+    if (sub->record.topic.len == 1 && sub->record.topic.data[0] == '*') {
+        if (ngx_queue_empty(&hub->wildcard)) {
+            hub->store->listen(hub->store, &sub->record.topic, 1);
+        }
+
+        ngx_queue_insert_tail(&hub->wildcard, &sub->link);
+
+    } else {
+        topic = ngx_http_cast_topic_get(hub, &sub->record.topic);
+        if (topic == NULL) {
+            ngx_http_cast_events_free(&sub->events);
+            ngx_destroy_pool(pool);
+            goto failed;
+        }
+
+        sub->topic = topic;
+        ngx_queue_insert_tail(&topic->subs, &sub->link);
+    }
+
+    ngx_rbtree_insert(&hub->subs, &sub->sn.node);
+    hub->nsubs++;
+
+    sub->lease_ev.handler = ngx_http_cast_lease_handler;
+    sub->lease_ev.data = sub;
+    sub->lease_ev.log = hub->log;
+    sub->lease_ev.cancelable = 1;
+
+    ngx_http_cast_sub_lease(sub);
+    ngx_http_cast_sub_heartbeat(sub);
+
+    ngx_log_error(NGX_LOG_INFO, log, 0,
+                  "cast: socket bound to subscription %*s... on topic "
+                  "\"%V\"", (size_t) 8, sub->record.id.data,
+                  &sub->record.topic);
+
+    /* SPEC 3.2: connection.established (cast), confirmation, replay */
+
+    if (sub->record.dialect == NGX_HTTP_CAST_DIALECT_CAST) {
+        ngx_http_cast_timestamp(ts);
+
+        hello = json_pack("{s:s,s:s%,s:s%}",
+                          "type", "connection.established",
+                          "endpoint", (char *) sub->record.id.data,
+                          sub->record.id.len,
+                          "timestamp", (char *) ts, sizeof(ts));
+        if (ngx_http_cast_sub_send_json(sub, hello, 0) != NGX_OK) {
+            json_decref(hello);
+            goto internal;
+        }
+
+        json_decref(hello);
+    }
+
+    hello = ngx_http_cast_sub_confirmation(sub, "subscribe", NULL);
+    if (ngx_http_cast_sub_send_json(sub, hello, 0) != NGX_OK) {
+        json_decref(hello);
+        goto internal;
+    }
+
+    json_decref(hello);
+
+    if (sub->topic == NULL) {
+        return sub;
+    }
+
+    /* live events wait behind the replay (Redis mode: a round trip) */
+
+    sub->replaying = 1;
+    hub->store->state(hub->store, &sub->record.topic,
+                      ngx_http_cast_hub_replay, sub);
+
+    return sub;
+
+internal:
+
+    /* the socket closes itself with 1001 */
+    ngx_http_cast_hub_detach(sub, "internal error");
+    return NULL;
+
+failed:
+
+    ngx_str_null(&none);
+    ngx_str_set(&reason, "internal error");
+    hub->store->remove(hub->store, &record->id, &none, &reason, NULL, NULL);
+
+    return NULL;
+}
+
+
+static void
+ngx_http_cast_hub_replay(void *data, ngx_http_cast_result_t *res)
+{
+    ngx_http_cast_sub_t *sub = data;
+
+    ngx_uint_t              i, n;
+    ngx_http_cast_frame_t  *frame;
+    ngx_http_cast_replay_t  replay[NGX_HTTP_CAST_MAX_OPENS];
+
+    sub->replaying = 0;
+
+    if (sub->ended) {
+        /* the socket went while the state was on its way */
+        ngx_http_cast_sub_free(sub);
+        return;
+    }
+
+    if (res->rc == NGX_HTTP_CAST_DONE) {
+        /* as originally published, if the subscription wants them */
+
+        n = ngx_http_cast_state_replay(res->json, replay,
+                                       NGX_HTTP_CAST_MAX_OPENS);
+
+        for (i = 0; i < n && sub->socket; i++) {
+            if (!ngx_http_cast_sub_matches(sub, &replay[i].name)) {
+                continue;
+            }
+
+            frame = ngx_http_cast_frame_create(NGX_HTTP_CAST_WS_TEXT,
+                                               replay[i].text.data,
+                                               replay[i].text.len);
+            if (frame == NULL) {
+                break;
+            }
+
+            (void) sub->send(sub->socket, frame, 0);
+            ngx_http_cast_frame_release(frame);
+        }
+
+    } else {
+        ngx_log_error(NGX_LOG_INFO, sub->hub->log, 0,
+                      "cast: no replay for subscription %*s...: the store "
+                      "did not answer", (size_t) 8, sub->record.id.data);
+    }
+
+    ngx_http_cast_sub_release_held(sub, 1);
+}
+
+
+static void
+ngx_http_cast_sub_release_held(ngx_http_cast_sub_t *sub, ngx_uint_t send)
+{
+    ngx_queue_t           *q;
+    ngx_http_cast_held_t  *held;
+
+    while (!ngx_queue_empty(&sub->held)) {
+        q = ngx_queue_head(&sub->held);
+        ngx_queue_remove(q);
+        held = ngx_queue_data(q, ngx_http_cast_held_t, queue);
+        sub->nheld--;
+
+        if (send && sub->socket) {
+            if (sub->send(sub->socket, held->frame, 1) == NGX_OK) {
+                sub->hub->events_out++;
+
+            } else {
+                sub->hub->dropped++;
+            }
+        }
+
+        ngx_http_cast_frame_release(held->frame);
+        ngx_free(held);
+    }
+}
+
+
+/* the socket went: its subscription ends everywhere */
+
+void
+ngx_http_cast_hub_detach(ngx_http_cast_sub_t *sub, const char *reason)
+{
+    ngx_str_t             r, none;
+    ngx_http_cast_hub_t  *hub;
+
+    hub = sub->hub;
+
+    r.data = (u_char *) reason;
+    r.len = ngx_strlen(reason);
+    ngx_str_null(&none);
+
+    sub->socket = NULL;
+    ngx_http_cast_sub_end(sub, NULL, &r);
+
+    hub->store->remove(hub->store, &sub->record.id, &none, &r, NULL, NULL);
+
+    if (!sub->replaying) {
+        ngx_http_cast_sub_free(sub);
+    }
+}
+
+
+/*
+ * A subscription of this worker ends: it leaves the hub at once.  A
+ * socket still attached gets the denial and Close 1000, or with neither
+ * reason (worker exit) Close 1001.  The memory goes in sub_free(), after
+ * a replay on its way if any.
+ */
+
+static void
+ngx_http_cast_sub_end(ngx_http_cast_sub_t *sub, const char *reason,
+    ngx_str_t *reason_str)
+{
+    json_t               *denial;
+    ngx_str_t             text;
+    ngx_http_cast_hub_t  *hub;
+
+    if (sub->ended) {
+        return;
+    }
+
+    hub = sub->hub;
+    sub->ended = 1;
+
+    if (reason_str) {
+        text = *reason_str;
+
+    } else if (reason) {
+        text.data = (u_char *) reason;
+        text.len = ngx_strlen(reason);
+
+    } else {
+        ngx_str_set(&text, "worker exit");
+    }
+
+    ngx_log_error(NGX_LOG_INFO, sub->log ? sub->log : hub->log, 0,
+                  "cast: subscription %*s... on topic \"%V\" ended: %V",
+                  (size_t) 8, sub->record.id.data, &sub->record.topic,
+                  &text);
+
+    if (sub->socket) {
+        ngx_http_cast_sub_release_held(sub, 0);
+
+        if (reason) {
+            denial = ngx_http_cast_sub_confirmation(sub, "denied", reason);
+            (void) ngx_http_cast_sub_send_json(sub, denial, 0);
+            json_decref(denial);
+
+            sub->close(sub->socket, NGX_HTTP_CAST_WS_NORMAL, reason);
+
+        } else {
+            sub->close(sub->socket, NGX_HTTP_CAST_WS_GOING_AWAY,
+                       "going away");
+        }
+
+        sub->socket = NULL;
+    }
+
+    /* the connection and its log may go now */
+    sub->log = NULL;
+
+    ngx_http_cast_event_cancel(&sub->lease_ev);
+
+    if (!ngx_queue_empty(&sub->heartbeat)) {
+        ngx_queue_remove(&sub->heartbeat);
+        ngx_queue_init(&sub->heartbeat);
+    }
+
+    ngx_queue_remove(&sub->link);
+    ngx_rbtree_delete(&hub->subs, &sub->sn.node);
+    hub->nsubs--;
+
+    if (sub->topic) {
+        ngx_http_cast_topic_release(hub, sub->topic);
+        sub->topic = NULL;
+
+    } else if (ngx_queue_empty(&hub->wildcard)) {
+        hub->store->listen(hub->store, &sub->record.topic, 0);
+    }
+}
+
+
+static void
+ngx_http_cast_sub_free(ngx_http_cast_sub_t *sub)
+{
+    ngx_http_cast_sub_release_held(sub, 0);
+    ngx_http_cast_events_free(&sub->events);
+    ngx_destroy_pool(sub->pool);
+}
+
+
+/* the store's news: an event for this worker's sockets */
+
+static void
+ngx_http_cast_hub_on_event(void *data, ngx_str_t *topic_name,
+    ngx_str_t *name, ngx_str_t *json, ngx_uint_t which)
+{
+    ngx_http_cast_hub_t *hub = data;
+
+    ngx_uint_t              delivered;
+    ngx_http_cast_frame_t  *frame;
+    ngx_http_cast_topic_t  *topic;
+
+    frame = NULL;
+    delivered = 0;
+
+    topic = (which & NGX_HTTP_CAST_DELIVER_TOPIC)
+            ? ngx_http_cast_topic_find(hub, topic_name) : NULL;
+
+    if (topic) {
+        delivered = ngx_http_cast_fan_out(hub, &topic->subs, name, json,
+                                          &frame);
+    }
+
+    if (which & NGX_HTTP_CAST_DELIVER_WILDCARD) {
+        delivered += ngx_http_cast_fan_out(hub, &hub->wildcard, name, json,
+                                           &frame);
+    }
+
+    if (frame) {
+        ngx_http_cast_frame_release(frame);
+    }
+
+    ngx_log_debug4(NGX_LOG_DEBUG_HTTP, hub->log, 0,
+                   "cast deliver: \"%V\" on \"%V\", %uz bytes, "
+                   "%ui deliveries", name, topic_name, json->len, delivered);
+}
+
+
+static ngx_uint_t
+ngx_http_cast_fan_out(ngx_http_cast_hub_t *hub, ngx_queue_t *subs,
+    ngx_str_t *lowercase, ngx_str_t *json, ngx_http_cast_frame_t **frame)
+{
+    ngx_uint_t             n;
+    ngx_queue_t           *q;
+    ngx_http_cast_sub_t   *sub;
+    ngx_http_cast_held_t  *held;
+
+    n = 0;
+
+    for (q = ngx_queue_head(subs);
+         q != ngx_queue_sentinel(subs);
+         q = ngx_queue_next(q))
+    {
+        sub = ngx_queue_data(q, ngx_http_cast_sub_t, link);
+
+        if (sub->socket == NULL || !ngx_http_cast_sub_matches(sub, lowercase))
+        {
+            continue;
+        }
+
+        if (*frame == NULL) {
+            *frame = ngx_http_cast_frame_create(NGX_HTTP_CAST_WS_TEXT,
+                                                json->data, json->len);
+            if (*frame == NULL) {
+                hub->dropped++;
+                return n;
+            }
+        }
+
+        if (sub->replaying) {
+            held = (sub->nheld < NGX_HTTP_CAST_MAX_HELD)
+                   ? ngx_alloc(sizeof(ngx_http_cast_held_t), hub->log)
+                   : NULL;
+
+            if (held == NULL) {
+                hub->dropped++;
+                continue;
+            }
+
+            held->frame = *frame;
+            (*frame)->refs++;
+            ngx_queue_insert_tail(&sub->held, &held->queue);
+            sub->nheld++;
+            continue;
+        }
+
+        /* a socket never leaves its queue from here: safe to go on */
+
+        if (sub->send(sub->socket, *frame, 1) == NGX_OK) {
+            hub->events_out++;
+            n++;
+
+        } else {
+            hub->dropped++;
+        }
+    }
+
+    return n;
+}
+
+
+/*
+ * The store's news: a subscription ended.  Its socket, if here, is
+ * closed; an unbound record is logged by the worker that ended it.
+ */
+
+static void
+ngx_http_cast_hub_on_ended(void *data, ngx_str_t *id, ngx_str_t *topic,
+    ngx_str_t *reason, ngx_uint_t bound)
+{
+    ngx_http_cast_hub_t *hub = data;
+
+    ngx_uint_t            i;
+    ngx_http_cast_sub_t  *sub;
+
+    /* the socket keeps the reason past this call: one of ours, static */
+
+    static const char  *reasons[] = {
+        "unsubscribed", "reset", "lease expired", "socket closed",
+        "no socket was bound in time", "worker exit", NULL
+    };
+
+    sub = ngx_http_cast_sub_find(hub, id);
+
+    if (sub) {
+        for (i = 0; reasons[i]; i++) {
+            if (reason->len == ngx_strlen(reasons[i])
+                && ngx_strncmp(reason->data, reasons[i], reason->len) == 0)
+            {
+                break;
+            }
+        }
+
+        ngx_http_cast_sub_end(sub, reasons[i] ? reasons[i] : "ended", NULL);
+
+        if (!sub->replaying) {
+            ngx_http_cast_sub_free(sub);
+        }
+
+        return;
+    }
+
+    if (!bound) {
+        ngx_log_error(NGX_LOG_INFO, hub->log, 0,
+                      "cast: subscription %*s... on topic \"%V\" ended: %V",
+                      (size_t) 8, id->data, topic, reason);
+    }
+}
+
+
+/* the store's news: new events and lease for a subscription */
+
+static void
+ngx_http_cast_hub_on_renewed(void *data, ngx_http_cast_record_t *record)
+{
+    ngx_http_cast_hub_t *hub = data;
+
+    json_t                  *confirmation;
+    ngx_str_t                err;
+    ngx_http_cast_sub_t     *sub;
+    ngx_http_cast_events_t   events;
+
+    sub = ngx_http_cast_sub_find(hub, &record->id);
+    if (sub == NULL) {
+        return;
+    }
+
+    if (ngx_http_cast_events_parse(&record->events, sub->record.dialect,
+                                   sub->pool, &events, &err)
+        != NGX_OK)
+    {
+        return;
+    }
+
+    ngx_http_cast_events_free(&sub->events);
+    sub->events = events;
+    sub->record.events = events.text;
+    sub->record.lease = record->lease;
+    sub->record.expires = record->expires;
+
+    ngx_http_cast_sub_lease(sub);
+    ngx_http_cast_sub_heartbeat(sub);
+
+    confirmation = ngx_http_cast_sub_confirmation(sub, "subscribe", NULL);
+    (void) ngx_http_cast_sub_send_json(sub, confirmation, 0);
+    json_decref(confirmation);
+}
+
+
+static json_t *
+ngx_http_cast_hub_on_counters(void *data)
+{
+    return ngx_http_cast_hub_counters(data);
+}
+
+
+static void
+ngx_http_cast_hub_on_bound(void *data,
+    void (*each)(void *data, ngx_http_cast_record_t *r), void *each_data)
+{
+    ngx_http_cast_hub_t *hub = data;
+
+    ngx_rbtree_node_t    *node;
+    ngx_http_cast_sub_t  *sub;
+
+    if (hub->subs.root == hub->subs.sentinel) {
+        return;
+    }
+
+    for (node = ngx_rbtree_min(hub->subs.root, hub->subs.sentinel);
+         node;
+         node = ngx_rbtree_next(&hub->subs, node))
+    {
+        sub = (ngx_http_cast_sub_t *)
+                  ((u_char *) node - offsetof(ngx_http_cast_sub_t, sn));
+
+        each(each_data, &sub->record);
+    }
+}
+
+
+/* this worker's counters */
+
+json_t *
+ngx_http_cast_hub_counters(ngx_http_cast_hub_t *hub)
+{
+    return json_pack("{s:i,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:s%}",
+                     "pid", (int) ngx_pid,
+                     "connections", (json_int_t) hub->nsubs,
+                     "subscriptions", (json_int_t) hub->nsubs,
+                     "topics", (json_int_t) hub->ntopics,
+                     "events_in", (json_int_t) hub->events_in,
+                     "events_out", (json_int_t) hub->events_out,
+                     "dropped", (json_int_t) hub->dropped,
+                     "acks", (json_int_t) hub->acks,
+                     "host", (char *) ngx_cycle->hostname.data,
+                     (size_t) ngx_cycle->hostname.len);
+}
+
+
+static void
+ngx_http_cast_sub_lease(ngx_http_cast_sub_t *sub)
+{
+    int64_t      left;
+    ngx_time_t  *tp;
+
+    tp = ngx_timeofday();
+    left = sub->record.expires - ((int64_t) tp->sec * 1000 + tp->msec);
+
+    ngx_add_timer(&sub->lease_ev, (ngx_msec_t) ngx_max(left, 1));
+}
+
+
+/* subscriptions that list "heartbeat" by name ("*" does not ask for it) */
+
+static void
+ngx_http_cast_sub_heartbeat(ngx_http_cast_sub_t *sub)
+{
+    ngx_str_t   name;
+    ngx_uint_t  i;
+
+    ngx_str_set(&name, "heartbeat");
+
+    for (i = 0; i < sub->events.n; i++) {
+        if (ngx_http_cast_str_eq(&sub->events.names[i], &name)) {
+            break;
+        }
+    }
+
+    if (i < sub->events.n) {
+        if (ngx_queue_empty(&sub->heartbeat)) {
+            ngx_queue_insert_tail(&sub->hub->heartbeats, &sub->heartbeat);
+        }
+
+    } else if (!ngx_queue_empty(&sub->heartbeat)) {
+        ngx_queue_remove(&sub->heartbeat);
+        ngx_queue_init(&sub->heartbeat);
+    }
+}
+
+
+/* every 10 s, the "heartbeat" event to the subscriptions that want it */
+
+static void
+ngx_http_cast_heartbeat_handler(ngx_event_t *ev)
+{
+    u_char                id[NGX_HTTP_CAST_UUID_LEN];
+    u_char                ts[NGX_HTTP_CAST_TIMESTAMP_LEN];
+    json_t               *event;
+    ngx_queue_t          *q;
+    ngx_http_cast_sub_t  *sub;
+    ngx_http_cast_hub_t  *hub;
+
+    hub = ev->data;
+
+    ngx_http_cast_timestamp(ts);
+
+    for (q = ngx_queue_head(&hub->heartbeats);
+         q != ngx_queue_sentinel(&hub->heartbeats);
+         q = ngx_queue_next(q))
+    {
+        sub = ngx_queue_data(q, ngx_http_cast_sub_t, heartbeat);
+
+        if (sub->socket == NULL || ngx_http_cast_new_uuid(id) != NGX_OK) {
+            continue;
+        }
+
+        event = json_pack("{s:s%,s:s%,s:{s:s%,s:s,s:[{s:s,s:s}]}}",
+                          "timestamp", (char *) ts, sizeof(ts),
+                          "id", (char *) id, sizeof(id),
+                          "event",
+                          "hub.topic", (char *) sub->record.topic.data,
+                          sub->record.topic.len,
+                          "hub.event", "heartbeat",
+                          "context", "key", "period", "decimal", "10");
+
+        (void) ngx_http_cast_sub_send_json(sub, event, 1);
+        json_decref(event);
+    }
+
+    ngx_add_timer(&hub->heartbeat_ev, NGX_HTTP_CAST_HEARTBEAT * 1000);
+}
+
+
+static void
+ngx_http_cast_lease_handler(ngx_event_t *ev)
+{
+    ngx_str_t             none, reason;
+    ngx_http_cast_sub_t  *sub;
+    ngx_http_cast_hub_t  *hub;
+
+    sub = ev->data;
+    hub = sub->hub;
+
+    ngx_str_null(&none);
+    ngx_str_set(&reason, "lease expired");
+
+    ngx_http_cast_sub_end(sub, "lease expired", NULL);
+
+    hub->store->remove(hub->store, &sub->record.id, &none, &reason, NULL,
+                       NULL);
+
+    if (!sub->replaying) {
+        ngx_http_cast_sub_free(sub);
+    }
+}
+
+
+/* the STU3 confirmation ("subscribe") or denial ("denied") object */
+
+static json_t *
+ngx_http_cast_sub_confirmation(ngx_http_cast_sub_t *sub, const char *mode,
+    const char *reason)
+{
+    int64_t      left;
+    json_t      *obj;
+    ngx_time_t  *tp;
+
+    tp = ngx_timeofday();
+    left = (sub->record.expires - ((int64_t) tp->sec * 1000 + tp->msec)
+            + 999) / 1000;
+
+    if (left < 0) {
+        left = 0;
+    }
+
+    if (left > sub->record.lease) {
+        left = sub->record.lease;
+    }
+
+    obj = json_object();
+    if (obj == NULL) {
+        return NULL;
+    }
+
+    if (json_object_set_new(obj, "hub.mode", json_string(mode))
+        || json_object_set_new(obj, "hub.topic",
+                               ngx_http_cast_json_string(&sub->record.topic))
+        || json_object_set_new(obj, "hub.events",
+                               ngx_http_cast_json_string(&sub->events.text))
+        || (reason == NULL
+            && json_object_set_new(obj, "hub.lease_seconds",
+                                   json_integer(left)))
+        || (reason
+            && json_object_set_new(obj, "hub.reason", json_string(reason))))
+    {
+        json_decref(obj);
+        return NULL;
+    }
+
+    return obj;
+}
+
+
+static ngx_int_t
+ngx_http_cast_sub_send_json(ngx_http_cast_sub_t *sub, json_t *json,
+    ngx_uint_t live)
+{
+    size_t                  len;
+    ngx_int_t               rc;
+    ngx_http_cast_frame_t  *frame;
+
+    if (json == NULL || sub->socket == NULL) {
+        return NGX_ERROR;
+    }
+
+    len = json_dumpb(json, NULL, 0, JSON_COMPACT);
+    if (len == 0) {
+        return NGX_ERROR;
+    }
+
+    frame = ngx_http_cast_frame_create(NGX_HTTP_CAST_WS_TEXT, NULL, len);
+    if (frame == NULL) {
+        return NGX_ERROR;
+    }
+
+    if (json_dumpb(json, (char *) frame->data + frame->len - len, len,
+                   JSON_COMPACT) != len)
+    {
+        ngx_http_cast_frame_release(frame);
+        return NGX_ERROR;
+    }
+
+    rc = sub->send(sub->socket, frame, live);
+    ngx_http_cast_frame_release(frame);
+
+    return rc;
+}
+
+
+static ngx_int_t
+ngx_http_cast_sub_matches(ngx_http_cast_sub_t *sub, ngx_str_t *lowercase)
+{
+    ngx_uint_t  i;
+
+    if (sub->events.all) {
+        return 1;
+    }
+
+    for (i = 0; i < sub->events.n; i++) {
+        if (ngx_http_cast_str_eq(&sub->events.names[i], lowercase)) {
+            return 1;
+        }
+    }
+
+    return 0;
+}
+
+
+static ngx_int_t
+ngx_http_cast_sub_copy(ngx_http_cast_sub_t *sub,
+    ngx_http_cast_record_t *record)
+{
+    size_t                   i;
+    ngx_str_t               *dst, *src;
+    ngx_http_cast_record_t  *r;
+
+    static size_t  fields[] = {
+        offsetof(ngx_http_cast_record_t, id),
+        offsetof(ngx_http_cast_record_t, topic),
+        offsetof(ngx_http_cast_record_t, events),
+        offsetof(ngx_http_cast_record_t, endpoint),
+        offsetof(ngx_http_cast_record_t, name),
+        offsetof(ngx_http_cast_record_t, callback),
+        offsetof(ngx_http_cast_record_t, product_name),
+        offsetof(ngx_http_cast_record_t, product_version),
+        offsetof(ngx_http_cast_record_t, actors),
+        offsetof(ngx_http_cast_record_t, client_info)
+    };
+
+    r = &sub->record;
+    *r = *record;
+
+    for (i = 0; i < sizeof(fields) / sizeof(fields[0]); i++) {
+        src = (ngx_str_t *) ((u_char *) record + fields[i]);
+        dst = (ngx_str_t *) ((u_char *) r + fields[i]);
+
+        dst->len = src->len;
+        dst->data = ngx_pnalloc(sub->pool, src->len + 1);
+        if (dst->data == NULL) {
+            return NGX_ERROR;
+        }
+
+        ngx_memcpy(dst->data, src->data, src->len);
+        dst->data[src->len] = '\0';
+    }
+
+    return NGX_OK;
+}
+
+
+static ngx_http_cast_topic_t *
 ngx_http_cast_topic_find(ngx_http_cast_hub_t *hub, ngx_str_t *name)
 {
     return (ngx_http_cast_topic_t *)
                ngx_str_rbtree_lookup(&hub->topics, name,
                                      ngx_crc32_long(name->data, name->len));
-}
-
-
-/* a new topic would pass cast_max_topics: refused, not stored */
-
-ngx_uint_t
-ngx_http_cast_hub_full(ngx_http_cast_hub_t *hub, ngx_str_t *topic)
-{
-    if (hub->ntopics < hub->max_topics) {
-        return 0;
-    }
-
-    if (topic->len == 1 && topic->data[0] == '*') {
-        return 0;
-    }
-
-    if (ngx_http_cast_topic_find(hub, topic) != NULL) {
-        return 0;
-    }
-
-    ngx_log_error(NGX_LOG_ERR, hub->log, 0,
-                  "cast: %ui topics are stored, the cast_max_topics limit: "
-                  "\"%V\" is refused", hub->ntopics, topic);
-
-    return 1;
 }
 
 
@@ -177,1139 +1316,89 @@ ngx_http_cast_topic_get(ngx_http_cast_hub_t *hub, ngx_str_t *name)
     topic->sn.node.key = ngx_crc32_long(name->data, name->len);
 
     ngx_queue_init(&topic->subs);
-    ngx_queue_init(&topic->opens);
-    ngx_queue_init(&topic->held);
 
     ngx_rbtree_insert(&hub->topics, &topic->sn.node);
     hub->ntopics++;
+
+    hub->store->listen(hub->store, &topic->sn.str, 1);
 
     return topic;
 }
 
 
-/* a topic with no subscription and no stored context is forgotten */
-
 static void
 ngx_http_cast_topic_release(ngx_http_cast_hub_t *hub,
     ngx_http_cast_topic_t *topic)
 {
-    ngx_queue_t  *q;
-
-    if (!ngx_queue_empty(&topic->subs)
-        || !ngx_queue_empty(&topic->opens)
-        || topic->last_context)
-    {
+    if (!ngx_queue_empty(&topic->subs)) {
         return;
     }
 
+    hub->store->listen(hub->store, &topic->sn.str, 0);
+
     ngx_rbtree_delete(&hub->topics, &topic->sn.node);
     hub->ntopics--;
-
-    while (!ngx_queue_empty(&topic->held)) {
-        q = ngx_queue_head(&topic->held);
-        ngx_queue_remove(q);
-        ngx_free(ngx_queue_data(q, ngx_http_cast_held_t, queue));
-    }
 
     ngx_free(topic);
 }
 
 
-ngx_http_cast_sub_t *
+static ngx_http_cast_sub_t *
 ngx_http_cast_sub_find(ngx_http_cast_hub_t *hub, ngx_str_t *id)
 {
-    return (ngx_http_cast_sub_t *)
+    ngx_rbtree_node_t  *node;
+
+    node = (ngx_rbtree_node_t *)
                ngx_str_rbtree_lookup(&hub->subs, id,
                                      ngx_crc32_long(id->data, id->len));
-}
-
-
-/*
- * Creates a subscription from validated fields.  Returns NULL with
- * err->len set when the request is at fault, with err->len 0 on an
- * internal failure.
- */
-
-ngx_http_cast_sub_t *
-ngx_http_cast_sub_create(ngx_http_cast_hub_t *hub, ngx_http_cast_fields_t *f,
-    ngx_http_cast_loc_conf_t *clcf, time_t lease, ngx_str_t *endpoint_prefix,
-    ngx_str_t *id, ngx_pool_t *pool, ngx_str_t *err)
-{
-    u_char                 *p, random[16];
-    ngx_str_t              *topic_name;
-    ngx_pool_t             *sp;
-    ngx_http_cast_sub_t    *sub;
-    ngx_http_cast_topic_t  *topic;
-
-    err->len = 0;
-
-    sp = ngx_create_pool(1024, hub->log);
-    if (sp == NULL) {
+    if (node == NULL) {
         return NULL;
     }
 
-    sub = ngx_pcalloc(sp, sizeof(ngx_http_cast_sub_t));
-    if (sub == NULL) {
-        goto failed;
-    }
-
-    sub->pool = sp;
-    sub->hub = hub;
-    sub->dialect = clcf->dialect;
-
-    if (ngx_http_cast_sub_set_events(sub, &f->value[NGX_HTTP_CAST_F_EVENTS],
-                                     pool, err)
-        != NGX_OK)
-    {
-        goto failed;
-    }
-
-    /* an id is 128 bits from the OS CSPRNG; a repeat is retried */
-
-    p = ngx_pnalloc(sp, endpoint_prefix->len + NGX_HTTP_CAST_ID_LEN);
-    if (p == NULL) {
-        goto failed;
-    }
-
-    sub->endpoint.data = p;
-    sub->endpoint.len = endpoint_prefix->len + NGX_HTTP_CAST_ID_LEN;
-    p = ngx_cpymem(p, endpoint_prefix->data, endpoint_prefix->len);
-
-    sub->sn.str.data = p;
-    sub->sn.str.len = NGX_HTTP_CAST_ID_LEN;
-
-    if (id) {
-        /* Redis mode: the id was drawn when the subscription was made */
-        ngx_memcpy(p, id->data, NGX_HTTP_CAST_ID_LEN);
-
-    } else {
-        do {
-            if (ngx_http_cast_random(random, sizeof(random)) != NGX_OK) {
-                goto failed;
-            }
-
-            (void) ngx_hex_dump(p, random, sizeof(random));
-
-        } while (ngx_http_cast_sub_find(hub, &sub->sn.str) != NULL);
-    }
-
-    sub->sn.node.key = ngx_crc32_long(sub->sn.str.data, sub->sn.str.len);
-
-    topic_name = &f->value[NGX_HTTP_CAST_F_TOPIC];
-
-    if (ngx_http_cast_copy(sp, &sub->topic_name, topic_name) != NGX_OK
-        || ngx_http_cast_copy(sp, &sub->name, &f->value[NGX_HTTP_CAST_F_NAME])
-           != NGX_OK
-        || ngx_http_cast_copy(sp, &sub->callback,
-                              &f->value[NGX_HTTP_CAST_F_CALLBACK]) != NGX_OK
-        || ngx_http_cast_copy(sp, &sub->product_name,
-                              &f->value[NGX_HTTP_CAST_F_PRODUCT_NAME])
-           != NGX_OK
-        || ngx_http_cast_copy(sp, &sub->product_version,
-                              &f->value[NGX_HTTP_CAST_F_PRODUCT_VERSION])
-           != NGX_OK
-        || ngx_http_cast_copy(sp, &sub->actors,
-                              &f->value[NGX_HTTP_CAST_F_ACTORS]) != NGX_OK
-        || ngx_http_cast_copy(sp, &sub->client_info,
-                              &f->value[NGX_HTTP_CAST_F_CLIENT_INFO])
-           != NGX_OK)
-    {
-        goto failed;
-    }
-
-    if (topic_name->len == 1 && topic_name->data[0] == '*') {
-        if (ngx_queue_empty(&hub->wildcard)) {
-            ngx_http_cast_bus_wildcard(hub, 1);
-        }
-
-        ngx_queue_insert_tail(&hub->wildcard, &sub->link);
-
-    } else {
-        topic = ngx_http_cast_topic_get(hub, topic_name);
-        if (topic == NULL) {
-            goto failed;
-        }
-
-        if (ngx_queue_empty(&topic->subs)) {
-            ngx_http_cast_bus_topic(hub, &topic->sn.str, 1);
-        }
-
-        sub->topic = topic;
-        ngx_queue_insert_tail(&topic->subs, &sub->link);
-    }
-
-    ngx_rbtree_insert(&hub->subs, &sub->sn.node);
-    ngx_queue_insert_tail(&hub->subs_all, &sub->all);
-    hub->nsubs++;
-
-    sub->lease_ev.handler = ngx_http_cast_lease_handler;
-    sub->lease_ev.data = sub;
-    sub->lease_ev.log = hub->log;
-    sub->lease_ev.cancelable = 1;
-
-    sub->bind_ev.handler = ngx_http_cast_bind_handler;
-    sub->bind_ev.data = sub;
-    sub->bind_ev.log = hub->log;
-    sub->bind_ev.cancelable = 1;
-
-    ngx_http_cast_sub_renew(sub, lease);
-    ngx_add_timer(&sub->bind_ev, clcf->bind_timeout);
-
-    return sub;
-
-failed:
-
-    if (sub && sub->events_block) {
-        ngx_free(sub->events_block);
-    }
-
-    ngx_destroy_pool(sp);
-
-    return NULL;
+    return (ngx_http_cast_sub_t *)
+               ((u_char *) node - offsetof(ngx_http_cast_sub_t, sn));
 }
 
 
-/*
- * Parses a hub.events list: trimmed, empty items skipped, duplicates
- * collapsed case-insensitively (the first spelling is kept), "*" means
- * every event (cast dialect only).
- */
-
-ngx_int_t
-ngx_http_cast_sub_set_events(ngx_http_cast_sub_t *sub, ngx_str_t *list,
-    ngx_pool_t *pool, ngx_str_t *err)
+static ngx_http_cast_hub_op_t *
+ngx_http_cast_hub_op(ngx_http_cast_hub_t *hub, ngx_http_cast_done_pt done,
+    void *data)
 {
-    u_char      *p, *end, *start, *last, *block, *text, *lower;
-    size_t       size;
-    ngx_str_t   *tokens, *t;
-    ngx_uint_t   n, i, j, all;
+    ngx_http_cast_hub_op_t  *op;
 
-    n = 0;
-    all = 0;
-    size = 0;
-
-    tokens = ngx_palloc(pool, NGX_HTTP_CAST_MAX_EVENTS * sizeof(ngx_str_t));
-    if (tokens == NULL) {
-        return NGX_ERROR;
+    op = ngx_calloc(sizeof(ngx_http_cast_hub_op_t), hub->log);
+    if (op == NULL) {
+        ngx_http_cast_hub_fail(done, data, NGX_HTTP_CAST_FAILED);
+        return NULL;
     }
 
-    end = list->data + list->len;
-
-    for (p = list->data; p <= end; p = last + 1) {
-
-        last = ngx_strlchr(p, end, ',');
-        if (last == NULL) {
-            last = end;
-        }
-
-        start = p;
-
-        while (start < last && (*start == ' ' || *start == '\t')) {
-            start++;
-        }
-
-        while (last > start && (last[-1] == ' ' || last[-1] == '\t')) {
-            last--;
-        }
-
-        if (start == last) {
-            last = ngx_strlchr(p, end, ',');
-            if (last == NULL) {
-                break;
-            }
-
-            continue;
-        }
-
-        if (last - start > NGX_HTTP_CAST_MAX_EVENT_NAME) {
-            ngx_str_set(err, "an event name in hub.events is too long");
-            return NGX_DECLINED;
-        }
-
-        for (i = 0; start + i < last; i++) {
-            if (start[i] < 0x20 || start[i] == 0x7f) {
-                ngx_str_set(err, "hub.events holds a control character");
-                return NGX_DECLINED;
-            }
-        }
-
-        if (last - start == 1 && *start == '*') {
-            if (sub->dialect == NGX_HTTP_CAST_DIALECT_FHIRCAST) {
-                ngx_str_set(err, "\"*\" in hub.events is not allowed by "
-                                 "FHIRcast (cast_dialect fhircast)");
-                return NGX_DECLINED;
-            }
-
-            all = 1;
-        }
-
-        for (j = 0; j < n; j++) {
-            if (tokens[j].len == (size_t) (last - start)
-                && ngx_strncasecmp(tokens[j].data, start, last - start) == 0)
-            {
-                break;
-            }
-        }
-
-        if (j == n) {
-            if (n == NGX_HTTP_CAST_MAX_EVENTS) {
-                ngx_str_set(err, "hub.events lists too many events");
-                return NGX_DECLINED;
-            }
-
-            tokens[n].data = start;
-            tokens[n].len = last - start;
-            size += 2 * tokens[n].len + 1;
-            n++;
-        }
-
-        last = ngx_strlchr(p, end, ',');
-        if (last == NULL) {
-            break;
-        }
-    }
-
-    if (n == 0) {
-        ngx_str_set(err, "hub.events is empty");
-        return NGX_DECLINED;
-    }
-
-    block = ngx_alloc(n * sizeof(ngx_str_t) + size, sub->hub->log);
-    if (block == NULL) {
-        return NGX_ERROR;
-    }
-
-    t = (ngx_str_t *) block;
-    text = block + n * sizeof(ngx_str_t);
-
-    /* text: "a,b,c" (size of the names plus n - 1 commas) */
-
-    p = text;
-
-    for (i = 0; i < n; i++) {
-        if (i) {
-            *p++ = ',';
-        }
-
-        p = ngx_cpymem(p, tokens[i].data, tokens[i].len);
-    }
-
-    lower = p;
-
-    for (i = 0; i < n; i++) {
-        t[i].data = lower;
-        t[i].len = tokens[i].len;
-        ngx_strlow(lower, tokens[i].data, tokens[i].len);
-        lower += tokens[i].len;
-    }
-
-    if (sub->events_block) {
-        ngx_free(sub->events_block);
-    }
-
-    sub->events_block = block;
-    sub->events = t;
-    sub->nevents = n;
-    sub->events_text.data = text;
-    sub->events_text.len = p - text;
-    sub->all_events = all;
-
-    return NGX_OK;
-}
-
-
-void
-ngx_http_cast_sub_renew(ngx_http_cast_sub_t *sub, time_t lease)
-{
-    sub->lease = lease;
-    sub->expires = ngx_time() + lease;
-
-    ngx_add_timer(&sub->lease_ev, (ngx_msec_t) lease * 1000);
-}
-
-
-/* Redis mode: a lease renewed on another worker or host */
-
-void
-ngx_http_cast_sub_renew_until(ngx_http_cast_sub_t *sub, int64_t expires_ms)
-{
-    int64_t      left;
-    ngx_time_t  *tp;
-
-    tp = ngx_timeofday();
-    left = expires_ms - ((int64_t) tp->sec * 1000 + tp->msec);
-
-    sub->expires = (time_t) (expires_ms / 1000);
-    sub->lease = (time_t) ((ngx_max(left, 0) + 999) / 1000);
-
-    ngx_add_timer(&sub->lease_ev, (ngx_msec_t) ngx_max(left, 1));
-}
-
-
-/* a fresh confirmation on a live socket, after a re-subscribe */
-
-void
-ngx_http_cast_sub_confirm(ngx_http_cast_sub_t *sub)
-{
-    json_t  *confirmation;
-
-    if (sub->ws == NULL) {
-        return;
-    }
-
-    confirmation = ngx_http_cast_sub_confirmation(sub, "subscribe", NULL);
-    if (confirmation) {
-        (void) ngx_http_cast_ws_send_json(sub->ws, confirmation);
-        json_decref(confirmation);
-    }
-}
-
-
-/* hub.events as they would be granted, for a record kept elsewhere */
-
-ngx_int_t
-ngx_http_cast_events_normalize(ngx_http_cast_hub_t *hub, ngx_str_t *list,
-    ngx_uint_t dialect, ngx_pool_t *pool, ngx_str_t *out, ngx_str_t *err)
-{
-    ngx_int_t            rc;
-    ngx_http_cast_sub_t  sub;
-
-    ngx_memzero(&sub, sizeof(ngx_http_cast_sub_t));
-    sub.hub = hub;
-    sub.dialect = dialect;
-
-    rc = ngx_http_cast_sub_set_events(&sub, list, pool, err);
-    if (rc != NGX_OK) {
-        return rc;
-    }
-
-    out->len = sub.events_text.len;
-    out->data = ngx_pnalloc(pool, out->len);
-
-    if (out->data) {
-        ngx_memcpy(out->data, sub.events_text.data, out->len);
-    }
-
-    ngx_free(sub.events_block);
-
-    return out->data ? NGX_OK : NGX_ERROR;
-}
-
-
-ngx_uint_t
-ngx_http_cast_sub_matches(ngx_http_cast_sub_t *sub, ngx_str_t *lowercase)
-{
-    ngx_uint_t  i;
-
-    if (sub->all_events) {
-        return 1;
-    }
-
-    for (i = 0; i < sub->nevents; i++) {
-        if (ngx_http_cast_str_eq(&sub->events[i], lowercase)) {
-            return 1;
-        }
-    }
-
-    return 0;
-}
-
-
-/*
- * Ends a subscription.  A bound socket gets the denial and Close 1000;
- * "reason" NULL is a worker shutdown: Close 1001, no denial.
- */
-
-void
-ngx_http_cast_sub_remove(ngx_http_cast_sub_t *sub, const char *reason)
-{
-    json_t               *denial;
-    ngx_http_cast_ws_t   *ws;
-    ngx_http_cast_hub_t  *hub;
-
-    hub = sub->hub;
-
-    ngx_log_error(NGX_LOG_INFO, hub->log, 0,
-                  "cast: subscription %*s... on topic \"%V\" ended: %s",
-                  (size_t) 8, sub->sn.str.data, &sub->topic_name,
-                  reason ? reason : "worker exit");
-
-    ws = sub->ws;
-
-    if (ws) {
-        sub->ws = NULL;
-
-        if (reason) {
-            denial = ngx_http_cast_sub_confirmation(sub, "denied", reason);
-            if (denial) {
-                (void) ngx_http_cast_ws_send_json(ws, denial);
-                json_decref(denial);
-            }
-
-            ngx_http_cast_ws_close(ws, 1000, reason);
-
-        } else {
-            ngx_http_cast_ws_close(ws, 1001, "going away");
-        }
-    }
-
-    ngx_http_cast_event_cancel(&sub->lease_ev);
-
-    ngx_http_cast_event_cancel(&sub->bind_ev);
-
-
-
-    if (hub->bus) {
-        ngx_http_cast_bus_ended(sub);
-    }
-
-    ngx_queue_remove(&sub->link);
-    ngx_queue_remove(&sub->all);
-    ngx_rbtree_delete(&hub->subs, &sub->sn.node);
-    hub->nsubs--;
-
-    if (sub->topic) {
-        if (ngx_queue_empty(&sub->topic->subs)) {
-            ngx_http_cast_bus_topic(hub, &sub->topic->sn.str, 0);
-        }
-
-        ngx_http_cast_topic_release(hub, sub->topic);
-
-    } else if (ngx_queue_empty(&hub->wildcard)) {
-        ngx_http_cast_bus_wildcard(hub, 0);
-    }
-
-    if (sub->events_block) {
-        ngx_free(sub->events_block);
-    }
-
-    ngx_destroy_pool(sub->pool);
-}
-
-
-/*
- * Every 10 s, the "heartbeat" event to the bound subscriptions that list
- * it by name ("*" does not ask for it).
- */
-
-static void
-ngx_http_cast_heartbeat_handler(ngx_event_t *ev)
-{
-    u_char                id[NGX_HTTP_CAST_UUID_LEN];
-    u_char                ts[NGX_HTTP_CAST_TIMESTAMP_LEN];
-    json_t               *event;
-    ngx_str_t             name;
-    ngx_uint_t            i;
-    ngx_queue_t          *q;
-    ngx_http_cast_sub_t  *sub;
-    ngx_http_cast_hub_t  *hub;
-
-    hub = ev->data;
-
-    ngx_str_set(&name, "heartbeat");
-    ngx_http_cast_timestamp(ts);
-
-    for (q = ngx_queue_head(&hub->subs_all);
-         q != ngx_queue_sentinel(&hub->subs_all);
-         q = ngx_queue_next(q))
-    {
-        sub = ngx_queue_data(q, ngx_http_cast_sub_t, all);
-
-        if (sub->ws == NULL) {
-            continue;
-        }
-
-        for (i = 0; i < sub->nevents; i++) {
-            if (ngx_http_cast_str_eq(&sub->events[i], &name)) {
-                break;
-            }
-        }
-
-        if (i == sub->nevents || ngx_http_cast_new_uuid(id) != NGX_OK) {
-            continue;
-        }
-
-        event = json_pack("{s:s%,s:s%,s:{s:s%,s:s,s:[{s:s,s:s}]}}",
-                          "timestamp", (char *) ts, sizeof(ts),
-                          "id", (char *) id, sizeof(id),
-                          "event",
-                          "hub.topic", (char *) sub->topic_name.data,
-                          sub->topic_name.len,
-                          "hub.event", "heartbeat",
-                          "context", "key", "period", "decimal", "10");
-        if (event == NULL) {
-            continue;
-        }
-
-        (void) ngx_http_cast_ws_send_json(sub->ws, event);
-        json_decref(event);
-    }
-
-    ngx_add_timer(&hub->heartbeat_ev, NGX_HTTP_CAST_HEARTBEAT * 1000);
+    op->hub = hub;
+    op->done = done;
+    op->data = data;
+
+    return op;
 }
 
 
 static void
-ngx_http_cast_lease_handler(ngx_event_t *ev)
+ngx_http_cast_hub_fail(ngx_http_cast_done_pt done, void *data,
+    ngx_uint_t rc)
 {
-    ngx_http_cast_sub_remove(ev->data, "lease expired");
+    ngx_http_cast_result_t  res;
+
+    ngx_memzero(&res, sizeof(ngx_http_cast_result_t));
+    res.rc = rc;
+
+    done(data, &res);
 }
 
 
-static void
-ngx_http_cast_bind_handler(ngx_event_t *ev)
-{
-    ngx_http_cast_sub_remove(ev->data, "no socket was bound in time");
-}
-
-
-/* the STU3 confirmation ("subscribe") or denial ("denied") object */
-
-json_t *
-ngx_http_cast_sub_confirmation(ngx_http_cast_sub_t *sub, const char *mode,
-    const char *reason)
-{
-    time_t   left;
-    json_t  *obj;
-
-    left = sub->expires - ngx_time();
-    if (left < 0) {
-        left = 0;
-    }
-
-    obj = json_object();
-    if (obj == NULL) {
-        return NULL;
-    }
-
-    if (json_object_set_new(obj, "hub.mode", json_string(mode))
-        || json_object_set_new(obj, "hub.topic",
-                               ngx_http_cast_json_string(&sub->topic_name))
-        || json_object_set_new(obj, "hub.events",
-                               ngx_http_cast_json_string(&sub->events_text))
-        || (reason == NULL
-            && json_object_set_new(obj, "hub.lease_seconds",
-                                   json_integer(left)))
-        || (reason
-            && json_object_set_new(obj, "hub.reason", json_string(reason))))
-    {
-        json_decref(obj);
-        return NULL;
-    }
-
-    return obj;
-}
-
-
-/*
- * After a socket binds (local mode): the topic's open contexts.
- */
-
-ngx_int_t
-ngx_http_cast_sub_replay(ngx_http_cast_sub_t *sub)
-{
-    json_t                *events[NGX_HTTP_CAST_MAX_OPENS];
-    ngx_uint_t             n;
-    ngx_queue_t           *q;
-    ngx_http_cast_open_t  *open;
-
-    if (sub->topic == NULL) {
-        return NGX_OK;
-    }
-
-    n = 0;
-
-    for (q = ngx_queue_head(&sub->topic->opens);
-         q != ngx_queue_sentinel(&sub->topic->opens)
-         && n < NGX_HTTP_CAST_MAX_OPENS;
-         q = ngx_queue_next(q))
-    {
-        open = ngx_queue_data(q, ngx_http_cast_open_t, queue);
-        events[n++] = open->event;
-    }
-
-    return ngx_http_cast_sub_replay_events(sub, events, n);
-}
-
-
-/*
- * Of the open events given oldest first: the latest per anchor type that
- * the subscription matches, sent oldest first, as originally published.
- */
-
-ngx_int_t
-ngx_http_cast_sub_replay_events(ngx_http_cast_sub_t *sub, json_t **events,
-    ngx_uint_t n)
-{
-    u_char      name[NGX_HTTP_CAST_MAX_EVENT_NAME];
-    json_t     *event, *value, *replay[NGX_HTTP_CAST_MAX_OPENS];
-    ngx_str_t   lowercase, type, seen[NGX_HTTP_CAST_MAX_OPENS];
-    ngx_uint_t  i, k, nseen, nreplay;
-
-    nseen = 0;
-    nreplay = 0;
-
-    while (n-- && nseen < NGX_HTTP_CAST_MAX_OPENS) {
-
-        event = json_object_get(events[n], "event");
-        value = json_object_get(event, "hub.event");
-
-        if (!json_is_string(value)
-            || json_string_length(value) > NGX_HTTP_CAST_MAX_EVENT_NAME
-            || json_string_length(value) <= sizeof("-open") - 1)
-        {
-            continue;
-        }
-
-        type.data = (u_char *) json_string_value(value);
-        type.len = json_string_length(value) - (sizeof("-open") - 1);
-
-        for (k = 0; k < nseen; k++) {
-            if (ngx_http_cast_str_caseeq(&seen[k], &type)) {
-                break;
-            }
-        }
-
-        if (k < nseen) {
-            continue;
-        }
-
-        seen[nseen++] = type;
-
-        lowercase.len = json_string_length(value);
-        lowercase.data = name;
-        ngx_strlow(name, (u_char *) json_string_value(value), lowercase.len);
-
-        if (ngx_http_cast_sub_matches(sub, &lowercase)) {
-            replay[nreplay++] = events[n];
-        }
-    }
-
-    for (i = nreplay; i-- && sub->ws; /* void */) {
-        if (ngx_http_cast_ws_send_json(sub->ws, replay[i]) != NGX_OK) {
-            return NGX_ERROR;
-        }
-    }
-
-    return NGX_OK;
-}
-
-
-/*
- * Local mode: the topic's context store first, then every matching
- * subscription with a bound socket gets the same frame.
- */
-
-ngx_int_t
-ngx_http_cast_hub_publish(ngx_http_cast_hub_t *hub, ngx_http_cast_event_t *ev,
-    ngx_log_t *log)
-{
-    ngx_http_cast_topic_t   *topic;
-    ngx_http_cast_effect_t   effect;
-
-    if (ngx_http_cast_hub_full(hub, &ev->topic)) {
-        return NGX_DECLINED;
-    }
-
-    topic = ngx_http_cast_topic_get(hub, &ev->topic);
-    if (topic == NULL) {
-        return NGX_ERROR;
-    }
-
-    hub->events_in++;
-    topic->events_in++;
-
-    ngx_http_cast_event_effect(ev, &effect);
-    ngx_http_cast_topic_store(hub, topic, ev, &effect);
-
-    ngx_http_cast_hub_deliver(hub, topic, &ev->lowercase, &ev->json,
-                              NGX_HTTP_CAST_DELIVER_ALL, log);
-
-    ngx_http_cast_topic_release(hub, topic);
-
-    return NGX_OK;
-}
-
-
-/*
- * Hands an accepted event's bytes to the local sockets: the topic's
- * subscriptions (topic may be NULL: none here), the subscriptions to "*",
- * or both.
- */
-
-void
-ngx_http_cast_hub_deliver(ngx_http_cast_hub_t *hub,
-    ngx_http_cast_topic_t *topic, ngx_str_t *lowercase, ngx_str_t *json,
-    ngx_uint_t which, ngx_log_t *log)
-{
-    ngx_uint_t              delivered;
-    ngx_http_cast_frame_t  *frame;
-
-    frame = NULL;
-    delivered = 0;
-
-    if (topic && (which & NGX_HTTP_CAST_DELIVER_TOPIC)) {
-        delivered = ngx_http_cast_fan_out(hub, &topic->subs, lowercase, json,
-                                          &frame);
-    }
-
-    if (which & NGX_HTTP_CAST_DELIVER_WILDCARD) {
-        delivered += ngx_http_cast_fan_out(hub, &hub->wildcard, lowercase,
-                                           json, &frame);
-    }
-
-    if (frame) {
-        ngx_http_cast_frame_release(frame);
-    }
-
-    ngx_log_debug5(NGX_LOG_DEBUG_HTTP, log, 0,
-                   "cast deliver: \"%V\" on \"%*s\", %uz bytes, "
-                   "%ui deliveries", lowercase,
-                   topic ? topic->sn.str.len : 1,
-                   topic ? topic->name : (u_char *) "*", json->len,
-                   delivered);
-}
-
+/* "*" (every topic, cast dialect) is not a topic of its own */
 
 static ngx_uint_t
-ngx_http_cast_fan_out(ngx_http_cast_hub_t *hub, ngx_queue_t *subs,
-    ngx_str_t *lowercase, ngx_str_t *json, ngx_http_cast_frame_t **frame)
+ngx_http_cast_topic_counted(ngx_str_t *topic)
 {
-    ngx_uint_t            n;
-    ngx_queue_t          *q;
-    ngx_http_cast_sub_t  *sub;
-
-    n = 0;
-
-    for (q = ngx_queue_head(subs);
-         q != ngx_queue_sentinel(subs);
-         q = ngx_queue_next(q))
-    {
-        sub = ngx_queue_data(q, ngx_http_cast_sub_t, link);
-
-        if (sub->ws == NULL || !ngx_http_cast_sub_matches(sub, lowercase)) {
-            continue;
-        }
-
-        if (*frame == NULL) {
-            *frame = ngx_http_cast_frame_create(json->data, json->len);
-            if (*frame == NULL) {
-                hub->dropped++;
-                return n;
-            }
-        }
-
-        /* a socket never leaves its queue from here: safe to go on */
-
-        if (ngx_http_cast_ws_send_frame(sub->ws, *frame) == NGX_OK) {
-            hub->events_out++;
-            n++;
-
-        } else {
-            hub->dropped++;
-        }
-    }
-
-    return n;
-}
-
-
-/*
- * What an event does to its topic's stored context.  Cast keeps the last
- * non-empty "context" and clears it on any event whose name contains
- * "close".  FHIRcast keeps every "<type>-open" not yet closed, keyed by
- * anchor type and resource id; the last one opened is current.
- */
-
-void
-ngx_http_cast_event_effect(ngx_http_cast_event_t *ev,
-    ngx_http_cast_effect_t *effect)
-{
-    size_t      len;
-    ngx_str_t  *lowercase;
-
-    ngx_memzero(effect, sizeof(ngx_http_cast_effect_t));
-
-    lowercase = &ev->lowercase;
-    len = lowercase->len;
-
-    if (ngx_strlcasestrn(lowercase->data, lowercase->data + len,
-                         (u_char *) "close", sizeof("close") - 2)
-        != NULL)
-    {
-        effect->last_context = NGX_HTTP_CAST_CONTEXT_CLEAR;
-
-    } else if (ngx_http_cast_json_nonempty(ev->context)) {
-        effect->last_context = NGX_HTTP_CAST_CONTEXT_SET;
-    }
-
-    if (len > sizeof("-open") - 1
-        && ngx_strncmp(lowercase->data + len - 5, "-open", 5) == 0)
-    {
-        /* Home-open has no anchor: it changes no stored context */
-
-        if (len - 5 == 4 && ngx_strncmp(lowercase->data, "home", 4) == 0) {
-            return;
-        }
-
-        effect->anchor = NGX_HTTP_CAST_ANCHOR_OPEN;
-        effect->type.data = ev->name.data;
-        effect->type.len = len - 5;
-
-    } else if (len > sizeof("-close") - 1
-               && ngx_strncmp(lowercase->data + len - 6, "-close", 6) == 0)
-    {
-        effect->anchor = NGX_HTTP_CAST_ANCHOR_CLOSE;
-        effect->type.data = ev->name.data;
-        effect->type.len = len - 6;
-
-    } else {
-        return;
-    }
-
-    ngx_http_cast_anchor_id(ev->context, &effect->type, &effect->id);
-}
-
-
-static void
-ngx_http_cast_topic_store(ngx_http_cast_hub_t *hub,
-    ngx_http_cast_topic_t *topic, ngx_http_cast_event_t *ev,
-    ngx_http_cast_effect_t *effect)
-{
-    ngx_queue_t           *q;
-    ngx_http_cast_open_t  *open;
-
-    if (effect->last_context == NGX_HTTP_CAST_CONTEXT_CLEAR) {
-        if (topic->last_context) {
-            json_decref(topic->last_context);
-            topic->last_context = NULL;
-        }
-
-    } else if (effect->last_context == NGX_HTTP_CAST_CONTEXT_SET) {
-        if (topic->last_context) {
-            json_decref(topic->last_context);
-        }
-
-        topic->last_context = json_incref(ev->context);
-    }
-
-    if (effect->anchor == NGX_HTTP_CAST_ANCHOR_NONE) {
-        return;
-    }
-
-    open = ngx_http_cast_open_find(topic, &effect->type, &effect->id);
-    if (open) {
-        ngx_http_cast_open_free(topic, open);
-    }
-
-    if (effect->anchor == NGX_HTTP_CAST_ANCHOR_CLOSE) {
-        return;
-    }
-
-    if (topic->nopens == NGX_HTTP_CAST_MAX_OPENS) {
-        q = ngx_queue_head(&topic->opens);
-        ngx_http_cast_open_free(topic,
-                                ngx_queue_data(q, ngx_http_cast_open_t,
-                                               queue));
-    }
-
-    open = ngx_alloc(sizeof(ngx_http_cast_open_t) + effect->type.len
-                     + effect->id.len, hub->log);
-    if (open == NULL) {
-        return;
-    }
-
-    open->type.data = (u_char *) &open[1];
-    open->type.len = effect->type.len;
-    ngx_memcpy(open->type.data, effect->type.data, effect->type.len);
-
-    open->id.data = open->type.data + effect->type.len;
-    open->id.len = effect->id.len;
-    ngx_memcpy(open->id.data, effect->id.data, effect->id.len);
-
-    if (ngx_http_cast_new_uuid(open->version) != NGX_OK) {
-        ngx_free(open);
-        return;
-    }
-
-    open->event = json_incref(ev->root);
-
-    ngx_queue_insert_tail(&topic->opens, &open->queue);
-    topic->nopens++;
-    topic->current = open;
-}
-
-
-static ngx_http_cast_open_t *
-ngx_http_cast_open_find(ngx_http_cast_topic_t *topic, ngx_str_t *type,
-    ngx_str_t *id)
-{
-    ngx_queue_t           *q;
-    ngx_http_cast_open_t  *open;
-
-    for (q = ngx_queue_last(&topic->opens);
-         q != ngx_queue_sentinel(&topic->opens);
-         q = ngx_queue_prev(q))
-    {
-        open = ngx_queue_data(q, ngx_http_cast_open_t, queue);
-
-        if (ngx_http_cast_str_caseeq(&open->type, type)
-            && ngx_http_cast_str_eq(&open->id, id))
-        {
-            return open;
-        }
-    }
-
-    return NULL;
-}
-
-
-static void
-ngx_http_cast_open_free(ngx_http_cast_topic_t *topic,
-    ngx_http_cast_open_t *open)
-{
-    if (topic->current == open) {
-        topic->current = NULL;
-    }
-
-    ngx_queue_remove(&open->queue);
-    topic->nopens--;
-    json_decref(open->event);
-    ngx_free(open);
-}
-
-
-/*
- * The anchor's resource id: the context entry whose resource has the
- * anchor's resourceType, or whose key is the anchor's key ("patient",
- * "encounter", "study", "report", else the lowercase type).  An object
- * context (Cast) has no anchor id: one open per type.
- */
-
-static void
-ngx_http_cast_anchor_id(json_t *context, ngx_str_t *type, ngx_str_t *id)
-{
-    size_t       i;
-    json_t      *entry, *resource, *value;
-    ngx_str_t    key, s;
-
-    static ngx_str_t  keys[][2] = {
-        { ngx_string("imagingstudy"), ngx_string("study") },
-        { ngx_string("diagnosticreport"), ngx_string("report") },
-        { ngx_null_string, ngx_null_string }
-    };
-
-    id->len = 0;
-    id->data = (u_char *) "";
-
-    if (context == NULL || !json_is_array(context)) {
-        return;
-    }
-
-    key = *type;
-
-    for (i = 0; keys[i][0].len; i++) {
-        if (ngx_http_cast_str_caseeq(&keys[i][0], type)) {
-            key = keys[i][1];
-            break;
-        }
-    }
-
-    json_array_foreach(context, i, entry) {
-
-        resource = json_object_get(entry, "resource");
-        if (!json_is_object(resource)) {
-            continue;
-        }
-
-        value = json_object_get(resource, "resourceType");
-
-        if (json_is_string(value)) {
-            s.data = (u_char *) json_string_value(value);
-            s.len = json_string_length(value);
-
-            if (!ngx_http_cast_str_caseeq(&s, type)) {
-                value = json_object_get(entry, "key");
-
-                if (!json_is_string(value)) {
-                    continue;
-                }
-
-                s.data = (u_char *) json_string_value(value);
-                s.len = json_string_length(value);
-
-                if (!ngx_http_cast_str_caseeq(&s, &key)) {
-                    continue;
-                }
-            }
-        }
-
-        value = json_object_get(resource, "id");
-
-        if (json_is_string(value)) {
-            id->data = (u_char *) json_string_value(value);
-            id->len = json_string_length(value);
-        }
-
-        return;
-    }
-}
-
-
-/* GET {base}/{topic}: a new reference, per dialect (SPEC 1) */
-
-json_t *
-ngx_http_cast_hub_context(ngx_http_cast_hub_t *hub, ngx_str_t *name,
-    ngx_uint_t dialect)
-{
-    json_t                 *obj, *event, *context;
-    ngx_http_cast_open_t   *open;
-    ngx_http_cast_topic_t  *topic;
-
-    topic = ngx_http_cast_topic_find(hub, name);
-
-    if (dialect == NGX_HTTP_CAST_DIALECT_CAST) {
-        if (topic == NULL || topic->last_context == NULL) {
-            return json_object();
-        }
-
-        return json_incref(topic->last_context);
-    }
-
-    open = topic ? topic->current : NULL;
-
-    obj = json_object();
-    if (obj == NULL) {
-        return NULL;
-    }
-
-    if (open == NULL) {
-        if (json_object_set_new(obj, "context.type", json_string(""))
-            || json_object_set_new(obj, "context", json_array()))
-        {
-            json_decref(obj);
-            return NULL;
-        }
-
-        return obj;
-    }
-
-    event = json_object_get(open->event, "event");
-    context = json_object_get(event, "context");
-
-    if (json_object_set_new(obj, "context.type",
-                            ngx_http_cast_json_string(&open->type))
-        || json_object_set_new(obj, "context.versionId",
-                               json_stringn((char *) open->version,
-                                            NGX_HTTP_CAST_UUID_LEN))
-        || json_object_set_new(obj, "context",
-                               context ? json_incref(context) : json_array()))
-    {
-        json_decref(obj);
-        return NULL;
-    }
-
-    return obj;
+    return !(topic->len == 1 && topic->data[0] == '*');
 }
 
 
@@ -1317,32 +1406,4 @@ static ngx_int_t
 ngx_http_cast_str_eq(ngx_str_t *a, ngx_str_t *b)
 {
     return a->len == b->len && ngx_strncmp(a->data, b->data, a->len) == 0;
-}
-
-
-static ngx_int_t
-ngx_http_cast_str_caseeq(ngx_str_t *a, ngx_str_t *b)
-{
-    return a->len == b->len && ngx_strncasecmp(a->data, b->data, a->len) == 0;
-}
-
-
-static ngx_int_t
-ngx_http_cast_copy(ngx_pool_t *pool, ngx_str_t *dst, ngx_str_t *src)
-{
-    dst->len = src->len;
-
-    if (src->len == 0) {
-        dst->data = (u_char *) "";
-        return NGX_OK;
-    }
-
-    dst->data = ngx_pnalloc(pool, src->len);
-    if (dst->data == NULL) {
-        return NGX_ERROR;
-    }
-
-    ngx_memcpy(dst->data, src->data, src->len);
-
-    return NGX_OK;
 }

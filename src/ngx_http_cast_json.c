@@ -1,7 +1,6 @@
 
 /*
- * ngx_http_cast_module: JSON parsing, event validation (SPEC 2.2) and the
- * small generators the hub needs (random ids, UUIDs, timestamps).
+ * ngx_http_cast_module: JSON parsing and event validation (SPEC 2.2).
  */
 
 
@@ -9,9 +8,8 @@
 #include <ngx_core.h>
 #include <ngx_http.h>
 
-#include <sys/random.h>
-
 #include "ngx_http_cast.h"
+#include "ngx_http_cast_text.h"
 
 
 static ngx_int_t ngx_http_cast_errorf(ngx_pool_t *pool, ngx_str_t *err,
@@ -21,6 +19,7 @@ static ngx_int_t ngx_http_cast_json_text(json_t *obj, const char *key,
 static ngx_int_t ngx_http_cast_event_splice(ngx_pool_t *pool, ngx_str_t *raw,
     json_t *root, ngx_uint_t id, ngx_uint_t ts, ngx_uint_t topic,
     ngx_str_t *out);
+static ngx_uint_t ngx_http_cast_json_objects(json_t *array);
 static u_char *ngx_http_cast_json_ws(u_char *p, u_char *end);
 static u_char *ngx_http_cast_json_skip_string(u_char *p, u_char *end);
 static u_char *ngx_http_cast_json_skip_value(u_char *p, u_char *end);
@@ -66,9 +65,8 @@ ngx_http_cast_event_validate(ngx_pool_t *pool, json_t *root, ngx_str_t *raw,
     u_char      buf[NGX_HTTP_CAST_UUID_LEN + 1];
     json_t     *event, *value;
     ngx_int_t   rc;
-    size_t      i;
     ngx_str_t   s;
-    ngx_uint_t  changed, added_topic, added_id, added_ts;
+    ngx_uint_t  changed, added_topic, added_id, added_ts, code;
 
     ngx_memzero(ev, sizeof(ngx_http_cast_event_t));
     changed = 0;
@@ -106,6 +104,15 @@ ngx_http_cast_event_validate(ngx_pool_t *pool, json_t *root, ngx_str_t *raw,
                                     NGX_HTTP_CAST_MAX_EVENT_NAME);
     }
 
+    /* a name is a token of the subscribers' comma lists (SPEC 4) */
+
+    code = ngx_http_cast_text_event(ev->name.data, ev->name.len,
+                                    NGX_HTTP_CAST_MAX_EVENT_NAME);
+    if (code != NGX_HTTP_CAST_TEXT_OK) {
+        return ngx_http_cast_errorf(pool, err, "event[\"hub.event\"] %s",
+                                    ngx_http_cast_text_reason(code));
+    }
+
     rc = ngx_http_cast_json_text(event, "hub.topic", NGX_HTTP_CAST_MAX_TOPIC,
                                  &ev->topic);
     if (rc == NGX_ERROR) {
@@ -116,6 +123,24 @@ ngx_http_cast_event_validate(ngx_pool_t *pool, json_t *root, ngx_str_t *raw,
     }
 
     if (path_topic && path_topic->len) {
+
+        /* checked before it is quoted or made a JSON string */
+
+        code = ngx_http_cast_text_topic(path_topic->data, path_topic->len,
+                                        NGX_HTTP_CAST_MAX_TOPIC);
+
+        if (code == NGX_HTTP_CAST_TEXT_TOO_LONG) {
+            return ngx_http_cast_errorf(pool, err,
+                                        "the topic in the path (hub.topic) "
+                                        "must be at most %d bytes",
+                                        NGX_HTTP_CAST_MAX_TOPIC);
+        }
+
+        if (code != NGX_HTTP_CAST_TEXT_OK) {
+            return ngx_http_cast_errorf(pool, err,
+                                        "the topic in the path %s",
+                                        ngx_http_cast_text_reason(code));
+        }
 
         if (rc == NGX_OK
             && (ev->topic.len != path_topic->len
@@ -155,12 +180,11 @@ ngx_http_cast_event_validate(ngx_pool_t *pool, json_t *root, ngx_str_t *raw,
                                     "missing event[\"hub.topic\"]");
     }
 
-    for (i = 0; i < ev->topic.len; i++) {
-        if (ev->topic.data[i] < 0x20 || ev->topic.data[i] == 0x7f) {
-            return ngx_http_cast_errorf(pool, err,
-                                        "event[\"hub.topic\"] holds a "
-                                        "control character");
-        }
+    code = ngx_http_cast_text_topic(ev->topic.data, ev->topic.len,
+                                    NGX_HTTP_CAST_MAX_TOPIC);
+    if (code != NGX_HTTP_CAST_TEXT_OK) {
+        return ngx_http_cast_errorf(pool, err, "event[\"hub.topic\"] %s",
+                                    ngx_http_cast_text_reason(code));
     }
 
     if (ev->topic.len == 1 && ev->topic.data[0] == '*') {
@@ -176,15 +200,18 @@ ngx_http_cast_event_validate(ngx_pool_t *pool, json_t *root, ngx_str_t *raw,
 
     if (dialect == NGX_HTTP_CAST_DIALECT_FHIRCAST) {
 
-        if (value == NULL || !json_is_array(value)) {
+        if (value == NULL || !ngx_http_cast_json_objects(value)) {
             return ngx_http_cast_errorf(pool, err,
-                                        "event[\"context\"] must be an array");
+                                        "event[\"context\"] must be an array "
+                                        "of objects");
         }
 
-    } else if (value && !json_is_array(value) && !json_is_object(value)) {
+    } else if (value && !json_is_object(value)
+               && !ngx_http_cast_json_objects(value))
+    {
         return ngx_http_cast_errorf(pool, err,
                                     "event[\"context\"] must be an object "
-                                    "or an array");
+                                    "or an array of objects");
     }
 
     ev->context = value;
@@ -352,6 +379,28 @@ ngx_http_cast_event_splice(ngx_pool_t *pool, ngx_str_t *raw, json_t *root,
 }
 
 
+/* 1 for an array whose items are all objects (none at all included) */
+
+static ngx_uint_t
+ngx_http_cast_json_objects(json_t *array)
+{
+    size_t   i;
+    json_t  *item;
+
+    if (!json_is_array(array)) {
+        return 0;
+    }
+
+    json_array_foreach(array, i, item) {
+        if (!json_is_object(item)) {
+            return 0;
+        }
+    }
+
+    return 1;
+}
+
+
 static u_char *
 ngx_http_cast_json_ws(u_char *p, u_char *end)
 {
@@ -440,7 +489,7 @@ static u_char *
 ngx_http_cast_json_member(u_char *open, u_char *end, const char *key)
 {
     u_char  *p, *k;
-    size_t   len;
+    size_t   len, klen;
 
     len = ngx_strlen(key);
     p = open + 1;
@@ -459,6 +508,9 @@ ngx_http_cast_json_member(u_char *open, u_char *end, const char *key)
             return NULL;
         }
 
+        /* the raw key without its quotes; an escaped one never matches */
+        klen = p - 1 - k;
+
         p = ngx_http_cast_json_ws(p, end);
 
         if (p == end || *p != ':') {
@@ -471,8 +523,8 @@ ngx_http_cast_json_member(u_char *open, u_char *end, const char *key)
             return NULL;
         }
 
-        if ((size_t) (p - k) >= len + 1 && ngx_strncmp(k, key, len) == 0
-            && k[len] == '"')
+        if (klen == len && ngx_strncmp(k, key, len) == 0
+            && ngx_strlchr(k, k + klen, '\\') == NULL)
         {
             return p;
         }
@@ -586,107 +638,6 @@ ngx_http_cast_json_nonempty(json_t *json)
 }
 
 
-/*
- * Bytes from the kernel's CSPRNG, read 4 KB at a time: one getrandom()
- * per 256 ids instead of one per id.  The pool is per process (workers
- * fill it after the fork), and a byte is never handed out twice.
- */
-
-ngx_int_t
-ngx_http_cast_random(u_char *buf, size_t len)
-{
-    size_t          n;
-    ssize_t         got;
-
-    static u_char   pool[4096];
-    static size_t   pos, filled;
-
-    while (len) {
-
-        if (pos == filled) {
-            got = getrandom(pool, sizeof(pool), 0);
-
-            if (got <= 0) {
-                if (got == -1 && ngx_errno == NGX_EINTR) {
-                    continue;
-                }
-
-                ngx_log_error(NGX_LOG_ALERT, ngx_cycle->log, ngx_errno,
-                              "cast: getrandom() failed");
-                return NGX_ERROR;
-            }
-
-            pos = 0;
-            filled = got;
-        }
-
-        n = ngx_min(len, filled - pos);
-
-        ngx_memcpy(buf, pool + pos, n);
-        ngx_explicit_memzero(pool + pos, n);
-
-        pos += n;
-        buf += n;
-        len -= n;
-    }
-
-    return NGX_OK;
-}
-
-
-/* formats 16 random bytes as a version 4 UUID */
-
-void
-ngx_http_cast_uuid(u_char *out, u_char *r)
-{
-    r[6] = (r[6] & 0x0f) | 0x40;
-    r[8] = (r[8] & 0x3f) | 0x80;
-
-    out = ngx_hex_dump(out, r, 4);
-    *out++ = '-';
-    out = ngx_hex_dump(out, r + 4, 2);
-    *out++ = '-';
-    out = ngx_hex_dump(out, r + 6, 2);
-    *out++ = '-';
-    out = ngx_hex_dump(out, r + 8, 2);
-    *out++ = '-';
-    (void) ngx_hex_dump(out, r + 10, 6);
-}
-
-
-ngx_int_t
-ngx_http_cast_new_uuid(u_char *out)
-{
-    u_char  r[16];
-
-    if (ngx_http_cast_random(r, sizeof(r)) != NGX_OK) {
-        return NGX_ERROR;
-    }
-
-    ngx_http_cast_uuid(out, r);
-
-    return NGX_OK;
-}
-
-
-/* UTC, ISO 8601 with milliseconds: 2026-12-03T06:12:19.123Z */
-
-void
-ngx_http_cast_timestamp(u_char *out)
-{
-    ngx_tm_t     tm;
-    ngx_time_t  *tp;
-
-    tp = ngx_timeofday();
-    ngx_gmtime(tp->sec, &tm);
-
-    (void) ngx_sprintf(out, "%4d-%02d-%02dT%02d:%02d:%02d.%03MZ",
-                       tm.ngx_tm_year, tm.ngx_tm_mon, tm.ngx_tm_mday,
-                       tm.ngx_tm_hour, tm.ngx_tm_min, tm.ngx_tm_sec,
-                       tp->msec);
-}
-
-
 static ngx_int_t
 ngx_http_cast_errorf(ngx_pool_t *pool, ngx_str_t *err, const char *fmt, ...)
 {
@@ -702,6 +653,8 @@ ngx_http_cast_errorf(ngx_pool_t *pool, ngx_str_t *err, const char *fmt, ...)
     err->len = ngx_vslprintf(p, p + 512, fmt, args) - p;
     va_end(args);
 
+    /* a long quoted topic is cut short: not inside a character */
+    err->len = ngx_http_cast_utf8_trim(p, err->len);
     err->data = p;
 
     return NGX_DECLINED;

@@ -27,6 +27,7 @@
 
 #include "ngx_http_cast.h"
 #include <hiredis/sds.h>
+#include <poll.h>
 
 #include "ngx_http_cast_redis.h"
 
@@ -90,6 +91,8 @@ struct ngx_http_cast_redis_s {
     ngx_msec_t                     backoff;
 
     ngx_uint_t                     state;
+    ngx_uint_t                     addr;        /* in conf->addrs */
+    ngx_uint_t                     tried;       /* failed in this round */
     unsigned                       started:1;
     unsigned                       closing:1;
     unsigned                       destroyed:1;
@@ -132,7 +135,8 @@ static void ngx_http_cast_redis_set_reason(ngx_http_cast_redis_t *rds,
 static void ngx_http_cast_redis_close(ngx_http_cast_redis_t *rds);
 static void ngx_http_cast_redis_close_later(ngx_http_cast_redis_t *rds);
 static void ngx_http_cast_redis_close_handler(ngx_event_t *ev);
-static void ngx_http_cast_redis_failed(ngx_http_cast_redis_t *rds);
+static void ngx_http_cast_redis_failed(ngx_http_cast_redis_t *rds,
+    ngx_uint_t connecting);
 static void ngx_http_cast_redis_retry(ngx_http_cast_redis_t *rds);
 static void ngx_http_cast_redis_retry_handler(ngx_event_t *ev);
 static void ngx_http_cast_redis_connect_timeout(ngx_event_t *ev);
@@ -339,16 +343,19 @@ ngx_http_cast_redis_directive(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 /*
  * "host:port" (port 6379 by default) or "unix:/path".  Host names are
  * resolved here, once, with the system resolver: a worker never blocks
- * on DNS, and uses the first address (IPv4 first).
+ * on DNS.  Every address is kept, in the resolver's order (on Debian 12
+ * "localhost" is ::1 first), and a connection tries them in turn.
  */
 
 static char *
 ngx_http_cast_redis_parse_addr(ngx_conf_t *cf,
     ngx_http_cast_redis_conf_t *rcf, ngx_str_t *value)
 {
-    u_char     *p;
-    size_t      len;
-    ngx_url_t   u;
+    u_char                      *p;
+    size_t                       len;
+    ngx_url_t                    u;
+    ngx_uint_t                   i, j;
+    ngx_http_cast_redis_addr_t  *a;
 
     if (value->len >= 5 && ngx_strncasecmp(value->data, (u_char *) "unix:", 5)
                            == 0)
@@ -366,11 +373,19 @@ ngx_http_cast_redis_parse_addr(ngx_conf_t *cf,
             return NGX_CONF_ERROR;
         }
 
+        a = ngx_pcalloc(cf->pool, sizeof(ngx_http_cast_redis_addr_t));
+        if (a == NULL) {
+            return NGX_CONF_ERROR;
+        }
+
         /* strings from the configuration are NUL-terminated */
-        rcf->host.data = value->data + 5;
-        rcf->host.len = len;
-        rcf->port = 0;
-        rcf->addr_text = *value;
+        a->host.data = value->data + 5;
+        a->host.len = len;
+        a->port = 0;
+        a->text = *value;
+
+        rcf->addrs = a;
+        rcf->naddrs = 1;
 
         return NGX_CONF_OK;
 #else
@@ -395,19 +410,45 @@ ngx_http_cast_redis_parse_addr(ngx_conf_t *cf,
         return NGX_CONF_ERROR;
     }
 
-    p = ngx_pnalloc(cf->pool, NGX_SOCKADDR_STRLEN + 1);
-    if (p == NULL) {
+    rcf->addrs = ngx_pcalloc(cf->pool,
+                             u.naddrs * sizeof(ngx_http_cast_redis_addr_t));
+    if (rcf->addrs == NULL) {
         return NGX_CONF_ERROR;
     }
 
-    len = ngx_sock_ntop(u.addrs[0].sockaddr, u.addrs[0].socklen, p,
-                        NGX_SOCKADDR_STRLEN, 0);
-    p[len] = '\0';
+    for (i = 0; i < u.naddrs; i++) {
 
-    rcf->host.data = p;
-    rcf->host.len = len;
-    rcf->port = ngx_inet_get_port(u.addrs[0].sockaddr);
-    rcf->addr_text = u.addrs[0].name;
+        /* a resolver may list an address twice */
+
+        for (j = 0; j < i; j++) {
+            if (ngx_cmp_sockaddr(u.addrs[i].sockaddr, u.addrs[i].socklen,
+                                 u.addrs[j].sockaddr, u.addrs[j].socklen, 1)
+                == NGX_OK)
+            {
+                break;
+            }
+        }
+
+        if (j < i) {
+            continue;
+        }
+
+        p = ngx_pnalloc(cf->pool, NGX_SOCKADDR_STRLEN + 1);
+        if (p == NULL) {
+            return NGX_CONF_ERROR;
+        }
+
+        len = ngx_sock_ntop(u.addrs[i].sockaddr, u.addrs[i].socklen, p,
+                            NGX_SOCKADDR_STRLEN, 0);
+        p[len] = '\0';
+
+        a = &rcf->addrs[rcf->naddrs++];
+
+        a->host.data = p;
+        a->host.len = len;
+        a->port = ngx_inet_get_port(u.addrs[i].sockaddr);
+        a->text = u.addrs[i].name;
+    }
 
     return NGX_CONF_OK;
 }
@@ -488,10 +529,15 @@ ngx_http_cast_redis_create(ngx_cycle_t *cycle,
     rds->connect_ev.log = cycle->log;
     rds->connect_ev.cancelable = 1;
 
+    /*
+     * Not cancelable: a worker that quits gracefully waits for the
+     * answers to the commands it sent (at most command_timeout), so the
+     * requests waiting for them are answered before it exits.
+     */
+
     rds->timeout_ev.handler = ngx_http_cast_redis_timeout_handler;
     rds->timeout_ev.data = rds;
     rds->timeout_ev.log = cycle->log;
-    rds->timeout_ev.cancelable = 1;
 
     rds->ping_ev.handler = ngx_http_cast_redis_ping_handler;
     rds->ping_ev.data = rds;
@@ -532,7 +578,53 @@ ngx_http_cast_redis_ready(ngx_http_cast_redis_t *rds)
 const ngx_str_t *
 ngx_http_cast_redis_addr(ngx_http_cast_redis_t *rds)
 {
-    return &rds->conf->addr_text;
+    return &rds->conf->addrs[rds->addr].text;
+}
+
+
+/*
+ * Worker exit: the commands queued are written out now, for at most
+ * "timeout" ms, and the first reply is awaited (Redis has read them);
+ * nothing is read, no callback runs.
+ */
+
+void
+ngx_http_cast_redis_flush(ngx_http_cast_redis_t *rds, ngx_msec_t timeout)
+{
+    int             done;
+    ngx_msec_t      start, spent;
+    struct pollfd   pfd;
+
+    if (rds == NULL || rds->ac == NULL
+        || rds->state != NGX_HTTP_CAST_REDIS_READY)
+    {
+        return;
+    }
+
+    start = ngx_current_msec;
+    done = 0;
+
+    pfd.fd = rds->ac->c.fd;
+
+    for ( ;; ) {
+        if (redisBufferWrite(&rds->ac->c, &done) == REDIS_ERR) {
+            return;
+        }
+
+        ngx_time_update();
+        spent = ngx_current_msec - start;
+
+        if (spent >= timeout) {
+            return;
+        }
+
+        pfd.events = done ? POLLIN : POLLOUT;
+        pfd.revents = 0;
+
+        if (poll(&pfd, 1, (int) (timeout - spent)) <= 0 || done) {
+            return;
+        }
+    }
 }
 
 
@@ -567,12 +659,14 @@ ngx_http_cast_redis_connect(ngx_http_cast_redis_t *rds)
 {
     ngx_connection_t            *c;
     redisAsyncContext           *ac;
+    ngx_http_cast_redis_addr_t  *a;
     ngx_http_cast_redis_conf_t  *conf;
 #if (NGX_HTTP_CAST_REDIS_TIMER_API)
     struct timeval               tv;
 #endif
 
     conf = rds->conf;
+    a = &conf->addrs[rds->addr];
 
     rds->state = NGX_HTTP_CAST_REDIS_CONNECTING;
     rds->closing = 0;
@@ -582,13 +676,13 @@ ngx_http_cast_redis_connect(ngx_http_cast_redis_t *rds)
 
     ngx_log_debug2(NGX_LOG_DEBUG_EVENT, rds->log, 0,
                    "cast redis: %s connecting to %V",
-                   rds->name, &conf->addr_text);
+                   rds->name, &a->text);
 
-    if (conf->port == 0) {
-        ac = redisAsyncConnectUnix((const char *) conf->host.data);
+    if (a->port == 0) {
+        ac = redisAsyncConnectUnix((const char *) a->host.data);
 
     } else {
-        ac = redisAsyncConnect((const char *) conf->host.data, conf->port);
+        ac = redisAsyncConnect((const char *) a->host.data, a->port);
     }
 
     if (ac == NULL) {
@@ -644,7 +738,7 @@ ngx_http_cast_redis_connect(ngx_http_cast_redis_t *rds)
 
 failed:
 
-    ngx_http_cast_redis_failed(rds);
+    ngx_http_cast_redis_failed(rds, 1);
 }
 
 
@@ -682,7 +776,7 @@ ngx_http_cast_redis_connected(const redisAsyncContext *cac, int status)
 
     rds->state = NGX_HTTP_CAST_REDIS_HANDSHAKE;
 
-    if (conf->port) {
+    if (conf->addrs[rds->addr].port) {
         ngx_http_cast_redis_keepalive(rds);
     }
 
@@ -818,6 +912,7 @@ ngx_http_cast_redis_set_ready(ngx_http_cast_redis_t *rds)
     rds->backoff = NGX_HTTP_CAST_REDIS_BACKOFF_MIN;
     rds->last_error_len = 0;
     rds->last_read = ngx_current_msec;
+    rds->tried = 0;
 
     if (rds->conf->ping_interval) {
         ngx_add_timer(&rds->ping_ev, rds->conf->ping_interval);
@@ -825,7 +920,7 @@ ngx_http_cast_redis_set_ready(ngx_http_cast_redis_t *rds)
 
     ngx_log_error(NGX_LOG_INFO, rds->log, 0,
                   "cast: redis %s connection to %V ready",
-                  rds->name, &rds->conf->addr_text);
+                  rds->name, ngx_http_cast_redis_addr(rds));
 
     if (rds->on_state) {
         rds->on_state(rds, 1, rds->data);
@@ -895,10 +990,42 @@ ngx_http_cast_redis_close_handler(ngx_event_t *ev)
 }
 
 
+/*
+ * A connect failure with addresses left in this round moves on to the
+ * next one at once; anything else, or the last address, ends the round:
+ * logged, then a reconnect after the backoff, from the next address.
+ */
+
 static void
-ngx_http_cast_redis_failed(ngx_http_cast_redis_t *rds)
+ngx_http_cast_redis_failed(ngx_http_cast_redis_t *rds, ngx_uint_t connecting)
 {
-    ngx_uint_t  level;
+    ngx_uint_t                   level, naddrs;
+    const ngx_str_t             *addr;
+    ngx_http_cast_redis_conf_t  *conf;
+
+    conf = rds->conf;
+    naddrs = conf->naddrs;
+    addr = ngx_http_cast_redis_addr(rds);
+
+    rds->state = NGX_HTTP_CAST_REDIS_IDLE;
+    rds->addr = (rds->addr + 1) % naddrs;
+
+    if (connecting && rds->tried + 1 < naddrs) {
+        rds->tried++;
+
+        ngx_log_error(NGX_LOG_INFO, rds->log, 0,
+                      "cast: redis %s connection to %V failed: %*s; "
+                      "trying %V", rds->name, addr, rds->reason_len,
+                      rds->reason, ngx_http_cast_redis_addr(rds));
+
+        if (!rds->destroyed && !rds->retry_ev.posted) {
+            ngx_post_event(&rds->retry_ev, &ngx_posted_events);
+        }
+
+        return;
+    }
+
+    rds->tried = 0;
 
     level = NGX_LOG_ERR;
 
@@ -915,11 +1042,9 @@ ngx_http_cast_redis_failed(ngx_http_cast_redis_t *rds)
     }
 
     ngx_log_error(level, rds->log, 0,
-                  "cast: redis %s connection to %V failed: %*s",
-                  rds->name, &rds->conf->addr_text,
-                  rds->reason_len, rds->reason);
-
-    rds->state = NGX_HTTP_CAST_REDIS_IDLE;
+                  "cast: redis %s connection to %V failed: %*s%s",
+                  rds->name, addr, rds->reason_len, rds->reason,
+                  naddrs > 1 ? " (every address failed)" : "");
 
     ngx_http_cast_redis_retry(rds);
 }
@@ -939,7 +1064,7 @@ ngx_http_cast_redis_retry(ngx_http_cast_redis_t *rds)
 
     ngx_log_error(NGX_LOG_INFO, rds->log, 0,
                   "cast: redis %s connection to %V: reconnecting in %Mms",
-                  rds->name, &rds->conf->addr_text, delay);
+                  rds->name, ngx_http_cast_redis_addr(rds), delay);
 
     ngx_add_timer(&rds->retry_ev, delay);
 
@@ -1589,7 +1714,7 @@ ngx_http_cast_redis_cleanup(void *privdata)
 {
     ngx_http_cast_redis_t *rds = privdata;
 
-    ngx_uint_t          was_ready;
+    ngx_uint_t          was_ready, connecting;
     ngx_connection_t   *c;
     redisAsyncContext  *ac;
 
@@ -1638,6 +1763,7 @@ ngx_http_cast_redis_cleanup(void *privdata)
     ngx_http_cast_event_cancel(&rds->close_ev);
 
     was_ready = (rds->state == NGX_HTTP_CAST_REDIS_READY);
+    connecting = (rds->state == NGX_HTTP_CAST_REDIS_CONNECTING);
 
     rds->state = NGX_HTTP_CAST_REDIS_IDLE;
     rds->closing = 0;
@@ -1647,13 +1773,13 @@ ngx_http_cast_redis_cleanup(void *privdata)
     }
 
     if (!was_ready) {
-        ngx_http_cast_redis_failed(rds);
+        ngx_http_cast_redis_failed(rds, connecting);
         return;
     }
 
     ngx_log_error(NGX_LOG_ERR, rds->log, 0,
                   "cast: redis %s connection to %V lost: %*s",
-                  rds->name, &rds->conf->addr_text,
+                  rds->name, ngx_http_cast_redis_addr(rds),
                   rds->reason_len, rds->reason);
 
     rds->last_error_len = 0;

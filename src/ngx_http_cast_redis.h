@@ -5,7 +5,9 @@
  * One ngx_http_cast_redis_t is one hiredis async connection driven by the
  * worker's event loop: non-blocking connect, AUTH, CLIENT SETNAME, SELECT,
  * command and connect timeouts, health PINGs, and reconnects with backoff
- * (100ms, doubling, at most 5s).  Works with hiredis 0.14 and 1.x.
+ * (100ms, doubling, at most 5s).  A host name with several addresses:
+ * a connect failure moves on to the next address at once; the backoff
+ * starts when every address has failed.  Works with hiredis 0.14 and 1.x.
  *
  * Rules for callers:
  *   - create and start connections in init_process (or later), never in
@@ -45,12 +47,21 @@ typedef void (*ngx_http_cast_redis_state_pt)(ngx_http_cast_redis_t *rds,
     ngx_uint_t connected, void *data);
 
 
+/* one address to connect to */
+
+typedef struct {
+    ngx_str_t                  text;        /* for logs: "127.0.0.1:6379" */
+    ngx_str_t                  host;        /* IP or socket path, NUL end */
+    int                        port;        /* 0: unix socket */
+} ngx_http_cast_redis_addr_t;
+
+
 /* "cast_redis", one per http{} block, from cf->pool */
 
 struct ngx_http_cast_redis_conf_s {
-    ngx_str_t                  addr_text;   /* for logs: "127.0.0.1:6379" */
-    ngx_str_t                  host;        /* IP or socket path, NUL end */
-    int                        port;        /* 0: unix socket */
+    /* every address of a host name, the resolver's order, tried in turn */
+    ngx_http_cast_redis_addr_t  *addrs;
+    ngx_uint_t                 naddrs;
     ngx_str_t                  user;        /* empty: "AUTH password" */
     ngx_str_t                  password;    /* empty: no AUTH */
     ngx_uint_t                 db;
@@ -70,6 +81,7 @@ ngx_http_cast_redis_t *ngx_http_cast_redis_create(ngx_cycle_t *cycle,
     ngx_http_cast_redis_state_pt on_state, void *data);
 void ngx_http_cast_redis_start(ngx_http_cast_redis_t *rds);
 ngx_uint_t ngx_http_cast_redis_ready(ngx_http_cast_redis_t *rds);
+/* the address in use, or the one tried next */
 const ngx_str_t *ngx_http_cast_redis_addr(ngx_http_cast_redis_t *rds);
 
 /*
@@ -84,8 +96,10 @@ ngx_int_t ngx_http_cast_redis_command(ngx_http_cast_redis_t *rds,
 ngx_int_t ngx_http_cast_redis_commandf(ngx_http_cast_redis_t *rds,
     redisCallbackFn *fn, void *privdata, const char *fmt, ...);
 
+/* worker exit: queued commands are written before destroy() */
+void ngx_http_cast_redis_flush(ngx_http_cast_redis_t *rds,
+    ngx_msec_t timeout);
 void ngx_http_cast_redis_destroy(ngx_http_cast_redis_t *rds);
-
 
 
 #endif /* _NGX_HTTP_CAST_REDIS_H_INCLUDED_ */

@@ -18,6 +18,9 @@
 
 #include "ngx_http_cast.h"
 #include "ngx_http_cast_frame.h"
+#include "ngx_http_cast_hub.h"
+#include "ngx_http_cast_reply.h"
+#include "ngx_http_cast_ws.h"
 
 
 #define NGX_HTTP_CAST_UPGRADE_REQUIRED  426
@@ -27,13 +30,33 @@
 /* how many reads one event may do before it yields to others */
 #define NGX_HTTP_CAST_WS_READS  16
 
+/* ngx_http_cast_ws_enqueue() flags */
+#define NGX_HTTP_CAST_WS_Q_CONTROL  0x01    /* a control frame */
+#define NGX_HTTP_CAST_WS_Q_CLOSE    0x02    /* the Close frame */
+#define NGX_HTTP_CAST_WS_Q_EXEMPT   0x04    /* not live traffic: the 101,
+                                               greeting, replay */
+#define NGX_HTTP_CAST_WS_Q_RAW      0x08    /* the 101: not a frame */
 
+
+typedef struct ngx_http_cast_ws_s      ngx_http_cast_ws_t;
 typedef struct ngx_http_cast_ws_out_s  ngx_http_cast_ws_out_t;
 
 struct ngx_http_cast_ws_out_s {
     ngx_http_cast_ws_out_t    *next;
     ngx_http_cast_frame_t     *frame;
+    unsigned                   exempt:1;    /* not counted by send_queue */
+    unsigned                   raw:1;       /* the 101: never dropped */
+    unsigned                   close:1;     /* the Close frame */
 };
+
+
+typedef struct {
+    ngx_queue_t                queue;       /* in ws->publishing */
+    ngx_http_cast_ws_t        *ws;          /* NULL once it is gone */
+    ngx_pool_t                *pool;
+    json_t                    *root;
+    ngx_http_cast_event_t      ev;
+} ngx_http_cast_ws_publish_t;
 
 
 struct ngx_http_cast_ws_s {
@@ -43,7 +66,8 @@ struct ngx_http_cast_ws_s {
     ngx_http_cast_sub_t       *sub;
     ngx_http_cast_hub_t       *hub;
     ngx_http_cast_loc_conf_t  *conf;
-    ngx_queue_t                link;        /* in hub->sockets */
+    ngx_queue_t                link;        /* in the worker's sockets */
+    ngx_queue_t                publishing;  /* events the hub has yet */
 
     ngx_http_cast_ws_parser_t  parser;
     u_char                    *message;     /* reassembly, ngx_alloc() */
@@ -54,6 +78,7 @@ struct ngx_http_cast_ws_s {
     ngx_http_cast_ws_out_t   **last_out;
     ngx_http_cast_ws_out_t    *free;        /* links to reuse */
     size_t                     queued;      /* bytes not yet sent */
+    size_t                     exempt;      /* of queued: not live traffic */
     size_t                     sent;        /* of the head frame */
 
     u_char                    *pending;     /* came with the handshake */
@@ -63,21 +88,49 @@ struct ngx_http_cast_ws_s {
     ngx_event_t                close_ev;
     ngx_event_t                ping_ev;
     ngx_event_t                fail_ev;     /* deferred close on overflow */
+    ngx_event_t                linger_ev;   /* closing: the peer's time */
+    ngx_event_t                message_ev;  /* a client message's time */
     ngx_msec_t                 last_seen;
+    ngx_msec_t                 closing_start;
+    ngx_msec_t                 progress;    /* closing: last byte moved */
+    ngx_msec_t                 lingering_time;
+    ngx_msec_t                 lingering_timeout;
     ngx_uint_t                 fail_code;
     const char                *fail_reason;
 
     unsigned                   closing:1;   /* close frame queued */
     unsigned                   close_sent:1;
+    unsigned                   close_received:1;
+    unsigned                   shut_wr:1;
     unsigned                   failed:1;
     unsigned                   done:1;      /* released from the hub */
     unsigned                   detached:1;  /* the request is freed */
+    unsigned                   upgraded:1;  /* the 101 is sent */
+    unsigned                   in_frame:1;  /* input stopped mid-frame */
+    unsigned                   in_message:1;  /* mid fragmented message */
 };
 
 
+/* this worker's sockets, for its exit */
+static ngx_queue_t  ngx_http_cast_ws_sockets;
+
+
+static ngx_int_t ngx_http_cast_ws_bound(ngx_http_request_t *r,
+    ngx_http_cast_result_t *res, void *ctx);
+static void ngx_http_cast_ws_abandoned(ngx_http_cast_result_t *res);
+static ngx_int_t ngx_http_cast_ws_start(ngx_http_request_t *r,
+    ngx_http_cast_record_t *record, ngx_str_t *key);
+static ngx_int_t ngx_http_cast_ws_send_frame(void *socket,
+    ngx_http_cast_frame_t *frame, ngx_uint_t live);
+static void ngx_http_cast_ws_close(void *socket, ngx_uint_t code,
+    const char *reason);
+static void ngx_http_cast_ws_published(void *data,
+    ngx_http_cast_result_t *res);
+static ngx_int_t ngx_http_cast_ws_send_json(ngx_http_cast_ws_t *ws,
+    json_t *json);
 static void ngx_http_cast_ws_mask_id(ngx_http_request_t *r);
 static ngx_uint_t ngx_http_cast_ws_handshake(ngx_http_request_t *r,
-    ngx_str_t *key, char **err);
+    ngx_uint_t body, ngx_str_t *key, char **err);
 static ngx_table_elt_t *ngx_http_cast_ws_header(ngx_http_request_t *r,
     const char *name, ngx_uint_t *count);
 static ngx_int_t ngx_http_cast_ws_has_token(ngx_str_t *value,
@@ -97,34 +150,42 @@ static void ngx_http_cast_ws_message(ngx_http_cast_ws_t *ws, u_char *p,
 static void ngx_http_cast_ws_send_error(ngx_http_cast_ws_t *ws,
     ngx_str_t *error, json_t *id);
 static ngx_int_t ngx_http_cast_ws_enqueue(ngx_http_cast_ws_t *ws,
-    ngx_http_cast_frame_t *frame, ngx_uint_t control);
+    ngx_http_cast_frame_t *frame, ngx_uint_t flags);
+static ngx_int_t ngx_http_cast_ws_link(ngx_http_cast_ws_t *ws,
+    ngx_http_cast_frame_t *frame, ngx_uint_t flags);
+static void ngx_http_cast_ws_unlink(ngx_http_cast_ws_t *ws,
+    ngx_http_cast_ws_out_t **prev);
 static ngx_int_t ngx_http_cast_ws_send_control(ngx_http_cast_ws_t *ws,
     ngx_uint_t opcode, u_char *data, size_t len);
 static ngx_int_t ngx_http_cast_ws_flush(ngx_http_cast_ws_t *ws);
 static void ngx_http_cast_ws_fail(ngx_http_cast_ws_t *ws, ngx_uint_t code,
     const char *reason);
 static void ngx_http_cast_ws_fail_handler(ngx_event_t *ev);
+static void ngx_http_cast_ws_set_closing(ngx_http_cast_ws_t *ws);
+static void ngx_http_cast_ws_linger_handler(ngx_event_t *ev);
+static void ngx_http_cast_ws_message_handler(ngx_event_t *ev);
 static void ngx_http_cast_ws_ping_handler(ngx_event_t *ev);
 static void ngx_http_cast_ws_finalize(ngx_http_cast_ws_t *ws);
 static void ngx_http_cast_ws_release(ngx_http_cast_ws_t *ws);
 static void ngx_http_cast_ws_close_handler(ngx_event_t *ev);
 static void ngx_http_cast_ws_close_now(ngx_http_cast_ws_t *ws);
-static ngx_http_cast_frame_t *ngx_http_cast_ws_frame(ngx_uint_t opcode,
-    u_char *data, size_t len);
 
 
 ngx_int_t
 ngx_http_cast_ws_handler(ngx_http_request_t *r)
 {
-    char                      *msg;
-    u_char                    *p, *end;
-    ngx_int_t                  rc;
-    ngx_str_t                  key, id;
-    ngx_uint_t                 status;
-    ngx_http_cast_sub_t       *sub;
-    ngx_http_cast_hub_t       *hub;
+    char                        *msg;
+    u_char                      *p, *end;
+    ngx_int_t                    rc;
+    ngx_str_t                    id, *key;
+    ngx_uint_t                   status, body;
+    ngx_http_cast_hub_t         *hub;
+    ngx_http_cast_wait_t        *w;
+    ngx_http_cast_main_conf_t   *cmcf;
 
-    hub = ngx_http_cast_get_hub();
+    cmcf = ngx_http_get_module_main_conf(r, ngx_http_cast_module);
+    hub = cmcf->hub;
+
     if (hub == NULL) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
@@ -135,6 +196,10 @@ ngx_http_cast_ws_handler(ngx_http_request_t *r)
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
+    /* the discard counts Content-Length down: a body is noted first */
+
+    body = (r->headers_in.content_length_n > 0 || r->headers_in.chunked);
+
     rc = ngx_http_discard_request_body(r);
     if (rc != NGX_OK) {
         return rc;
@@ -142,7 +207,12 @@ ngx_http_cast_ws_handler(ngx_http_request_t *r)
 
     ngx_http_cast_ws_mask_id(r);
 
-    status = ngx_http_cast_ws_handshake(r, &key, &msg);
+    key = ngx_palloc(r->pool, sizeof(ngx_str_t));
+    if (key == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    status = ngx_http_cast_ws_handshake(r, body, key, &msg);
     if (status) {
         return ngx_http_cast_send_error(r, status, "%s", msg);
     }
@@ -158,29 +228,77 @@ ngx_http_cast_ws_handler(ngx_http_request_t *r)
     id.data = p;
     id.len = end - p;
 
-    if (hub->bus && id.len == NGX_HTTP_CAST_ID_LEN) {
-        /* Redis mode: the subscription may have been made anywhere */
-        return ngx_http_cast_bus_bind(r, &id, &key);
-    }
-
-    sub = NULL;
-
-    if (id.len == NGX_HTTP_CAST_ID_LEN) {
-        sub = ngx_http_cast_sub_find(hub, &id);
-    }
-
-    if (sub == NULL) {
+    if (id.len != NGX_HTTP_CAST_ID_LEN) {
         return ngx_http_cast_send_error(r, NGX_HTTP_NOT_FOUND,
                                         "unknown or expired endpoint");
     }
 
-    if (sub->ws) {
+    /* the subscription may have been made on any worker or host */
+
+    w = ngx_http_cast_wait(r, ngx_http_cast_ws_bound, key);
+    if (w == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    ngx_http_cast_wait_abandon(w, ngx_http_cast_ws_abandoned);
+
+    ngx_http_cast_hub_bind(hub, &id, ngx_http_cast_wait_done, w);
+
+    return NGX_DONE;
+}
+
+
+/*
+ * The client went while its bind was on its way: a record bound for no
+ * socket would refuse every later bind (409), so it ends.
+ */
+
+static void
+ngx_http_cast_ws_abandoned(ngx_http_cast_result_t *res)
+{
+    ngx_str_t                   none;
+    ngx_http_cast_main_conf_t  *cmcf;
+
+    if (res->rc != NGX_HTTP_CAST_DONE || res->record == NULL) {
+        return;
+    }
+
+    cmcf = ngx_http_cycle_get_module_main_conf(ngx_cycle,
+                                               ngx_http_cast_module);
+    if (cmcf == NULL || cmcf->hub == NULL) {
+        return;
+    }
+
+    ngx_str_null(&none);
+
+    ngx_http_cast_hub_unsubscribe(cmcf->hub, &res->record->id, &none,
+                                  "socket closed", NULL, NULL);
+}
+
+
+static ngx_int_t
+ngx_http_cast_ws_bound(ngx_http_request_t *r, ngx_http_cast_result_t *res,
+    void *ctx)
+{
+    ngx_str_t *key = ctx;
+
+    switch (res->rc) {
+
+    case NGX_HTTP_CAST_DONE:
+        return ngx_http_cast_ws_start(r, res->record, key);
+
+    case NGX_HTTP_CAST_NOT_FOUND:
+        return ngx_http_cast_send_error(r, NGX_HTTP_NOT_FOUND,
+                                        "unknown or expired endpoint");
+
+    case NGX_HTTP_CAST_BOUND:
         return ngx_http_cast_send_error(r, NGX_HTTP_CONFLICT,
                                         "this endpoint already has a "
                                         "socket");
-    }
 
-    return ngx_http_cast_ws_start(r, sub, &key);
+    default:
+        return ngx_http_cast_send_failure(r, res->rc);
+    }
 }
 
 
@@ -227,11 +345,14 @@ ngx_http_cast_ws_mask_id(ngx_http_request_t *r)
 }
 
 
-/* RFC 6455 4.2.1: 0, or the status to refuse with (426 or 400) */
+/*
+ * RFC 6455 4.2.1: 0, or the status to refuse with (426 or 400); "body":
+ * the request declared one
+ */
 
 static ngx_uint_t
-ngx_http_cast_ws_handshake(ngx_http_request_t *r, ngx_str_t *key,
-    char **err)
+ngx_http_cast_ws_handshake(ngx_http_request_t *r, ngx_uint_t body,
+    ngx_str_t *key, char **err)
 {
     u_char            decoded[32];
     ngx_str_t         dst;
@@ -245,6 +366,29 @@ ngx_http_cast_ws_handshake(ngx_http_request_t *r, ngx_str_t *key,
 
     if (r->http_version < NGX_HTTP_VERSION_11) {
         *err = "a websocket handshake needs HTTP/1.1";
+        return NGX_HTTP_BAD_REQUEST;
+    }
+
+    /*
+     * The socket takes over the TCP connection: on HTTP/2 (and HTTP/3)
+     * that is shared by other streams.  RFC 8441 is not supported.
+     */
+
+    if (r->http_version != NGX_HTTP_VERSION_11
+#if (NGX_HTTP_V2)
+        || r->stream
+#endif
+       )
+    {
+        *err = "websocket over HTTP/2 or HTTP/3 is not supported, "
+               "use HTTP/1.1";
+        return NGX_HTTP_BAD_REQUEST;
+    }
+
+    /* what follows the handshake is frames, not a body */
+
+    if (body) {
+        *err = "a websocket handshake has no body";
         return NGX_HTTP_BAD_REQUEST;
     }
 
@@ -383,19 +527,19 @@ ngx_http_cast_ws_has_token(ngx_str_t *value, const char *token)
 }
 
 
-ngx_int_t
-ngx_http_cast_ws_start(ngx_http_request_t *r, ngx_http_cast_sub_t *sub,
+static ngx_int_t
+ngx_http_cast_ws_start(ngx_http_request_t *r, ngx_http_cast_record_t *record,
     ngx_str_t *key)
 {
-    u_char                 hash[20], accept[28], *p;
-    u_char                 ts[NGX_HTTP_CAST_TIMESTAMP_LEN];
-    json_t                *hello;
-    ngx_str_t              src, dst;
-    ngx_sha1_t             sha1;
-    ngx_connection_t      *c;
-    ngx_http_cast_ws_t    *ws;
-    ngx_http_cleanup_t    *cln;
-    ngx_http_cast_frame_t *frame;
+    u_char                      hash[20], accept[28], *p;
+    ngx_str_t                   src, dst;
+    ngx_sha1_t                  sha1;
+    ngx_connection_t           *c;
+    ngx_http_cast_ws_t         *ws;
+    ngx_http_cleanup_t         *cln;
+    ngx_http_cast_frame_t      *frame;
+    ngx_http_core_loc_conf_t   *core;
+    ngx_http_cast_main_conf_t  *cmcf;
 
     static u_char  response[] =
         "HTTP/1.1 101 Switching Protocols" CRLF
@@ -418,12 +562,35 @@ ngx_http_cast_ws_start(ngx_http_request_t *r, ngx_http_cast_sub_t *sub,
     ws->connection = c;
     ws->request = r;
     ws->cleanup = cln;
-    ws->hub = sub->hub;
+    cmcf = ngx_http_get_module_main_conf(r, ngx_http_cast_module);
+    ws->hub = cmcf->hub;
+    ngx_queue_init(&ws->publishing);
     ws->conf = ngx_http_get_module_loc_conf(r, ngx_http_cast_module);
     ws->last_out = &ws->out;
     ws->last_seen = ngx_current_msec;
 
-    ngx_http_cast_ws_parser_init(&ws->parser, ws->conf->max_message_size);
+    /* a Close is followed the way nginx lingers on close */
+    core = ngx_http_get_module_loc_conf(r, ngx_http_core_module);
+    ws->lingering_time = core->lingering_time;
+    ws->lingering_timeout = core->lingering_timeout;
+
+    ngx_http_cast_ws_parser_init(&ws->parser,
+                                 ngx_min(ws->conf->max_message_size,
+                                         ws->conf->ws_max_message));
+
+    /* frames that came in the handshake's packet are kept for later */
+
+    if (r->header_in->pos < r->header_in->last) {
+        ws->pending_len = r->header_in->last - r->header_in->pos;
+        ws->pending = ngx_alloc(ws->pending_len, c->log);
+
+        if (ws->pending == NULL) {
+            ngx_free(ws);
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        ngx_memcpy(ws->pending, r->header_in->pos, ws->pending_len);
+    }
 
     /*
      * The 101 is written by the socket itself, first in its queue: no
@@ -441,11 +608,10 @@ ngx_http_cast_ws_start(ngx_http_request_t *r, ngx_http_cast_sub_t *sub,
     dst.data = accept;
     ngx_encode_base64(&dst, &src);
 
-    frame = ngx_http_cast_ws_frame(0, NULL,
+    frame = ngx_http_cast_frame_create(0, NULL,
                                    sizeof(response) - 1 + dst.len + 4);
     if (frame == NULL) {
-        ngx_free(ws);
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        goto nomem;
     }
 
     /* a raw buffer: no frame header */
@@ -454,24 +620,17 @@ ngx_http_cast_ws_start(ngx_http_request_t *r, ngx_http_cast_sub_t *sub,
     p = ngx_cpymem(p, dst.data, dst.len);
     *p++ = CR; *p++ = LF; *p++ = CR; *p = LF;
 
-    (void) ngx_http_cast_ws_enqueue(ws, frame, 1);
+    if (ngx_http_cast_ws_link(ws, frame, NGX_HTTP_CAST_WS_Q_RAW
+                                         |NGX_HTTP_CAST_WS_Q_EXEMPT)
+        != NGX_OK)
+    {
+        ngx_http_cast_frame_release(frame);
+        goto nomem;
+    }
+
     ngx_http_cast_frame_release(frame);
 
-    /* frames that came in the handshake's packet are kept for later */
-
-    if (r->header_in->pos < r->header_in->last) {
-        ws->pending_len = r->header_in->last - r->header_in->pos;
-        ws->pending = ngx_alloc(ws->pending_len, c->log);
-
-        if (ws->pending == NULL) {
-            ngx_http_cast_ws_release(ws);
-            ngx_free(ws);
-            return NGX_HTTP_INTERNAL_SERVER_ERROR;
-        }
-
-        ngx_memcpy(ws->pending, r->header_in->pos, ws->pending_len);
-        r->header_in->pos = r->header_in->last;
-    }
+    r->header_in->pos = r->header_in->last;
 
     r->headers_out.status = NGX_HTTP_SWITCHING_PROTOCOLS;
     r->keepalive = 0;
@@ -505,12 +664,11 @@ ngx_http_cast_ws_start(ngx_http_request_t *r, ngx_http_cast_sub_t *sub,
     ws->close_ev.data = ws;
     ws->close_ev.log = c->log;
 
-    ws->sub = sub;
-    sub->ws = ws;
-    ngx_queue_insert_tail(&ws->hub->sockets, &ws->link);
-    ws->hub->nsockets++;
+    if (ngx_http_cast_ws_sockets.next == NULL) {
+        ngx_queue_init(&ngx_http_cast_ws_sockets);
+    }
 
-    ngx_http_cast_event_cancel(&sub->bind_ev);
+    ngx_queue_insert_tail(&ngx_http_cast_ws_sockets, &ws->link);
 
     ws->ping_ev.handler = ngx_http_cast_ws_ping_handler;
     ws->ping_ev.data = ws;
@@ -526,39 +684,26 @@ ngx_http_cast_ws_start(ngx_http_request_t *r, ngx_http_cast_sub_t *sub,
     ws->fail_ev.data = ws;
     ws->fail_ev.log = c->log;
 
-    ngx_log_error(NGX_LOG_INFO, c->log, 0,
-                  "cast: socket bound to subscription %*s... on topic "
-                  "\"%V\"", (size_t) 8, sub->sn.str.data, &sub->topic_name);
+    ws->linger_ev.handler = ngx_http_cast_ws_linger_handler;
+    ws->linger_ev.data = ws;
+    ws->linger_ev.log = c->log;
+    ws->linger_ev.cancelable = 1;
 
-    /* SPEC 3.2: connection.established (cast), confirmation, replay */
+    ws->message_ev.handler = ngx_http_cast_ws_message_handler;
+    ws->message_ev.data = ws;
+    ws->message_ev.log = c->log;
+    ws->message_ev.cancelable = 1;
 
-    if (sub->dialect == NGX_HTTP_CAST_DIALECT_CAST) {
-        ngx_http_cast_timestamp(ts);
+    /*
+     * The hub sends the greeting, the confirmation and the replay (SPEC
+     * 3.2), marked as not live: cast_send_queue, the bound for live
+     * traffic, does not apply to what a client gets before it could read.
+     */
 
-        hello = json_pack("{s:s,s:s%,s:s%}",
-                          "type", "connection.established",
-                          "endpoint", (char *) sub->sn.str.data,
-                          (size_t) sub->sn.str.len,
-                          "timestamp", (char *) ts, (size_t) sizeof(ts));
-        if (hello == NULL
-            || ngx_http_cast_ws_send_json(ws, hello) != NGX_OK)
-        {
-            json_decref(hello);
-            goto failed;
-        }
-
-        json_decref(hello);
-    }
-
-    hello = ngx_http_cast_sub_confirmation(sub, "subscribe", NULL);
-    if (hello == NULL || ngx_http_cast_ws_send_json(ws, hello) != NGX_OK) {
-        json_decref(hello);
-        goto failed;
-    }
-
-    json_decref(hello);
-
-    if (ngx_http_cast_sub_replay(sub) != NGX_OK) {
+    ws->sub = ngx_http_cast_hub_attach(ws->hub, record, ws, c->log,
+                                       ngx_http_cast_ws_send_frame,
+                                       ngx_http_cast_ws_close);
+    if (ws->sub == NULL) {
         goto failed;
     }
 
@@ -566,14 +711,31 @@ ngx_http_cast_ws_start(ngx_http_request_t *r, ngx_http_cast_sub_t *sub,
 
 failed:
 
-    /* end it from an event of its own, after the detach */
+    /* end it from an event of its own, after the detach sent the 101 */
 
-    ws->failed = 1;
-    ws->fail_code = NGX_HTTP_CAST_WS_GOING_AWAY;
-    ws->fail_reason = "internal error";
-    ngx_post_event(&ws->fail_ev, &ngx_posted_events);
+    if (!ws->failed && !ws->closing && !ws->done) {
+        ws->failed = 1;
+        ws->fail_code = NGX_HTTP_CAST_WS_GOING_AWAY;
+        ws->fail_reason = "internal error";
+        ngx_post_event(&ws->fail_ev, &ngx_posted_events);
+    }
 
     return NGX_DONE;
+
+nomem:
+
+    if (ws->out) {
+        ngx_http_cast_frame_release(ws->out->frame);
+        ngx_free(ws->out);
+    }
+
+    if (ws->pending) {
+        ngx_free(ws->pending);
+    }
+
+    ngx_free(ws);
+
+    return NGX_HTTP_INTERNAL_SERVER_ERROR;
 }
 
 
@@ -631,6 +793,17 @@ ngx_http_cast_ws_detach(ngx_event_t *ev)
 
     if (ws->done) {
         ngx_post_event(&ws->close_ev, &ngx_posted_events);
+        return;
+    }
+
+    /* the 101 is on its way before anything the client sent is read */
+
+    if (ngx_http_cast_ws_flush(ws) == NGX_ERROR) {
+        ngx_http_cast_ws_finalize(ws);
+        return;
+    }
+
+    if (ws->done) {
         return;
     }
 
@@ -711,15 +884,23 @@ ngx_http_cast_ws_read_handler(ngx_event_t *rev)
         }
 
         if (n == 0 || n == NGX_ERROR) {
-            ngx_log_error(NGX_LOG_INFO, c->log, 0,
-                          "cast: client closed the socket without a close "
-                          "frame");
+            if (ws->closing) {
+                ngx_log_debug0(NGX_LOG_DEBUG_HTTP, c->log, 0,
+                               "cast ws: client closed while closing");
+
+            } else {
+                ngx_log_error(NGX_LOG_INFO, c->log, 0,
+                              "cast: client closed the socket without a "
+                              "close frame");
+            }
+
             c->error = 1;
             ngx_http_cast_ws_finalize(ws);
             return;
         }
 
         ws->last_seen = ngx_current_msec;
+        ws->progress = ws->last_seen;
 
         if (ngx_http_cast_ws_input(ws, buf, n) != NGX_OK) {
             return;
@@ -766,6 +947,8 @@ ngx_http_cast_ws_input(ngx_http_cast_ws_t *ws, u_char *p, size_t n)
         rc = ngx_http_cast_ws_parse(&ws->parser, &p, last, &ev);
 
         if (rc == NGX_AGAIN) {
+            /* all of it is consumed: a frame has begun */
+            ws->in_frame = 1;
             break;
         }
 
@@ -780,12 +963,17 @@ ngx_http_cast_ws_input(ngx_http_cast_ws_t *ws, u_char *p, size_t n)
         }
 
         if (ev.type == NGX_HTTP_CAST_WS_EV_CONTROL) {
+            ws->in_frame = 0;
+
             if (ngx_http_cast_ws_control(ws, &ev) != NGX_OK) {
                 return NGX_ERROR;
             }
 
             continue;
         }
+
+        ws->in_frame = !ev.frame_end;
+        ws->in_message = !ev.message_end;
 
         if (ws->closing) {
             continue;
@@ -826,6 +1014,17 @@ ngx_http_cast_ws_input(ngx_http_cast_ws_t *ws, u_char *p, size_t n)
         }
     }
 
+    /* a message has cast_ws_message_timeout from its first byte */
+
+    if ((ws->in_frame || ws->in_message) && !ws->closing) {
+        if (!ws->message_ev.timer_set) {
+            ngx_add_timer(&ws->message_ev, ws->conf->ws_message_timeout);
+        }
+
+    } else if (ws->message_ev.timer_set) {
+        ngx_del_timer(&ws->message_ev);
+    }
+
     if (ngx_http_cast_ws_flush(ws) == NGX_ERROR) {
         ngx_http_cast_ws_finalize(ws);
         return NGX_ERROR;
@@ -860,6 +1059,8 @@ ngx_http_cast_ws_control(ngx_http_cast_ws_t *ws, ngx_http_cast_ws_event_t *ev)
         ngx_log_error(NGX_LOG_INFO, ws->connection->log, 0,
                       "cast: client closed the socket with %ui", code);
 
+        ws->close_received = 1;
+
         if (!ws->closing) {
             /* echo the code, then close when it is sent */
             if (ngx_http_cast_ws_send_control(ws, NGX_HTTP_CAST_WS_CLOSE,
@@ -871,10 +1072,12 @@ ngx_http_cast_ws_control(ngx_http_cast_ws_t *ws, ngx_http_cast_ws_event_t *ev)
                 return NGX_ERROR;
             }
 
-            ws->closing = 1;
+            ngx_http_cast_ws_set_closing(ws);
         }
 
-        if (ngx_http_cast_ws_flush(ws) != NGX_AGAIN) {
+        /* the connection goes once the Close is sent, or in lingering time */
+
+        if (ngx_http_cast_ws_flush(ws) == NGX_ERROR) {
             ngx_http_cast_ws_finalize(ws);
         }
 
@@ -894,8 +1097,14 @@ ngx_http_cast_ws_append(ngx_http_cast_ws_t *ws, u_char *p, size_t n)
     }
 
     if (ws->message_len + n > ws->message_size) {
-        size = ngx_max(ws->message_size * 2, ws->message_len + n);
-        size = ngx_max(size, 1024);
+        size = ngx_max(ws->message_size * 2, 1024);
+
+        /* never more than the message limit the parser enforces */
+        if (ws->parser.max_message && size > ws->parser.max_message) {
+            size = (size_t) ws->parser.max_message;
+        }
+
+        size = ngx_max(size, ws->message_len + n);
 
         m = ngx_alloc(size, ws->connection->log);
         if (m == NULL) {
@@ -926,12 +1135,12 @@ ngx_http_cast_ws_append(ngx_http_cast_ws_t *ws, u_char *p, size_t n)
 static void
 ngx_http_cast_ws_message(ngx_http_cast_ws_t *ws, u_char *p, size_t n)
 {
-    json_t                 *root, *status;
-    ngx_int_t               rc;
-    ngx_str_t               err, body;
-    ngx_log_t              *log;
-    ngx_pool_t             *pool;
-    ngx_http_cast_event_t   ev;
+    json_t                      *root, *status;
+    ngx_int_t                    rc;
+    ngx_str_t                    err, body;
+    ngx_log_t                   *log;
+    ngx_pool_t                  *pool;
+    ngx_http_cast_ws_publish_t  *pub;
 
     log = ws->connection->log;
 
@@ -954,13 +1163,27 @@ ngx_http_cast_ws_message(ngx_http_cast_ws_t *ws, u_char *p, size_t n)
 
     if (json_is_object(root) && json_object_get(root, "event")) {
 
-        body.data = p;
-        body.len = n;
+        /* the message buffer is reused: the event keeps its own bytes */
 
-        rc = ngx_http_cast_event_validate(pool, root, &body, NULL,
-                                          ws->sub ? ws->sub->dialect
-                                                  : ws->conf->dialect,
-                                          &ev, &err);
+        body.len = n;
+        body.data = ngx_pnalloc(pool, n);
+
+        if (body.data == NULL) {
+            json_decref(root);
+            ngx_destroy_pool(pool);
+            return;
+        }
+
+        ngx_memcpy(body.data, p, n);
+
+        pub = ngx_pcalloc(pool, sizeof(ngx_http_cast_ws_publish_t));
+
+        rc = (pub == NULL) ? NGX_ERROR
+             : ngx_http_cast_event_validate(pool, root, &body, NULL,
+                                            ws->sub
+                                            ? ws->sub->record.dialect
+                                            : ws->conf->dialect,
+                                            &pub->ev, &err);
         if (rc == NGX_DECLINED) {
             ngx_log_error(NGX_LOG_INFO, log, 0,
                           "cast: client sent an invalid event: %V", &err);
@@ -968,22 +1191,16 @@ ngx_http_cast_ws_message(ngx_http_cast_ws_t *ws, u_char *p, size_t n)
                                         json_object_get(root, "id"));
 
         } else if (rc == NGX_OK) {
-            if (ws->hub->bus == NULL) {
-                if (ngx_http_cast_hub_publish(ws->hub, &ev, log)
-                    == NGX_DECLINED)
-                {
-                    ngx_str_set(&err, "the hub holds as many topics as it "
-                                      "may (cast_max_topics)");
-                    ngx_http_cast_ws_send_error(ws, &err,
-                                                json_object_get(root, "id"));
-                }
+            /* the pool and the JSON stay until the hub answers */
+            pub->ev.max_context = ws->conf->max_context;
+            pub->ws = ws;
+            pub->pool = pool;
+            pub->root = root;
+            ngx_queue_insert_tail(&ws->publishing, &pub->queue);
 
-            } else if (ngx_http_cast_bus_publish(NULL, &ev, pool) != NGX_OK) {
-                ngx_str_set(&err, "the hub's Redis is unreachable, the "
-                                  "event was not published");
-                ngx_http_cast_ws_send_error(ws, &err,
-                                            json_object_get(root, "id"));
-            }
+            ngx_http_cast_hub_publish(ws->hub, &pub->ev,
+                                      ngx_http_cast_ws_published, pub);
+            return;
         }
 
     } else if (json_is_object(root)
@@ -991,7 +1208,7 @@ ngx_http_cast_ws_message(ngx_http_cast_ws_t *ws, u_char *p, size_t n)
                && (status = json_object_get(root, "status")) != NULL
                && (json_is_integer(status) || json_is_string(status)))
     {
-        ws->hub->acks++;
+        ngx_http_cast_hub_ack(ws->hub);
 
         ngx_log_debug0(NGX_LOG_DEBUG_HTTP, log, 0, "cast ws: ack received");
 
@@ -1002,6 +1219,48 @@ ngx_http_cast_ws_message(ngx_http_cast_ws_t *ws, u_char *p, size_t n)
 
     json_decref(root);
     ngx_destroy_pool(pool);
+}
+
+
+/* the hub's answer to an event sent on the socket: errors go back */
+
+static void
+ngx_http_cast_ws_published(void *data, ngx_http_cast_result_t *res)
+{
+    ngx_http_cast_ws_publish_t *pub = data;
+
+    ngx_str_t            err;
+    ngx_http_cast_ws_t  *ws;
+
+    ws = pub->ws;
+
+    if (ws) {
+        ngx_queue_remove(&pub->queue);
+
+        if (res->rc != NGX_HTTP_CAST_DONE) {
+            if (res->rc == NGX_HTTP_CAST_FULL) {
+                ngx_str_set(&err, "the hub holds as many topics as it may "
+                                  "(cast_max_topics)");
+
+            } else if (res->rc == NGX_HTTP_CAST_TOO_LARGE) {
+                ngx_str_set(&err, "the context exceeds "
+                                  "cast_max_context_size");
+
+            } else if (res->rc == NGX_HTTP_CAST_UNAVAILABLE) {
+                ngx_str_set(&err, "the hub's Redis is unreachable, the "
+                                  "event was not published");
+
+            } else {
+                ngx_str_set(&err, "the event was not published");
+            }
+
+            ngx_http_cast_ws_send_error(ws, &err,
+                                        json_object_get(pub->root, "id"));
+        }
+    }
+
+    json_decref(pub->root);
+    ngx_destroy_pool(pub->pool);
 }
 
 
@@ -1028,7 +1287,7 @@ ngx_http_cast_ws_send_error(ngx_http_cast_ws_t *ws, ngx_str_t *error,
 }
 
 
-ngx_int_t
+static ngx_int_t
 ngx_http_cast_ws_send_json(ngx_http_cast_ws_t *ws, json_t *json)
 {
     size_t                  len;
@@ -1040,7 +1299,7 @@ ngx_http_cast_ws_send_json(ngx_http_cast_ws_t *ws, json_t *json)
         return NGX_ERROR;
     }
 
-    frame = ngx_http_cast_ws_frame(NGX_HTTP_CAST_WS_TEXT, NULL, len);
+    frame = ngx_http_cast_frame_create(NGX_HTTP_CAST_WS_TEXT, NULL, len);
     if (frame == NULL) {
         return NGX_ERROR;
     }
@@ -1059,11 +1318,14 @@ ngx_http_cast_ws_send_json(ngx_http_cast_ws_t *ws, json_t *json)
 }
 
 
-ngx_int_t
-ngx_http_cast_ws_send_frame(ngx_http_cast_ws_t *ws,
-    ngx_http_cast_frame_t *frame)
+/* called by the hub: one frame of its, shared with other sockets */
+
+static ngx_int_t
+ngx_http_cast_ws_send_frame(void *socket, ngx_http_cast_frame_t *frame,
+    ngx_uint_t live)
 {
-    return ngx_http_cast_ws_enqueue(ws, frame, 0);
+    return ngx_http_cast_ws_enqueue(socket, frame,
+                                    live ? 0 : NGX_HTTP_CAST_WS_Q_EXEMPT);
 }
 
 
@@ -1074,12 +1336,16 @@ ngx_http_cast_ws_send_control(ngx_http_cast_ws_t *ws, ngx_uint_t opcode,
     ngx_int_t               rc;
     ngx_http_cast_frame_t  *frame;
 
-    frame = ngx_http_cast_ws_frame(opcode, data, len);
+    frame = ngx_http_cast_frame_create(opcode, data, len);
     if (frame == NULL) {
         return NGX_ERROR;
     }
 
-    rc = ngx_http_cast_ws_enqueue(ws, frame, 1);
+    rc = ngx_http_cast_ws_enqueue(ws, frame,
+                                  opcode == NGX_HTTP_CAST_WS_CLOSE
+                                  ? NGX_HTTP_CAST_WS_Q_CONTROL
+                                    |NGX_HTTP_CAST_WS_Q_CLOSE
+                                  : NGX_HTTP_CAST_WS_Q_CONTROL);
     ngx_http_cast_frame_release(frame);
 
     return rc;
@@ -1087,30 +1353,28 @@ ngx_http_cast_ws_send_control(ngx_http_cast_ws_t *ws, ngx_uint_t opcode,
 
 
 /*
- * Queues a frame.  Data beyond cast_send_queue ends the subscriber
+ * Queues a frame.  Live traffic beyond cast_send_queue ends the subscriber
  * (1008) later, from a posted event: the caller may be walking a topic's
- * subscriptions.  Control frames are small and always queued.
+ * subscriptions.
  */
 
 static ngx_int_t
 ngx_http_cast_ws_enqueue(ngx_http_cast_ws_t *ws, ngx_http_cast_frame_t *frame,
-    ngx_uint_t control)
+    ngx_uint_t flags)
 {
-    ngx_connection_t        *c;
-    ngx_http_cast_ws_out_t  *out;
-
     if (ws->closing || ws->failed || ws->done) {
         return NGX_DECLINED;
     }
 
     /*
      * Pongs count too: a client that floods pings and never reads must not
-     * make the hub buffer without bound.  Only the one close frame may
-     * go beyond the limit.
+     * make the hub buffer without bound.  The Close frame, and what a
+     * socket gets before it could read (the 101, greeting and replay), go
+     * beyond the limit.
      */
 
-    if ((!control || frame->data[0] != (0x80 | NGX_HTTP_CAST_WS_CLOSE))
-        && ws->queued + frame->len > ws->conf->send_queue)
+    if (!(flags & (NGX_HTTP_CAST_WS_Q_EXEMPT|NGX_HTTP_CAST_WS_Q_CLOSE))
+        && ws->queued - ws->exempt + frame->len > ws->conf->send_queue)
     {
         ngx_log_error(NGX_LOG_INFO, ws->connection->log, 0,
                       "cast: subscriber does not read, %uz bytes queued, "
@@ -1123,6 +1387,19 @@ ngx_http_cast_ws_enqueue(ngx_http_cast_ws_t *ws, ngx_http_cast_frame_t *frame,
 
         return NGX_ERROR;
     }
+
+    return ngx_http_cast_ws_link(ws, frame, flags);
+}
+
+
+/* appends a frame to the queue, unconditionally */
+
+static ngx_int_t
+ngx_http_cast_ws_link(ngx_http_cast_ws_t *ws, ngx_http_cast_frame_t *frame,
+    ngx_uint_t flags)
+{
+    ngx_connection_t        *c;
+    ngx_http_cast_ws_out_t  *out;
 
     out = ws->free;
 
@@ -1138,11 +1415,18 @@ ngx_http_cast_ws_enqueue(ngx_http_cast_ws_t *ws, ngx_http_cast_frame_t *frame,
 
     out->next = NULL;
     out->frame = frame;
+    out->exempt = (flags & NGX_HTTP_CAST_WS_Q_EXEMPT) ? 1 : 0;
+    out->raw = (flags & NGX_HTTP_CAST_WS_Q_RAW) ? 1 : 0;
+    out->close = (flags & NGX_HTTP_CAST_WS_Q_CLOSE) ? 1 : 0;
     frame->refs++;
 
     *ws->last_out = out;
     ws->last_out = &out->next;
     ws->queued += frame->len;
+
+    if (out->exempt) {
+        ws->exempt += frame->len;
+    }
 
     c = ws->connection;
 
@@ -1156,7 +1440,38 @@ ngx_http_cast_ws_enqueue(ngx_http_cast_ws_t *ws, ngx_http_cast_frame_t *frame,
 }
 
 
-/* NGX_OK: all sent; NGX_AGAIN: waiting for the socket; NGX_ERROR */
+/* drops the link *prev points to; never the head once it is started */
+
+static void
+ngx_http_cast_ws_unlink(ngx_http_cast_ws_t *ws, ngx_http_cast_ws_out_t **prev)
+{
+    ngx_http_cast_ws_out_t  *out;
+
+    out = *prev;
+    *prev = out->next;
+
+    if (ws->last_out == &out->next) {
+        ws->last_out = prev;
+    }
+
+    ws->queued -= out->frame->len;
+
+    if (out->exempt) {
+        ws->exempt -= out->frame->len;
+    }
+
+    ngx_http_cast_frame_release(out->frame);
+
+    out->next = ws->free;
+    ws->free = out;
+}
+
+
+/*
+ * NGX_OK: all sent; NGX_AGAIN: waiting for the socket; NGX_DONE: the Close
+ * is sent (the socket is finalized when the peer's Close came, otherwise it
+ * lingers); NGX_ERROR
+ */
 
 static ngx_int_t
 ngx_http_cast_ws_flush(ngx_http_cast_ws_t *ws)
@@ -1197,11 +1512,21 @@ ngx_http_cast_ws_flush(ngx_http_cast_ws_t *ws)
         ws->sent += n;
         ws->queued -= n;
 
+        if (out->exempt) {
+            ws->exempt -= n;
+        }
+
+        ws->progress = ngx_current_msec;
+
         if (ws->sent < frame->len) {
             continue;
         }
 
-        if (frame->len && frame->data[0] == (0x80 | NGX_HTTP_CAST_WS_CLOSE)) {
+        if (out->raw) {
+            ws->upgraded = 1;
+        }
+
+        if (out->close) {
             ws->close_sent = 1;
         }
 
@@ -1218,8 +1543,30 @@ ngx_http_cast_ws_flush(ngx_http_cast_ws_t *ws)
         ngx_http_cast_frame_release(frame);
     }
 
-    if (ws->closing && ws->close_sent) {
-        ngx_http_cast_ws_finalize(ws);
+    if (ws->close_sent) {
+
+        if (ws->close_received) {
+            ngx_http_cast_ws_finalize(ws);
+            return NGX_DONE;
+        }
+
+        if (!ws->shut_wr) {
+            /*
+             * Like nginx's lingering close: nothing more is written, what
+             * the peer sends is read (its Close ends the wait) for a
+             * bounded time, so that its unread bytes do not make the
+             * kernel reset the connection before it read our Close.
+             */
+
+            ws->shut_wr = 1;
+
+            if (ngx_shutdown_socket(c->fd, NGX_WRITE_SHUTDOWN) == -1) {
+                ngx_connection_error(c, ngx_socket_errno,
+                                     ngx_shutdown_socket_n " failed");
+                return NGX_ERROR;
+            }
+        }
+
         return NGX_DONE;
     }
 
@@ -1240,57 +1587,82 @@ again:
 
 
 /*
- * Closes with a code: the queue is dropped unless a frame is half sent
- * (then the TCP connection just ends), the close frame goes out best
- * effort, the subscription ends.
+ * Closes with a code: the frames not started are dropped, the one on the
+ * wire (and the 101) are finished, then the Close is sent and the peer has
+ * lingering_timeout to read it (lingering_time in all); the subscription
+ * ends now.
  */
 
 static void
 ngx_http_cast_ws_fail(ngx_http_cast_ws_t *ws, ngx_uint_t code,
     const char *reason)
 {
-    u_char               payload[NGX_HTTP_CAST_WS_MAX_CONTROL];
-    size_t               len;
-    ngx_http_cast_sub_t  *sub;
-    ngx_http_cast_frame_t *frame;
-    ngx_http_cast_ws_out_t *out;
+    u_char                   payload[NGX_HTTP_CAST_WS_MAX_CONTROL];
+    size_t                   len;
+    ngx_http_cast_sub_t     *sub;
+    ngx_http_cast_frame_t   *frame;
+    ngx_http_cast_ws_out_t  *out, **prev;
 
     sub = ws->sub;
 
     if (sub) {
         ws->sub = NULL;
-        sub->ws = NULL;
-        ngx_http_cast_sub_remove(sub, reason);
-    }
-
-    if (ws->sent == 0) {
-        while (ws->out) {
-            out = ws->out;
-            ws->out = out->next;
-            ws->queued -= out->frame->len;
-            ngx_http_cast_frame_release(out->frame);
-        }
-
-        ws->last_out = &ws->out;
-
-        len = ngx_http_cast_ws_close_payload(payload, code, (u_char *) reason,
-                                             ngx_strlen(reason));
-
-        frame = ngx_http_cast_ws_frame(NGX_HTTP_CAST_WS_CLOSE, payload, len);
-
-        if (frame) {
-            ws->failed = 0;
-            (void) ngx_http_cast_ws_enqueue(ws, frame, 1);
-            ngx_http_cast_frame_release(frame);
-        }
+        ngx_http_cast_hub_detach(sub, reason);
     }
 
     ws->failed = 1;
-    ws->closing = 1;
 
-    (void) ngx_http_cast_ws_flush(ws);
+    if (ws->closing) {
+        /* a Close is on its way already */
 
-    ngx_http_cast_ws_finalize(ws);
+        if (ws->close_sent) {
+            ngx_http_cast_ws_finalize(ws);
+
+        } else if (ngx_http_cast_ws_flush(ws) == NGX_ERROR) {
+            ngx_http_cast_ws_finalize(ws);
+        }
+
+        return;
+    }
+
+    prev = &ws->out;
+
+    while (*prev) {
+        out = *prev;
+
+        if (out->raw || (out == ws->out && ws->sent)) {
+            prev = &out->next;
+            continue;
+        }
+
+        ngx_http_cast_ws_unlink(ws, prev);
+    }
+
+    len = ngx_http_cast_ws_close_payload(payload, code, (u_char *) reason,
+                                         ngx_strlen(reason));
+
+    frame = ngx_http_cast_frame_create(NGX_HTTP_CAST_WS_CLOSE, payload, len);
+
+    if (frame == NULL
+        || ngx_http_cast_ws_link(ws, frame, NGX_HTTP_CAST_WS_Q_CONTROL
+                                            |NGX_HTTP_CAST_WS_Q_CLOSE)
+           != NGX_OK)
+    {
+        if (frame) {
+            ngx_http_cast_frame_release(frame);
+        }
+
+        ngx_http_cast_ws_finalize(ws);
+        return;
+    }
+
+    ngx_http_cast_frame_release(frame);
+
+    ngx_http_cast_ws_set_closing(ws);
+
+    if (ngx_http_cast_ws_flush(ws) == NGX_ERROR) {
+        ngx_http_cast_ws_finalize(ws);
+    }
 }
 
 
@@ -1304,6 +1676,77 @@ ngx_http_cast_ws_fail_handler(ngx_event_t *ev)
     if (!ws->done) {
         ngx_http_cast_ws_fail(ws, ws->fail_code, ws->fail_reason);
     }
+}
+
+
+/* a Close is queued: no pings, no message timer, a bounded wait */
+
+static void
+ngx_http_cast_ws_set_closing(ngx_http_cast_ws_t *ws)
+{
+    ws->closing = 1;
+    ws->closing_start = ngx_current_msec;
+    ws->progress = ws->closing_start;
+
+    ngx_http_cast_event_cancel(&ws->ping_ev);
+
+    ngx_http_cast_event_cancel(&ws->message_ev);
+
+    if (!ws->linger_ev.timer_set) {
+        ngx_add_timer(&ws->linger_ev, ngx_min(ws->lingering_timeout,
+                                              ws->lingering_time));
+    }
+}
+
+
+/*
+ * Closing: the peer must read our Close (and send its own) with no pause
+ * longer than lingering_timeout, and within lingering_time in all.
+ */
+
+static void
+ngx_http_cast_ws_linger_handler(ngx_event_t *ev)
+{
+    ngx_msec_t           now, elapsed, idle;
+    ngx_http_cast_ws_t  *ws;
+
+    ws = ev->data;
+
+    now = ngx_current_msec;
+    elapsed = now - ws->closing_start;
+    idle = now - ws->progress;
+
+    if (elapsed >= ws->lingering_time || idle >= ws->lingering_timeout) {
+        ngx_log_error(NGX_LOG_INFO, ws->connection->log, 0,
+                      "cast: %s after %M ms, closing the connection",
+                      ws->close_sent ? "no close frame from the client"
+                                     : "the client did not read its close "
+                                       "frame",
+                      elapsed);
+
+        ngx_http_cast_ws_finalize(ws);
+        return;
+    }
+
+    ngx_add_timer(ev, ngx_min(ws->lingering_timeout - idle,
+                              ws->lingering_time - elapsed));
+}
+
+
+/* a client message, begun, did not end within cast_ws_message_timeout */
+
+static void
+ngx_http_cast_ws_message_handler(ngx_event_t *ev)
+{
+    ngx_http_cast_ws_t  *ws;
+
+    ws = ev->data;
+
+    ngx_log_error(NGX_LOG_INFO, ws->connection->log, 0,
+                  "cast: client message not complete after %M ms, "
+                  "closing with 1008", ws->conf->ws_message_timeout);
+
+    ngx_http_cast_ws_fail(ws, NGX_HTTP_CAST_WS_POLICY, "message timeout");
 }
 
 
@@ -1332,7 +1775,11 @@ ngx_http_cast_ws_ping_handler(ngx_event_t *ev)
     if (ngx_http_cast_ws_send_control(ws, NGX_HTTP_CAST_WS_PING, NULL, 0)
         == NGX_ERROR)
     {
-        ngx_http_cast_ws_finalize(ws);
+        if (!ws->failed) {
+            ngx_http_cast_ws_finalize(ws);
+        }
+
+        /* an overflow: the posted failure closes with 1008 */
         return;
     }
 
@@ -1342,16 +1789,19 @@ ngx_http_cast_ws_ping_handler(ngx_event_t *ev)
 
 /* called by the hub: the denial was queued; Close follows the queue */
 
-void
-ngx_http_cast_ws_close(ngx_http_cast_ws_t *ws, ngx_uint_t code,
-    const char *reason)
+static void
+ngx_http_cast_ws_close(void *socket, ngx_uint_t code, const char *reason)
 {
+    ngx_http_cast_ws_t *ws = socket;
+
     u_char  payload[NGX_HTTP_CAST_WS_MAX_CONTROL];
     size_t  len;
 
     ws->sub = NULL;
 
-    if (ws->closing || ws->done) {
+    /* failed: the posted failure closes it */
+
+    if (ws->closing || ws->done || ws->failed) {
         return;
     }
 
@@ -1370,20 +1820,24 @@ ngx_http_cast_ws_close(ngx_http_cast_ws_t *ws, ngx_uint_t code,
         return;
     }
 
-    ws->closing = 1;
+    ngx_http_cast_ws_set_closing(ws);
 }
 
 
 /* worker exit: every socket still open, or closing, is closed now */
 
 void
-ngx_http_cast_ws_shutdown_all(ngx_http_cast_hub_t *hub)
+ngx_http_cast_ws_shutdown_all(void)
 {
     ngx_queue_t         *q;
     ngx_http_cast_ws_t  *ws;
 
-    while (!ngx_queue_empty(&hub->sockets)) {
-        q = ngx_queue_head(&hub->sockets);
+    if (ngx_http_cast_ws_sockets.next == NULL) {
+        return;
+    }
+
+    while (!ngx_queue_empty(&ngx_http_cast_ws_sockets)) {
+        q = ngx_queue_head(&ngx_http_cast_ws_sockets);
         ws = ngx_queue_data(q, ngx_http_cast_ws_t, link);
 
         ngx_http_cast_ws_close_now(ws);
@@ -1467,13 +1921,17 @@ ngx_http_cast_ws_release(ngx_http_cast_ws_t *ws)
 {
     u_char                   frame[2 + NGX_HTTP_CAST_WS_MAX_CONTROL];
     size_t                   len;
-    ngx_connection_t        *c;
-    ngx_http_cast_sub_t     *sub;
-    ngx_http_cast_ws_out_t  *out;
+    ngx_queue_t                 *q;
+    ngx_connection_t            *c;
+    ngx_http_cast_sub_t         *sub;
+    ngx_http_cast_ws_out_t      *out;
+    ngx_http_cast_ws_publish_t  *pub;
 
     c = ws->connection;
 
-    if (ws->detached && !ws->close_sent && ws->sent == 0 && !c->error) {
+    if (ws->detached && ws->upgraded && !ws->close_sent && ws->sent == 0
+        && !c->error)
+    {
         len = ngx_http_cast_ws_close_payload(frame + 2,
                                              NGX_HTTP_CAST_WS_GOING_AWAY,
                                              (u_char *) "going away",
@@ -1488,8 +1946,16 @@ ngx_http_cast_ws_release(ngx_http_cast_ws_t *ws)
 
     if (sub) {
         ws->sub = NULL;
-        sub->ws = NULL;
-        ngx_http_cast_sub_remove(sub, "socket closed");
+        ngx_http_cast_hub_detach(sub, "socket closed");
+    }
+
+    /* events on their way to the hub: their answers find no socket */
+
+    while (!ngx_queue_empty(&ws->publishing)) {
+        q = ngx_queue_head(&ws->publishing);
+        ngx_queue_remove(q);
+        pub = ngx_queue_data(q, ngx_http_cast_ws_publish_t, queue);
+        pub->ws = NULL;
     }
 
     while (ws->out) {
@@ -1501,6 +1967,7 @@ ngx_http_cast_ws_release(ngx_http_cast_ws_t *ws)
 
     ws->last_out = &ws->out;
     ws->queued = 0;
+    ws->exempt = 0;
 
     while (ws->free) {
         out = ws->free;
@@ -1520,8 +1987,11 @@ ngx_http_cast_ws_release(ngx_http_cast_ws_t *ws)
 
     ngx_http_cast_event_cancel(&ws->ping_ev);
 
-
     ngx_http_cast_event_cancel(&ws->fail_ev);
+
+    ngx_http_cast_event_cancel(&ws->linger_ev);
+
+    ngx_http_cast_event_cancel(&ws->message_ev);
 
     if (ws->detached) {
         if (c->read->posted) {
@@ -1534,52 +2004,4 @@ ngx_http_cast_ws_release(ngx_http_cast_ws_t *ws)
     }
 
     /* the link goes with the memory: worker exit closes what is left */
-    ws->hub->nsockets--;
-}
-
-
-ngx_http_cast_frame_t *
-ngx_http_cast_frame_create(u_char *data, size_t len)
-{
-    return ngx_http_cast_ws_frame(NGX_HTTP_CAST_WS_TEXT, data, len);
-}
-
-
-/* one allocation: the struct, the frame header, the payload */
-
-static ngx_http_cast_frame_t *
-ngx_http_cast_ws_frame(ngx_uint_t opcode, u_char *data, size_t len)
-{
-    u_char                 header[NGX_HTTP_CAST_WS_MAX_HEADER];
-    size_t                 hlen;
-    ngx_http_cast_frame_t  *frame;
-
-    hlen = ngx_http_cast_ws_frame_header(header, opcode, 1, len);
-
-    frame = ngx_alloc(sizeof(ngx_http_cast_frame_t) + hlen + len,
-                      ngx_cycle->log);
-    if (frame == NULL) {
-        return NULL;
-    }
-
-    frame->refs = 1;
-    frame->len = hlen + len;
-    frame->data = (u_char *) &frame[1];
-
-    ngx_memcpy(frame->data, header, hlen);
-
-    if (data) {
-        ngx_memcpy(frame->data + hlen, data, len);
-    }
-
-    return frame;
-}
-
-
-void
-ngx_http_cast_frame_release(ngx_http_cast_frame_t *frame)
-{
-    if (--frame->refs == 0) {
-        ngx_free(frame);
-    }
 }

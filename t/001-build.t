@@ -83,7 +83,7 @@ signal
 GET /api/hub/.well-known/fhircast-configuration
 --- response_headers
 Content-Type: application/json
-Access-Control-Allow-Origin: *
+!Access-Control-Allow-Origin
 --- response_body_like: ^\{"eventsSupported":\[.*\],"websocketSupport":true,.*"fhircastVersion":"3\.0\.0"
 --- no_error_log
 [alert]

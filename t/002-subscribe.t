@@ -4,6 +4,7 @@
 use Test::Nginx::Socket 'no_plan';
 use lib 't/lib';
 use CastTest qw(:DEFAULT http_request json_decode);
+use CastMode;
 
 our $HubConfig = <<'_EOC_';
     location /api/hub { cast_hub; }
@@ -38,6 +39,8 @@ run_tests();
 __DATA__
 
 === TEST 1: subscribe with a form: 202 and a ws:// endpoint built from Host
+--- config
+    location /api/hub { cast_hub; cast_cors_origin *; }
 --- request
 POST /api/hub
 hub.mode=subscribe&hub.channel.type=websocket&hub.topic=sub-t1&hub.events=Patient-open,Patient-close&subscriber.name=app1
@@ -196,13 +199,13 @@ signal
 === TEST 10: values are URL-decoded ("+" and %XX) and whitespace-trimmed
 --- request
 POST /api/hub
-hub.mode=+subscribe+&hub.topic=+my%20topic%2Fx+&hub.events=%20a%2Cb%20&subscriber.name=%20Dr+Who%20
+hub.mode=+subscribe+&hub.topic=+my%20topic%3Ax+&hub.events=%20a%2Cb%20&subscriber.name=%20Dr+Who%20
 --- more_headers
 Content-Type: application/x-www-form-urlencoded
 --- error_code: 202
 --- response_body_like: ^\{"hub\.channel\.endpoint":"ws://localhost/bind/[0-9a-f]{32}"\}$
 --- error_log
-on topic "my topic/x" created for 7200 s, events "a,b", subscriber "Dr Who"
+on topic "my topic:x" created for 7200 s, events "a,b", subscriber "Dr Who"
 --- no_error_log
 [alert]
 [crit]
@@ -511,7 +514,7 @@ Content-Type: application/x-www-form-urlencoded
 --- error_code: 400
 --- response_headers
 Content-Type: application/json
-Access-Control-Allow-Origin: *
+!Access-Control-Allow-Origin
 --- response_body_like: ^\{"error":"missing hub\.mode"\}$
 --- error_log
 cast: 400 missing hub.mode
@@ -1060,6 +1063,284 @@ Content-Type: application/json; charset=utf-8
 --- error_code: 400
 --- response_body_like: ^\{"error":"missing hub\.events"\}$
 --- no_error_log
+[alert]
+[crit]
+[emerg]
+signal
+
+
+
+=== TEST 58: a topic that is not UTF-8 is refused at subscribe (it failed later, at bind), logged at info
+--- request eval
+["POST /api/hub
+hub.mode=subscribe&hub.topic=%E2%82&hub.events=a",
+"POST /api/hub
+hub.mode=subscribe&hub.topic=bad%FFtopic&hub.events=a",
+"POST /api/hub
+hub.mode=subscribe&hub.topic=%ED%A0%80&hub.events=a",
+"POST /fhircast/hub
+hub.mode=subscribe&hub.channel.type=websocket&hub.topic=%C0%AF&hub.events=a"]
+--- more_headers
+Content-Type: application/x-www-form-urlencoded
+--- error_code eval
+[400, 400, 400, 400]
+--- response_headers eval
+[("Content-Type: application/json") x 4]
+--- response_body_like eval
+[('^\{"error":"hub\.topic is not valid UTF-8"\}$') x 4]
+--- error_log eval
+qr/\[info\] .*cast: 400 hub\.topic is not valid UTF-8/
+--- no_error_log
+[error]
+[alert]
+[crit]
+[emerg]
+signal
+
+
+
+=== TEST 59: a topic holding "/" is refused at subscribe ({base}/{topic} could never address it), form and JSON
+--- request eval
+["POST /api/hub
+hub.mode=subscribe&hub.topic=a%2Fb&hub.events=a",
+"POST /api/hub
+hub.mode=subscribe&hub.topic=/&hub.events=a",
+"POST /api/hub
+{\"hub.mode\":\"subscribe\",\"hub.topic\":\"a/b\",\"hub.events\":\"a\"}"]
+--- more_headers eval
+["Content-Type: application/x-www-form-urlencoded",
+ "Content-Type: application/x-www-form-urlencoded",
+ "Content-Type: application/json"]
+--- error_code eval
+[400, 400, 400]
+--- response_body_like eval
+[('^\{"error":"hub\.topic holds a \\\\"/\\\\" \(a topic must fit one path segment, \{base\}/\{topic\}\)"\}$') x 3]
+--- error_log eval
+qr/\[info\] .*cast: 400 hub\.topic holds a "\/"/
+--- no_error_log
+[error]
+[alert]
+[crit]
+[emerg]
+signal
+
+
+
+=== TEST 60: every subscription field must be UTF-8 (form)
+--- request eval
+[map { "POST /api/hub\nhub.mode=subscribe&hub.topic=sub-t60&hub.events=a&$_" }
+ 'subscriber.name=%FF', 'hub.callback=%80', 'subscriber.product.name=%C3',
+ 'subscriber.product.version=%F4%90%80%80', 'subscriber.actors=%ED%A0%80',
+ 'subscriber.client_info=%E2%82', 'hub.channel.type=%FE']
+--- more_headers
+Content-Type: application/x-www-form-urlencoded
+--- error_code eval
+[400, 400, 400, 400, 400, 400, 400]
+--- response_body_like eval
+['^\{"error":"subscriber\.name is not valid UTF-8"\}$',
+ '^\{"error":"hub\.callback is not valid UTF-8"\}$',
+ '^\{"error":"subscriber\.product\.name is not valid UTF-8"\}$',
+ '^\{"error":"subscriber\.product\.version is not valid UTF-8"\}$',
+ '^\{"error":"subscriber\.actors is not valid UTF-8"\}$',
+ '^\{"error":"subscriber\.client_info is not valid UTF-8"\}$',
+ '^\{"error":"hub\.channel\.type is not valid UTF-8"\}$']
+--- no_error_log
+[error]
+[alert]
+[crit]
+[emerg]
+signal
+
+
+
+=== TEST 61: hub.events that is not UTF-8 is refused; UTF-8 names are accepted
+--- request eval
+["POST /api/hub
+hub.mode=subscribe&hub.topic=sub-t61&hub.events=a,b%E2%82",
+"POST /api/hub
+hub.mode=subscribe&hub.topic=sub-t61&hub.events=%C3%A9v%C3%A9nement-open"]
+--- more_headers
+Content-Type: application/x-www-form-urlencoded
+--- error_code eval
+[400, 202]
+--- response_body_like eval
+['^\{"error":"hub\.events is not valid UTF-8"\}$',
+ '^\{"hub\.channel\.endpoint":"ws://localhost/bind/[0-9a-f]{32}"\}$']
+--- no_error_log
+[error]
+[alert]
+[crit]
+[emerg]
+signal
+
+
+
+=== TEST 62: malformed percent-encoding is refused (%\x10\x11 was decoded through "| 0x20")
+--- request eval
+["POST /api/hub\nhub.mode=subscribe&hub.events=a&hub.topic=%\x10\x11",
+ "POST /api/hub\nhub.mode=subscribe&hub.events=a&hub.topic=%1\x19",
+ "POST /api/hub\nhub.mode=subscribe&hub.events=a&hub.topic=%0G",
+ "POST /api/hub\nhub.mode=subscribe&hub.events=a&subscriber.name=x%",
+ "POST /api/hub\nhub.mode=subscribe&hub.events=a&hub.topic=t&hub%\x12\x13=1"]
+--- more_headers
+Content-Type: application/x-www-form-urlencoded
+--- error_code eval
+[400, 400, 400, 400, 400]
+--- response_body_like eval
+['^\{"error":"malformed percent-encoding in \\\\"hub\.topic\\\\""\}$',
+ '^\{"error":"malformed percent-encoding in \\\\"hub\.topic\\\\""\}$',
+ '^\{"error":"malformed percent-encoding in \\\\"hub\.topic\\\\""\}$',
+ '^\{"error":"malformed percent-encoding in \\\\"subscriber\.name\\\\""\}$',
+ '^\{"error":"malformed percent-encoding in a form field name"\}$']
+--- no_error_log
+[error]
+[alert]
+[crit]
+[emerg]
+signal
+
+
+
+=== TEST 63: JSON subscribe: a 1 MB subscriber.name is refused like the form's (it got 202)
+--- request eval
+"POST /api/hub
+{\"hub.mode\":\"subscribe\",\"hub.topic\":\"sub-t63\",\"hub.events\":\"a\",\"subscriber.name\":\"" . ("n" x 1000000) . "\"}"
+--- more_headers
+Content-Type: application/json
+--- error_code: 400
+--- response_body_like: ^\{"error":"\\"subscriber\.name\\" is too long"\}$
+--- error_log eval
+qr/\[info\] .*cast: 400 "subscriber\.name" is too long/
+--- no_error_log
+[error]
+[alert]
+[crit]
+[emerg]
+signal
+
+
+
+=== TEST 64: names and product fields: 1024 bytes accepted, 1025 refused, on the form and the JSON path
+--- request eval
+["POST /api/hub\nhub.mode=subscribe&hub.topic=sub-t64&hub.events=a&subscriber.name=" . ("n" x 1024),
+ "POST /api/hub\nhub.mode=subscribe&hub.topic=sub-t64&hub.events=a&subscriber.name=" . ("n" x 1025),
+ "POST /api/hub\nhub.mode=subscribe&hub.topic=sub-t64&hub.events=a&subscriber.name=" . ("%41" x 1025),
+ "POST /api/hub\n{\"hub.mode\":\"subscribe\",\"hub.topic\":\"sub-t64\",\"hub.events\":\"a\",\"subscriber.product.name\":\"" . ("p" x 1024) . "\"}",
+ "POST /api/hub\n{\"hub.mode\":\"subscribe\",\"hub.topic\":\"sub-t64\",\"hub.events\":\"a\",\"subscriber.product.name\":\"" . ("p" x 1025) . "\"}",
+ "POST /api/hub\n{\"hub.mode\":\"subscribe\",\"hub.topic\":\"sub-t64\",\"hub.events\":\"a\",\"subscriber.product.version\":\"" . ("v" x 1025) . "\"}",
+ "POST /api/hub\nhub.mode=subscribe&hub.topic=sub-t64&hub.events=a&subscriber.product.version=" . ("v" x 1025)]
+--- more_headers eval
+[("Content-Type: application/x-www-form-urlencoded") x 3,
+ ("Content-Type: application/json") x 3,
+ "Content-Type: application/x-www-form-urlencoded"]
+--- error_code eval
+[202, 400, 400, 202, 400, 400, 400]
+--- response_body_like eval
+['^\{"hub\.channel\.endpoint":"ws://localhost/bind/[0-9a-f]{32}"\}$',
+ '^\{"error":"\\\\"subscriber\.name\\\\" is too long"\}$',
+ '^\{"error":"\\\\"subscriber\.name\\\\" is too long"\}$',
+ '^\{"hub\.channel\.endpoint":"ws://localhost/bind/[0-9a-f]{32}"\}$',
+ '^\{"error":"\\\\"subscriber\.product\.name\\\\" is too long"\}$',
+ '^\{"error":"\\\\"subscriber\.product\.version\\\\" is too long"\}$',
+ '^\{"error":"\\\\"subscriber\.product\.version\\\\" is too long"\}$']
+--- no_error_log
+[error]
+[alert]
+[crit]
+[emerg]
+signal
+
+
+
+=== TEST 65: URLs and the G2 extras: 4096 bytes accepted, 4097 refused, on both paths
+--- request eval
+["POST /api/hub\n{\"hub.mode\":\"subscribe\",\"hub.topic\":\"sub-t65\",\"hub.events\":\"a\",\"subscriber.client_info\":\"" . ("c" x 4096) . "\"}",
+ "POST /api/hub\n{\"hub.mode\":\"subscribe\",\"hub.topic\":\"sub-t65\",\"hub.events\":\"a\",\"hub.callback\":\"" . ("c" x 4097) . "\"}",
+ "POST /api/hub\n{\"hub.mode\":\"subscribe\",\"hub.topic\":\"sub-t65\",\"hub.events\":\"a\",\"subscriber.actors\":\"" . ("a" x 4097) . "\"}",
+ "POST /api/hub\nhub.mode=subscribe&hub.topic=sub-t65&hub.events=a&subscriber.client_info=" . ("c" x 4097)]
+--- more_headers eval
+[("Content-Type: application/json") x 3,
+ "Content-Type: application/x-www-form-urlencoded"]
+--- error_code eval
+[202, 400, 400, 400]
+--- response_body_like eval
+['^\{"hub\.channel\.endpoint":"ws://localhost/bind/[0-9a-f]{32}"\}$',
+ '^\{"error":"\\\\"hub\.callback\\\\" is too long"\}$',
+ '^\{"error":"\\\\"subscriber\.actors\\\\" is too long"\}$',
+ '^\{"error":"\\\\"subscriber\.client_info\\\\" is too long"\}$']
+--- no_error_log
+[error]
+[alert]
+[crit]
+[emerg]
+signal
+
+
+
+=== TEST 66: hub.lease and hub.lease_seconds both given: the whole message (it overran its buffer)
+--- request eval
+["POST /api/hub
+hub.mode=subscribe&hub.topic=sub-t66&hub.events=a&hub.lease=1&hub.lease_seconds=2",
+"POST /api/hub
+hub.mode=subscribe&hub.topic=sub-t66&hub.events=a&hub.lease_seconds=2&hub.lease=1"]
+--- more_headers
+Content-Type: application/x-www-form-urlencoded
+--- error_code eval
+[400, 400]
+--- response_body_like eval
+['^\{"error":"\\\\"hub\.lease_seconds\\\\" is given more than once \(hub\.lease and hub\.lease_seconds are one field\)"\}$',
+ '^\{"error":"\\\\"hub\.lease\\\\" is given more than once \(hub\.lease and hub\.lease_seconds are one field\)"\}$']
+--- no_error_log
+[error]
+[alert]
+[crit]
+[emerg]
+signal
+
+
+
+=== TEST 67: JSON subscribe: control characters in a field are refused like the form's
+--- request eval
+["POST /api/hub
+{\"hub.mode\":\"subscribe\",\"hub.topic\":\"sub-t67\",\"hub.events\":\"a\",\"subscriber.name\":\"a\\u0001b\"}",
+"POST /api/hub
+{\"hub.mode\":\"subscribe\",\"hub.topic\":\"sub-t67\",\"hub.events\":\"a\",\"hub.callback\":\"x\\ny\"}",
+"POST /api/hub
+{\"hub.mode\":\"subscribe\",\"hub.topic\":\"sub\\u007f\",\"hub.events\":\"a\"}"]
+--- more_headers
+Content-Type: application/json
+--- error_code eval
+[400, 400, 400]
+--- response_body_like eval
+['^\{"error":"subscriber\.name holds a control character"\}$',
+ '^\{"error":"hub\.callback holds a control character"\}$',
+ '^\{"error":"hub\.topic holds a control character"\}$']
+--- no_error_log
+[error]
+[alert]
+[crit]
+[emerg]
+signal
+
+
+
+=== TEST 68: unsubscribe and DELETE check their fields too
+--- config
+    location /api/hub { cast_hub; cast_reset on; }
+--- request eval
+["POST /api/hub
+hub.mode=unsubscribe&hub.topic=%FF&hub.channel.endpoint=ws://x/bind/0",
+"DELETE /api/hub
+hub.callback=%E2%82&hub.topic=t"]
+--- more_headers
+Content-Type: application/x-www-form-urlencoded
+--- error_code eval
+[400, 400]
+--- response_body_like eval
+['^\{"error":"hub\.topic is not valid UTF-8"\}$',
+ '^\{"error":"hub\.callback is not valid UTF-8"\}$']
+--- no_error_log
+[error]
 [alert]
 [crit]
 [emerg]

@@ -4,9 +4,10 @@
 use Test::Nginx::Socket 'no_plan';
 use lib 't/lib';
 use CastTest qw(:DEFAULT http_request json_decode);
+use CastMode;
 
 our $HubConfig = <<'_EOC_';
-    location /api/hub { cast_hub; }
+    location /api/hub { cast_hub; cast_reset on; }
     location /fhircast/hub { cast_hub; cast_dialect fhircast; }
     location /bind/ { cast_websocket; }
     location = /cast/status { cast_status; }
@@ -126,7 +127,7 @@ Content-Type: application/x-www-form-urlencoded
 --- error_code: 404
 --- response_headers
 Content-Type: application/json
-Access-Control-Allow-Origin: *
+!Access-Control-Allow-Origin
 --- response_body_like: ^\{"error":"unknown hub\.channel\.endpoint"\}$
 --- error_log
 cast: 404 unknown hub.channel.endpoint
@@ -455,7 +456,7 @@ signal
 DELETE /api/hub/
 --- response_headers
 Content-Type: application/json
-Access-Control-Allow-Origin: *
+!Access-Control-Allow-Origin
 --- response_body_like: ^\{"status":"cleared","removed":0\}$
 --- error_log
 cast: reset removed 0 subscriptions
@@ -646,6 +647,117 @@ my $body = 'hub.channel.endpoint=0123456789abcdef0123456789abcdef&pad=' . ('x' x
 --- no_error_log
 ended: reset
 header already sent
+[alert]
+[crit]
+[emerg]
+signal
+
+
+
+=== TEST 31: reset is off unless configured: DELETE {base} is 405, Allow has no DELETE, nothing removed
+--- config
+    location /api/hub { cast_hub; }
+    location = /cast/status { cast_status; }
+--- request eval
+["POST /api/hub
+hub.mode=subscribe&hub.topic=uns-t31&hub.events=a&hub.callback=cb31",
+"DELETE /api/hub",
+"DELETE /api/hub/
+hub.callback=cb31&hub.topic=uns-t31",
+"GET /cast/status"]
+--- more_headers eval
+["Content-Type: application/x-www-form-urlencoded", "",
+ "Content-Type: application/x-www-form-urlencoded", ""]
+--- error_code eval
+[202, 405, 405, 200]
+--- response_headers eval
+["", "Allow: POST, OPTIONS\nContent-Type: application/json",
+ "Allow: POST, OPTIONS\nContent-Type: application/json", ""]
+--- response_body_like eval
+['^\{"hub\.channel\.endpoint":"ws://localhost/bind/[0-9a-f]{32}"\}$',
+ '^\{"error":"method DELETE is not allowed here"\}$',
+ '^\{"error":"method DELETE is not allowed here"\}$',
+ '^\{"mode":"local","connections":0,"subscriptions":1,"topics":1,']
+--- no_error_log
+ended: reset
+cast: reset removed
+[alert]
+[crit]
+[emerg]
+signal
+
+
+
+=== TEST 32: cast_reset on at server level is inherited; a location can turn it off
+--- config
+    cast_reset on;
+    location /api/hub { cast_hub; }
+    location /quiet/hub { cast_hub; cast_reset off; }
+    location = /cast/status { cast_status; }
+--- request eval
+["POST /api/hub
+hub.mode=subscribe&hub.topic=uns-t32&hub.events=a",
+"DELETE /quiet/hub",
+"GET /cast/status",
+"DELETE /api/hub",
+"GET /cast/status"]
+--- more_headers eval
+["Content-Type: application/x-www-form-urlencoded", "", "", "", ""]
+--- error_code eval
+[202, 405, 200, 200, 200]
+--- response_body_like eval
+['^\{"hub\.channel\.endpoint":"ws://localhost/bind/[0-9a-f]{32}"\}$',
+ '^\{"error":"method DELETE is not allowed here"\}$',
+ '^\{"mode":"local","connections":0,"subscriptions":1,"topics":1,',
+ '^\{"status":"cleared","removed":1\}$',
+ '^\{"mode":"local","connections":0,"subscriptions":0,"topics":0,']
+--- no_error_log
+[alert]
+[crit]
+[emerg]
+signal
+
+
+
+=== TEST 33: cast_reset takes on or off
+--- config
+    location /api/hub { cast_hub; cast_reset yes; }
+--- must_die
+--- error_log
+invalid value "yes" in "cast_reset" directive, it must be "on" or "off"
+
+
+
+=== TEST 34: limit_except keeps the cast handler: an allowed client resets, others get 403
+--- config
+    location /api/hub {
+        cast_hub;
+        cast_reset on;
+        limit_except GET POST OPTIONS { allow 127.0.0.1; deny all; }
+    }
+    location /closed/hub {
+        cast_hub;
+        cast_reset on;
+        limit_except GET POST OPTIONS { deny all; }
+    }
+--- request eval
+["POST /api/hub
+hub.mode=subscribe&hub.topic=uns-t34&hub.events=a",
+"DELETE /closed/hub",
+"DELETE /api/hub",
+"POST /closed/hub
+hub.mode=subscribe&hub.topic=uns-t34&hub.events=a"]
+--- more_headers eval
+["Content-Type: application/x-www-form-urlencoded", "", "",
+ "Content-Type: application/x-www-form-urlencoded"]
+--- error_code eval
+[202, 403, 200, 202]
+--- response_body_like eval
+['^\{"hub\.channel\.endpoint":"ws://localhost/bind/[0-9a-f]{32}"\}$',
+ '403 Forbidden',
+ '^\{"status":"cleared","removed":1\}$',
+ '^\{"hub\.channel\.endpoint":"ws://localhost/bind/[0-9a-f]{32}"\}$']
+--- no_error_log
 [alert]
 [crit]
 [emerg]

@@ -4,6 +4,7 @@
 use Test::Nginx::Socket 'no_plan';
 use lib 't/lib';
 use CastTest qw(:DEFAULT http_request json_decode);
+use CastMode;
 
 our $HubConfig = <<'_EOC_';
     location /api/hub { cast_hub; }
@@ -25,6 +26,24 @@ sub event_of_size {
     return $head . ('x' x ($len - length($head) - length($tail))) . $tail;
 }
 
+# a publish body whose hub.event holds a JSON-escaped control character
+our @CTL = ('\n', '\r', '\t', '\u0000', '\u001f', '\u007f');
+
+sub ctl_event {
+    my ($esc, $topic) = @_;
+    return '{"timestamp":"2026-12-03T06:12:19.123Z","id":"ev-ctl","event":{'
+           . (defined $topic ? qq("hub.topic":"$topic",) : '')
+           . qq("hub.event":"patient-open${esc}NOT JSON","context":)
+           . '[{"key":"patient","resource":{"resourceType":"Patient","id":"p1"}}]}}';
+}
+
+# the 400 body: names hub.event (a NUL is already refused by the JSON parser)
+sub ctl_error {
+    my ($esc) = @_;
+    return $esc eq '\u0000' ? '^\{"error":"invalid JSON: .*"\}$'
+                             : '^\{"error":".*hub\.event.*"\}$';
+}
+
 no_shuffle();
 run_tests();
 
@@ -38,7 +57,7 @@ POST /api/hub
 Content-Type: application/json
 --- response_headers
 Content-Type: application/json
-Access-Control-Allow-Origin: *
+!Access-Control-Allow-Origin
 --- response_body_like: ^\{"status":"received"\}$
 --- no_error_log
 [alert]
@@ -158,7 +177,7 @@ Content-Type: application/json
 --- error_code: 202
 --- response_headers
 Content-Type: application/json
-Access-Control-Allow-Origin: *
+!Access-Control-Allow-Origin
 --- response_body_like: ^\{\}$
 --- no_error_log
 [alert]
@@ -358,15 +377,15 @@ signal
 
 
 
-=== TEST 20: cast: a context that is neither object nor array
+=== TEST 20: cast: a context that is neither object nor array of objects
 --- request eval
-[map { "POST /api/hub/pub-t20\n{\"event\":{\"hub.event\":\"x\",\"context\":$_}}" } '"patient"', '42', 'true']
+[map { "POST /api/hub/pub-t20\n{\"event\":{\"hub.event\":\"x\",\"context\":$_}}" } '"patient"', '42', 'true', '[1,"x",null]', '[{},[]]']
 --- more_headers
 Content-Type: application/json
 --- error_code eval
-[400, 400, 400]
+[400, 400, 400, 400, 400]
 --- response_body_like eval
-[('^\{"error":"event\[\\\\"context\\\\"\] must be an object or an array"\}$') x 3]
+[('^\{"error":"event\[\\\\"context\\\\"\] must be an object or an array of objects"\}$') x 5]
 --- no_error_log
 [alert]
 [crit]
@@ -375,15 +394,15 @@ signal
 
 
 
-=== TEST 21: fhircast: the context must be an array (object, missing, string)
+=== TEST 21: fhircast: the context must be an array of objects (object, missing, string, array of strings)
 --- request eval
-[map { "POST /fhircast/hub/pub-t21\n{\"id\":\"1\",\"timestamp\":\"2026-12-03T06:12:19.123Z\",\"event\":{\"hub.event\":\"x\"$_}}" } ',"context":{}', '', ',"context":"p"']
+[map { "POST /fhircast/hub/pub-t21\n{\"id\":\"1\",\"timestamp\":\"2026-12-03T06:12:19.123Z\",\"event\":{\"hub.event\":\"x\"$_}}" } ',"context":{}', '', ',"context":"p"', ',"context":["p"]']
 --- more_headers
 Content-Type: application/json
 --- error_code eval
-[400, 400, 400]
+[400, 400, 400, 400]
 --- response_body_like eval
-[('^\{"error":"event\[\\\\"context\\\\"\] must be an array"\}$') x 3]
+[('^\{"error":"event\[\\\\"context\\\\"\] must be an array of objects"\}$') x 4]
 --- no_error_log
 [alert]
 [crit]
@@ -508,7 +527,7 @@ Content-Type: application/json
 --- error_code: 413
 --- response_headers
 Content-Type: application/json
-Access-Control-Allow-Origin: *
+!Access-Control-Allow-Origin
 --- response_body_like: ^\{"error":"the request body exceeds cast_max_message_size \(1024 bytes\)"\}$
 --- error_log
 cast: 413 the request body exceeds cast_max_message_size (1024 bytes)
@@ -637,6 +656,175 @@ Content-Type: application/json
 ['^\{"error":".*hub\.topic.*1024.*"\}$',
  '^\{"mode":"local","connections":0,"subscriptions":0,"topics":0,"events_in":0,']
 --- no_error_log
+[alert]
+[crit]
+[emerg]
+signal
+
+
+
+=== TEST 35: control characters in hub.event are refused (event names are tokens, SPEC 4), logged at info
+--- request eval
+[map { "POST /api/hub/pub-t35\n{\"event\":{\"hub.event\":\"$_\",\"context\":{}}}" }
+ 'patient-open\\nNOT JSON', 'a\\u0001', 'a\\u001f', 'a\\u007f', 'a\\tb', '\\r']
+--- more_headers
+Content-Type: application/json
+--- error_code eval
+[400, 400, 400, 400, 400, 400]
+--- response_body_like eval
+[('^\{"error":"event\[\\\\"hub\.event\\\\"\] holds a control character"\}$') x 6]
+--- error_log eval
+qr/\[info\] .*cast: 400 event\["hub\.event"\] holds a control character/
+--- no_error_log
+[error]
+[alert]
+[crit]
+[emerg]
+signal
+
+
+
+=== TEST 36: a comma or an edge space in hub.event is refused; an inner space is accepted
+--- request eval
+[map { "POST /api/hub/pub-t36\n{\"event\":{\"hub.event\":\"$_\",\"context\":{}}}" }
+ 'a,b', ' a', 'a ', 'patient open']
+--- more_headers
+Content-Type: application/json
+--- error_code eval
+[400, 400, 400, 200]
+--- response_body_like eval
+['^\{"error":"event\[\\\\"hub\.event\\\\"\] holds a comma \(an event name is one item of a hub\.events list\)"\}$',
+ '^\{"error":"event\[\\\\"hub\.event\\\\"\] begins or ends with a space"\}$',
+ '^\{"error":"event\[\\\\"hub\.event\\\\"\] begins or ends with a space"\}$',
+ '^\{"status":"received"\}$']
+--- no_error_log
+[error]
+[alert]
+[crit]
+[emerg]
+signal
+
+
+
+=== TEST 37: a path topic that is not UTF-8 is a 400 with the JSON error body, not nginx's 500 page (issue 13.7)
+--- request eval
+["POST /api/hub/%E2%82
+{\"event\":{\"hub.event\":\"patient-open\",\"context\":[]}}",
+"POST /api/hub/%FF
+{\"event\":{\"hub.event\":\"patient-open\",\"hub.topic\":\"x\",\"context\":[]}}",
+"POST /fhircast/hub/%E2%82
+{\"id\":\"1\",\"timestamp\":\"2026-12-03T06:12:19.123Z\",\"event\":{\"hub.event\":\"patient-open\",\"context\":[]}}",
+"GET /cast/status"]
+--- more_headers
+Content-Type: application/json
+--- error_code eval
+[400, 400, 400, 200]
+--- response_headers eval
+[("Content-Type: application/json") x 4]
+--- response_body_like eval
+[('^\{"error":"the topic in the path is not valid UTF-8"\}$') x 3,
+ '^\{"mode":"local","connections":0,"subscriptions":0,"topics":0,"events_in":0,']
+--- no_error_log
+[error]
+[alert]
+[crit]
+[emerg]
+signal
+
+
+
+=== TEST 38: GET {base}/{topic} with a topic that is not UTF-8: 400
+--- request eval
+["GET /api/hub/%E2%82", "GET /fhircast/hub/bad%FFtopic"]
+--- error_code eval
+[400, 400]
+--- response_body_like eval
+[('^\{"error":"hub\.topic is not valid UTF-8"\}$') x 2]
+--- no_error_log
+[error]
+[alert]
+[crit]
+[emerg]
+signal
+
+
+
+=== TEST 39: topics hold no "/": a body topic with "/" is refused, and {base}/a%2Fb is not a topic route
+--- request eval
+["POST /api/hub
+{\"event\":{\"hub.event\":\"x\",\"hub.topic\":\"a/b\",\"context\":{}}}",
+"POST /api/hub/a%2Fb
+{\"event\":{\"hub.event\":\"x\",\"context\":{}}}",
+"GET /api/hub/a%2Fb"]
+--- more_headers
+Content-Type: application/json
+--- error_code eval
+[400, 404, 404]
+--- response_body_like eval
+['^\{"error":"event\[\\\\"hub\.topic\\\\"\] holds a \\\\"/\\\\" \(a topic must fit one path segment, \{base\}/\{topic\}\)"\}$',
+ '^\{"error":"no cast route at \\\\"/api/hub/a/b\\\\""\}$',
+ '^\{"error":"no cast route at \\\\"/api/hub/a/b\\\\""\}$']
+--- no_error_log
+[error]
+[alert]
+[crit]
+[emerg]
+signal
+
+
+
+=== TEST 40: cast: a context that is not an object or an array of objects is neither stored nor replayed
+--- request eval
+["POST /api/hub/pub-t40
+{\"event\":{\"hub.event\":\"patient-open\",\"context\":[{\"key\":\"patient\"}]}}",
+"POST /api/hub/pub-t40
+{\"event\":{\"hub.event\":\"patient-open\",\"context\":[1,\"x\",null]}}",
+"GET /api/hub/pub-t40"]
+--- more_headers
+Content-Type: application/json
+--- error_code eval
+[200, 400, 200]
+--- response_body_like eval
+['^\{"status":"received"\}$',
+ '^\{"error":"event\[\\\\"context\\\\"\] must be an object or an array of objects"\}$',
+ '^\[\{"key":"patient"\}\]$']
+--- no_error_log
+[error]
+[alert]
+[crit]
+[emerg]
+signal
+
+
+
+=== TEST 41: a control character in hub.event is refused 400 in both dialects (event names are tokens); nothing is stored
+--- request eval
+[(map { "POST /api/hub/pub-t35\n" . main::ctl_event($_) } @main::CTL),
+ (map { "POST /fhircast/hub\n" . main::ctl_event($_, 'pub-t35') } @main::CTL),
+ "GET /api/hub/pub-t35"]
+--- more_headers
+Content-Type: application/json
+--- error_code eval
+[(400) x (2 * @main::CTL), 200]
+--- response_body_like eval
+[(map { main::ctl_error($_) } @main::CTL, @main::CTL), '^\{\}$']
+--- no_error_log
+[alert]
+[crit]
+[emerg]
+signal
+
+
+
+=== TEST 42: an error quoting a long multibyte topic is cut between characters (it lost its reason)
+--- request eval
+"POST /api/hub/x\n{\"event\":{\"hub.event\":\"x\",\"hub.topic\":\"" . ("\xc3\xa9" x 300) . "\"}}"
+--- more_headers
+Content-Type: application/json
+--- error_code: 400
+--- response_body_like: ^\{"error":"the topic in the path \\"x\\" differs from event\[\\"hub\.topic\\"\] \\"(\xc3\xa9)+\\?"\}$
+--- no_error_log
+[error]
 [alert]
 [crit]
 [emerg]

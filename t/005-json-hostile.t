@@ -4,6 +4,7 @@
 use Test::Nginx::Socket 'no_plan';
 use lib 't/lib';
 use CastTest qw(:DEFAULT http_request json_decode);
+use CastMode;
 
 our $HubConfig = <<'_EOC_';
     location /api/hub { cast_hub; }
@@ -31,7 +32,7 @@ Content-Type: application/json
 --- error_code: 400
 --- response_headers
 Content-Type: application/json
-Access-Control-Allow-Origin: *
+!Access-Control-Allow-Origin
 --- response_body_like: ^\{"error":"invalid JSON: .* at line 1, column \d+"\}$
 --- error_log
 cast: 400 invalid JSON:
@@ -228,14 +229,14 @@ signal
 
 === TEST 13: a deep but legal context (1,000 levels) is accepted and kept
 --- request eval
-["POST /api/hub/js-t13\n{\"event\":{\"hub.event\":\"x\",\"context\":" . ('[' x 1000) . '1' . (']' x 1000) . "}}",
+["POST /api/hub/js-t13\n{\"event\":{\"hub.event\":\"x\",\"context\":" . ('{"a":[' x 500) . '1' . (']}' x 500) . "}}",
  "GET /api/hub/js-t13"]
 --- more_headers
 Content-Type: application/json
 --- error_code eval
 [200, 200]
 --- response_body_like eval
-['^\{"status":"received"\}$', '^\[{1000}1\]{1000}$']
+['^\{"status":"received"\}$', '^(\{"a":\[){500}1(\]\}){500}$']
 --- no_error_log
 [alert]
 [crit]
@@ -408,6 +409,49 @@ Content-Type: application/fhir+json
 ['^\{"error":"invalid JSON: .* at line 1, column \d+"\}$',
  '^\{"error":"invalid JSON: maximum parsing depth reached.*"\}$']
 --- no_error_log
+[alert]
+[crit]
+[emerg]
+signal
+
+
+
+=== TEST 23: escaped control characters in names: 400; \u0000 is invalid JSON already; nothing published
+--- request eval
+["POST /api/hub/js-t23\n{\"event\":{\"hub.event\":\"a\\u0000\"}}",
+ "POST /api/hub/js-t23\n{\"event\":{\"hub.event\":\"a\\u001b[31m\"}}",
+ "POST /api/hub\n{\"event\":{\"hub.event\":\"a\",\"hub.topic\":\"t\\u0085\\u007f\"}}",
+ "POST /api/hub\n{\"hub.mode\":\"subscribe\",\"hub.topic\":\"js-t23\",\"hub.events\":\"a\",\"subscriber.name\":\"\\u001b]0;x\\u0007\"}",
+ "GET /cast/status"]
+--- more_headers
+Content-Type: application/json
+--- error_code eval
+[400, 400, 400, 400, 200]
+--- response_body_like eval
+['^\{"error":"invalid JSON: .* at line 1, column \d+"\}$',
+ '^\{"error":"event\[\\\\"hub\.event\\\\"\] holds a control character"\}$',
+ '^\{"error":"event\[\\\\"hub\.topic\\\\"\] holds a control character"\}$',
+ '^\{"error":"subscriber\.name holds a control character"\}$',
+ '^\{"mode":"local","connections":0,"subscriptions":0,"topics":0,"events_in":0,']
+--- no_error_log
+[error]
+[alert]
+[crit]
+[emerg]
+signal
+
+
+
+=== TEST 24: a JSON subscription with four 1 MB-class fields is refused at once (it pinned memory for the bind timeout)
+--- request eval
+"POST /api/hub
+{\"hub.mode\":\"subscribe\",\"hub.topic\":\"js-t24\",\"hub.events\":\"a\",\"hub.callback\":\"" . ("c" x 250000) . "\",\"subscriber.actors\":\"" . ("a" x 250000) . "\",\"subscriber.client_info\":\"" . ("i" x 250000) . "\",\"subscriber.name\":\"" . ("n" x 250000) . "\"}"
+--- more_headers
+Content-Type: application/json
+--- error_code: 400
+--- response_body_like: ^\{"error":"\\"hub\.callback\\" is too long"\}$
+--- no_error_log
+[error]
 [alert]
 [crit]
 [emerg]

@@ -3,6 +3,7 @@
 use Test::Nginx::Socket 'no_plan';
 use lib 't/lib';
 use CastTest qw(:DEFAULT http_request json_decode);
+use CastMode;
 
 our $HubConfig = <<'_EOC_';
     location /api/hub { cast_hub; }
@@ -55,7 +56,7 @@ __DATA__
 GET /api/hub/ctx-t1
 --- response_headers
 Content-Type: application/json
-Access-Control-Allow-Origin: *
+!Access-Control-Allow-Origin
 --- response_body_like: ^\{\}$
 --- no_error_log
 [alert]
@@ -236,7 +237,7 @@ HEAD /api/hub/ctx-t9
 --- response_headers
 Content-Type: application/json
 Content-Length: 9
-Access-Control-Allow-Origin: *
+!Access-Control-Allow-Origin
 --- response_body
 --- no_error_log
 [alert]
@@ -494,7 +495,7 @@ main::publish('/fhircast/hub/ctx-t22', main::ev('Patient-open', 'p1'));
 HEAD /fhircast/hub/ctx-t22
 --- response_headers
 Content-Type: application/json
-Access-Control-Allow-Origin: *
+!Access-Control-Allow-Origin
 --- response_body
 --- no_error_log
 [alert]

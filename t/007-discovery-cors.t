@@ -4,8 +4,12 @@
 use Test::Nginx::Socket 'no_plan';
 use lib 't/lib';
 use CastTest qw(:DEFAULT http_request json_decode);
+use CastMode;
 
+# CORS is off unless configured (TEST 22-24 check that default); most
+# tests here configure "*" for the whole server
 our $HubConfig = <<'_EOC_';
+    cast_cors_origin *;
     location /api/hub { cast_hub; }
     location /fhircast/hub { cast_hub; cast_dialect fhircast; }
     location /bind/ { cast_websocket; }
@@ -124,9 +128,9 @@ Access-Control-Request-Method: POST
 Access-Control-Request-Headers: content-type
 --- error_code: 204
 --- response_headers
-Allow: POST, DELETE, OPTIONS
+Allow: POST, OPTIONS
 Access-Control-Allow-Origin: *
-Access-Control-Allow-Methods: POST, DELETE, OPTIONS
+Access-Control-Allow-Methods: POST, OPTIONS
 Access-Control-Allow-Headers: Origin, X-Requested-With, Content-Type, Accept, Authorization
 Access-Control-Max-Age: 3600
 --- response_body
@@ -196,7 +200,7 @@ signal
 OPTIONS /api/hub
 --- error_code: 204
 --- response_headers
-Allow: POST, DELETE, OPTIONS
+Allow: POST, OPTIONS
 !Access-Control-Allow-Origin
 !Access-Control-Allow-Methods
 !Access-Control-Allow-Headers
@@ -351,7 +355,7 @@ signal
 GET /api/hub
 --- error_code: 405
 --- response_headers
-Allow: POST, DELETE, OPTIONS
+Allow: POST, OPTIONS
 Content-Type: application/json
 Access-Control-Allow-Origin: *
 --- response_body_like: ^\{"error":"method GET is not allowed here"\}$
@@ -419,6 +423,94 @@ POST /api/hub/.well-known/fhircast-configuration
 --- error_code: 405
 --- response_headers_like
 Allow: (?!.*POST).*GET.*
+--- no_error_log
+[alert]
+[crit]
+[emerg]
+signal
+
+
+
+=== TEST 22: no cast_cors_origin: no CORS header on any answer (202, 200, 400, 404, 405, 413, 415)
+--- config
+    location /api/hub { cast_hub; }
+--- http_config
+    cast_max_message_size 128;
+--- request eval
+["POST /api/hub\nhub.mode=subscribe&hub.topic=cors-t22&hub.events=a",
+ "GET /api/hub/cors-t22",
+ "POST /api/hub\nhub.topic=cors-t22",
+ "GET /api/hub/a/b",
+ "GET /api/hub",
+ "POST /api/hub\nhub.mode=subscribe&hub.topic=cors-t22&hub.events=" . ("e" x 200),
+ "POST /api/hub/cors-t22\nhub.event=x",
+ "GET /api/hub/.well-known/fhircast-configuration"]
+--- more_headers
+Content-Type: application/x-www-form-urlencoded
+Origin: https://evil.example
+--- error_code eval
+[202, 200, 400, 404, 405, 413, 415, 200]
+--- response_headers eval
+[("Content-Type: application/json\n!Access-Control-Allow-Origin\n!Access-Control-Allow-Methods") x 8]
+--- no_error_log
+[alert]
+[crit]
+[emerg]
+signal
+
+
+
+=== TEST 23: no cast_cors_origin: a cross-origin preflight gets Allow but no Access-Control-* header
+--- config
+    location /api/hub { cast_hub; }
+--- request eval
+["OPTIONS /api/hub", "OPTIONS /api/hub/some-topic",
+ "OPTIONS /api/hub/.well-known/fhircast-configuration"]
+--- more_headers
+Origin: https://evil.example
+Access-Control-Request-Method: DELETE
+--- error_code eval
+[204, 204, 204]
+--- response_headers eval
+[map { "Allow: $_\n!Access-Control-Allow-Origin\n!Access-Control-Allow-Methods\n!Access-Control-Allow-Headers\n!Access-Control-Max-Age" }
+ "POST, OPTIONS", "GET, HEAD, POST, OPTIONS", "GET, HEAD, OPTIONS"]
+--- no_error_log
+[alert]
+[crit]
+[emerg]
+signal
+
+
+
+=== TEST 24: cast_status sends no CORS header either
+--- config
+    location = /cast/status { cast_status; }
+--- request
+GET /cast/status
+--- more_headers
+Origin: https://evil.example
+--- response_headers
+Content-Type: application/json
+!Access-Control-Allow-Origin
+--- no_error_log
+[alert]
+[crit]
+[emerg]
+signal
+
+
+
+=== TEST 25: with cast_reset on, Allow and the preflight's Allow-Methods offer DELETE on {base} only
+--- config
+    location /api/hub { cast_hub; cast_reset on; cast_cors_origin https://admin.example; }
+--- request eval
+["OPTIONS /api/hub", "OPTIONS /api/hub/t25", "GET /api/hub"]
+--- error_code eval
+[204, 204, 405]
+--- response_headers eval
+["Allow: POST, DELETE, OPTIONS\nAccess-Control-Allow-Origin: https://admin.example\nAccess-Control-Allow-Methods: POST, DELETE, OPTIONS",
+ "Allow: GET, HEAD, POST, OPTIONS\nAccess-Control-Allow-Methods: GET, HEAD, POST, OPTIONS",
+ "Allow: POST, DELETE, OPTIONS"]
 --- no_error_log
 [alert]
 [crit]

@@ -5,6 +5,7 @@
 use Test::Nginx::Socket 'no_plan';
 use lib 't/lib';
 use CastTest qw(:DEFAULT http_request json_decode);
+use File::Temp ();
 
 our $HubConfig = <<'_EOC_';
     location /api/hub { cast_hub; }
@@ -20,11 +21,13 @@ add_block_preprocessor(sub {
 
 # "nginx -t" of a small configuration whose location holds $directives;
 # returns (exit code, output).  Used where a start failure would abort the
-# whole run under the real Test::Nginx.
+# whole run under the real Test::Nginx.  Its files go to a temporary
+# directory: Test::Nginx removes t/servroot and nothing else may be there.
 sub nginx_t {
     my ($name, $directives) = @_;
-    my $dir = "$Test::Nginx::Util::ServRoot/$name";
-    for my $d ($dir, "$dir/conf", "$dir/logs", "$dir/tmp") {
+    my $dir = File::Temp::tempdir("cast-$name-XXXXXX", TMPDIR => 1,
+                                  CLEANUP => 1);
+    for my $d ("$dir/conf", "$dir/logs", "$dir/tmp") {
         mkdir $d if !-d $d;
     }
     my $port = CastTest::server_port() + 7;
@@ -397,6 +400,43 @@ Test::More::is($rc, 0, '008 init: nginx -t accepts "cast_lease_max 1h;" without 
 ($rc, $out) = main::nginx_t('lease-max-and-default', 'cast_lease_max 1h; cast_lease_default 30m;');
 Test::More::is($rc, 0, '008 init: nginx -t accepts cast_lease_max 1h with cast_lease_default 30m')
     or Test::More::diag($out);
+--- request
+GET /cast/status
+--- response_body_like: ^\{"mode":"local",
+--- no_error_log
+[alert]
+[crit]
+[emerg]
+signal
+
+
+
+=== TEST 33: cast_ws_max_message_size 10
+--- config
+    location /bind/ { cast_websocket; cast_ws_max_message_size 10; }
+--- must_die
+--- error_log
+value is too small, the minimum is 128 bytes
+
+
+
+=== TEST 34: cast_ws_message_timeout 0
+--- config
+    location /bind/ { cast_websocket; cast_ws_message_timeout 0; }
+--- must_die
+--- error_log
+value is too small, the minimum is 1ms
+
+
+
+=== TEST 35: cast_ws_max_message_size and cast_ws_message_timeout at http, server and location level
+--- http_config
+    cast_ws_max_message_size 64k;
+    cast_ws_message_timeout 10s;
+--- config
+    cast_ws_max_message_size 2m;
+    location /bind/ { cast_websocket; cast_ws_max_message_size 128; cast_ws_message_timeout 500ms; }
+    location = /cast/status { cast_status; }
 --- request
 GET /cast/status
 --- response_body_like: ^\{"mode":"local",

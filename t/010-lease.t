@@ -4,10 +4,11 @@
 use Test::Nginx::Socket 'no_plan';
 use lib 't/lib';
 use CastTest qw(:DEFAULT http_request json_decode);
+use CastMode;
 use Time::HiRes ();
 
 our $HubConfig = <<'_EOC_';
-    location /api/hub { cast_hub; }
+    location /api/hub { cast_hub; cast_reset on; }
     location /fhircast/hub { cast_hub; cast_dialect fhircast; }
     location /bind/ { cast_websocket; }
     location = /cast/status { cast_status; }

@@ -4,6 +4,7 @@
 use Test::Nginx::Socket 'no_plan';
 use lib 't/lib';
 use CastTest;
+use CastMode;
 
 our $HubConfig = <<'_EOC_';
     location /api/hub { cast_hub; }

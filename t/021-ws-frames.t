@@ -8,6 +8,7 @@
 use Test::Nginx::Socket 'no_plan';
 use lib 't/lib';
 use CastTest qw(:DEFAULT http_request json_encode json_decode);
+use CastMode;
 use Time::HiRes ();
 
 no_shuffle();
@@ -613,3 +614,33 @@ my @f = $watch->recv_frame(0.5);
 ok(!@f, 'the event behind the bad frame was not published');
 $main::HOLD = $watch;
 --- response_body_like: "connections":1,"subscriptions":1,"topics":\d+,"events_in":0,"events_out":0,
+
+
+
+=== TEST 29: an event over the socket with a control character, comma or "/" in its names -> an error frame, nothing published
+--- config
+--- init
+package main;
+my $s1 = subscribe('f29', '*');
+my $watch = connect_ready($s1);
+my $ws = connect_ready(subscribe('f29', 'patient-open'));
+my %bad = (
+    'bad-nl'    => ['"patient-open\nNOT JSON"', '"f29"', qr/^event\["hub\.event"\] holds a control character$/],
+    'bad-del'   => ['"a\u007f"', '"f29"', qr/^event\["hub\.event"\] holds a control character$/],
+    'bad-comma' => ['"a,b"', '"f29"', qr/^event\["hub\.event"\] holds a comma/],
+    'bad-slash' => ['"patient-open"', '"f29/x"', qr/^event\["hub\.topic"\] holds a "\/"/],
+    'bad-ctx'   => ['"patient-open"', '"f29"', qr/^event\["context"\] must be an object or an array of objects$/, '[1]'],
+);
+for my $id (sort keys %bad) {
+    my ($name, $topic, $re, $ctx) = @{$bad{$id}};
+    $ws->send_text(qq({"id":"$id","event":{"hub.topic":$topic,"hub.event":$name,"context":) . ($ctx // '[]') . '}}');
+    my $e = expect_json($ws, $id);
+    is($e->{id}, $id, "$id: the error carries the event id");
+    like($e->{error} // '', $re, "$id: the reason");
+}
+my @f = $watch->recv_frame(0.5);
+ok(!@f, 'nothing reached the "*" subscriber') or diag("got: $f[1]");
+$main::HOLD = [$watch, $ws];
+--- response_body_like: "connections":2,"subscriptions":2,"topics":1,"events_in":0,"events_out":0,
+--- error_log
+cast: client sent an invalid event

@@ -7,6 +7,7 @@
 use Test::Nginx::Socket 'no_plan';
 use lib 't/lib';
 use CastTest qw(:DEFAULT http_request json_encode json_decode ka_open ka_post);
+use CastMode;
 use IO::Socket::INET ();
 use POSIX ();
 use Time::HiRes ();

@@ -7,6 +7,7 @@
 use Test::Nginx::Socket 'no_plan';
 use lib 't/lib';
 use CastTest qw(:DEFAULT http_request json_encode json_decode);
+use CastMode;
 use Time::HiRes ();
 
 no_shuffle();

@@ -6,6 +6,7 @@
 use Test::Nginx::Socket 'no_plan';
 use lib 't/lib';
 use CastTest qw(:DEFAULT http_request);
+use CastMode;
 use File::Spec ();
 
 no_shuffle();

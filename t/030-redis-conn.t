@@ -3,7 +3,8 @@
 # Each worker opens a "command" and a "pubsub" connection; these tests
 # drive them against private redis-server instances (t/lib/CastRedis.pm):
 # connect, AUTH, SELECT, failures, loss and reconnect, command timeouts,
-# and the directive's configuration errors.
+# and the directive's configuration errors.  Host names (one with several
+# addresses, independent of /etc/hosts): t/036-redis-addresses.t.
 #
 # Ports: TEST_NGINX_REDIS_PORT (6390) and the two after it.
 
@@ -330,21 +331,6 @@ qr/\[error\] .*cast: redis command connection to unix:\S+ failed: No such file o
 
 
 
-=== TEST 13: a host name is resolved when the configuration is read
---- http_config
-    cast_redis localhost:$TEST_NGINX_REDIS_PORT db=2 connect_timeout=1500ms command_timeout=1s ping_interval=off;
---- config
-    location = /status { cast_status; }
---- init
-main::wait_log($main::AnyReady, 2);
---- request
-GET /status
---- response_body_like: "redis":"connected"
---- error_log eval
-main::ready_re('command')
-
-
-
 === TEST 14: no cast_redis: no "redis" in the status
 --- config
     location = /status { cast_status; }
@@ -505,3 +491,36 @@ empty "password=" in "cast_redis"
 --- must_die
 --- error_log
 invalid number of arguments in "cast_redis" directive
+
+
+
+=== TEST 30: Redis mode: hostile names are refused before Redis (non-UTF-8 path topic: 400, not 500; newline in hub.event; "/" and non-UTF-8 topics)
+--- http_config
+    cast_redis 127.0.0.1:$TEST_NGINX_REDIS_PORT;
+--- config
+    location /api/hub { cast_hub; }
+    location = /status { cast_status; }
+--- init
+main::wait_log($main::AnyReady, 2);
+--- request eval
+["POST /api/hub/%E2%82
+{\"event\":{\"hub.event\":\"patient-open\",\"context\":[]}}",
+"POST /api/hub/t30
+{\"event\":{\"hub.event\":\"patient-open\\nNOT JSON <script>\",\"context\":[]}}",
+"POST /api/hub
+hub.mode=subscribe&hub.topic=bad%FFtopic&hub.events=a",
+"POST /api/hub
+hub.mode=subscribe&hub.topic=a%2Fb&hub.events=a",
+"GET /status"]
+--- more_headers eval
+[("Content-Type: application/json") x 2,
+ ("Content-Type: application/x-www-form-urlencoded") x 2,
+ ""]
+--- error_code eval
+[400, 400, 400, 400, 200]
+--- response_body_like eval
+['^\{"error":"the topic in the path is not valid UTF-8"\}$',
+ '^\{"error":"event\[\\\\"hub\.event\\\\"\] holds a control character"\}$',
+ '^\{"error":"hub\.topic is not valid UTF-8"\}$',
+ '^\{"error":"hub\.topic holds a \\\\"/\\\\" \(a topic must fit one path segment, \{base\}/\{topic\}\)"\}$',
+ '"mode":"redis",.*"subscriptions":0,.*"events_in":0,.*"redis":"connected"']

@@ -30,7 +30,7 @@ add_block_preprocessor(sub {
                       "    cast_redis 127.0.0.1:$ENV{TEST_NGINX_REDIS_PORT};\n");
     my $cfg = defined $block->config ? $block->config : '';
     $block->set_value('config', $cfg . <<'_EOC_');
-    location /api/hub { cast_hub; }
+    location /api/hub { cast_hub; cast_reset on; }
     location /bind/ { cast_websocket; }
     location = /cast/status { cast_status; }
 _EOC_
@@ -165,7 +165,7 @@ is(scalar @{ $main::Redis->command('KEYS', 'cast:sub:*') }, 4, 'Redis holds the 
 $_->close for @ws;
 my $left;
 for (1 .. 50) {
-    $left = @{ $main::Redis->command('KEYS', 'cast:sub:*') } + $main::Redis->command('SCARD', 'cast:subs');
+    $left = @{ $main::Redis->command('KEYS', 'cast:sub:*') } + $main::Redis->command('ZCARD', 'cast:subs');
     last if !$left;
     sleep 0.05;
 }
@@ -250,3 +250,39 @@ package main;
 ready();
 sleep 2.6;
 --- response_body_like: "mode":"redis",.*"redis":"connected","hub":\{"connections":0,"subscriptions":0,"events_in":\d+,"events_out":\d+,"dropped":0,"workers":4\},"peers":\[\{"pid":\d+.*"host":"[^"]+"\},\{"pid":\d+.*"host":"[^"]+"\},\{"pid":\d+.*"host":"[^"]+"\},\{"pid":\d+.*"host":"[^"]+"\}\]
+
+
+
+=== TEST 6: a stored context larger than cast_send_queue: the replay from Redis reaches new sockets on every worker, then live events
+--- config
+cast_send_queue 64k;
+--- init
+package main;
+ready();
+my $pad = 'p' x 300000;
+my ($code) = CastTest::http_request('POST', '/api/hub/bigR',
+    '{"event":{"hub.event":"patient-open","context":[{"key":"patient","resource":{"resourceType":"Patient","id":"p1","pad":"' . $pad . '"}}]}}',
+    'Content-Type' => 'application/json', -port => port());
+is($code, 200, 'a 300 kB context, published');
+my $by = ka_spread(port(), 4, 1);
+my @ws;
+for my $pid (sort keys %$by) {
+    my (undef, $path) = subscribe(port(), 'bigR');
+    my $ws = eval { ws_upgrade($by->{$pid}[0], $path) };
+    ok($ws, "worker $pid: 101 and the greeting") or diag($@);
+    next if !$ws;
+    my $r = $ws->recv_json(5);
+    is($r && length($r->{event}{context}[0]{resource}{pad} // ''), 300000, "worker $pid: the replay, whole");
+    push @ws, $ws;
+}
+my ($pc) = publish(port(), 'bigR', 'live1', 'patient-close');
+is($pc, 200, 'a live event');
+my @got = map { my $e = $_->recv_json(5); $e && $e->{event}{'hub.event'} } @ws;
+is(join(',', @got), join(',', ('patient-close') x scalar @ws), 'every socket: the live event');
+$main::HOLD = \@ws;
+--- response_body_like: "mode":"redis".*"connections":1,"subscriptions":1,
+--- no_error_log
+closing with 1008
+[alert]
+[crit]
+signal

@@ -24,7 +24,7 @@ $ENV{TEST_NGINX_REDIS_PORT} ||= 6422;
 $ENV{TEST_NGINX_SERVROOT} ||= server_root();
 
 our $Locations = <<'_EOC_';
-    location /api/hub { cast_hub; }
+    location /api/hub { cast_hub; cast_reset on; }
     location /bind/ { cast_websocket; }
     location = /cast/status { cast_status; }
 _EOC_

@@ -20,6 +20,7 @@ use CastTest;
 use CastRedis;
 use CastCluster;
 use Time::HiRes qw(time sleep);
+use File::Temp ();
 
 master_on();
 workers(2);
@@ -28,6 +29,11 @@ no_shuffle();
 
 $ENV{TEST_NGINX_REDIS_PORT} ||= 6423;
 $ENV{TEST_NGINX_SERVROOT} ||= server_root();
+
+# scratch files live outside the servroot, which Test::Nginx must be able
+# to remove between blocks
+our $Scratch = File::Temp::tempdir('cast-scratch-XXXXXX', TMPDIR => 1,
+                                   CLEANUP => 1);
 
 our $Redis = CastRedis->new(port => $ENV{TEST_NGINX_REDIS_PORT})->start;
 our $HOLD;
@@ -39,7 +45,7 @@ add_block_preprocessor(sub {
                       . " connect_timeout=500ms command_timeout=500ms;\n");
     my $cfg = defined $block->config ? $block->config : '';
     $block->set_value('config', $cfg . <<'_EOC_');
-    location /api/hub { cast_hub; }
+    location /api/hub { cast_hub; cast_reset on; }
     location /bind/ { cast_websocket; }
     location = /cast/status { cast_status; }
 _EOC_
@@ -136,7 +142,7 @@ package main;
 ready();
 my @ws = open_subs('kf', 8);
 my $pub = publisher_start(port => port(), topic => 'kf', prefix => 'k',
-                          file => "$ENV{TEST_NGINX_SERVROOT}/publisher.txt");
+                          file => "$main::Scratch/publisher.txt");
 sleep 0.6;
 my $killed_at = time;
 $main::Redis->kill;

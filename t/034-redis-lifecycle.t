@@ -20,6 +20,7 @@ use CastRedis;
 use CastCluster;
 use POSIX ();
 use Time::HiRes qw(time sleep);
+use File::Temp ();
 
 master_on();
 workers(4);
@@ -28,6 +29,11 @@ no_shuffle();
 
 $ENV{TEST_NGINX_REDIS_PORT} ||= 6424;
 $ENV{TEST_NGINX_SERVROOT} ||= server_root();
+
+# scratch files live outside the servroot, which Test::Nginx must be able
+# to remove between blocks
+our $Scratch = File::Temp::tempdir('cast-scratch-XXXXXX', TMPDIR => 1,
+                                   CLEANUP => 1);
 
 our $Redis = CastRedis->new(port => $ENV{TEST_NGINX_REDIS_PORT})->start;
 our $HOLD;
@@ -111,7 +117,7 @@ is(scalar @old, 4, '4 workers');
 my $ws = spread_subs('lk', 2);
 is(join(',', sort keys %$ws), join(',', @old), '2 sockets on each of the 4 workers');
 my $pub = publisher_start(port => port(), topic => 'lk', prefix => 'k',
-                          file => "$ENV{TEST_NGINX_SERVROOT}/publisher.txt");
+                          file => "$main::Scratch/publisher.txt");
 sleep 0.5;
 my $victim = $old[1];
 my $killed_at = time;
@@ -186,7 +192,7 @@ my $ws = spread_subs('lr', 2);
 my @all = map { @$_ } values %$ws;
 is(scalar @all, 8, '8 sockets on the 4 workers');
 my $pub = publisher_start(port => port(), topic => 'lr', prefix => 'r',
-                          file => "$ENV{TEST_NGINX_SERVROOT}/publisher.txt");
+                          file => "$main::Scratch/publisher.txt");
 sleep 0.5;
 my $hup_at = time;
 kill 'HUP', $m;

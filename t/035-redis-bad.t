@@ -44,7 +44,7 @@ add_block_preprocessor(sub {
     my $block = shift;
     my $cfg = defined $block->config ? $block->config : '';
     $block->set_value('config', $cfg . <<'_EOC_');
-    location /api/hub { cast_hub; }
+    location /api/hub { cast_hub; cast_reset on; }
     location /bind/ { cast_websocket; }
     location = /cast/status { cast_status; }
 _EOC_

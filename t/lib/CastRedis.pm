@@ -8,11 +8,14 @@ package CastRedis;
 #   $ENV{TEST_NGINX_REDIS_PORT} ||= 6390;
 #   my $redis = CastRedis->new(port => $ENV{TEST_NGINX_REDIS_PORT},
 #                              password => 'secret',       # optional
-#                              unixsocket => 1);           # optional
+#                              unixsocket => 1,            # optional
+#                              bind => '::1');             # optional
 #   $redis->start;              # dies unless it answers PING within 10 s
 #   $redis->command('SET', 'k', 'v');   # reply: string/int/array ref;
 #                                       # errors are CastRedis::Error
 #   $redis->client_list;        # CLIENT LIST as a string
+#   my $s = $redis->session;    # one connection for several commands:
+#   $s->command('CLIENT', 'LIST'); $s->close;
 #   $redis->kill;               # SIGKILL (connections break at once)
 #   $redis->stop;               # SIGTERM, waits for the exit
 #   $redis->pause; $redis->resume;      # SIGSTOP / SIGCONT
@@ -23,8 +26,9 @@ package CastRedis;
 #       CastRedis::count_log($file, $re) counts right away.
 #
 # Each instance runs "redis-server --save '' --appendonly no" bound to
-# 127.0.0.1 in its own directory t/servroot-redis/<port> (log: redis.log
-# there; unix socket: redis.sock there), from this test process; all
+# 127.0.0.1 (or to bind => ...) in its own directory
+# t/servroot-redis/<port> (log: redis.log there; unix socket: redis.sock
+# there), from this test process; all
 # instances are killed when the test process exits.  A redis-server left
 # on the port by an aborted run (pid file in that directory) is killed
 # first.  Only core Perl is used.
@@ -36,7 +40,7 @@ use strict;
 use warnings;
 
 use POSIX qw(WNOHANG SIGTERM SIGKILL SIGSTOP SIGCONT);
-use IO::Socket::INET ();
+use IO::Socket::IP ();
 use IO::Select ();
 use File::Path qw(make_path remove_tree);
 use File::Spec ();
@@ -54,6 +58,7 @@ sub new {
         port       => $port,
         password   => $opt{password},
         unixsocket => $opt{unixsocket},
+        bind       => $opt{bind} || '127.0.0.1',
         dir        => $dir,
         binary     => $opt{binary} || $ENV{TEST_NGINX_REDIS_SERVER}
                       || 'redis-server',
@@ -115,7 +120,7 @@ sub start {
 
     my @cmd = ($self->{binary},
                '--port', $self->{port},
-               '--bind', '127.0.0.1',
+               '--bind', $self->{bind},
                '--save', '',
                '--appendonly', 'no',
                '--daemonize', 'no',
@@ -222,7 +227,7 @@ sub restart {
 
 sub connect {
     my ($self, %opt) = @_;
-    my $s = IO::Socket::INET->new(PeerAddr => '127.0.0.1',
+    my $s = IO::Socket::IP->new(PeerAddr => $self->{bind},
                                   PeerPort => $self->{port},
                                   Proto => 'tcp',
                                   Timeout => $opt{timeout} || 2)
@@ -311,6 +316,13 @@ sub send_command {
     return $conn->{sock};
 }
 
+# a connection kept open for several commands (e.g. while new connections
+# are refused): $s = $redis->session; $s->command(...); $s->close
+sub session {
+    my ($self, %opt) = @_;
+    return bless { conn => $self->connect(%opt) }, 'CastRedis::Session';
+}
+
 sub client_list {
     my $self = shift;
     my $r = $self->command('CLIENT', 'LIST');
@@ -350,6 +362,19 @@ END {
             $self->kill;
         }
     }
+}
+
+package CastRedis::Session;
+
+sub command {
+    my ($self, @args) = @_;
+    return CastRedis::_call($self->{conn}, @args);
+}
+
+sub close {
+    my $self = shift;
+    CORE::close($self->{conn}{sock}) if $self->{conn}{sock};
+    $self->{conn}{sock} = undef;
 }
 
 package CastRedis::Error;

@@ -52,7 +52,7 @@ our @EXPORT = qw(
     ws_decode_frames ws_body_filter
 );
 our @EXPORT_OK = qw(http_request ws_accept_key server_port json_encode json_decode
-                    ka_open ka_post);
+                    ka_open ka_post cast_mode);
 
 our $DefaultKey = 'dGhlIHNhbXBsZSBub25jZQ==';   # RFC 6455 sample nonce
 our $WS_GUID = '258EAFA5-E914-47DA-95CA-C5AB0DC85B11';
@@ -94,6 +94,21 @@ sub server_port {
     no warnings 'once';
     return $ENV{TEST_NGINX_SERVER_PORT} || $Test::Nginx::Util::ServerPort
            || $ENV{TEST_NGINX_PORT} || 1984;
+}
+
+# 'local' or 'redis': the mode t/lib/CastMode.pm runs this suite in
+sub cast_mode {
+    no warnings 'once';
+    return $CastMode::Active ? 'redis' : 'local';
+}
+
+# How long a socket must stay silent before "every event published so far
+# has arrived" holds: 0 in local mode (the one worker queues an event to
+# its sockets before it answers the publish); in Redis mode an event
+# reaches another worker's sockets through Redis after the publish was
+# answered (TEST_NGINX_CAST_SETTLE seconds, default 0.3).
+sub settle_time {
+    return cast_mode() eq 'redis' ? ($ENV{TEST_NGINX_CAST_SETTLE} || 0.3) : 0;
 }
 
 sub json_encode { $JSON->encode($_[0]) }

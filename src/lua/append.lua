@@ -1,0 +1,57 @@
+-- An event into its topic's log, with the topic's new state, if the
+-- state is still at "version"; else {0, version, state} for the worker
+-- to compute again.  {-1, topics} when the topic is new and max_topics are
+-- kept.  {1, stream id} when appended: the event is published as
+-- "<stream id> <name length>:<name><json>".
+-- op: 'keep' (state unchanged), 'set' (state_text), 'clear'.
+-- An event whose id and name were appended to the topic in the last
+-- "ids_keep" ms is not appended again: {2} (a publisher retrying after a
+-- 503 whose command had run after all).
+-- KEYS: state log topics ids
+-- ARGV: topic version op state_text name json now max_topics counted state_ttl minid log_ttl channel event_id ids_keep
+
+local seen = name .. ' ' .. event_id
+
+if event_id ~= '' and redis.call('ZSCORE', ids, seen) then
+    return {2}
+end
+
+local have = redis.call('HMGET', state, 'v', 's')
+local v = have[1] or '0'
+
+if v ~= version then
+    return {0, v, have[2] or ''}
+end
+
+if counted == '1' and not cast_topic_live(topics, topic, now) then
+    local n = redis.call('ZCOUNT', topics, '(' .. now, '+inf')
+    if n >= tonumber(max_topics) then
+        return {-1, n}
+    end
+end
+
+-- the first write may be refused when Redis is out of memory
+local id = redis.call('XADD', log, 'MINID', '~', minid, '*',
+                      'n', name, 'j', json)
+redis.call('PEXPIRE', log, log_ttl)
+redis.call('ZREMRANGEBYSCORE', topics, '-inf', now)
+
+if event_id ~= '' then
+    redis.call('ZADD', ids, now, seen)
+    redis.call('ZREMRANGEBYSCORE', ids, '-inf', tonumber(now) - ids_keep)
+    redis.call('PEXPIRE', ids, ids_keep)
+end
+
+if op == 'set' then
+    redis.call('HSET', state, 'v', tonumber(v) + 1, 's', state_text)
+    redis.call('PEXPIRE', state, state_ttl)
+    cast_topic_extend(topics, topic, tonumber(now) + tonumber(state_ttl))
+elseif op == 'clear' then
+    redis.call('DEL', state)
+    cast_topic_settle(topics, topic, now)
+end
+
+redis.call('HINCRBY', 'cast:counters', 'events_in', 1)
+redis.call('PUBLISH', channel, id .. ' ' .. #name .. ':' .. name .. json)
+
+return {1, id}

@@ -1,0 +1,154 @@
+
+/*
+ * ngx_http_cast_module: the hub core, the one interface of the edges.
+ *
+ * The HTTP routes and the socket code call these operations the same way
+ * in local and Redis mode; each completes through the caller's callback
+ * (at once in local mode, when Redis answered in Redis mode).  The hub
+ * keeps this worker's bound subscriptions and their topics, delivers
+ * events to them, and runs their leases and heartbeats; records and
+ * topic state live in the store.
+ *
+ * A socket is reached only through the callbacks it gives at attach
+ * time: the hub never names the socket code.
+ */
+
+
+#ifndef _NGX_HTTP_CAST_HUB_H_INCLUDED_
+#define _NGX_HTTP_CAST_HUB_H_INCLUDED_
+
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+
+#include "ngx_http_cast.h"
+#include "ngx_http_cast_frame.h"
+#include "ngx_http_cast_store.h"
+
+
+/*
+ * What the hub asks of a socket.  A frame that is not "live" (greeting,
+ * confirmation, replay, denial) is not refused by the bound on live
+ * traffic (cast_send_queue).
+ */
+
+typedef ngx_int_t (*ngx_http_cast_send_pt)(void *socket,
+    ngx_http_cast_frame_t *frame, ngx_uint_t live);
+typedef void (*ngx_http_cast_close_pt)(void *socket, ngx_uint_t code,
+    const char *reason);
+
+
+/* hub.events parsed: lowercase names for matching, the text as granted */
+
+typedef struct {
+    void                      *block;       /* ngx_alloc()ed, or NULL */
+    ngx_str_t                 *names;
+    ngx_uint_t                 n;
+    ngx_str_t                  text;
+    unsigned                   all:1;       /* "*" */
+} ngx_http_cast_events_t;
+
+
+typedef struct ngx_http_cast_topic_s  ngx_http_cast_topic_t;
+
+
+/* a subscription with a socket on this worker */
+
+struct ngx_http_cast_sub_s {
+    ngx_str_node_t             sn;          /* keyed by endpoint id */
+    ngx_queue_t                link;        /* topic->subs or wildcard */
+    ngx_queue_t                heartbeat;   /* hub->heartbeats, or empty */
+    ngx_http_cast_topic_t     *topic;       /* NULL: topic "*" */
+    ngx_http_cast_hub_t       *hub;
+    ngx_pool_t                *pool;
+    ngx_http_cast_record_t     record;      /* strings in pool */
+    ngx_http_cast_events_t     events;
+    ngx_event_t                lease_ev;
+
+    void                      *socket;
+    ngx_log_t                 *log;         /* the socket's */
+    ngx_http_cast_send_pt      send;
+    ngx_http_cast_close_pt     close;
+
+    ngx_queue_t                held;        /* events before the replay */
+    ngx_uint_t                 nheld;
+    unsigned                   replaying:1;
+    unsigned                   ended:1;
+};
+
+
+struct ngx_http_cast_hub_s {
+    ngx_http_cast_store_t     *store;
+    ngx_log_t                 *log;
+
+    ngx_rbtree_t               topics;      /* with local subscriptions */
+    ngx_rbtree_node_t          topics_sentinel;
+    ngx_rbtree_t               subs;
+    ngx_rbtree_node_t          subs_sentinel;
+    ngx_queue_t                wildcard;    /* subscriptions to "*" */
+    ngx_queue_t                heartbeats;  /* that listed "heartbeat" */
+    ngx_event_t                heartbeat_ev;
+
+    ngx_uint_t                 ntopics;
+    ngx_uint_t                 nsubs;
+    uint64_t                   events_in;
+    uint64_t                   events_out;
+    uint64_t                   dropped;
+    uint64_t                   acks;
+};
+
+
+ngx_http_cast_hub_t *ngx_http_cast_hub_create(ngx_cycle_t *cycle,
+    ngx_http_cast_store_t *store);
+void ngx_http_cast_hub_destroy(ngx_http_cast_hub_t *hub);
+
+/*
+ * hub.events: NGX_DECLINED with *err when the list is invalid.  The
+ * block is freed with ngx_http_cast_events_free().
+ */
+ngx_int_t ngx_http_cast_events_parse(ngx_str_t *list, ngx_uint_t dialect,
+    ngx_pool_t *pool, ngx_http_cast_events_t *events, ngx_str_t *err);
+void ngx_http_cast_events_free(ngx_http_cast_events_t *events);
+
+/* record->id empty: a new id is drawn (res->record has it) */
+void ngx_http_cast_hub_subscribe(ngx_http_cast_hub_t *hub,
+    ngx_http_cast_record_t *record, ngx_http_cast_done_pt done, void *data);
+void ngx_http_cast_hub_renew(ngx_http_cast_hub_t *hub,
+    ngx_http_cast_record_t *record, ngx_http_cast_done_pt done, void *data);
+void ngx_http_cast_hub_unsubscribe(ngx_http_cast_hub_t *hub, ngx_str_t *id,
+    ngx_str_t *topic, const char *reason, ngx_http_cast_done_pt done,
+    void *data);
+void ngx_http_cast_hub_unsubscribe_matching(ngx_http_cast_hub_t *hub,
+    ngx_str_t *topic, ngx_uint_t field, ngx_str_t *value,
+    const char *reason, ngx_http_cast_done_pt done, void *data);
+void ngx_http_cast_hub_reset(ngx_http_cast_hub_t *hub,
+    ngx_http_cast_done_pt done, void *data);
+void ngx_http_cast_hub_publish(ngx_http_cast_hub_t *hub,
+    ngx_http_cast_event_t *ev, ngx_http_cast_done_pt done, void *data);
+/* res->json: the reply of GET {base}/{topic} in the dialect's shape */
+void ngx_http_cast_hub_context(ngx_http_cast_hub_t *hub, ngx_str_t *topic,
+    ngx_uint_t dialect, ngx_http_cast_done_pt done, void *data);
+/* res->record: the bound record; then attach() the socket */
+void ngx_http_cast_hub_bind(ngx_http_cast_hub_t *hub, ngx_str_t *id,
+    ngx_http_cast_done_pt done, void *data);
+/* res->json: the status of every worker the store knows */
+void ngx_http_cast_hub_status(ngx_http_cast_hub_t *hub,
+    ngx_http_cast_done_pt done, void *data);
+
+/*
+ * A socket for a bound record: the hub sends the greeting, the
+ * confirmation and the replay through send(), then live events.  NULL:
+ * out of memory (the record is ended).
+ */
+ngx_http_cast_sub_t *ngx_http_cast_hub_attach(ngx_http_cast_hub_t *hub,
+    ngx_http_cast_record_t *record, void *socket, ngx_log_t *log,
+    ngx_http_cast_send_pt send, ngx_http_cast_close_pt close);
+/* the socket went (closed, failed): its subscription ends */
+void ngx_http_cast_hub_detach(ngx_http_cast_sub_t *sub, const char *reason);
+/* an acknowledgement received on a socket */
+void ngx_http_cast_hub_ack(ngx_http_cast_hub_t *hub);
+
+json_t *ngx_http_cast_hub_counters(ngx_http_cast_hub_t *hub);
+
+
+#endif /* _NGX_HTTP_CAST_HUB_H_INCLUDED_ */

@@ -1,0 +1,857 @@
+
+/*
+ * ngx_http_cast_module: the local store (no cast_redis).
+ *
+ * Records and topic state in the worker's memory; every operation
+ * completes at once.  Correct with one worker only, which `nginx -t`
+ * enforces.  An unbound record ends when its bind timeout passes; a
+ * bound one when the hub ends it (lease, socket close).
+ */
+
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_event.h>
+
+#include "ngx_http_cast.h"
+#include "ngx_http_cast_store.h"
+#include "ngx_http_cast_store_local.h"
+
+
+typedef struct ngx_http_cast_local_s        ngx_http_cast_local_t;
+typedef struct ngx_http_cast_local_topic_s  ngx_http_cast_local_topic_t;
+
+
+typedef struct {
+    ngx_str_node_t                sn;       /* keyed by id */
+    ngx_queue_t                   link;     /* in its topic's records */
+    ngx_queue_t                   all;
+    ngx_pool_t                   *pool;
+    ngx_http_cast_record_t        record;   /* strings in pool */
+    ngx_http_cast_local_topic_t  *topic;
+    ngx_http_cast_local_t        *ls;
+    ngx_event_t                   bind_ev;  /* until a socket binds */
+    ngx_msec_t                    bind_by;  /* ngx_current_msec */
+    unsigned                      bound:1;
+} ngx_http_cast_local_record_t;
+
+
+struct ngx_http_cast_local_topic_s {
+    ngx_str_node_t                sn;       /* keyed by name */
+    ngx_queue_t                   records;
+    json_t                       *state;
+    ngx_uint_t                    counted;
+    u_char                        name[1];
+};
+
+
+/*
+ * Events appended lately, by a hash of topic, name and id: the same event
+ * again within NGX_HTTP_CAST_LOCAL_IDS_KEEP is taken once, as the Redis
+ * store does (a slot may be taken by a newer event before then).
+ */
+
+#define NGX_HTTP_CAST_LOCAL_IDS       4096
+#define NGX_HTTP_CAST_LOCAL_IDS_KEEP  300000
+
+typedef struct {
+    uint64_t                      hash;
+    ngx_msec_t                    at;
+} ngx_http_cast_local_seen_t;
+
+
+struct ngx_http_cast_local_s {
+    ngx_http_cast_store_t         store;    /* first: the public part */
+    ngx_rbtree_t                  records;
+    ngx_rbtree_node_t             records_sentinel;
+    ngx_queue_t                   all;
+    ngx_rbtree_t                  topics;
+    ngx_rbtree_node_t             topics_sentinel;
+    ngx_uint_t                    nrecords;
+    ngx_uint_t                    ntopics;
+    ngx_uint_t                    max_topics;
+    ngx_log_t                    *log;
+    ngx_http_cast_local_seen_t    seen[NGX_HTTP_CAST_LOCAL_IDS];
+};
+
+
+static void ngx_http_cast_local_create(ngx_http_cast_store_t *store,
+    ngx_http_cast_record_t *record, ngx_http_cast_done_pt done, void *data);
+static void ngx_http_cast_local_renew(ngx_http_cast_store_t *store,
+    ngx_http_cast_record_t *record, ngx_http_cast_done_pt done, void *data);
+static void ngx_http_cast_local_remove(ngx_http_cast_store_t *store,
+    ngx_str_t *id, ngx_str_t *topic, ngx_str_t *reason,
+    ngx_http_cast_done_pt done, void *data);
+static void ngx_http_cast_local_remove_matching(ngx_http_cast_store_t *store,
+    ngx_str_t *topic, ngx_uint_t field, ngx_str_t *value, ngx_str_t *reason,
+    ngx_http_cast_done_pt done, void *data);
+static void ngx_http_cast_local_reset(ngx_http_cast_store_t *store,
+    ngx_http_cast_done_pt done, void *data);
+static void ngx_http_cast_local_bind(ngx_http_cast_store_t *store,
+    ngx_str_t *id, ngx_http_cast_done_pt done, void *data);
+static void ngx_http_cast_local_append(ngx_http_cast_store_t *store,
+    ngx_http_cast_append_t *a);
+static void ngx_http_cast_local_state(ngx_http_cast_store_t *store,
+    ngx_str_t *topic, ngx_http_cast_done_pt done, void *data);
+static void ngx_http_cast_local_listen(ngx_http_cast_store_t *store,
+    ngx_str_t *topic, ngx_uint_t on);
+static void ngx_http_cast_local_status(ngx_http_cast_store_t *store,
+    ngx_http_cast_done_pt done, void *data);
+static const char *ngx_http_cast_local_health(ngx_http_cast_store_t *store);
+static void ngx_http_cast_local_exit(ngx_http_cast_store_t *store);
+
+static ngx_http_cast_local_record_t *ngx_http_cast_local_find(
+    ngx_http_cast_local_t *ls, ngx_str_t *id);
+static ngx_http_cast_local_topic_t *ngx_http_cast_local_topic(
+    ngx_http_cast_local_t *ls, ngx_str_t *name, ngx_uint_t create,
+    ngx_uint_t counted);
+static void ngx_http_cast_local_topic_release(ngx_http_cast_local_t *ls,
+    ngx_http_cast_local_topic_t *topic);
+static void ngx_http_cast_local_end(ngx_http_cast_local_t *ls,
+    ngx_http_cast_local_record_t *lr, ngx_str_t *reason);
+static void ngx_http_cast_local_bind_expired(ngx_event_t *ev);
+static void ngx_http_cast_local_unbound_timer(
+    ngx_http_cast_local_record_t *lr);
+static ngx_uint_t ngx_http_cast_local_full(ngx_http_cast_local_t *ls);
+static ngx_uint_t ngx_http_cast_local_seen(ngx_http_cast_local_t *ls,
+    ngx_http_cast_append_t *a);
+static uint32_t ngx_http_cast_local_crc(ngx_http_cast_append_t *a);
+static ngx_uint_t ngx_http_cast_local_slot(ngx_http_cast_append_t *a);
+static ngx_int_t ngx_http_cast_local_copy(ngx_pool_t *pool, ngx_str_t *dst,
+    ngx_str_t *src);
+static void ngx_http_cast_local_reply(ngx_http_cast_done_pt done,
+    void *data, ngx_uint_t rc, ngx_http_cast_record_t *record,
+    ngx_uint_t removed, json_t *json);
+
+
+ngx_http_cast_store_t *
+ngx_http_cast_store_local_create(ngx_cycle_t *cycle, ngx_uint_t max_topics)
+{
+    ngx_http_cast_local_t  *ls;
+
+    ls = ngx_pcalloc(cycle->pool, sizeof(ngx_http_cast_local_t));
+    if (ls == NULL) {
+        return NULL;
+    }
+
+    ngx_rbtree_init(&ls->records, &ls->records_sentinel,
+                    ngx_str_rbtree_insert_value);
+    ngx_rbtree_init(&ls->topics, &ls->topics_sentinel,
+                    ngx_str_rbtree_insert_value);
+    ngx_queue_init(&ls->all);
+
+    ls->max_topics = max_topics;
+    ls->log = cycle->log;
+
+    ls->store.mode = "local";
+    ls->store.create = ngx_http_cast_local_create;
+    ls->store.renew = ngx_http_cast_local_renew;
+    ls->store.remove = ngx_http_cast_local_remove;
+    ls->store.remove_matching = ngx_http_cast_local_remove_matching;
+    ls->store.reset = ngx_http_cast_local_reset;
+    ls->store.bind = ngx_http_cast_local_bind;
+    ls->store.append = ngx_http_cast_local_append;
+    ls->store.state = ngx_http_cast_local_state;
+    ls->store.listen = ngx_http_cast_local_listen;
+    ls->store.status = ngx_http_cast_local_status;
+    ls->store.health = ngx_http_cast_local_health;
+    ls->store.exit = ngx_http_cast_local_exit;
+
+    return &ls->store;
+}
+
+
+static void
+ngx_http_cast_local_create(ngx_http_cast_store_t *store,
+    ngx_http_cast_record_t *record, ngx_http_cast_done_pt done, void *data)
+{
+    ngx_http_cast_local_t *ls = (ngx_http_cast_local_t *) store;
+
+    ngx_pool_t                    *pool;
+    ngx_http_cast_record_t        *r;
+    ngx_http_cast_local_topic_t   *topic;
+    ngx_http_cast_local_record_t  *lr;
+
+    if (ngx_http_cast_local_find(ls, &record->id)) {
+        /* 128 random bits twice: the caller draws again */
+        ngx_http_cast_local_reply(done, data, NGX_HTTP_CAST_BOUND, NULL, 0,
+                                  NULL);
+        return;
+    }
+
+    topic = ngx_http_cast_local_topic(ls, &record->topic, 1,
+                                      record->counted);
+    if (topic == NULL) {
+        ngx_http_cast_local_reply(done, data,
+                                  ngx_http_cast_local_full(ls)
+                                  ? NGX_HTTP_CAST_FULL : NGX_HTTP_CAST_FAILED,
+                                  NULL, 0, NULL);
+        return;
+    }
+
+    pool = ngx_create_pool(1024, ls->log);
+    if (pool == NULL) {
+        goto failed;
+    }
+
+    lr = ngx_pcalloc(pool, sizeof(ngx_http_cast_local_record_t));
+    if (lr == NULL) {
+        goto failed;
+    }
+
+    lr->pool = pool;
+    r = &lr->record;
+    *r = *record;
+
+    if (ngx_http_cast_local_copy(pool, &r->id, &record->id) != NGX_OK
+        || ngx_http_cast_local_copy(pool, &r->topic, &record->topic)
+           != NGX_OK
+        || ngx_http_cast_local_copy(pool, &r->events, &record->events)
+           != NGX_OK
+        || ngx_http_cast_local_copy(pool, &r->endpoint, &record->endpoint)
+           != NGX_OK
+        || ngx_http_cast_local_copy(pool, &r->name, &record->name) != NGX_OK
+        || ngx_http_cast_local_copy(pool, &r->callback, &record->callback)
+           != NGX_OK
+        || ngx_http_cast_local_copy(pool, &r->product_name,
+                                    &record->product_name) != NGX_OK
+        || ngx_http_cast_local_copy(pool, &r->product_version,
+                                    &record->product_version) != NGX_OK
+        || ngx_http_cast_local_copy(pool, &r->actors, &record->actors)
+           != NGX_OK
+        || ngx_http_cast_local_copy(pool, &r->client_info,
+                                    &record->client_info) != NGX_OK)
+    {
+        goto failed;
+    }
+
+    lr->sn.str = r->id;
+    lr->sn.node.key = ngx_crc32_long(r->id.data, r->id.len);
+    lr->topic = topic;
+    lr->ls = ls;
+
+    ngx_rbtree_insert(&ls->records, &lr->sn.node);
+    ngx_queue_insert_tail(&topic->records, &lr->link);
+    ngx_queue_insert_tail(&ls->all, &lr->all);
+    ls->nrecords++;
+
+    /* unbound, it ends with its bind timeout or its lease, if sooner */
+
+    lr->bind_ev.handler = ngx_http_cast_local_bind_expired;
+    lr->bind_ev.data = lr;
+    lr->bind_ev.log = ls->log;
+    lr->bind_ev.cancelable = 1;
+    lr->bind_by = ngx_current_msec + record->bind_timeout;
+    ngx_http_cast_local_unbound_timer(lr);
+
+    ngx_http_cast_local_reply(done, data, NGX_HTTP_CAST_DONE, r, 0, NULL);
+    return;
+
+failed:
+
+    if (pool) {
+        ngx_destroy_pool(pool);
+    }
+
+    ngx_http_cast_local_topic_release(ls, topic);
+    ngx_http_cast_local_reply(done, data, NGX_HTTP_CAST_FAILED, NULL, 0,
+                              NULL);
+}
+
+
+static void
+ngx_http_cast_local_renew(ngx_http_cast_store_t *store,
+    ngx_http_cast_record_t *record, ngx_http_cast_done_pt done, void *data)
+{
+    ngx_http_cast_local_t *ls = (ngx_http_cast_local_t *) store;
+
+    ngx_http_cast_record_t        *r;
+    ngx_http_cast_local_record_t  *lr;
+
+    lr = ngx_http_cast_local_find(ls, &record->id);
+
+    if (lr == NULL
+        || lr->record.topic.len != record->topic.len
+        || ngx_strncmp(lr->record.topic.data, record->topic.data,
+                       record->topic.len) != 0)
+    {
+        ngx_http_cast_local_reply(done, data, NGX_HTTP_CAST_NOT_FOUND, NULL,
+                                  0, NULL);
+        return;
+    }
+
+    r = &lr->record;
+
+    /* the old events text stays in the pool until the record goes */
+
+    if (ngx_http_cast_local_copy(lr->pool, &r->events, &record->events)
+        != NGX_OK)
+    {
+        ngx_http_cast_local_reply(done, data, NGX_HTTP_CAST_FAILED, NULL, 0,
+                                  NULL);
+        return;
+    }
+
+    r->lease = record->lease;
+    r->expires = record->expires;
+
+    if (!lr->bound) {
+        ngx_http_cast_local_unbound_timer(lr);
+    }
+
+    if (lr->bound) {
+        store->hooks.renewed(store->hooks.hub, r);
+    }
+
+    ngx_http_cast_local_reply(done, data, NGX_HTTP_CAST_DONE, r, 0, NULL);
+}
+
+
+static void
+ngx_http_cast_local_remove(ngx_http_cast_store_t *store, ngx_str_t *id,
+    ngx_str_t *topic, ngx_str_t *reason, ngx_http_cast_done_pt done,
+    void *data)
+{
+    ngx_http_cast_local_t *ls = (ngx_http_cast_local_t *) store;
+
+    ngx_http_cast_result_t         res;
+    ngx_http_cast_local_record_t  *lr;
+
+    lr = ngx_http_cast_local_find(ls, id);
+
+    if (lr == NULL
+        || (topic->len
+            && (lr->record.topic.len != topic->len
+                || ngx_strncmp(lr->record.topic.data, topic->data,
+                               topic->len) != 0)))
+    {
+        ngx_http_cast_local_reply(done, data, NGX_HTTP_CAST_NOT_FOUND, NULL,
+                                  0, NULL);
+        return;
+    }
+
+    /* the reply may quote the record: it goes after the answer */
+
+    if (done) {
+        ngx_memzero(&res, sizeof(ngx_http_cast_result_t));
+        res.rc = NGX_HTTP_CAST_DONE;
+        res.record = &lr->record;
+        res.removed = 1;
+        done(data, &res);
+    }
+
+    ngx_http_cast_local_end(ls, lr, reason);
+}
+
+
+static void
+ngx_http_cast_local_remove_matching(ngx_http_cast_store_t *store,
+    ngx_str_t *topic, ngx_uint_t field, ngx_str_t *value, ngx_str_t *reason,
+    ngx_http_cast_done_pt done, void *data)
+{
+    ngx_http_cast_local_t *ls = (ngx_http_cast_local_t *) store;
+
+    ngx_str_t                     *have;
+    ngx_uint_t                     removed, last;
+    ngx_queue_t                   *q, *next, *records;
+    ngx_http_cast_local_topic_t   *t;
+    ngx_http_cast_local_record_t  *lr;
+
+    removed = 0;
+
+    t = ngx_http_cast_local_topic(ls, topic, 0, 0);
+    if (t == NULL) {
+        goto done;
+    }
+
+    records = &t->records;
+
+    /* ending the last record may free the topic: stop there */
+
+    for (q = ngx_queue_head(records); q != ngx_queue_sentinel(records);
+         q = next)
+    {
+        next = ngx_queue_next(q);
+        last = (next == ngx_queue_sentinel(records));
+
+        lr = ngx_queue_data(q, ngx_http_cast_local_record_t, link);
+
+        have = (field == NGX_HTTP_CAST_MATCH_CALLBACK) ? &lr->record.callback
+                                                       : &lr->record.name;
+
+        if (have->len == value->len
+            && ngx_strncmp(have->data, value->data, value->len) == 0)
+        {
+            removed++;
+            ngx_http_cast_local_end(ls, lr, reason);
+        }
+
+        if (last) {
+            break;
+        }
+    }
+
+done:
+
+    ngx_http_cast_local_reply(done, data, NGX_HTTP_CAST_DONE, NULL, removed,
+                              NULL);
+}
+
+
+static void
+ngx_http_cast_local_reset(ngx_http_cast_store_t *store,
+    ngx_http_cast_done_pt done, void *data)
+{
+    ngx_http_cast_local_t *ls = (ngx_http_cast_local_t *) store;
+
+    ngx_str_t                      reason;
+    ngx_uint_t                     removed;
+    ngx_queue_t                   *q;
+    ngx_http_cast_local_record_t  *lr;
+
+    ngx_str_set(&reason, "reset");
+    removed = 0;
+
+    while (!ngx_queue_empty(&ls->all)) {
+        q = ngx_queue_head(&ls->all);
+        lr = ngx_queue_data(q, ngx_http_cast_local_record_t, all);
+        ngx_http_cast_local_end(ls, lr, &reason);
+        removed++;
+    }
+
+    ngx_http_cast_local_reply(done, data, NGX_HTTP_CAST_DONE, NULL, removed,
+                              NULL);
+}
+
+
+static void
+ngx_http_cast_local_bind(ngx_http_cast_store_t *store, ngx_str_t *id,
+    ngx_http_cast_done_pt done, void *data)
+{
+    ngx_http_cast_local_t *ls = (ngx_http_cast_local_t *) store;
+
+    ngx_http_cast_local_record_t  *lr;
+
+    lr = ngx_http_cast_local_find(ls, id);
+
+    if (lr == NULL) {
+        ngx_http_cast_local_reply(done, data, NGX_HTTP_CAST_NOT_FOUND, NULL,
+                                  0, NULL);
+        return;
+    }
+
+    if (lr->bound) {
+        ngx_http_cast_local_reply(done, data, NGX_HTTP_CAST_BOUND, NULL, 0,
+                                  NULL);
+        return;
+    }
+
+    lr->bound = 1;
+    ngx_http_cast_event_cancel(&lr->bind_ev);
+
+    ngx_http_cast_local_reply(done, data, NGX_HTTP_CAST_DONE, &lr->record,
+                              0, NULL);
+}
+
+
+/* the state function runs on the topic's state in place */
+
+static void
+ngx_http_cast_local_append(ngx_http_cast_store_t *store,
+    ngx_http_cast_append_t *a)
+{
+    ngx_http_cast_local_t *ls = (ngx_http_cast_local_t *) store;
+
+    ngx_int_t                     rc;
+    ngx_http_cast_local_topic_t  *topic;
+
+    topic = ngx_http_cast_local_topic(ls, &a->topic, 1, a->counted);
+    if (topic == NULL) {
+        ngx_http_cast_local_reply(a->done, a->data,
+                                  ngx_http_cast_local_full(ls)
+                                  ? NGX_HTTP_CAST_FULL : NGX_HTTP_CAST_FAILED,
+                                  NULL, 0, NULL);
+        return;
+    }
+
+    if (ngx_http_cast_local_seen(ls, a)) {
+        /* a retry of an event appended before: answered the same */
+        ngx_log_error(NGX_LOG_INFO, ls->log, 0,
+                      "cast: event \"%V\" on topic \"%V\" was published "
+                      "before: not again", &a->id, &a->topic);
+
+        ngx_http_cast_local_topic_release(ls, topic);
+        ngx_http_cast_local_reply(a->done, a->data, NGX_HTTP_CAST_DONE,
+                                  NULL, 0, NULL);
+        return;
+    }
+
+    rc = a->apply(a, topic->state);
+
+    if (rc == NGX_ERROR || rc == NGX_ABORT) {
+        /* not appended: the same id may come again */
+        if (a->id.len) {
+            ls->seen[ngx_http_cast_local_slot(a)].at = 0;
+        }
+
+        ngx_http_cast_local_topic_release(ls, topic);
+        ngx_http_cast_local_reply(a->done, a->data,
+                                  rc == NGX_ABORT ? a->refused
+                                                  : NGX_HTTP_CAST_FAILED,
+                                  NULL, 0, NULL);
+        return;
+    }
+
+    store->hooks.event(store->hooks.hub, &a->topic, &a->name, &a->json,
+                       NGX_HTTP_CAST_DELIVER_ALL);
+
+    ngx_http_cast_local_topic_release(ls, topic);
+
+    ngx_http_cast_local_reply(a->done, a->data, NGX_HTTP_CAST_DONE, NULL, 0,
+                              NULL);
+}
+
+
+static void
+ngx_http_cast_local_state(ngx_http_cast_store_t *store, ngx_str_t *topic,
+    ngx_http_cast_done_pt done, void *data)
+{
+    ngx_http_cast_local_t *ls = (ngx_http_cast_local_t *) store;
+
+    json_t                       *empty;
+    ngx_http_cast_local_topic_t  *t;
+
+    t = ngx_http_cast_local_topic(ls, topic, 0, 0);
+
+    if (t) {
+        ngx_http_cast_local_reply(done, data, NGX_HTTP_CAST_DONE, NULL, 0,
+                                  t->state);
+        return;
+    }
+
+    empty = json_object();
+
+    ngx_http_cast_local_reply(done, data,
+                              empty ? NGX_HTTP_CAST_DONE
+                                    : NGX_HTTP_CAST_FAILED,
+                              NULL, 0, empty);
+    json_decref(empty);
+}
+
+
+static void
+ngx_http_cast_local_listen(ngx_http_cast_store_t *store, ngx_str_t *topic,
+    ngx_uint_t on)
+{
+    /* every event is delivered here anyway */
+}
+
+
+/* one worker: res->json NULL, the hub's own counters are the status */
+
+static void
+ngx_http_cast_local_status(ngx_http_cast_store_t *store,
+    ngx_http_cast_done_pt done, void *data)
+{
+    ngx_http_cast_local_t *ls = (ngx_http_cast_local_t *) store;
+
+    json_t  *json;
+
+    json = json_pack("{s:I,s:I}",
+                     "subscriptions", (json_int_t) ls->nrecords,
+                     "topics", (json_int_t) ls->ntopics);
+
+    ngx_http_cast_local_reply(done, data,
+                              json ? NGX_HTTP_CAST_DONE
+                                   : NGX_HTTP_CAST_FAILED,
+                              NULL, 0, json);
+    json_decref(json);
+}
+
+
+static const char *
+ngx_http_cast_local_health(ngx_http_cast_store_t *store)
+{
+    return NULL;
+}
+
+
+static void
+ngx_http_cast_local_exit(ngx_http_cast_store_t *store)
+{
+    ngx_http_cast_local_t *ls = (ngx_http_cast_local_t *) store;
+
+    ngx_queue_t                   *q;
+    ngx_rbtree_node_t             *node;
+    ngx_http_cast_local_topic_t   *topic;
+    ngx_http_cast_local_record_t  *lr;
+
+    while (!ngx_queue_empty(&ls->all)) {
+        q = ngx_queue_head(&ls->all);
+        lr = ngx_queue_data(q, ngx_http_cast_local_record_t, all);
+        ngx_http_cast_local_end(ls, lr, NULL);
+    }
+
+    while (ls->topics.root != ls->topics.sentinel) {
+        node = ngx_rbtree_min(ls->topics.root, ls->topics.sentinel);
+        topic = (ngx_http_cast_local_topic_t *) node;
+
+        json_object_clear(topic->state);
+        ngx_http_cast_local_topic_release(ls, topic);
+    }
+}
+
+
+static ngx_http_cast_local_record_t *
+ngx_http_cast_local_find(ngx_http_cast_local_t *ls, ngx_str_t *id)
+{
+    return (ngx_http_cast_local_record_t *)
+               ngx_str_rbtree_lookup(&ls->records, id,
+                                     ngx_crc32_long(id->data, id->len));
+}
+
+
+/* NULL when missing (create 0), full or out of memory */
+
+static ngx_http_cast_local_topic_t *
+ngx_http_cast_local_topic(ngx_http_cast_local_t *ls, ngx_str_t *name,
+    ngx_uint_t create, ngx_uint_t counted)
+{
+    uint32_t                      hash;
+    ngx_http_cast_local_topic_t  *topic;
+
+    hash = ngx_crc32_long(name->data, name->len);
+
+    topic = (ngx_http_cast_local_topic_t *)
+                ngx_str_rbtree_lookup(&ls->topics, name, hash);
+
+    if (topic || !create) {
+        return topic;
+    }
+
+    if (counted && ls->ntopics >= ls->max_topics) {
+        ngx_log_error(NGX_LOG_INFO, ls->log, 0,
+                      "cast: %ui topics are stored, the cast_max_topics "
+                      "limit: \"%V\" is refused", ls->ntopics, name);
+        return NULL;
+    }
+
+    topic = ngx_alloc(sizeof(ngx_http_cast_local_topic_t) + name->len,
+                      ls->log);
+    if (topic == NULL) {
+        return NULL;
+    }
+
+    ngx_memzero(topic, sizeof(ngx_http_cast_local_topic_t));
+
+    topic->state = json_object();
+    if (topic->state == NULL) {
+        ngx_free(topic);
+        return NULL;
+    }
+
+    ngx_memcpy(topic->name, name->data, name->len);
+    topic->sn.str.data = topic->name;
+    topic->sn.str.len = name->len;
+    topic->sn.node.key = hash;
+    ngx_queue_init(&topic->records);
+
+    ngx_rbtree_insert(&ls->topics, &topic->sn.node);
+    topic->counted = counted;
+    ls->ntopics += counted;
+
+    return topic;
+}
+
+
+/* a topic with no record and an empty state is forgotten */
+
+static void
+ngx_http_cast_local_topic_release(ngx_http_cast_local_t *ls,
+    ngx_http_cast_local_topic_t *topic)
+{
+    if (!ngx_queue_empty(&topic->records)
+        || json_object_size(topic->state) != 0)
+    {
+        return;
+    }
+
+    ngx_rbtree_delete(&ls->topics, &topic->sn.node);
+    ls->ntopics -= topic->counted;
+
+    json_decref(topic->state);
+    ngx_free(topic);
+}
+
+
+/* reason NULL: worker exit, nobody is told */
+
+static void
+ngx_http_cast_local_end(ngx_http_cast_local_t *ls,
+    ngx_http_cast_local_record_t *lr, ngx_str_t *reason)
+{
+    ngx_http_cast_local_topic_t  *topic;
+
+    ngx_http_cast_event_cancel(&lr->bind_ev);
+
+    ngx_rbtree_delete(&ls->records, &lr->sn.node);
+    ngx_queue_remove(&lr->link);
+    ngx_queue_remove(&lr->all);
+    ls->nrecords--;
+
+    topic = lr->topic;
+
+    if (reason) {
+        ls->store.hooks.ended(ls->store.hooks.hub, &lr->record.id,
+                              &lr->record.topic, reason, lr->bound);
+    }
+
+    ngx_destroy_pool(lr->pool);
+
+    ngx_http_cast_local_topic_release(ls, topic);
+}
+
+
+static void
+ngx_http_cast_local_bind_expired(ngx_event_t *ev)
+{
+    ngx_str_t                      reason;
+    ngx_http_cast_local_record_t  *lr;
+
+    lr = ev->data;
+
+    if ((ngx_msec_int_t) (lr->bind_by - ngx_current_msec) > 0) {
+        ngx_str_set(&reason, "lease expired");
+
+    } else {
+        ngx_str_set(&reason, "no socket was bound in time");
+    }
+
+    ngx_http_cast_local_end(lr->ls, lr, &reason);
+}
+
+
+/* the bind timeout or the lease, whichever ends first */
+
+static void
+ngx_http_cast_local_unbound_timer(ngx_http_cast_local_record_t *lr)
+{
+    ngx_msec_t      lease;
+    ngx_msec_int_t  bind;
+
+    bind = (ngx_msec_int_t) (lr->bind_by - ngx_current_msec);
+    lease = (ngx_msec_t) lr->record.lease * 1000;
+
+    ngx_add_timer(&lr->bind_ev, ngx_min((ngx_msec_t) ngx_max(bind, 1),
+                                        lease));
+}
+
+
+static uint32_t
+ngx_http_cast_local_crc(ngx_http_cast_append_t *a)
+{
+    uint32_t  crc;
+
+    ngx_crc32_init(crc);
+    ngx_crc32_update(&crc, a->topic.data, a->topic.len);
+    ngx_crc32_update(&crc, (u_char *) " ", 1);
+    ngx_crc32_update(&crc, a->name.data, a->name.len);
+    ngx_crc32_update(&crc, (u_char *) " ", 1);
+    ngx_crc32_update(&crc, a->id.data, a->id.len);
+    ngx_crc32_final(crc);
+
+    return crc;
+}
+
+
+static ngx_uint_t
+ngx_http_cast_local_slot(ngx_http_cast_append_t *a)
+{
+    return ngx_http_cast_local_crc(a) % NGX_HTTP_CAST_LOCAL_IDS;
+}
+
+
+/* 1: appended lately; else it is remembered now (an event with an id) */
+
+static ngx_uint_t
+ngx_http_cast_local_seen(ngx_http_cast_local_t *ls, ngx_http_cast_append_t *a)
+{
+    uint32_t                     h1, h2;
+    uint64_t                     hash;
+    ngx_http_cast_local_seen_t  *seen;
+
+    if (a->id.len == 0) {
+        return 0;
+    }
+
+    h1 = ngx_http_cast_local_crc(a);
+
+    h2 = ngx_murmur_hash2(a->id.data, a->id.len)
+         ^ ngx_murmur_hash2(a->topic.data, a->topic.len)
+         ^ ngx_murmur_hash2(a->name.data, a->name.len) * 31;
+
+    hash = ((uint64_t) h1 << 32) | h2;
+    seen = &ls->seen[h1 % NGX_HTTP_CAST_LOCAL_IDS];
+
+    if (seen->hash == hash && seen->at
+        && ngx_current_msec - seen->at < NGX_HTTP_CAST_LOCAL_IDS_KEEP)
+    {
+        return 1;
+    }
+
+    seen->hash = hash;
+    seen->at = ngx_current_msec ? ngx_current_msec : 1;
+
+    return 0;
+}
+
+
+static ngx_uint_t
+ngx_http_cast_local_full(ngx_http_cast_local_t *ls)
+{
+    return ls->ntopics >= ls->max_topics;
+}
+
+
+static ngx_int_t
+ngx_http_cast_local_copy(ngx_pool_t *pool, ngx_str_t *dst, ngx_str_t *src)
+{
+    u_char  *p;
+
+    if (src->len == 0) {
+        dst->len = 0;
+        dst->data = (u_char *) "";
+        return NGX_OK;
+    }
+
+    p = ngx_pnalloc(pool, src->len);
+    if (p == NULL) {
+        return NGX_ERROR;
+    }
+
+    ngx_memcpy(p, src->data, src->len);
+    dst->data = p;
+    dst->len = src->len;
+
+    return NGX_OK;
+}
+
+
+static void
+ngx_http_cast_local_reply(ngx_http_cast_done_pt done, void *data,
+    ngx_uint_t rc, ngx_http_cast_record_t *record, ngx_uint_t removed,
+    json_t *json)
+{
+    ngx_http_cast_result_t  res;
+
+    if (done == NULL) {
+        return;
+    }
+
+    res.rc = rc;
+    res.record = record;
+    res.removed = removed;
+    res.json = json;
+
+    done(data, &res);
+}

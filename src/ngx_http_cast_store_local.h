@@ -1,0 +1,21 @@
+
+/*
+ * ngx_http_cast_module: the local store (src/ngx_http_cast_store.h).
+ */
+
+
+#ifndef _NGX_HTTP_CAST_STORE_LOCAL_H_INCLUDED_
+#define _NGX_HTTP_CAST_STORE_LOCAL_H_INCLUDED_
+
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+
+#include "ngx_http_cast_store.h"
+
+
+ngx_http_cast_store_t *ngx_http_cast_store_local_create(ngx_cycle_t *cycle,
+    ngx_uint_t max_topics);
+
+
+#endif /* _NGX_HTTP_CAST_STORE_LOCAL_H_INCLUDED_ */
