@@ -163,8 +163,9 @@ async def main(lb, hub1, hub2, stop):
           "code %s reason %r" % (c1, r1))
     check("balanced: Close 1001 through the balancer", c2 == 1001,
           "code %s reason %r" % (c2, r2))
-    check("hubs stopped gracefully in under 20 s (%.1f s)" % took,
-          took < 20, took)
+    # docker stop's own default grace is 10 s: past it, a SIGKILL
+    check("hubs quit gracefully within docker stop's default 10 s "
+          "(%.1f s)" % took, took < 10, took)
 
 
 def run():

@@ -190,13 +190,13 @@ code=$(curl -s -o /dev/null -w '%{http_code}' -m 5 "http://127.0.0.1:$CAST_SINGL
 [ "$code" = 202 ] && ok "single container: subscribe answers 202" \
     || notok "single container: subscribe answers 202" "got $code; $(docker logs "$single" 2>&1 | tail -n 5)"
 check "single container: the HEALTHCHECK command passes" docker exec "$single" cast-healthcheck
-docker stop -t 30 "$single" >/dev/null 2>&1
+docker stop "$single" >/dev/null 2>&1   # docker's default 10 s grace
 st=$(docker inspect -f '{{.State.Status}} {{.State.ExitCode}}' "$single" 2>&1)
 [ "$st" = "exited 0" ] && ok "single container: docker stop -> nginx quits gracefully, exit code 0" \
     || notok "single container: docker stop -> exit code 0" "$st"
-docker logs "$single" 2>&1 >/dev/null | grep -q 'gracefully shutting down' \
-    && ok "single container: graceful shutdown logged on stderr" \
-    || notok "single container: graceful shutdown logged on stderr" "$(docker logs "$single" 2>&1 | tail -n 5)"
+docker logs "$single" 2>&1 >/dev/null | grep -q 'signal 3 (SIGQUIT) received' \
+    && ok "single container: the SIGQUIT of docker stop logged on stderr" \
+    || notok "single container: the SIGQUIT of docker stop logged on stderr" "$(docker logs "$single" 2>&1 | tail -n 15)"
 docker rm -f "$single" >/dev/null 2>&1
 
 # --- up ----------------------------------------------------------------------------
@@ -269,6 +269,16 @@ case $st in
         || notok "hub 1's cast_status: Redis connected, workers of hub-1 and hub-2" "$st" ;;
 *) notok "hub 1's cast_status: Redis connected" "$st" ;;
 esac
+
+ep=$(curl -s -m 5 "http://127.0.0.1:$CAST_HUB2_PORT/api/hub" \
+    -d 'hub.mode=subscribe&hub.channel.type=websocket&hub.topic=direct&hub.events=patient-open')
+case $ep in
+*'"ws://127.0.0.1:'"$CAST_HUB2_PORT"'/bind/'*) ok "hub-2 asked directly: the endpoint names hub-2" ;;
+*) notok "hub-2 asked directly: the endpoint names hub-2" "$ep" ;;
+esac
+code=$(curl -s -o /dev/null -w '%{http_code}' -m 5 "http://127.0.0.1:$CAST_LB_PORT/cast/status")
+[ "$code" = 403 ] && ok "lb: the hubs' cast_status is not reachable through the balancer (403)" \
+    || notok "lb: the hubs' cast_status is not reachable through the balancer" "got $code"
 
 # --- the client: subscribe, bind, publish, graceful stop --------------------------
 t=$SECONDS
