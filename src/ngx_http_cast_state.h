@@ -8,7 +8,11 @@
  *   "opens"    the open contexts, oldest first, one per anchor (type and
  *              resource id): {"type", "id", "version", "name", "text"},
  *              "text" the event as subscribers got it, the current one
- *              marked "current": true.
+ *              marked "current": true.  With content sharing (reference
+ *              fhircast-stu3.md 5) an open also has "bundle" (the id of
+ *              its content Bundle), "vat" (where its version is in
+ *              "text"), "content" (the resources its updates put, by
+ *              "Type/id") and "csize" (their size as JSON).
  */
 
 
@@ -22,12 +26,33 @@
 #include "ngx_http_cast.h"
 
 
+#define NGX_HTTP_CAST_STATE_REASON  384
+
+
 /*
- * NGX_OK: changed, NGX_DECLINED: unchanged, NGX_ABORT: refused (an open
- * context larger than ev->max_context), NGX_ERROR: no memory
+ * What apply() made of an event: the bytes subscribers get (the event's
+ * own, or new ones with context.versionId: "alloc" is then set, and
+ * freed by the next apply() on the same outcome or by outcome_free()),
+ * and why it was refused.
+ */
+
+typedef struct {
+    ngx_str_t                  json;
+    u_char                    *alloc;
+    ngx_uint_t                 refused;     /* NGX_HTTP_CAST_* */
+    ngx_str_t                  reason;      /* in buf */
+    u_char                     buf[NGX_HTTP_CAST_STATE_REASON];
+} ngx_http_cast_outcome_t;
+
+
+/*
+ * NGX_OK: changed, NGX_DECLINED: unchanged, NGX_ABORT: refused (out->
+ * refused and out->reason say why; the state is as it was), NGX_ERROR:
+ * no memory.  "out" must be zeroed before its first use.
  */
 ngx_int_t ngx_http_cast_state_apply(json_t *state,
-    ngx_http_cast_event_t *ev);
+    ngx_http_cast_event_t *ev, ngx_http_cast_outcome_t *out);
+void ngx_http_cast_outcome_free(ngx_http_cast_outcome_t *out);
 
 /* GET {base}/{topic} in a dialect's shape: a new reference */
 json_t *ngx_http_cast_state_context(json_t *state, ngx_uint_t dialect);
