@@ -930,6 +930,7 @@ ngx_http_cast_hub_replay(void *data, ngx_http_cast_result_t *res)
     ngx_http_cast_sub_t *sub = data;
 
     ngx_uint_t              i, n;
+    ngx_http_cast_sent_t   *sent;
     ngx_http_cast_frame_t  *frame;
     ngx_http_cast_replay_t  replay[NGX_HTTP_CAST_MAX_OPENS];
 
@@ -961,6 +962,15 @@ ngx_http_cast_hub_replay(void *data, ngx_http_cast_result_t *res)
 
             (void) sub->send(sub->socket, frame, 0);
             ngx_http_cast_frame_release(frame);
+
+            /* a replay is acknowledged as any event (reference 2.4) */
+
+            sent = ngx_http_cast_sent_add(sub->hub, sub->topic,
+                                          &replay[i].text);
+
+            if (sent && sub->ack_timeout) {
+                ngx_http_cast_sub_unacked(sub, sent);
+            }
         }
 
     } else {
@@ -1286,6 +1296,7 @@ ngx_http_cast_sent_add(ngx_http_cast_hub_t *hub, ngx_http_cast_topic_t *topic,
 {
     json_t                *root, *value;
     ngx_str_t              id, name;
+    ngx_uint_t             i;
     ngx_http_cast_sent_t  *sent;
 
     root = NULL;
@@ -1314,6 +1325,19 @@ ngx_http_cast_sent_add(ngx_http_cast_hub_t *hub, ngx_http_cast_topic_t *topic,
 
         name.data = (u_char *) json_string_value(value);
         name.len = json_string_length(value);
+    }
+
+    /* already here (a replay of an event sent live) */
+
+    for (i = 0; i < NGX_HTTP_CAST_SENT_KEEP; i++) {
+        sent = topic->sent[i];
+
+        if (sent && ngx_http_cast_str_eq(&sent->id, &id)
+            && ngx_http_cast_str_eq(&sent->name, &name))
+        {
+            json_decref(root);
+            return sent;
+        }
     }
 
     sent = NULL;

@@ -12,6 +12,7 @@ package CastFhir;
 #   publish($body [, $path])           -> ($code, $body) (POST {base})
 #   context($topic)                    -> GET {base}/{topic}, decoded
 #   sync($ws)                          -> [text frames received so far]
+#   ack($ws, $id, $status)             an ack, read by the hub on return
 #   events($frames)                    -> [decoded frames]
 #   open_ev / update_ev / close_ev / put / del   event bodies (JSON text)
 #
@@ -30,7 +31,7 @@ use CastTest ();
 our @ISA = ('Exporter');
 our @EXPORT = qw(
     subscribe subscribe_ok connect_ready publish context sync events
-    open_ev update_ev close_ev put del uuid_re form hub_form
+    open_ev update_ev close_ev put del uuid_re form hub_form ack
 );
 
 our $Base = '/fhircast/hub';
@@ -123,7 +124,7 @@ sub context {
 sub sync {
     my ($ws, $settle) = @_;
     my $tag = 'sync-' . ++$SyncN;
-    my @got;
+    my @got = @{ delete $ws->{cast_pending} || [] };
     $settle = CastTest::settle_time() if !defined $settle;
     while ($settle) {
         my ($op, $p) = $ws->recv_frame($settle);
@@ -143,6 +144,16 @@ sub sync {
         last if $op == 8;
     }
     return \@got;
+}
+
+# an ack {"id","status"}, and the pong of a ping sent after it: the hub
+# has read the ack when ack() returns (what the socket got meanwhile is
+# kept for the next sync)
+sub ack {
+    my ($ws, $id, $status) = @_;
+    $ws->send_text(CastTest::json_encode({ id => $id, status => $status }));
+    my $got = sync($ws, 0);
+    $ws->{cast_pending} = $got;
 }
 
 sub events {
