@@ -36,7 +36,7 @@ _EOC_
 sub one {
     my ($ws, $what) = @_;
     my $got = events(sync($ws));
-    Test::More::is(scalar @$got, 1, "$what: one event") or Test::More::diag(explain($got));
+    Test::More::is(scalar @$got, 1, "$what: one event") or Test::More::diag(Test::More::explain($got));
     return $got->[0] || {};
 }
 

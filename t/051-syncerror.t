@@ -228,7 +228,6 @@ publish(patient_open('s6', 'p1', 'ev-s6-1'));
 sync($_) for ($wb, $wa);
 ack($wa, 'ev-s6-1', 200);
 ack($wc, 'ev-s6-1', '200');
-sync($wc);
 Time::HiRes::sleep(1.6);
 my $sc = syncerrors($wc);
 is(scalar @$sc, 1, 'C gets one syncerror');
