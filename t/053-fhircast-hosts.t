@@ -7,7 +7,7 @@
 # reaches the syncerror subscription on the other; cast_ack_timeout's
 # report too.
 #
-# Ports: TEST_NGINX_REDIS_PORT (6424), TEST_NGINX_SERVER_PORT + 1 (B).
+# Ports: TEST_NGINX_REDIS_PORT (6436), TEST_NGINX_SERVER_PORT + 1 (B).
 
 use Test::Nginx::Socket 'no_plan';
 use lib 't/lib';
@@ -24,7 +24,7 @@ workers(2);
 log_level('info');
 no_shuffle();
 
-$ENV{TEST_NGINX_REDIS_PORT} ||= 6424;
+$ENV{TEST_NGINX_REDIS_PORT} ||= 6436;
 $ENV{TEST_NGINX_SERVROOT} ||= server_root();
 
 our $Locations = <<'_EOC_';
