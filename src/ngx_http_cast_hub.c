@@ -113,6 +113,8 @@ typedef struct {
     ngx_http_cast_frame_t    **frame;       /* built once, if sent */
     ngx_http_cast_sent_t      *sent;        /* remembered, for acks */
     ngx_uint_t                 track;       /* a context change */
+    ngx_str_t                 *source;      /* a derived open: its
+                                               source's name */
 } ngx_http_cast_fan_t;
 
 
@@ -162,6 +164,12 @@ static void ngx_http_cast_sub_free(ngx_http_cast_sub_t *sub);
 static ngx_uint_t ngx_http_cast_fan_out(ngx_http_cast_fan_t *fan,
     ngx_queue_t *subs);
 static ngx_uint_t ngx_http_cast_context_change(ngx_str_t *lowercase);
+static ngx_uint_t ngx_http_cast_derive(ngx_http_cast_fan_t *fan,
+    ngx_str_t *json);
+static ngx_uint_t ngx_http_cast_sub_derives(ngx_http_cast_sub_t *sub,
+    ngx_str_t *source);
+static ngx_int_t ngx_http_cast_topic_wants(void *data, ngx_str_t *name);
+static ngx_int_t ngx_http_cast_sub_wants(void *data, ngx_str_t *name);
 static ngx_http_cast_sent_t *ngx_http_cast_sent_add(ngx_http_cast_hub_t *hub,
     ngx_http_cast_topic_t *topic, ngx_str_t *json);
 static void ngx_http_cast_sent_release(ngx_http_cast_sent_t *sent);
@@ -929,6 +937,7 @@ ngx_http_cast_hub_replay(void *data, ngx_http_cast_result_t *res)
 {
     ngx_http_cast_sub_t *sub = data;
 
+    json_t                 *derived;
     ngx_uint_t              i, n;
     ngx_http_cast_sent_t   *sent;
     ngx_http_cast_frame_t  *frame;
@@ -945,14 +954,16 @@ ngx_http_cast_hub_replay(void *data, ngx_http_cast_result_t *res)
     if (res->rc == NGX_HTTP_CAST_DONE) {
         /* as originally published, if the subscription wants them */
 
-        n = ngx_http_cast_state_replay(res->json, replay,
+        /* fhircast: derived opens too (reference 3.3.3) */
+
+        derived = (sub->record.dialect == NGX_HTTP_CAST_DIALECT_FHIRCAST)
+                  ? json_array() : NULL;
+
+        n = ngx_http_cast_state_replay(res->json, ngx_http_cast_sub_wants,
+                                       sub, derived, replay,
                                        NGX_HTTP_CAST_MAX_OPENS);
 
         for (i = 0; i < n && sub->socket; i++) {
-            if (!ngx_http_cast_sub_matches(sub, &replay[i].name)) {
-                continue;
-            }
-
             frame = ngx_http_cast_frame_create(NGX_HTTP_CAST_WS_TEXT,
                                                replay[i].text.data,
                                                replay[i].text.len);
@@ -972,6 +983,8 @@ ngx_http_cast_hub_replay(void *data, ngx_http_cast_result_t *res)
                 ngx_http_cast_sub_unacked(sub, sent);
             }
         }
+
+        json_decref(derived);
 
     } else {
         ngx_log_error(NGX_LOG_INFO, sub->hub->log, 0,
@@ -1165,6 +1178,7 @@ ngx_http_cast_hub_on_event(void *data, ngx_str_t *topic_name,
     fan.frame = &frame;
     fan.sent = NULL;
     fan.track = ngx_http_cast_context_change(name);
+    fan.source = NULL;
 
     topic = (which & NGX_HTTP_CAST_DELIVER_TOPIC)
             ? ngx_http_cast_topic_find(hub, topic_name) : NULL;
@@ -1172,6 +1186,12 @@ ngx_http_cast_hub_on_event(void *data, ngx_str_t *topic_name,
     if (topic) {
         fan.topic = topic;
         delivered = ngx_http_cast_fan_out(&fan, &topic->subs);
+
+        if (name->len > 5
+            && ngx_strncmp(name->data + name->len - 5, "-open", 5) == 0)
+        {
+            delivered += ngx_http_cast_derive(&fan, json);
+        }
     }
 
     if (which & NGX_HTTP_CAST_DELIVER_WILDCARD) {
@@ -1213,7 +1233,8 @@ ngx_http_cast_fan_out(ngx_http_cast_fan_t *fan, ngx_queue_t *subs)
 
         if (sub->socket == NULL || !ngx_http_cast_sub_matches(sub, fan->name)
             || (fan->except->len
-                && ngx_http_cast_str_eq(&sub->record.id, fan->except)))
+                && ngx_http_cast_str_eq(&sub->record.id, fan->except))
+            || (fan->source && !ngx_http_cast_sub_derives(sub, fan->source)))
         {
             continue;
         }
@@ -1269,6 +1290,102 @@ ngx_http_cast_fan_out(ngx_http_cast_fan_t *fan, ngx_queue_t *subs)
     }
 
     return n;
+}
+
+
+/*
+ * Derived opens (reference 3.3.3): an "<X>-open" delivered here stands
+ * for the Patient-, Encounter- and ImagingStudy-open its context implies,
+ * for this worker's fhircast subscriptions that listed those and not
+ * X-open.  Each worker derives for its own sockets (new ids, the source's
+ * timestamp), right after the source: the topic's order holds.
+ */
+
+static ngx_uint_t
+ngx_http_cast_derive(ngx_http_cast_fan_t *fan, ngx_str_t *json)
+{
+    json_t                  *derived;
+    ngx_uint_t               i, n, delivered;
+    ngx_http_cast_fan_t      df;
+    ngx_http_cast_frame_t   *frame;
+    ngx_http_cast_replay_t   d[NGX_HTTP_CAST_DERIVABLE];
+
+    derived = json_array();
+    if (derived == NULL) {
+        return 0;
+    }
+
+    n = ngx_http_cast_state_derive(json, ngx_http_cast_topic_wants, fan,
+                                   derived, d, NGX_HTTP_CAST_DERIVABLE);
+    delivered = 0;
+
+    for (i = 0; i < n; i++) {
+        frame = NULL;
+
+        df = *fan;
+        df.name = &d[i].name;
+        df.json = &d[i].text;
+        df.frame = &frame;
+        df.sent = NULL;
+        df.track = 1;
+        df.source = fan->name;
+
+        delivered += ngx_http_cast_fan_out(&df, &fan->topic->subs);
+
+        if (frame) {
+            ngx_http_cast_frame_release(frame);
+        }
+    }
+
+    json_decref(derived);
+
+    return delivered;
+}
+
+
+/* a fhircast subscription that did not take the source event */
+
+static ngx_uint_t
+ngx_http_cast_sub_derives(ngx_http_cast_sub_t *sub, ngx_str_t *source)
+{
+    return sub->record.dialect == NGX_HTTP_CAST_DIALECT_FHIRCAST
+           && !ngx_http_cast_sub_matches(sub, source);
+}
+
+
+/* someone here takes the derived open "name" */
+
+static ngx_int_t
+ngx_http_cast_topic_wants(void *data, ngx_str_t *name)
+{
+    ngx_http_cast_fan_t *fan = data;
+
+    ngx_queue_t          *q;
+    ngx_http_cast_sub_t  *sub;
+
+    for (q = ngx_queue_head(&fan->topic->subs);
+         q != ngx_queue_sentinel(&fan->topic->subs);
+         q = ngx_queue_next(q))
+    {
+        sub = ngx_queue_data(q, ngx_http_cast_sub_t, link);
+
+        if (sub->socket && ngx_http_cast_sub_derives(sub, fan->name)
+            && ngx_http_cast_sub_matches(sub, name)
+            && !(fan->except->len
+                 && ngx_http_cast_str_eq(&sub->record.id, fan->except)))
+        {
+            return 1;
+        }
+    }
+
+    return 0;
+}
+
+
+static ngx_int_t
+ngx_http_cast_sub_wants(void *data, ngx_str_t *name)
+{
+    return ngx_http_cast_sub_matches(data, name);
 }
 
 

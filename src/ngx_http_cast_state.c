@@ -26,6 +26,13 @@
 #define NGX_HTTP_CAST_ANCHOR_CLOSE      2
 #define NGX_HTTP_CAST_ANCHOR_UPDATE     3
 
+typedef struct {
+    ngx_str_t                  type;
+    ngx_str_t                  name;        /* lowercase */
+    const char                *event;       /* as sent */
+} ngx_http_cast_derivable_t;
+
+
 /* members of "event" the hub writes (content sharing) */
 #define NGX_HTTP_CAST_VERSION_KEY       "context.versionId"
 #define NGX_HTTP_CAST_PRIOR_KEY         "context.priorVersionId"
@@ -65,6 +72,8 @@ static size_t ngx_http_cast_opens_size(json_t *opens, json_t *except);
 static json_t *ngx_http_cast_state_bundle(json_t *open);
 static ngx_int_t ngx_http_cast_refuse(ngx_http_cast_outcome_t *out,
     ngx_uint_t code, const char *fmt, ...);
+static ngx_uint_t ngx_http_cast_seen(ngx_str_t *seen, ngx_uint_t n,
+    ngx_str_t *type);
 static ngx_int_t ngx_http_cast_json_caseeq(json_t *value, ngx_str_t *s);
 static ngx_int_t ngx_http_cast_str_caseeq(ngx_str_t *a, ngx_str_t *b);
 
@@ -1287,18 +1296,21 @@ ngx_http_cast_state_bundle(json_t *open)
 
 /*
  * What a socket that binds gets: of the open contexts, the latest per
- * anchor type, oldest first.
+ * anchor type, oldest first, if "wants" takes it.  With "derived" (an
+ * array the caller owns), an open it does not take may stand for the
+ * opens it implies (reference 3.3.3), as it did live.
  */
 
 ngx_uint_t
-ngx_http_cast_state_replay(json_t *state, ngx_http_cast_replay_t *replay,
+ngx_http_cast_state_replay(json_t *state, ngx_http_cast_wants_pt wants,
+    void *data, json_t *derived, ngx_http_cast_replay_t *replay,
     ngx_uint_t max)
 {
     size_t                   i;
     json_t                  *opens, *open, *name, *text, *type;
-    ngx_str_t                t, seen[NGX_HTTP_CAST_MAX_OPENS];
-    ngx_uint_t               k, n, nseen;
-    ngx_http_cast_replay_t   r;
+    ngx_str_t                t, nm, tx, seen[NGX_HTTP_CAST_MAX_OPENS + 4];
+    ngx_uint_t               k, j, n, nd, nseen;
+    ngx_http_cast_replay_t   r, d[NGX_HTTP_CAST_DERIVABLE];
 
     opens = json_object_get(state, "opens");
     n = 0;
@@ -1312,7 +1324,7 @@ ngx_http_cast_state_replay(json_t *state, ngx_http_cast_replay_t *replay,
         text = json_object_get(open, "text");
 
         if (!json_is_string(type) || !json_is_string(name)
-            || !json_is_string(text) || nseen == NGX_HTTP_CAST_MAX_OPENS)
+            || !json_is_string(text) || nseen >= NGX_HTTP_CAST_MAX_OPENS)
         {
             continue;
         }
@@ -1320,23 +1332,44 @@ ngx_http_cast_state_replay(json_t *state, ngx_http_cast_replay_t *replay,
         t.data = (u_char *) json_string_value(type);
         t.len = json_string_length(type);
 
-        for (k = 0; k < nseen; k++) {
-            if (ngx_http_cast_str_caseeq(&seen[k], &t)) {
-                break;
-            }
-        }
-
-        if (k < nseen) {
+        if (ngx_http_cast_seen(seen, nseen, &t)) {
             continue;
         }
 
         seen[nseen++] = t;
 
-        replay[n].name.data = (u_char *) json_string_value(name);
-        replay[n].name.len = json_string_length(name);
-        replay[n].text.data = (u_char *) json_string_value(text);
-        replay[n].text.len = json_string_length(text);
-        n++;
+        nm.data = (u_char *) json_string_value(name);
+        nm.len = json_string_length(name);
+        tx.data = (u_char *) json_string_value(text);
+        tx.len = json_string_length(text);
+
+        if (wants(data, &nm)) {
+            replay[n].name = nm;
+            replay[n].text = tx;
+            n++;
+            continue;
+        }
+
+        if (derived == NULL) {
+            continue;
+        }
+
+        nd = ngx_http_cast_state_derive(&tx, wants, data, derived, d,
+                                        NGX_HTTP_CAST_DERIVABLE);
+
+        for (j = 0; j < nd && n < max; j++) {
+
+            /* the type: the name without "-open" */
+            t.data = d[j].name.data;
+            t.len = d[j].name.len - 5;
+
+            if (ngx_http_cast_seen(seen, nseen, &t)) {
+                continue;
+            }
+
+            seen[nseen++] = t;
+            replay[n++] = d[j];
+        }
     }
 
     /* newest first so far */
@@ -1346,6 +1379,162 @@ ngx_http_cast_state_replay(json_t *state, ngx_http_cast_replay_t *replay,
         replay[k] = replay[n - 1 - k];
         replay[n - 1 - k] = r;
     }
+
+    return n;
+}
+
+
+static ngx_uint_t
+ngx_http_cast_seen(ngx_str_t *seen, ngx_uint_t n, ngx_str_t *type)
+{
+    ngx_uint_t  k;
+
+    for (k = 0; k < n; k++) {
+        if (ngx_http_cast_str_caseeq(&seen[k], type)) {
+            return 1;
+        }
+    }
+
+    return 0;
+}
+
+
+/*
+ * Derived open events (reference 3.3.3): an "<X>-open" whose context
+ * holds a Patient, an Encounter or an ImagingStudy (other than X) stands
+ * for "Patient-open", "Encounter-open", "ImagingStudy-open" too, for
+ * subscriptions that listed those and not X's.  Each gets a new id and
+ * the original timestamp; its context is that resource's entry, and the
+ * patient's (the events' required keys).  Only those "wants" takes; their
+ * texts are kept in "derived" (JSON strings), out[] points into them.
+ */
+
+static ngx_http_cast_derivable_t  ngx_http_cast_derivable[] = {
+    { ngx_string("Patient"), ngx_string("patient-open"), "Patient-open" },
+    { ngx_string("Encounter"), ngx_string("encounter-open"),
+      "Encounter-open" },
+    { ngx_string("ImagingStudy"), ngx_string("imagingstudy-open"),
+      "ImagingStudy-open" }
+};
+
+
+ngx_uint_t
+ngx_http_cast_state_derive(ngx_str_t *json, ngx_http_cast_wants_pt wants,
+    void *data, json_t *derived, ngx_http_cast_replay_t *out,
+    ngx_uint_t max)
+{
+    u_char                      id[NGX_HTTP_CAST_UUID_LEN];
+    char                       *text;
+    size_t                      i;
+    json_t                     *root, *event, *context, *entry, *type;
+    json_t                     *found[NGX_HTTP_CAST_DERIVABLE], *patient;
+    json_t                     *ctx, *ev, *value;
+    ngx_str_t                   name, source;
+    ngx_uint_t                  k, n, want;
+    ngx_http_cast_derivable_t  *dv;
+
+    /* an "*-open" (not Home-open) of another type, wanted by someone */
+
+    want = 0;
+
+    for (k = 0; k < NGX_HTTP_CAST_DERIVABLE; k++) {
+        want |= wants(data, &ngx_http_cast_derivable[k].name) ? 1 << k : 0;
+    }
+
+    if (want == 0) {
+        return 0;
+    }
+
+    root = json_loadb((char *) json->data, json->len, 0, NULL);
+    event = json_object_get(root, "event");
+    value = json_object_get(event, "hub.event");
+    context = json_object_get(event, "context");
+
+    if (!json_is_string(value) || !json_is_array(context)
+        || json_string_length(value) <= 5
+        || ngx_strncasecmp((u_char *) json_string_value(value)
+                           + json_string_length(value) - 5,
+                           (u_char *) "-open", 5) != 0)
+    {
+        json_decref(root);
+        return 0;
+    }
+
+    source.data = (u_char *) json_string_value(value);
+    source.len = json_string_length(value) - 5;
+
+    ngx_memzero(found, sizeof(found));
+    patient = NULL;
+
+    json_array_foreach(context, i, entry) {
+        type = json_object_get(json_object_get(entry, "resource"),
+                               "resourceType");
+
+        for (k = 0; k < NGX_HTTP_CAST_DERIVABLE; k++) {
+            dv = &ngx_http_cast_derivable[k];
+
+            if (found[k] == NULL
+                && ngx_http_cast_json_caseeq(type, &dv->type))
+            {
+                found[k] = entry;
+            }
+        }
+    }
+
+    patient = found[0];
+    n = 0;
+
+    for (k = 0; k < NGX_HTTP_CAST_DERIVABLE && n < max; k++) {
+        dv = &ngx_http_cast_derivable[k];
+
+        if (!(want & (1 << k)) || found[k] == NULL
+            || ngx_http_cast_str_caseeq(&source, &dv->type)
+            || ngx_http_cast_new_uuid(id) != NGX_OK)
+        {
+            continue;
+        }
+
+        ctx = json_pack("[O]", found[k]);
+
+        if (ctx && k != 0 && patient
+            && json_array_append(ctx, patient) != 0)
+        {
+            json_decref(ctx);
+            ctx = NULL;
+        }
+
+        ev = ctx ? json_pack("{s:O?,s:s%,s:{s:O?,s:s,s:o}}",
+                             "timestamp", json_object_get(root, "timestamp"),
+                             "id", (char *) id, sizeof(id),
+                             "event",
+                             "hub.topic", json_object_get(event, "hub.topic"),
+                             "hub.event", dv->event,
+                             "context", ctx)
+                 : NULL;
+
+        text = ev ? json_dumps(ev, JSON_COMPACT) : NULL;
+        json_decref(ev);
+
+        if (text == NULL) {
+            continue;
+        }
+
+        value = json_string(text);
+        free(text);
+
+        if (value == NULL || json_array_append_new(derived, value) != 0) {
+            continue;
+        }
+
+        name = dv->name;
+
+        out[n].name = name;
+        out[n].text.data = (u_char *) json_string_value(value);
+        out[n].text.len = json_string_length(value);
+        n++;
+    }
+
+    json_decref(root);
 
     return n;
 }

@@ -63,9 +63,29 @@ typedef struct {
     ngx_str_t                  text;
 } ngx_http_cast_replay_t;
 
-/* the latest open context per anchor type, oldest first */
+/* does a subscription take events of this lowercase name */
+typedef ngx_int_t (*ngx_http_cast_wants_pt)(void *data, ngx_str_t *name);
+
+/* the types an open may imply opens of (Patient, Encounter, ImagingStudy) */
+#define NGX_HTTP_CAST_DERIVABLE  3
+
+/*
+ * The latest open context per anchor type that "wants" takes, oldest
+ * first; with "derived" (a JSON array the caller frees; texts of derived
+ * opens are kept there), also the opens implied by those it does not.
+ */
 ngx_uint_t ngx_http_cast_state_replay(json_t *state,
+    ngx_http_cast_wants_pt wants, void *data, json_t *derived,
     ngx_http_cast_replay_t *replay, ngx_uint_t max);
+
+/*
+ * The opens an "<X>-open" event implies (reference 3.3.3) that "wants"
+ * takes, with new ids: at most NGX_HTTP_CAST_DERIVABLE; their texts are
+ * appended to "derived".
+ */
+ngx_uint_t ngx_http_cast_state_derive(ngx_str_t *json,
+    ngx_http_cast_wants_pt wants, void *data, json_t *derived,
+    ngx_http_cast_replay_t *out, ngx_uint_t max);
 
 
 #endif /* _NGX_HTTP_CAST_STATE_H_INCLUDED_ */
