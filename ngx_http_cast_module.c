@@ -42,6 +42,8 @@ static char *ngx_http_cast_check_bounds(ngx_conf_t *cf, void *post,
     void *data);
 static ngx_int_t ngx_http_cast_check_workers(ngx_cycle_t *cycle,
     ngx_conf_t *cf);
+static char *ngx_http_cast_ack_timeout(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
 static ngx_int_t ngx_http_cast_handler(ngx_http_request_t *r);
 static void *ngx_http_cast_create_main_conf(ngx_conf_t *cf);
 static char *ngx_http_cast_init_main_conf(ngx_conf_t *cf, void *conf);
@@ -248,6 +250,20 @@ static ngx_command_t  ngx_http_cast_commands[] = {
       offsetof(ngx_http_cast_loc_conf_t, auth_leeway),
       NULL },
 
+    { ngx_string("cast_content_sharing"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_FLAG,
+      ngx_conf_set_flag_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_cast_loc_conf_t, content_sharing),
+      NULL },
+
+    { ngx_string("cast_ack_timeout"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_http_cast_ack_timeout,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_cast_loc_conf_t, ack_timeout),
+      NULL },
+
     { ngx_string("cast_max_topics"),
       NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
       ngx_conf_set_num_slot,
@@ -346,6 +362,41 @@ ngx_http_cast_location(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 
     cmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_cast_module);
     cmcf->used = 1;
+
+    return NGX_CONF_OK;
+}
+
+
+/* cast_ack_timeout off | time */
+
+static char *
+ngx_http_cast_ack_timeout(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_cast_loc_conf_t *clcf = conf;
+
+    ngx_str_t  *value;
+
+    if (clcf->ack_timeout != NGX_CONF_UNSET_MSEC) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+
+    if (ngx_strcmp(value[1].data, "off") == 0) {
+        clcf->ack_timeout = 0;
+        return NGX_CONF_OK;
+    }
+
+    clcf->ack_timeout = ngx_parse_time(&value[1], 0);
+
+    if (clcf->ack_timeout == (ngx_msec_t) NGX_ERROR
+        || clcf->ack_timeout == 0)
+    {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid \"cast_ack_timeout\" \"%V\": a time "
+                           "above 0, or \"off\"", &value[1]);
+        return NGX_CONF_ERROR;
+    }
 
     return NGX_CONF_OK;
 }
@@ -495,6 +546,8 @@ ngx_http_cast_create_loc_conf(ngx_conf_t *cf)
     clcf->send_queue = NGX_CONF_UNSET_SIZE;
     clcf->ping_interval = NGX_CONF_UNSET_MSEC;
     clcf->reset = NGX_CONF_UNSET;
+    clcf->content_sharing = NGX_CONF_UNSET;
+    clcf->ack_timeout = NGX_CONF_UNSET_MSEC;
     clcf->ws_max_message = NGX_CONF_UNSET_SIZE;
     clcf->ws_message_timeout = NGX_CONF_UNSET_MSEC;
     clcf->auth = NGX_CONF_UNSET_UINT;
@@ -558,6 +611,17 @@ ngx_http_cast_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
 
     ngx_conf_merge_str_value(conf->cors_origin, prev->cors_origin, "");
     ngx_conf_merge_value(conf->reset, prev->reset, 0);
+    /* content sharing: on in the fhircast dialect unless configured */
+
+    ngx_conf_merge_value(conf->content_sharing, prev->content_sharing,
+                         NGX_CONF_UNSET);
+
+    conf->sharing = (conf->content_sharing != NGX_CONF_UNSET)
+                    ? conf->content_sharing
+                    : (conf->dialect == NGX_HTTP_CAST_DIALECT_FHIRCAST);
+
+    /* off by default: Cast clients never acknowledge */
+    ngx_conf_merge_msec_value(conf->ack_timeout, prev->ack_timeout, 0);
 
     /*
      * cast_auth: off unless configured; "cast_auth request" brings its

@@ -14,7 +14,9 @@
  *    that tree is the body plus only the members the hub adds;
  *  - with nothing added, ev.json is the publisher's bytes;
  *  - the scanner: each top-level value it locates is exactly the text of
- *    that member's value.
+ *    that member's value;
+ *  - content sharing's rewrite of "event" and the id finder (see
+ *    ngx_http_cast_fuzz_rewrite()).
  * json.c is included, so that its static scanner can be called.
  */
 
@@ -257,6 +259,81 @@ ngx_http_cast_fuzz_scanner(u_char *p, size_t n, json_t *root)
 }
 
 
+/*
+ * Content sharing's rewrite of "event" (json_event_rewrite): when it
+ * writes, the text parses, duplicates refused, to the body with the two
+ * version members of "event" replaced by the one inserted; it declines
+ * only for a body that has no "event" object.  json_event_id: what it
+ * finds is what jansson reads.
+ */
+
+static void
+ngx_http_cast_fuzz_rewrite(u_char *body, size_t size, json_t *root)
+{
+    u_char      *out, *end;
+    json_t      *want, *event, *got, *value;
+    ngx_str_t    raw, insert, drop[2], id, name;
+
+    raw.data = body;
+    raw.len = size;
+
+    ngx_str_set(&insert, "\"context.versionId\":\"V\"");
+    ngx_str_set(&drop[0], "context.versionId");
+    ngx_str_set(&drop[1], "context.priorVersionId");
+
+    out = malloc(size + insert.len + 1);
+    if (out == NULL) {
+        abort();
+    }
+
+    end = ngx_http_cast_json_event_rewrite(&raw, drop, 2, &insert, out);
+    event = json_object_get(root, "event");
+
+    if (end == NULL) {
+        free(out);
+        return;
+    }
+
+    ngx_http_cast_fuzz_check(json_is_object(event));
+    ngx_http_cast_fuzz_check((size_t) (end - out) <= size + insert.len + 1);
+
+    want = json_deep_copy(root);
+    if (want == NULL) {
+        abort();
+    }
+
+    event = json_object_get(want, "event");
+    (void) json_object_del(event, "context.versionId");
+    (void) json_object_del(event, "context.priorVersionId");
+
+    if (json_object_set_new(event, "context.versionId", json_string("V"))) {
+        abort();
+    }
+
+    got = json_loadb((char *) out, end - out, JSON_REJECT_DUPLICATES, NULL);
+    ngx_http_cast_fuzz_check(got != NULL);
+    ngx_http_cast_fuzz_check(json_equal(got, want));
+
+    json_decref(got);
+    json_decref(want);
+    free(out);
+
+    if (ngx_http_cast_json_event_id(&raw, &id, &name) == NGX_OK) {
+        value = json_object_get(root, "id");
+        ngx_http_cast_fuzz_check(json_is_string(value)
+                                 && json_string_length(value) == id.len
+                                 && memcmp(json_string_value(value), id.data,
+                                           id.len) == 0);
+
+        value = json_object_get(json_object_get(root, "event"), "hub.event");
+        ngx_http_cast_fuzz_check(json_is_string(value)
+                                 && json_string_length(value) == name.len
+                                 && memcmp(json_string_value(value),
+                                           name.data, name.len) == 0);
+    }
+}
+
+
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -337,6 +414,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
 
     ngx_http_cast_fuzz_scanner(body, size, root);
+    ngx_http_cast_fuzz_rewrite(body, size, root);
 
     orig = json_deep_copy(root);
     if (orig == NULL) {

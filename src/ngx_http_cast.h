@@ -93,6 +93,10 @@ typedef struct {
     ngx_http_complex_value_t  *auth_scope;
     ngx_http_complex_value_t  *auth_expires;
     ngx_http_complex_value_t  *auth_subject;
+    ngx_flag_t                 content_sharing;  /* as configured */
+    ngx_flag_t                 sharing;      /* in effect: by default in
+                                                the fhircast dialect */
+    ngx_msec_t                 ack_timeout;  /* 0: off */
 } ngx_http_cast_loc_conf_t;
 
 
@@ -129,6 +133,8 @@ typedef struct {
     json_t                    *context;     /* borrowed from root */
     ngx_str_t                  json;        /* root serialized once */
     size_t                     max_context; /* cast_max_context_size */
+    ngx_uint_t                 dialect;
+    ngx_flag_t                 content_sharing;  /* cast_content_sharing */
     u_char                     lower[NGX_HTTP_CAST_MAX_EVENT_NAME];
 } ngx_http_cast_event_t;
 
@@ -177,6 +183,8 @@ typedef struct {
 #define NGX_HTTP_CAST_UNAVAILABLE   4   /* the store is out of reach */
 #define NGX_HTTP_CAST_FAILED        5   /* internal error */
 #define NGX_HTTP_CAST_TOO_LARGE     6   /* past cast_max_context_size */
+#define NGX_HTTP_CAST_CONFLICT      7   /* a stale context.versionId */
+#define NGX_HTTP_CAST_INVALID       8   /* refused by the topic's state */
 
 
 typedef struct {
@@ -186,6 +194,8 @@ typedef struct {
     ngx_uint_t                 again;       /* publish: a retry, not
                                                appended again */
     json_t                    *json;        /* state, status (borrowed) */
+    ngx_str_t                  reason;      /* publish: why it was refused
+                                               (valid during the call) */
 } ngx_http_cast_result_t;
 
 
@@ -217,6 +227,10 @@ ngx_int_t ngx_http_cast_event_validate(ngx_pool_t *pool, json_t *root,
     ngx_http_cast_event_t *ev, ngx_str_t *err);
 ngx_int_t ngx_http_cast_json_dump(ngx_pool_t *pool, json_t *json,
     ngx_str_t *out);
+u_char *ngx_http_cast_json_event_rewrite(ngx_str_t *raw, ngx_str_t *drop,
+    ngx_uint_t ndrop, ngx_str_t *insert, u_char *out);
+ngx_int_t ngx_http_cast_json_event_id(ngx_str_t *raw, ngx_str_t *id,
+    ngx_str_t *name);
 json_t *ngx_http_cast_json_string(ngx_str_t *s);
 ngx_int_t ngx_http_cast_json_nonempty(json_t *json);
 

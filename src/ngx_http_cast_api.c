@@ -100,23 +100,29 @@ static ngx_str_t  ngx_http_cast_allow[] = {
 static ngx_str_t  ngx_http_cast_allow_no_reset = ngx_string("POST, OPTIONS");
 
 
-static ngx_str_t  ngx_http_cast_discovery = ngx_string(
-    "{\"eventsSupported\":["
-    "\"Patient-open\",\"Patient-close\","
-    "\"Encounter-open\",\"Encounter-close\","
-    "\"ImagingStudy-open\",\"ImagingStudy-close\","
-    "\"DiagnosticReport-open\",\"DiagnosticReport-close\","
-    "\"DiagnosticReport-update\",\"DiagnosticReport-select\","
-    "\"Home-open\",\"SyncError\",\"UserLogout\",\"UserHibernate\","
-    "\"heartbeat\","
-    "\"annotation-update\",\"annotation-delete\",\"measurement-update\","
-    "\"scene-update\",\"status-update\"],"
-    "\"websocketSupport\":true,"
-    "\"webhookSupport\":false,"
-    "\"fhircastVersion\":\"3.0.0\","
-    "\"getCurrentSupport\":true,"
-    "\"capabilities\":{\"supportsGetCurrentContext\":true,"
-    "\"supportsNonCurrentContextUpdates\":false}}");
+/*
+ * Discovery (reference 8): the STU3 events; the content-sharing ones
+ * only with cast_content_sharing; Cast's own in the cast dialect;
+ * "heartbeat" goes to subscriptions that list it.
+ */
+
+static const char  *ngx_http_cast_events_stu3[] = {
+    "Patient-open", "Patient-close", "Encounter-open", "Encounter-close",
+    "ImagingStudy-open", "ImagingStudy-close",
+    "DiagnosticReport-open", "DiagnosticReport-close",
+    "DiagnosticReport-select",
+    "Home-open", "SyncError", "UserLogout", "UserHibernate", "heartbeat",
+    NULL
+};
+
+static const char  *ngx_http_cast_events_shared[] = {
+    "DiagnosticReport-update", NULL
+};
+
+static const char  *ngx_http_cast_events_cast[] = {
+    "annotation-update", "annotation-delete", "measurement-update",
+    "scene-update", "status-update", NULL
+};
 
 
 ngx_int_t
@@ -1107,6 +1113,7 @@ ngx_http_cast_api_publish(ngx_http_request_t *r, json_t *root,
     }
 
     ev->max_context = clcf->max_context;
+    ev->content_sharing = clcf->sharing;
 
     w = ngx_http_cast_wait(r, ngx_http_cast_api_published, NULL);
     if (w == NULL) {
@@ -1124,7 +1131,7 @@ ngx_http_cast_api_published(ngx_http_request_t *r,
     ngx_http_cast_result_t *res, void *ctx)
 {
     if (res->rc != NGX_HTTP_CAST_DONE) {
-        return ngx_http_cast_send_failure(r, res->rc);
+        return ngx_http_cast_send_refused(r, res->rc, &res->reason);
     }
 
     return ngx_http_cast_send_published(r);
@@ -1310,10 +1317,42 @@ ngx_http_cast_api_context_reply(ngx_http_request_t *r,
 static ngx_int_t
 ngx_http_cast_api_discovery(ngx_http_request_t *r)
 {
-    json_t  *json;
+    json_t                    *json, *events;
+    ngx_uint_t                 i, k;
+    const char               **lists[3];
+    ngx_http_cast_loc_conf_t  *clcf;
 
-    json = json_loadb((char *) ngx_http_cast_discovery.data,
-                      ngx_http_cast_discovery.len, 0, NULL);
+    clcf = ngx_http_get_module_loc_conf(r, ngx_http_cast_module);
+
+    lists[0] = ngx_http_cast_events_stu3;
+    lists[1] = clcf->sharing ? ngx_http_cast_events_shared : NULL;
+    lists[2] = (clcf->dialect == NGX_HTTP_CAST_DIALECT_CAST)
+               ? ngx_http_cast_events_cast : NULL;
+
+    events = json_array();
+    if (events == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    for (k = 0; k < 3; k++) {
+        for (i = 0; lists[k] && lists[k][i]; i++) {
+            if (json_array_append_new(events, json_string(lists[k][i]))) {
+                json_decref(events);
+                return NGX_HTTP_INTERNAL_SERVER_ERROR;
+            }
+        }
+    }
+
+    json = json_pack("{s:o,s:b,s:b,s:s,s:s,s:b,s:{s:b,s:b}}",
+                     "eventsSupported", events,
+                     "websocketSupport", 1,
+                     "webhookSupport", 0,
+                     "fhircastVersion", "3.0.0",
+                     "fhirVersion", "R4",
+                     "getCurrentSupport", 1,
+                     "capabilities",
+                     "supportsGetCurrentContext", 1,
+                     "supportsNonCurrentContextUpdates", 0);
     if (json == NULL) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }

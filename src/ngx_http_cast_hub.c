@@ -24,12 +24,51 @@
 /* events held for a socket while its replay is on its way */
 #define NGX_HTTP_CAST_MAX_HELD   1024
 
+/* context changes a topic remembers for acks; a socket waits for at most */
+#define NGX_HTTP_CAST_SENT_KEEP  16
+#define NGX_HTTP_CAST_MAX_UNACKED  256
+#define NGX_HTTP_CAST_MAX_ACK_ID   256
+
+
+/*
+ * A context change (an "*-open" or "*-close") delivered on this worker:
+ * an ack names it by id; a syncerror names its id and hub.event.
+ */
+
+typedef struct {
+    ngx_uint_t                 refs;
+    ngx_str_t                  id;
+    ngx_str_t                  name;        /* hub.event as published */
+    ngx_str_t                  lowercase;
+    u_char                     data[1];
+} ngx_http_cast_sent_t;
+
+
+/* a context change a socket has not acknowledged yet (cast_ack_timeout) */
+
+typedef struct {
+    ngx_queue_t                queue;       /* in sub->unacked */
+    ngx_http_cast_sent_t      *sent;
+    ngx_msec_t                 deadline;
+} ngx_http_cast_unacked_t;
+
 
 struct ngx_http_cast_topic_s {
     ngx_str_node_t             sn;          /* keyed by name */
     ngx_queue_t                subs;        /* ngx_http_cast_sub_t */
+    ngx_http_cast_sent_t      *sent[NGX_HTTP_CAST_SENT_KEEP];  /* a ring */
+    ngx_uint_t                 next;
     u_char                     name[1];
 };
+
+
+/*
+ * The store carries an event's "name" without looking at it; the hub
+ * gives it the lowercase hub.event, and for an event one subscription
+ * must not get (a syncerror about it) ",<its id>" after it: no event
+ * name has a comma.
+ */
+#define NGX_HTTP_CAST_KEY_SEP    ','
 
 
 /* an operation whose result the hub shapes before the caller sees it */
@@ -41,13 +80,42 @@ typedef struct {
     ngx_uint_t                 dialect;
     ngx_http_cast_append_t     append;
     ngx_http_cast_sub_t       *sub;
+    ngx_http_cast_outcome_t    outcome;     /* publish: apply()'s */
 } ngx_http_cast_hub_op_t;
+
+
+/* an event the hub makes (syncerror), on its way through the store */
+
+typedef struct {
+    ngx_http_cast_hub_t       *hub;
+    ngx_http_cast_append_t     append;
+    u_char                     key[sizeof("syncerror,")
+                                   + NGX_HTTP_CAST_ID_LEN];
+    u_char                     id[NGX_HTTP_CAST_UUID_LEN];
+    u_char                     data[1];     /* topic, JSON */
+} ngx_http_cast_made_t;
 
 
 typedef struct {
     ngx_queue_t                queue;
     ngx_http_cast_frame_t     *frame;
 } ngx_http_cast_held_t;
+
+
+/* one event's way to this worker's sockets */
+
+typedef struct {
+    ngx_http_cast_hub_t       *hub;
+    ngx_http_cast_topic_t     *topic;       /* NULL: the "*" sockets */
+    ngx_str_t                 *name;        /* lowercase hub.event */
+    ngx_str_t                 *json;
+    ngx_str_t                 *except;      /* a subscription id, or "" */
+    ngx_http_cast_frame_t    **frame;       /* built once, if sent */
+    ngx_http_cast_sent_t      *sent;        /* remembered, for acks */
+    ngx_uint_t                 track;       /* a context change */
+    ngx_str_t                 *source;      /* a derived open: its
+                                               source's name */
+} ngx_http_cast_fan_t;
 
 
 static ngx_http_cast_hub_op_t *ngx_http_cast_hub_op(ngx_http_cast_hub_t *hub,
@@ -93,9 +161,27 @@ static void ngx_http_cast_sub_release_held(ngx_http_cast_sub_t *sub,
 static void ngx_http_cast_sub_end(ngx_http_cast_sub_t *sub,
     const char *reason, ngx_str_t *reason_str);
 static void ngx_http_cast_sub_free(ngx_http_cast_sub_t *sub);
-static ngx_uint_t ngx_http_cast_fan_out(ngx_http_cast_hub_t *hub,
-    ngx_queue_t *subs, ngx_str_t *lowercase, ngx_str_t *json,
-    ngx_http_cast_frame_t **frame);
+static ngx_uint_t ngx_http_cast_fan_out(ngx_http_cast_fan_t *fan,
+    ngx_queue_t *subs);
+static ngx_uint_t ngx_http_cast_context_change(ngx_str_t *lowercase);
+static ngx_uint_t ngx_http_cast_derive(ngx_http_cast_fan_t *fan,
+    ngx_str_t *json);
+static ngx_uint_t ngx_http_cast_sub_derives(ngx_http_cast_sub_t *sub,
+    ngx_str_t *source);
+static ngx_int_t ngx_http_cast_topic_wants(void *data, ngx_str_t *name);
+static ngx_int_t ngx_http_cast_sub_wants(void *data, ngx_str_t *name);
+static ngx_http_cast_sent_t *ngx_http_cast_sent_add(ngx_http_cast_hub_t *hub,
+    ngx_http_cast_topic_t *topic, ngx_str_t *json);
+static void ngx_http_cast_sent_release(ngx_http_cast_sent_t *sent);
+static void ngx_http_cast_sub_unacked(ngx_http_cast_sub_t *sub,
+    ngx_http_cast_sent_t *sent);
+static void ngx_http_cast_sub_unacked_free(ngx_http_cast_sub_t *sub);
+static void ngx_http_cast_ack_handler(ngx_event_t *ev);
+static void ngx_http_cast_syncerror(ngx_http_cast_hub_t *hub,
+    ngx_http_cast_sub_t *sub, ngx_http_cast_sent_t *sent, const char *why);
+static ngx_int_t ngx_http_cast_made_apply(ngx_http_cast_append_t *a,
+    json_t *state);
+static void ngx_http_cast_made_done(void *data, ngx_http_cast_result_t *res);
 static void ngx_http_cast_heartbeat_handler(ngx_event_t *ev);
 static void ngx_http_cast_lease_handler(ngx_event_t *ev);
 static ngx_uint_t ngx_http_cast_topic_counted(ngx_str_t *topic);
@@ -372,15 +458,26 @@ ngx_http_cast_hub_publish(ngx_http_cast_hub_t *hub, ngx_http_cast_event_t *ev,
 }
 
 
+/*
+ * The state function, on the state the store has: it may refuse the
+ * event, or change what subscribers get (content sharing's versions):
+ * the store publishes a->json as apply() left it.
+ */
+
 static ngx_int_t
 ngx_http_cast_hub_apply(ngx_http_cast_append_t *a, json_t *state)
 {
-    ngx_int_t  rc;
+    ngx_int_t                rc;
+    ngx_http_cast_hub_op_t  *op;
 
-    rc = ngx_http_cast_state_apply(state, a->event);
+    op = a->data;
+
+    rc = ngx_http_cast_state_apply(state, a->event, &op->outcome);
+
+    a->json = op->outcome.json;
 
     if (rc == NGX_ABORT) {
-        a->refused = NGX_HTTP_CAST_TOO_LARGE;
+        a->refused = op->outcome.refused;
     }
 
     return rc;
@@ -394,9 +491,15 @@ ngx_http_cast_hub_published(void *data, ngx_http_cast_result_t *res)
 
     if (res->rc == NGX_HTTP_CAST_DONE && !res->again) {
         op->hub->events_in++;
+        ngx_str_null(&res->reason);
+
+    } else {
+        res->reason = op->outcome.reason;
     }
 
     op->done(op->data, res);
+
+    ngx_http_cast_outcome_free(&op->outcome);
     ngx_free(op);
 }
 
@@ -459,17 +562,236 @@ ngx_http_cast_hub_status(ngx_http_cast_hub_t *hub,
 }
 
 
+/*
+ * An ack (reference 2.6): a 4xx or 5xx one of a context change this
+ * socket was sent makes the topic's other "syncerror" subscriptions hear
+ * of it; any ack ends the wait for it (cast_ack_timeout).
+ */
+
 void
-ngx_http_cast_hub_ack(ngx_http_cast_hub_t *hub)
+ngx_http_cast_hub_ack(ngx_http_cast_hub_t *hub, ngx_http_cast_sub_t *sub,
+    ngx_str_t *id, ngx_uint_t status)
 {
+    ngx_uint_t                i;
+    ngx_queue_t              *q;
+    ngx_http_cast_sent_t     *sent;
+    ngx_http_cast_topic_t    *topic;
+    ngx_http_cast_unacked_t  *u;
+
     hub->acks++;
+
+    if (sub == NULL || sub->ended || sub->topic == NULL) {
+        return;
+    }
+
+    for (q = ngx_queue_head(&sub->unacked);
+         q != ngx_queue_sentinel(&sub->unacked);
+         q = ngx_queue_next(q))
+    {
+        u = ngx_queue_data(q, ngx_http_cast_unacked_t, queue);
+
+        if (ngx_http_cast_str_eq(&u->sent->id, id)) {
+            ngx_queue_remove(q);
+            sub->nunacked--;
+            ngx_http_cast_sent_release(u->sent);
+            ngx_free(u);
+            break;
+        }
+    }
+
+    if (status < 400 || status > 599) {
+        return;
+    }
+
+    topic = sub->topic;
+    sent = NULL;
+
+    for (i = 0; i < NGX_HTTP_CAST_SENT_KEEP; i++) {
+        if (topic->sent[i] && ngx_http_cast_str_eq(&topic->sent[i]->id, id)
+            && ngx_http_cast_sub_matches(sub, &topic->sent[i]->lowercase))
+        {
+            sent = topic->sent[i];
+            break;
+        }
+    }
+
+    if (sent == NULL) {
+        /* not a context change it was sent lately: no syncerror */
+        ngx_log_error(NGX_LOG_INFO, sub->log ? sub->log : hub->log, 0,
+                      "cast: subscription %*s... acknowledged \"%V\" with "
+                      "%ui, not a context change it was sent lately",
+                      (size_t) 8, sub->record.id.data, id, status);
+        return;
+    }
+
+    ngx_http_cast_syncerror(hub, sub, sent,
+                            status < 500 ? "refused to follow context"
+                                         : "failed to follow context");
+}
+
+
+/*
+ * The syncerror of reference 3.4, published on the topic like any event
+ * (every worker and host delivers it), to every "syncerror" subscription
+ * but the failing one.
+ */
+
+static void
+ngx_http_cast_syncerror(ngx_http_cast_hub_t *hub, ngx_http_cast_sub_t *sub,
+    ngx_http_cast_sent_t *sent, const char *why)
+{
+    u_char                 id[NGX_HTTP_CAST_UUID_LEN];
+    u_char                 ts[NGX_HTTP_CAST_TIMESTAMP_LEN];
+    u_char                 label[sizeof("subscription ...") + 8];
+    u_char                *diag, *p;
+    size_t                 len;
+    json_t                *event;
+    ngx_str_t             *who, anon, *topic;
+    ngx_http_cast_made_t  *made;
+
+    if (ngx_http_cast_new_uuid(id) != NGX_OK) {
+        return;
+    }
+
+    ngx_http_cast_timestamp(ts);
+
+    who = sub->record.name.len ? &sub->record.name
+          : sub->record.product_name.len ? &sub->record.product_name
+          : NULL;
+
+    if (who == NULL) {
+        anon.data = label;
+        anon.len = ngx_sprintf(label, "subscription %*s...", (size_t) 8,
+                               sub->record.id.data)
+                   - label;
+        who = &anon;
+    }
+
+    /* "<who> refused to follow context" */
+
+    len = who->len + 1 + ngx_strlen(why);
+
+    diag = ngx_alloc(len, hub->log);
+    if (diag == NULL) {
+        return;
+    }
+
+    (void) ngx_sprintf(diag, "%V %s", who, why);
+
+    topic = &sub->record.topic;
+
+    event = json_pack("{s:s%,s:s%,s:{s:s%,s:s,s:[{s:s,s:{s:s,s:[{"
+                      "s:s,s:s,s:s%,s:{s:[{s:s,s:s%},{s:s,s:s%},"
+                      "{s:s,s:s%}]}}]}}]}}",
+                      "timestamp", (char *) ts, sizeof(ts),
+                      "id", (char *) id, sizeof(id),
+                      "event",
+                      "hub.topic", (char *) topic->data, topic->len,
+                      "hub.event", "syncerror",
+                      "context",
+                      "key", "operationoutcome",
+                      "resource",
+                      "resourceType", "OperationOutcome",
+                      "issue",
+                      "severity", "warning",
+                      "code", "processing",
+                      "diagnostics", (char *) diag, len,
+                      "details", "coding",
+                      "system",
+                      "https://fhircast.hl7.org/events/syncerror/eventid",
+                      "code", (char *) sent->id.data, sent->id.len,
+                      "system",
+                      "https://fhircast.hl7.org/events/syncerror/eventname",
+                      "code", (char *) sent->name.data, sent->name.len,
+                      "system",
+                      "https://fhircast.hl7.org/events/syncerror/"
+                      "subscribername",
+                      "code", (char *) who->data, who->len);
+    ngx_free(diag);
+
+    if (event == NULL) {
+        return;
+    }
+
+    len = json_dumpb(event, NULL, 0, JSON_COMPACT);
+
+    made = (len == 0) ? NULL
+           : ngx_calloc(sizeof(ngx_http_cast_made_t) + topic->len + len,
+                        hub->log);
+    if (made == NULL) {
+        json_decref(event);
+        return;
+    }
+
+    p = ngx_cpymem(made->data, topic->data, topic->len);
+
+    if (json_dumpb(event, (char *) p, len, JSON_COMPACT) != len) {
+        json_decref(event);
+        ngx_free(made);
+        return;
+    }
+
+    json_decref(event);
+
+    made->hub = hub;
+
+    made->append.topic.data = made->data;
+    made->append.topic.len = topic->len;
+    made->append.json.data = p;
+    made->append.json.len = len;
+    made->append.name.data = made->key;
+    made->append.name.len = ngx_sprintf(made->key, "syncerror%c%V",
+                                        NGX_HTTP_CAST_KEY_SEP,
+                                        &sub->record.id)
+                            - made->key;
+    ngx_memcpy(made->id, id, sizeof(id));
+    made->append.id.data = made->id;
+    made->append.id.len = sizeof(id);
+    made->append.counted = 1;
+    made->append.apply = ngx_http_cast_made_apply;
+    made->append.done = ngx_http_cast_made_done;
+    made->append.data = made;
+
+    ngx_log_error(NGX_LOG_INFO, sub->log ? sub->log : hub->log, 0,
+                  "cast: syncerror on topic \"%V\": %V %s (event \"%V\" "
+                  "%V)", topic, who, why, &sent->name, &sent->id);
+
+    hub->store->append(hub->store, &made->append);
+}
+
+
+/* a syncerror changes no state */
+
+static ngx_int_t
+ngx_http_cast_made_apply(ngx_http_cast_append_t *a, json_t *state)
+{
+    return NGX_DECLINED;
+}
+
+
+static void
+ngx_http_cast_made_done(void *data, ngx_http_cast_result_t *res)
+{
+    ngx_http_cast_made_t *made = data;
+
+    if (res->rc == NGX_HTTP_CAST_DONE) {
+        made->hub->events_in++;
+
+    } else {
+        ngx_log_error(NGX_LOG_WARN, made->hub->log, 0,
+                      "cast: a syncerror on topic \"%V\" could not be "
+                      "published (%ui)", &made->append.topic, res->rc);
+    }
+
+    ngx_free(made);
 }
 
 
 ngx_http_cast_sub_t *
 ngx_http_cast_hub_attach(ngx_http_cast_hub_t *hub,
     ngx_http_cast_record_t *record, void *socket, ngx_log_t *log,
-    ngx_http_cast_send_pt send, ngx_http_cast_close_pt close)
+    ngx_http_cast_send_pt send, ngx_http_cast_close_pt close,
+    ngx_msec_t ack_timeout)
 {
     u_char                  ts[NGX_HTTP_CAST_TIMESTAMP_LEN];
     json_t                 *hello;
@@ -491,6 +813,13 @@ ngx_http_cast_hub_attach(ngx_http_cast_hub_t *hub,
     sub->close = close;
     ngx_queue_init(&sub->held);
     ngx_queue_init(&sub->heartbeat);
+    ngx_queue_init(&sub->unacked);
+
+    sub->ack_timeout = ack_timeout;
+    sub->ack_ev.handler = ngx_http_cast_ack_handler;
+    sub->ack_ev.data = sub;
+    sub->ack_ev.log = hub->log;
+    sub->ack_ev.cancelable = 1;
 
     if (ngx_http_cast_events_parse(&sub->record.events, sub->record.dialect,
                                    &sub->events, &err)
@@ -597,7 +926,9 @@ ngx_http_cast_hub_replay(void *data, ngx_http_cast_result_t *res)
 {
     ngx_http_cast_sub_t *sub = data;
 
+    json_t                 *derived;
     ngx_uint_t              i, n;
+    ngx_http_cast_sent_t   *sent;
     ngx_http_cast_frame_t  *frame;
     ngx_http_cast_replay_t  replay[NGX_HTTP_CAST_MAX_OPENS];
 
@@ -612,14 +943,16 @@ ngx_http_cast_hub_replay(void *data, ngx_http_cast_result_t *res)
     if (res->rc == NGX_HTTP_CAST_DONE) {
         /* as originally published, if the subscription wants them */
 
-        n = ngx_http_cast_state_replay(res->json, replay,
+        /* fhircast: derived opens too (reference 3.3.3) */
+
+        derived = (sub->record.dialect == NGX_HTTP_CAST_DIALECT_FHIRCAST)
+                  ? json_array() : NULL;
+
+        n = ngx_http_cast_state_replay(res->json, ngx_http_cast_sub_wants,
+                                       sub, derived, replay,
                                        NGX_HTTP_CAST_MAX_OPENS);
 
         for (i = 0; i < n && sub->socket; i++) {
-            if (!ngx_http_cast_sub_matches(sub, &replay[i].name)) {
-                continue;
-            }
-
             frame = ngx_http_cast_frame_create(NGX_HTTP_CAST_WS_TEXT,
                                                replay[i].text.data,
                                                replay[i].text.len);
@@ -629,7 +962,18 @@ ngx_http_cast_hub_replay(void *data, ngx_http_cast_result_t *res)
 
             (void) sub->send(sub->socket, frame, 0);
             ngx_http_cast_frame_release(frame);
+
+            /* a replay is acknowledged as any event (reference 2.4) */
+
+            sent = ngx_http_cast_sent_add(sub->hub, sub->topic,
+                                          &replay[i].text);
+
+            if (sent && sub->ack_timeout) {
+                ngx_http_cast_sub_unacked(sub, sent);
+            }
         }
+
+        json_decref(derived);
 
     } else {
         ngx_log_error(NGX_LOG_INFO, sub->hub->log, 0,
@@ -761,6 +1105,7 @@ ngx_http_cast_sub_end(ngx_http_cast_sub_t *sub, const char *reason,
     sub->log = NULL;
 
     ngx_http_cast_event_cancel(&sub->lease_ev);
+    ngx_http_cast_sub_unacked_free(sub);
 
     if (!ngx_queue_empty(&sub->heartbeat)) {
         ngx_queue_remove(&sub->heartbeat);
@@ -803,24 +1148,57 @@ ngx_http_cast_hub_on_event(void *data, ngx_str_t *topic_name,
 {
     ngx_http_cast_hub_t *hub = data;
 
+    u_char                 *comma;
+    ngx_str_t               except, lowercase;
     ngx_uint_t              delivered;
     ngx_http_cast_frame_t  *frame;
     ngx_http_cast_topic_t  *topic;
+    ngx_http_cast_fan_t     fan;
 
     frame = NULL;
     delivered = 0;
+
+    /* "<name>,<id>": the subscription <id> does not get it */
+
+    lowercase = *name;
+    ngx_str_null(&except);
+
+    comma = ngx_strlchr(name->data, name->data + name->len,
+                        NGX_HTTP_CAST_KEY_SEP);
+    if (comma) {
+        lowercase.len = comma - name->data;
+        except.data = comma + 1;
+        except.len = name->data + name->len - except.data;
+    }
+
+    name = &lowercase;
+
+    fan.hub = hub;
+    fan.name = name;
+    fan.json = json;
+    fan.except = &except;
+    fan.frame = &frame;
+    fan.sent = NULL;
+    fan.track = ngx_http_cast_context_change(name);
+    fan.source = NULL;
 
     topic = (which & NGX_HTTP_CAST_DELIVER_TOPIC)
             ? ngx_http_cast_topic_find(hub, topic_name) : NULL;
 
     if (topic) {
-        delivered = ngx_http_cast_fan_out(hub, &topic->subs, name, json,
-                                          &frame);
+        fan.topic = topic;
+        delivered = ngx_http_cast_fan_out(&fan, &topic->subs);
+
+        if (name->len > 5
+            && ngx_strncmp(name->data + name->len - 5, "-open", 5) == 0)
+        {
+            delivered += ngx_http_cast_derive(&fan, json);
+        }
     }
 
     if (which & NGX_HTTP_CAST_DELIVER_WILDCARD) {
-        delivered += ngx_http_cast_fan_out(hub, &hub->wildcard, name, json,
-                                           &frame);
+        fan.topic = NULL;
+        delivered += ngx_http_cast_fan_out(&fan, &hub->wildcard);
     }
 
     if (frame) {
@@ -834,15 +1212,20 @@ ngx_http_cast_hub_on_event(void *data, ngx_str_t *topic_name,
 
 
 static ngx_uint_t
-ngx_http_cast_fan_out(ngx_http_cast_hub_t *hub, ngx_queue_t *subs,
-    ngx_str_t *lowercase, ngx_str_t *json, ngx_http_cast_frame_t **frame)
+ngx_http_cast_fan_out(ngx_http_cast_fan_t *fan, ngx_queue_t *subs)
 {
-    ngx_uint_t             n;
-    ngx_queue_t           *q;
-    ngx_http_cast_sub_t   *sub;
-    ngx_http_cast_held_t  *held;
+    ngx_uint_t              n;
+    ngx_str_t              *json;
+    ngx_queue_t            *q;
+    ngx_http_cast_hub_t    *hub;
+    ngx_http_cast_sub_t    *sub;
+    ngx_http_cast_held_t   *held;
+    ngx_http_cast_frame_t **frame;
 
     n = 0;
+    hub = fan->hub;
+    json = fan->json;
+    frame = fan->frame;
 
     for (q = ngx_queue_head(subs);
          q != ngx_queue_sentinel(subs);
@@ -850,9 +1233,25 @@ ngx_http_cast_fan_out(ngx_http_cast_hub_t *hub, ngx_queue_t *subs,
     {
         sub = ngx_queue_data(q, ngx_http_cast_sub_t, link);
 
-        if (sub->socket == NULL || !ngx_http_cast_sub_matches(sub, lowercase))
+        if (sub->socket == NULL || !ngx_http_cast_sub_matches(sub, fan->name)
+            || (fan->except->len
+                && ngx_http_cast_str_eq(&sub->record.id, fan->except))
+            || (fan->source && !ngx_http_cast_sub_derives(sub, fan->source)))
         {
             continue;
+        }
+
+        /* a context change on a topic: remembered for acks */
+
+        if (fan->track && fan->topic) {
+            if (fan->sent == NULL) {
+                fan->sent = ngx_http_cast_sent_add(hub, fan->topic, json);
+                fan->track = (fan->sent != NULL);
+            }
+
+            if (fan->sent && sub->ack_timeout) {
+                ngx_http_cast_sub_unacked(sub, fan->sent);
+            }
         }
 
         if (*frame == NULL) {
@@ -897,6 +1296,321 @@ ngx_http_cast_fan_out(ngx_http_cast_hub_t *hub, ngx_queue_t *subs,
 
 
 /*
+ * Derived opens (reference 3.3.3): an "<X>-open" delivered here stands
+ * for the Patient-, Encounter- and ImagingStudy-open its context implies,
+ * for this worker's fhircast subscriptions that listed those and not
+ * X-open.  Each worker derives for its own sockets (new ids, the source's
+ * timestamp), right after the source: the topic's order holds.
+ */
+
+static ngx_uint_t
+ngx_http_cast_derive(ngx_http_cast_fan_t *fan, ngx_str_t *json)
+{
+    json_t                  *derived;
+    ngx_uint_t               i, n, delivered;
+    ngx_http_cast_fan_t      df;
+    ngx_http_cast_frame_t   *frame;
+    ngx_http_cast_replay_t   d[NGX_HTTP_CAST_DERIVABLE];
+
+    derived = json_array();
+    if (derived == NULL) {
+        return 0;
+    }
+
+    n = ngx_http_cast_state_derive(json, ngx_http_cast_topic_wants, fan,
+                                   derived, d, NGX_HTTP_CAST_DERIVABLE);
+    delivered = 0;
+
+    for (i = 0; i < n; i++) {
+        frame = NULL;
+
+        df = *fan;
+        df.name = &d[i].name;
+        df.json = &d[i].text;
+        df.frame = &frame;
+        df.sent = NULL;
+        df.track = 1;
+        df.source = fan->name;
+
+        delivered += ngx_http_cast_fan_out(&df, &fan->topic->subs);
+
+        if (frame) {
+            ngx_http_cast_frame_release(frame);
+        }
+    }
+
+    json_decref(derived);
+
+    return delivered;
+}
+
+
+/* a fhircast subscription that did not take the source event */
+
+static ngx_uint_t
+ngx_http_cast_sub_derives(ngx_http_cast_sub_t *sub, ngx_str_t *source)
+{
+    return sub->record.dialect == NGX_HTTP_CAST_DIALECT_FHIRCAST
+           && !ngx_http_cast_sub_matches(sub, source);
+}
+
+
+/* someone here takes the derived open "name" */
+
+static ngx_int_t
+ngx_http_cast_topic_wants(void *data, ngx_str_t *name)
+{
+    ngx_http_cast_fan_t *fan = data;
+
+    ngx_queue_t          *q;
+    ngx_http_cast_sub_t  *sub;
+
+    for (q = ngx_queue_head(&fan->topic->subs);
+         q != ngx_queue_sentinel(&fan->topic->subs);
+         q = ngx_queue_next(q))
+    {
+        sub = ngx_queue_data(q, ngx_http_cast_sub_t, link);
+
+        if (sub->socket && ngx_http_cast_sub_derives(sub, fan->name)
+            && ngx_http_cast_sub_matches(sub, name)
+            && !(fan->except->len
+                 && ngx_http_cast_str_eq(&sub->record.id, fan->except)))
+        {
+            return 1;
+        }
+    }
+
+    return 0;
+}
+
+
+static ngx_int_t
+ngx_http_cast_sub_wants(void *data, ngx_str_t *name)
+{
+    return ngx_http_cast_sub_matches(data, name);
+}
+
+
+/* acks are followed for "*-open" and "*-close" (reference 3.3.4) */
+
+static ngx_uint_t
+ngx_http_cast_context_change(ngx_str_t *lowercase)
+{
+    size_t   len;
+    u_char  *p;
+
+    len = lowercase->len;
+    p = lowercase->data;
+
+    return (len > 5 && ngx_strncmp(p + len - 5, "-open", 5) == 0)
+           || (len > 6 && ngx_strncmp(p + len - 6, "-close", 6) == 0);
+}
+
+
+/* a context change delivered on a topic: its id and name, kept a while */
+
+static ngx_http_cast_sent_t *
+ngx_http_cast_sent_add(ngx_http_cast_hub_t *hub, ngx_http_cast_topic_t *topic,
+    ngx_str_t *json)
+{
+    json_t                *root, *value;
+    ngx_str_t              id, name;
+    ngx_uint_t             i;
+    ngx_http_cast_sent_t  *sent;
+
+    root = NULL;
+
+    if (ngx_http_cast_json_event_id(json, &id, &name) != NGX_OK) {
+
+        /* escaped: as jansson reads it */
+
+        root = json_loadb((char *) json->data, json->len, 0, NULL);
+        value = json_object_get(root, "id");
+
+        if (!json_is_string(value)) {
+            json_decref(root);
+            return NULL;
+        }
+
+        id.data = (u_char *) json_string_value(value);
+        id.len = json_string_length(value);
+
+        value = json_object_get(json_object_get(root, "event"), "hub.event");
+
+        if (!json_is_string(value)) {
+            json_decref(root);
+            return NULL;
+        }
+
+        name.data = (u_char *) json_string_value(value);
+        name.len = json_string_length(value);
+    }
+
+    /* already here (a replay of an event sent live) */
+
+    for (i = 0; i < NGX_HTTP_CAST_SENT_KEEP; i++) {
+        sent = topic->sent[i];
+
+        if (sent && ngx_http_cast_str_eq(&sent->id, &id)
+            && ngx_http_cast_str_eq(&sent->name, &name))
+        {
+            json_decref(root);
+            return sent;
+        }
+    }
+
+    sent = NULL;
+
+    if (id.len && id.len <= NGX_HTTP_CAST_MAX_ACK_ID
+        && name.len <= NGX_HTTP_CAST_MAX_EVENT_NAME)
+    {
+        sent = ngx_alloc(sizeof(ngx_http_cast_sent_t) + id.len
+                         + 2 * name.len, hub->log);
+    }
+
+    if (sent == NULL) {
+        json_decref(root);
+        return NULL;
+    }
+
+    sent->refs = 1;
+    sent->id.data = sent->data;
+    sent->id.len = id.len;
+    sent->name.data = ngx_cpymem(sent->data, id.data, id.len);
+    sent->name.len = name.len;
+    sent->lowercase.data = ngx_cpymem(sent->name.data, name.data, name.len);
+    sent->lowercase.len = name.len;
+    ngx_strlow(sent->lowercase.data, name.data, name.len);
+
+    json_decref(root);
+
+    if (topic->sent[topic->next]) {
+        ngx_http_cast_sent_release(topic->sent[topic->next]);
+    }
+
+    topic->sent[topic->next] = sent;
+    topic->next = (topic->next + 1) % NGX_HTTP_CAST_SENT_KEEP;
+
+    return sent;
+}
+
+
+static void
+ngx_http_cast_sent_release(ngx_http_cast_sent_t *sent)
+{
+    if (--sent->refs == 0) {
+        ngx_free(sent);
+    }
+}
+
+
+/*
+ * cast_ack_timeout: the socket owes an ack of this context change.  The
+ * waits end in the order they began (one timeout): one timer, for the
+ * oldest.
+ */
+
+static void
+ngx_http_cast_sub_unacked(ngx_http_cast_sub_t *sub,
+    ngx_http_cast_sent_t *sent)
+{
+    ngx_http_cast_unacked_t  *u;
+
+    if (sub->nunacked >= NGX_HTTP_CAST_MAX_UNACKED) {
+        /* the oldest times out first anyway */
+        return;
+    }
+
+    u = ngx_alloc(sizeof(ngx_http_cast_unacked_t), sub->hub->log);
+    if (u == NULL) {
+        return;
+    }
+
+    u->sent = sent;
+    sent->refs++;
+    u->deadline = ngx_current_msec + sub->ack_timeout;
+
+    ngx_queue_insert_tail(&sub->unacked, &u->queue);
+    sub->nunacked++;
+
+    if (!sub->ack_ev.timer_set) {
+        ngx_add_timer(&sub->ack_ev, sub->ack_timeout);
+    }
+}
+
+
+static void
+ngx_http_cast_sub_unacked_free(ngx_http_cast_sub_t *sub)
+{
+    ngx_queue_t              *q;
+    ngx_http_cast_unacked_t  *u;
+
+    ngx_http_cast_event_cancel(&sub->ack_ev);
+
+    while (!ngx_queue_empty(&sub->unacked)) {
+        q = ngx_queue_head(&sub->unacked);
+        ngx_queue_remove(q);
+
+        u = ngx_queue_data(q, ngx_http_cast_unacked_t, queue);
+        ngx_http_cast_sent_release(u->sent);
+        ngx_free(u);
+    }
+
+    sub->nunacked = 0;
+}
+
+
+/*
+ * The oldest context change still not acknowledged: when its time is up
+ * the subscription is unresponsive (reference 2.10): the others hear of
+ * it, and it is unsubscribed.
+ */
+
+static void
+ngx_http_cast_ack_handler(ngx_event_t *ev)
+{
+    ngx_str_t                 none, reason;
+    ngx_msec_int_t            left;
+    ngx_http_cast_hub_t      *hub;
+    ngx_http_cast_sub_t      *sub;
+    ngx_http_cast_unacked_t  *u;
+
+    sub = ev->data;
+    hub = sub->hub;
+
+    if (ngx_queue_empty(&sub->unacked)) {
+        return;
+    }
+
+    u = ngx_queue_data(ngx_queue_head(&sub->unacked),
+                       ngx_http_cast_unacked_t, queue);
+
+    left = (ngx_msec_int_t) (u->deadline - ngx_current_msec);
+
+    if (left > 0) {
+        ngx_add_timer(&sub->ack_ev, (ngx_msec_t) left);
+        return;
+    }
+
+    ngx_http_cast_syncerror(hub, sub, u->sent,
+                            "did not acknowledge the event in time "
+                            "(cast_ack_timeout)");
+
+    ngx_str_null(&none);
+    ngx_str_set(&reason, "unresponsive");
+
+    ngx_http_cast_sub_end(sub, "unresponsive", NULL);
+
+    hub->store->remove(hub->store, &sub->record.id, &none, &reason, NULL,
+                       NULL);
+
+    if (!sub->replaying) {
+        ngx_http_cast_sub_free(sub);
+    }
+}
+
+
+/*
  * The store's news: a subscription ended.  Its socket, if here, is
  * closed; an unbound record is logged by the worker that ended it.
  */
@@ -914,7 +1628,8 @@ ngx_http_cast_hub_on_ended(void *data, ngx_str_t *id, ngx_str_t *topic,
 
     static const char  *reasons[] = {
         "unsubscribed", "reset", "lease expired", "socket closed",
-        "no socket was bound in time", "worker exit", NULL
+        "no socket was bound in time", "worker exit", "unresponsive",
+        NULL
     };
 
     sub = ngx_http_cast_sub_find(hub, id);
@@ -1372,6 +2087,8 @@ static void
 ngx_http_cast_topic_release(ngx_http_cast_hub_t *hub,
     ngx_http_cast_topic_t *topic)
 {
+    ngx_uint_t  i;
+
     if (!ngx_queue_empty(&topic->subs)) {
         return;
     }
@@ -1380,6 +2097,12 @@ ngx_http_cast_topic_release(ngx_http_cast_hub_t *hub,
 
     ngx_rbtree_delete(&hub->topics, &topic->sn.node);
     hub->ntopics--;
+
+    for (i = 0; i < NGX_HTTP_CAST_SENT_KEEP; i++) {
+        if (topic->sent[i]) {
+            ngx_http_cast_sent_release(topic->sent[i]);
+        }
+    }
 
     ngx_free(topic);
 }

@@ -72,6 +72,13 @@ struct ngx_http_cast_sub_s {
 
     ngx_queue_t                held;        /* events before the replay */
     ngx_uint_t                 nheld;
+
+    /* cast_ack_timeout: context changes sent here, not acknowledged yet */
+    ngx_msec_t                 ack_timeout; /* 0: off */
+    ngx_queue_t                unacked;
+    ngx_uint_t                 nunacked;
+    ngx_event_t                ack_ev;
+
     unsigned                   replaying:1;
     unsigned                   ended:1;
 };
@@ -142,14 +149,20 @@ void ngx_http_cast_hub_status(ngx_http_cast_hub_t *hub,
  */
 ngx_http_cast_sub_t *ngx_http_cast_hub_attach(ngx_http_cast_hub_t *hub,
     ngx_http_cast_record_t *record, void *socket, ngx_log_t *log,
-    ngx_http_cast_send_pt send, ngx_http_cast_close_pt close);
+    ngx_http_cast_send_pt send, ngx_http_cast_close_pt close,
+    ngx_msec_t ack_timeout);
 /*
  * The socket went (closed, failed): its subscription ends.  With no
  * reason (the worker exits), the record stays, to be bound again.
  */
 void ngx_http_cast_hub_detach(ngx_http_cast_sub_t *sub, const char *reason);
-/* an acknowledgement received on a socket */
-void ngx_http_cast_hub_ack(ngx_http_cast_hub_t *hub);
+/*
+ * An acknowledgement {"id", "status"} received on a socket (sub NULL:
+ * not bound yet): a 4xx or 5xx one of a context change makes the hub
+ * send a "syncerror" to the topic's other subscriptions (SPEC 3.3).
+ */
+void ngx_http_cast_hub_ack(ngx_http_cast_hub_t *hub,
+    ngx_http_cast_sub_t *sub, ngx_str_t *id, ngx_uint_t status);
 
 json_t *ngx_http_cast_hub_counters(ngx_http_cast_hub_t *hub);
 

@@ -272,6 +272,7 @@ ngx_http_cast_event_validate(ngx_pool_t *pool, json_t *root, ngx_str_t *raw,
     }
 
     ev->root = root;
+    ev->dialect = dialect;
 
     ev->lowercase.data = ev->lower;
     ev->lowercase.len = ev->name.len;
@@ -615,6 +616,181 @@ ngx_http_cast_json_text(json_t *obj, const char *key, size_t max,
 
     out->data = (u_char *) json_string_value(value);
     out->len = json_string_length(value);
+
+    return NGX_OK;
+}
+
+
+/*
+ * An event's text with members of its "event" object replaced (content
+ * sharing: "context.versionId" and "context.priorVersionId"): the members
+ * named in "drop" go, "insert" (member text "\"k\":v,...", no trailing
+ * comma; may be empty) comes first in "event", every other byte stays.
+ * "raw" is a valid JSON object; "out" has room for raw->len + insert->len
+ * + 1 bytes.  Returns the end of what was written, or NULL when the text
+ * is not in the simple shape this expects (no "event" object under an
+ * unescaped key, or an escaped key in "event", which could name a member
+ * to drop): the caller serializes then.
+ */
+
+u_char *
+ngx_http_cast_json_event_rewrite(ngx_str_t *raw, ngx_str_t *drop,
+    ngx_uint_t ndrop, ngx_str_t *insert, u_char *out)
+{
+    u_char      *p, *end, *open, *event, *member, *k, *q;
+    size_t       klen;
+    ngx_uint_t   i, first, skip;
+
+    p = raw->data;
+    end = raw->data + raw->len;
+
+    open = ngx_http_cast_json_ws(p, end);
+    if (open == end || *open != '{') {
+        return NULL;
+    }
+
+    event = ngx_http_cast_json_member(open, end, "event");
+    if (event == NULL || *event != '{') {
+        return NULL;
+    }
+
+    q = ngx_cpymem(out, p, event + 1 - p);
+    q = ngx_cpymem(q, insert->data, insert->len);
+    first = (insert->len == 0);
+
+    p = ngx_http_cast_json_ws(event + 1, end);
+
+    if (p < end && *p == '}') {
+        return ngx_cpymem(q, p, end - p);
+    }
+
+    for ( ;; ) {
+        if (p == end || *p != '"') {
+            return NULL;
+        }
+
+        member = p;
+        k = p + 1;
+        p = ngx_http_cast_json_skip_string(p, end);
+
+        if (p == end) {
+            return NULL;
+        }
+
+        klen = p - 1 - k;
+
+        if (ngx_strlchr(k, k + klen, '\\') != NULL) {
+            return NULL;
+        }
+
+        p = ngx_http_cast_json_ws(p, end);
+
+        if (p == end || *p != ':') {
+            return NULL;
+        }
+
+        p = ngx_http_cast_json_ws(p + 1, end);
+
+        if (p == end) {
+            return NULL;
+        }
+
+        p = ngx_http_cast_json_skip_value(p, end);
+
+        skip = 0;
+
+        for (i = 0; i < ndrop; i++) {
+            if (drop[i].len == klen
+                && ngx_strncmp(drop[i].data, k, klen) == 0)
+            {
+                skip = 1;
+                break;
+            }
+        }
+
+        if (!skip) {
+            if (!first) {
+                *q++ = ',';
+            }
+
+            q = ngx_cpymem(q, member, p - member);
+            first = 0;
+        }
+
+        p = ngx_http_cast_json_ws(p, end);
+
+        if (p == end) {
+            return NULL;
+        }
+
+        if (*p == '}') {
+            return ngx_cpymem(q, p, end - p);
+        }
+
+        if (*p != ',') {
+            return NULL;
+        }
+
+        p = ngx_http_cast_json_ws(p + 1, end);
+    }
+}
+
+
+/*
+ * The top-level "id" and event["hub.event"] of an event's text, as they
+ * are between their quotes.  NGX_DECLINED when either is missing, not a
+ * plain string, or escaped (the caller parses the text then).
+ */
+
+ngx_int_t
+ngx_http_cast_json_event_id(ngx_str_t *raw, ngx_str_t *id, ngx_str_t *name)
+{
+    u_char  *p, *end, *open, *event, *v;
+
+    p = raw->data;
+    end = raw->data + raw->len;
+
+    open = ngx_http_cast_json_ws(p, end);
+    if (open == end || *open != '{') {
+        return NGX_DECLINED;
+    }
+
+    v = ngx_http_cast_json_member(open, end, "id");
+    if (v == NULL || *v != '"') {
+        return NGX_DECLINED;
+    }
+
+    p = ngx_http_cast_json_skip_string(v, end);
+    if (p == end) {
+        return NGX_DECLINED;
+    }
+
+    id->data = v + 1;
+    id->len = p - 1 - id->data;
+
+    event = ngx_http_cast_json_member(open, end, "event");
+    if (event == NULL || *event != '{') {
+        return NGX_DECLINED;
+    }
+
+    v = ngx_http_cast_json_member(event, end, "hub.event");
+    if (v == NULL || *v != '"') {
+        return NGX_DECLINED;
+    }
+
+    p = ngx_http_cast_json_skip_string(v, end);
+    if (p == end) {
+        return NGX_DECLINED;
+    }
+
+    name->data = v + 1;
+    name->len = p - 1 - name->data;
+
+    if (ngx_strlchr(id->data, id->data + id->len, '\\') != NULL
+        || ngx_strlchr(name->data, name->data + name->len, '\\') != NULL)
+    {
+        return NGX_DECLINED;
+    }
 
     return NGX_OK;
 }

@@ -148,6 +148,17 @@ ngx_http_cast_send_failure(ngx_http_request_t *r, ngx_uint_t rc)
                                         clcf->max_context);
     }
 
+    if (rc == NGX_HTTP_CAST_CONFLICT) {
+        return ngx_http_cast_send_error(r, NGX_HTTP_CONFLICT,
+                                        "context.versionId is not the "
+                                        "current version");
+    }
+
+    if (rc == NGX_HTTP_CAST_INVALID) {
+        return ngx_http_cast_send_error(r, NGX_HTTP_BAD_REQUEST,
+                                        "the event was refused");
+    }
+
     if (rc == NGX_HTTP_CAST_UNAVAILABLE) {
         ngx_str_set(&retry, "1");
 
@@ -161,6 +172,40 @@ ngx_http_cast_send_failure(ngx_http_request_t *r, ngx_uint_t rc)
     }
 
     return NGX_HTTP_INTERNAL_SERVER_ERROR;
+}
+
+
+/* a publish refused by the topic's state says why; else as above */
+
+ngx_int_t
+ngx_http_cast_send_refused(ngx_http_request_t *r, ngx_uint_t rc,
+    ngx_str_t *reason)
+{
+    ngx_uint_t  status;
+
+    if (reason == NULL || reason->len == 0) {
+        return ngx_http_cast_send_failure(r, rc);
+    }
+
+    switch (rc) {
+
+    case NGX_HTTP_CAST_CONFLICT:
+        status = NGX_HTTP_CONFLICT;
+        break;
+
+    case NGX_HTTP_CAST_INVALID:
+        status = NGX_HTTP_BAD_REQUEST;
+        break;
+
+    case NGX_HTTP_CAST_TOO_LARGE:
+        status = NGX_HTTP_REQUEST_ENTITY_TOO_LARGE;
+        break;
+
+    default:
+        return ngx_http_cast_send_failure(r, rc);
+    }
+
+    return ngx_http_cast_send_error(r, status, "%V", reason);
 }
 
 

@@ -41,6 +41,8 @@ ngx_int_t ngx_http_cast_send_published(ngx_http_request_t *r);
 ngx_int_t ngx_http_cast_send_error(ngx_http_request_t *r, ngx_uint_t status,
     const char *fmt, ...);
 ngx_int_t ngx_http_cast_send_failure(ngx_http_request_t *r, ngx_uint_t rc);
+ngx_int_t ngx_http_cast_send_refused(ngx_http_request_t *r, ngx_uint_t rc,
+    ngx_str_t *reason);
 ngx_int_t ngx_http_cast_add_cors(ngx_http_request_t *r);
 ngx_int_t ngx_http_cast_add_header(ngx_http_request_t *r, const char *name,
     ngx_str_t *value);

@@ -227,6 +227,7 @@ typedef struct {
 #define NGX_HTTP_CAST_OP_KEEP   0
 #define NGX_HTTP_CAST_OP_SET    1
 #define NGX_HTTP_CAST_OP_CLEAR  2
+#define NGX_HTTP_CAST_OP_REFUSE 3     /* apply() refused: is it current? */
 
 
 static void ngx_http_cast_rstore_create(ngx_http_cast_store_t *store,
@@ -1144,7 +1145,7 @@ ngx_http_cast_rstore_append_try(ngx_http_cast_rcall_t *call)
     ngx_http_cast_rstore_t  *rs;
     ngx_http_cast_append_t  *a;
 
-    static const char  *ops[] = { "keep", "set", "clear" };
+    static const char  *ops[] = { "keep", "set", "clear", "refuse" };
 
     rs = call->rs;
     a = call->append;
@@ -1168,18 +1169,20 @@ ngx_http_cast_rstore_append_try(ngx_http_cast_rcall_t *call)
 
     rc = a->apply(a, next);
 
-    if (rc == NGX_ERROR || rc == NGX_ABORT) {
+    if (rc == NGX_ERROR) {
         json_decref(next);
-        ngx_http_cast_rstore_finish(call,
-                                    rc == NGX_ABORT ? a->refused
-                                                    : NGX_HTTP_CAST_FAILED,
-                                    NULL, 0, NULL);
+        ngx_http_cast_rstore_finish(call, NGX_HTTP_CAST_FAILED, NULL, 0,
+                                    NULL);
         return;
     }
 
     text = NULL;
 
-    if (rc == NGX_DECLINED) {
+    if (rc == NGX_ABORT) {
+        /* refused on the state seen here: Redis says if it is current */
+        call->op = NGX_HTTP_CAST_OP_REFUSE;
+
+    } else if (rc == NGX_DECLINED) {
         call->op = NGX_HTTP_CAST_OP_KEEP;
 
     } else if (json_object_size(next) == 0) {
@@ -1274,6 +1277,12 @@ ngx_http_cast_rstore_appended(redisAsyncContext *ac, void *r, void *privdata)
     }
 
     switch (reply->element[0]->integer) {
+
+    case 3:
+        /* refused against the topic's current state */
+        ngx_http_cast_rstore_finish(call, call->append->refused, NULL, 0,
+                                    NULL);
+        return;
 
     case 2:
         /* a retry of an event appended before: answered the same */

@@ -718,7 +718,8 @@ ngx_http_cast_ws_start(ngx_http_request_t *r, ngx_http_cast_record_t *record,
 
     ws->sub = ngx_http_cast_hub_attach(ws->hub, record, ws, c->log,
                                        ngx_http_cast_ws_send_frame,
-                                       ngx_http_cast_ws_close);
+                                       ngx_http_cast_ws_close,
+                                       ws->conf->ack_timeout);
     if (ws->sub == NULL) {
         goto failed;
     }
@@ -1151,8 +1152,8 @@ ngx_http_cast_ws_append(ngx_http_cast_ws_t *ws, u_char *p, size_t n)
 static void
 ngx_http_cast_ws_message(ngx_http_cast_ws_t *ws, u_char *p, size_t n)
 {
-    json_t                      *root, *status;
-    ngx_int_t                    rc;
+    json_t                      *root, *status, *id;
+    ngx_int_t                    rc, code;
     ngx_str_t                    err, body;
     ngx_log_t                   *log;
     ngx_pool_t                  *pool;
@@ -1217,6 +1218,12 @@ ngx_http_cast_ws_message(ngx_http_cast_ws_t *ws, u_char *p, size_t n)
         } else if (rc == NGX_OK) {
             /* the pool and the JSON stay until the hub answers */
             pub->ev.max_context = ws->conf->max_context;
+
+            /* unless configured here: as the subscription's dialect */
+            pub->ev.content_sharing =
+                (ws->conf->content_sharing != NGX_CONF_UNSET)
+                ? ws->conf->content_sharing
+                : (pub->ev.dialect == NGX_HTTP_CAST_DIALECT_FHIRCAST);
             pub->ws = ws;
             pub->pool = pool;
             pub->root = root;
@@ -1228,13 +1235,27 @@ ngx_http_cast_ws_message(ngx_http_cast_ws_t *ws, u_char *p, size_t n)
         }
 
     } else if (json_is_object(root)
-               && json_object_get(root, "id")
+               && json_is_string(id = json_object_get(root, "id"))
                && (status = json_object_get(root, "status")) != NULL
                && (json_is_integer(status) || json_is_string(status)))
     {
-        ngx_http_cast_hub_ack(ws->hub);
+        /* "status": 409 or "409" (reference 2.6) */
 
-        ngx_log_debug0(NGX_LOG_DEBUG_HTTP, log, 0, "cast ws: ack received");
+        code = json_is_integer(status)
+               ? (json_integer_value(status) >= 0
+                  && json_integer_value(status) < 1000
+                  ? (ngx_int_t) json_integer_value(status) : NGX_ERROR)
+               : ngx_atoi((u_char *) json_string_value(status),
+                          json_string_length(status));
+
+        body.data = (u_char *) json_string_value(id);
+        body.len = json_string_length(id);
+
+        ngx_http_cast_hub_ack(ws->hub, ws->sub, &body,
+                              code == NGX_ERROR ? 0 : (ngx_uint_t) code);
+
+        ngx_log_debug1(NGX_LOG_DEBUG_HTTP, log, 0,
+                       "cast ws: ack %i received", code);
 
     } else {
         ngx_log_debug0(NGX_LOG_DEBUG_HTTP, log, 0,
@@ -1311,6 +1332,10 @@ ngx_http_cast_ws_published(void *data, ngx_http_cast_result_t *res)
             if (res->rc == NGX_HTTP_CAST_FULL) {
                 ngx_str_set(&err, "the hub holds as many topics as it may "
                                   "(cast_max_topics)");
+
+            } else if (res->reason.len) {
+                /* refused by the topic's state: why, as over HTTP */
+                err = res->reason;
 
             } else if (res->rc == NGX_HTTP_CAST_TOO_LARGE) {
                 ngx_str_set(&err, "the context exceeds "

@@ -265,7 +265,7 @@ signal
 
 
 
-=== TEST 11: fhircast: after Patient-open: type, versionId and the context as sent
+=== TEST 11: fhircast: after Patient-open: type, versionId, the context as sent and an empty content Bundle
 --- request eval
 ["POST /fhircast/hub/ctx-t11\n" . main::ev('Patient-open', 'p1'),
  'GET /fhircast/hub/ctx-t11']
@@ -275,7 +275,7 @@ Content-Type: application/json
 [202, 200]
 --- response_body_like eval
 ['^\{\}$',
- '^\{"context\.type":"Patient","context\.versionId":"[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}","context":\[\{"key":"patient","resource":\{"resourceType":"Patient","id":"p1"\}\}\]\}$']
+ '^\{"context\.type":"Patient","context\.versionId":"[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}","context":\[\{"key":"patient","resource":\{"resourceType":"Patient","id":"p1"\}\},\{"key":"content","resource":\{"resourceType":"Bundle","id":"[-0-9a-f]{36}","type":"collection"\}\}\]\}$']
 --- no_error_log
 [alert]
 [crit]
@@ -295,7 +295,7 @@ Content-Type: application/json
 [202, 202, 200]
 --- response_body_like eval
 ['^\{\}$', '^\{\}$',
- '^\{"context\.type":"Patient","context\.versionId":"[-0-9a-f]{36}","context":\[\{"key":"patient","resource":\{"resourceType":"Patient","id":"p2"\}\}\]\}$']
+ '^\{"context\.type":"Patient","context\.versionId":"[-0-9a-f]{36}","context":\[\{"key":"patient","resource":\{"resourceType":"Patient","id":"p2"\}\},\{"key":"content","resource":\{"resourceType":"Bundle","id":"[-0-9a-f]{36}","type":"collection"\}\}\]\}$']
 --- no_error_log
 [alert]
 [crit]
@@ -349,14 +349,15 @@ main::publish('/fhircast/hub/ctx-t15', main::ev('Patient-open', 'p1'));
 my $v1 = main::get_json('/fhircast/hub/ctx-t15')->{'context.versionId'};
 main::publish('/fhircast/hub/ctx-t15', main::ev('Patient-open', 'p2'));
 main::publish('/fhircast/hub/ctx-t15', main::ev('Patient-close', 'p2'));
-main::publish('/fhircast/hub/ctx-t15', main::ev('Patient-open', 'p1'));
+# another event (the same id again would be a retry, taken once)
+main::publish('/fhircast/hub/ctx-t15', main::ev('Patient-open', 'p1') =~ s/"ev-Patient-open-p1"/"ev-Patient-reopen-p1"/r);
 my $v2 = main::get_json('/fhircast/hub/ctx-t15')->{'context.versionId'};
 Test::More::like($v1, qr/^[-0-9a-f]{36}$/, '006 init: first versionId');
 Test::More::like($v2, qr/^[-0-9a-f]{36}$/, '006 init: second versionId');
 Test::More::isnt($v1, $v2, '006 init: a re-open gets a new versionId');
 --- request
 GET /fhircast/hub/ctx-t15
---- response_body_like: ^\{"context\.type":"Patient","context\.versionId":"[-0-9a-f]{36}","context":\[\{"key":"patient","resource":\{"resourceType":"Patient","id":"p1"\}\}\]\}$
+--- response_body_like: ^\{"context\.type":"Patient","context\.versionId":"[-0-9a-f]{36}","context":\[\{"key":"patient","resource":\{"resourceType":"Patient","id":"p1"\}\},\{"key":"content","resource":\{"resourceType":"Bundle","id":"[-0-9a-f]{36}","type":"collection"\}\}\]\}$
 --- no_error_log
 [alert]
 [crit]
@@ -473,17 +474,18 @@ signal
 
 
 
-=== TEST 21: fhircast: non-open events (update, select) do not change the current context
+=== TEST 21: fhircast: non-open events (select; an update refused: no version) do not change the current context
 --- request eval
 ["POST /fhircast/hub/ctx-t21\n" . main::ev('Patient-open', 'p1'),
+ "POST /fhircast/hub/ctx-t21\n" . main::ev('DiagnosticReport-select', 'r1', 'DiagnosticReport', 'report'),
  "POST /fhircast/hub/ctx-t21\n" . main::ev('DiagnosticReport-update', 'r1', 'DiagnosticReport', 'report'),
  'GET /fhircast/hub/ctx-t21']
 --- more_headers
 Content-Type: application/json
 --- error_code eval
-[202, 202, 200]
+[202, 202, 400, 200]
 --- response_body_like eval
-['^\{\}$', '^\{\}$', '^\{"context\.type":"Patient",.*"id":"p1"']
+['^\{\}$', '^\{\}$', 'context\.versionId', '^\{"context\.type":"Patient",.*"id":"p1"']
 --- no_error_log
 [alert]
 [crit]

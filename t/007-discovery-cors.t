@@ -53,7 +53,7 @@ Access-Control-Allow-Origin: *
 --- response_body_filters eval
 \&main::discovery_facts
 --- response_body
-keys=capabilities,eventsSupported,fhircastVersion,getCurrentSupport,webhookSupport,websocketSupport
+keys=capabilities,eventsSupported,fhirVersion,fhircastVersion,getCurrentSupport,webhookSupport,websocketSupport
 websocketSupport=true
 webhookSupport=false
 fhircastVersion=3.0.0
@@ -62,7 +62,7 @@ supportsGetCurrentContext=true
 Patient-open=1
 Patient-close=1
 ImagingStudy-open=1
-DiagnosticReport-update=1
+DiagnosticReport-update=0
 --- no_error_log
 [alert]
 [crit]
@@ -74,7 +74,7 @@ signal
 === TEST 2: discovery document, raw shape
 --- request
 GET /fhircast/hub/.well-known/fhircast-configuration
---- response_body_like: ^\{"eventsSupported":\["Patient-open",[^\]]*\],"websocketSupport":true,"webhookSupport":false,"fhircastVersion":"3\.0\.0","getCurrentSupport":true,"capabilities":\{"supportsGetCurrentContext":true[^{}]*\}\}$
+--- response_body_like: ^\{"eventsSupported":\["Patient-open",[^\]]*\],"websocketSupport":true,"webhookSupport":false,"fhircastVersion":"3\.0\.0","fhirVersion":"R4","getCurrentSupport":true,"capabilities":\{"supportsGetCurrentContext":true[^{}]*\}\}$
 --- no_error_log
 [alert]
 [crit]

@@ -3,7 +3,8 @@
 -- to compute again.  {-1, topics} when the topic is new and max_topics are
 -- kept.  {1, stream id} when appended: the event is published as
 -- "<stream id> <name length>:<name><json>".
--- op: 'keep' (state unchanged), 'set' (state_text), 'clear'.
+-- op: 'keep' (state unchanged), 'set' (state_text), 'clear'; 'refuse':
+-- {3} when the state is still at "version" (nothing is appended).
 -- An event whose id and name were appended to the topic in the last
 -- "ids_keep" ms is not appended again: {2} (a publisher retrying after a
 -- 503 whose command had run after all).
@@ -27,6 +28,11 @@ local v = have[1] or '0'
 
 if v ~= version then
     return {0, v, have[2] or ''}
+end
+
+-- the worker refused the event on the state at "version": it stands
+if op == 'refuse' then
+    return {3}
 end
 
 if counted == '1' and not cast_topic_live(topics, topic, now) then

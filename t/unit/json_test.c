@@ -388,6 +388,120 @@ ngx_test_scanner(void)
 }
 
 
+/* content sharing's rewrite of "event": members dropped, others put first */
+
+static void
+ngx_test_rewrite1(const char *text, const char *insert, const char *want,
+    const char *name)
+{
+    u_char     *out, *end;
+    ngx_str_t   raw, ins, got, drop[2];
+
+    raw.len = strlen(text);
+    raw.data = malloc(raw.len + 1);
+    memcpy(raw.data, text, raw.len);
+
+    ins.data = (u_char *) insert;
+    ins.len = strlen(insert);
+
+    ngx_str_set(&drop[0], "context.versionId");
+    ngx_str_set(&drop[1], "context.priorVersionId");
+
+    out = malloc(raw.len + ins.len + 1);
+    end = ngx_http_cast_json_event_rewrite(&raw, drop, 2, &ins, out);
+
+    if (end == NULL) {
+        ngx_str_set(&got, "(declined)");
+
+    } else {
+        got.data = out;
+        got.len = end - out;
+    }
+
+    ngx_test_str(&got, want, name);
+
+    free(out);
+    free(raw.data);
+}
+
+
+static void
+ngx_test_rewrites(void)
+{
+    ngx_test_rewrite1("{\"id\":\"i\",\"event\":{\"hub.event\":\"x\"}}",
+                      "\"context.versionId\":\"v\"",
+                      "{\"id\":\"i\",\"event\":{\"context.versionId\":"
+                      "\"v\",\"hub.event\":\"x\"}}",
+                      "rewrite: a member first in event");
+    ngx_test_rewrite1("{ \"event\" : { } }", "\"a\":1",
+                      "{ \"event\" : {\"a\":1} }",
+                      "rewrite: into an empty event");
+    ngx_test_rewrite1("{\"event\":{\"context.versionId\":\"old\","
+                      "\"hub.event\":\"x-update\",\"context.priorVersionId\""
+                      ":{\"o\":[1,\"}\"]},\"context\":[]},\"z\":1}",
+                      "\"context.versionId\":\"new\","
+                      "\"context.priorVersionId\":\"old\"",
+                      "{\"event\":{\"context.versionId\":\"new\","
+                      "\"context.priorVersionId\":\"old\",\"hub.event\":"
+                      "\"x-update\",\"context\":[]},\"z\":1}",
+                      "rewrite: the publisher's versions replaced, any value");
+    ngx_test_rewrite1("{\"event\":{\"context.versionId\":\"old\"}}",
+                      "",
+                      "{\"event\":{}}",
+                      "rewrite: dropped, nothing inserted");
+    ngx_test_rewrite1("{\"a\":{\"event\":{}},\"event\":{\"b\" : [ 1 ,2 ] ,"
+                      " \"c\":\"\\\"\"}}", "\"v\":0",
+                      "{\"a\":{\"event\":{}},\"event\":{\"v\":0,"
+                      "\"b\" : [ 1 ,2 ],\"c\":\"\\\"\"}}",
+                      "rewrite: a nested event passed over; members kept "
+                      "as written");
+    ngx_test_rewrite1("{\"event\":{\"context\\u002eversionId\":1}}",
+                      "\"v\":0", "(declined)",
+                      "rewrite: an escaped key in event: declined");
+    ngx_test_rewrite1("{\"ev\\u0065nt\":{}}", "\"v\":0", "(declined)",
+                      "rewrite: an escaped event key: declined");
+    ngx_test_rewrite1("{\"event\":[]}", "\"v\":0", "(declined)",
+                      "rewrite: event not an object: declined");
+}
+
+
+static void
+ngx_test_event_id1(const char *text, const char *want, const char *name)
+{
+    u_char      buf[256];
+    ngx_str_t   raw, id, ev, got;
+
+    raw.data = (u_char *) text;
+    raw.len = strlen(text);
+
+    if (ngx_http_cast_json_event_id(&raw, &id, &ev) != NGX_OK) {
+        ngx_str_set(&got, "(declined)");
+
+    } else {
+        got.data = buf;
+        got.len = ngx_snprintf(buf, sizeof(buf), "%V %V", &id, &ev) - buf;
+    }
+
+    ngx_test_str(&got, want, name);
+}
+
+
+static void
+ngx_test_event_ids(void)
+{
+    ngx_test_event_id1("{\"event\":{\"a\":{\"hub.event\":\"no\"},"
+                       "\"hub.event\":\"Patient-open\"},\"x\":{\"id\":1},"
+                       "\"id\":\"e1\"}",
+                       "e1 Patient-open", "event id: top-level id, hub.event");
+    ngx_test_event_id1("{\"id\":\"e\\\"1\",\"event\":{\"hub.event\":"
+                       "\"x\"}}", "(declined)", "event id: escaped: declined");
+    ngx_test_event_id1("{\"id\":1,\"event\":{\"hub.event\":\"x\"}}",
+                       "(declined)", "event id: not a string: declined");
+    ngx_test_event_id1("{\"id\":\"e\",\"event\":{}}", "(declined)",
+                       "event id: no hub.event: declined");
+}
+
+
 int
 main(void)
 {
@@ -398,6 +512,8 @@ main(void)
     ngx_test_contexts();
     ngx_test_splices();
     ngx_test_scanner();
+    ngx_test_rewrites();
+    ngx_test_event_ids();
 
     return ngx_test_done();
 }
