@@ -150,7 +150,7 @@ static void
 ngx_http_cast_fuzz_ref_control(const u_char *s, size_t n,
     ngx_http_cast_fuzz_msg_t *r)
 {
-    size_t      at, sp[3];
+    size_t      at, sp[4];
     ngx_uint_t  i;
 
     r->rc = NGX_ERROR;
@@ -175,11 +175,14 @@ ngx_http_cast_fuzz_ref_control(const u_char *s, size_t n,
         return;
     }
 
-    /* three non-empty fields, each ended by a space; the rest: events */
+    /*
+     * four non-empty fields, each ended by a space (id, expires, lease,
+     * grant: "a<writable>" or "n"); the rest: events
+     */
 
     at = 6;
 
-    for (i = 0; i < 3; i++) {
+    for (i = 0; i < 4; i++) {
         sp[i] = ngx_http_cast_fuzz_find(s, at, n, ' ');
 
         if (sp[i] == n || sp[i] == at) {
@@ -196,7 +199,9 @@ ngx_http_cast_fuzz_ref_control(const u_char *s, size_t n,
         || r->expires > (uint64_t) INT64_MAX
         || ngx_http_cast_fuzz_number(s + r->f[2][0], r->f[2][1], &r->lease)
            != NGX_OK
-        || r->lease > (uint64_t) INT32_MAX)
+        || r->lease > (uint64_t) INT32_MAX
+        || !(s[r->f[3][0]] == 'a'
+             || (s[r->f[3][0]] == 'n' && r->f[3][1] == 1)))
     {
         return;
     }
@@ -415,13 +420,13 @@ ngx_http_cast_fuzz_round_trip(const u_char *data, size_t size)
     expires = h >> 1;                           /* up to INT64_MAX */
     lease = (h >> 3) & 0x7fffffff;              /* up to INT32_MAX */
 
-    cap = sizeof("renew    ") + 16 + 2 * NGX_INT64_LEN + size;
+    cap = sizeof("renew    n ") + 16 + 2 * NGX_INT64_LEN + size;
     buf = malloc(cap);
     if (buf == NULL) {
         abort();
     }
 
-    len = snprintf((char *) buf, cap, "renew %s %llu %llu ", cid,
+    len = snprintf((char *) buf, cap, "renew %s %llu %llu n ", cid,
                    (unsigned long long) expires, (unsigned long long) lease);
     ngx_memcpy(buf + len, data, size);
     len += size;

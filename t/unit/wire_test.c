@@ -2,7 +2,8 @@
 /*
  * Unit tests for what travels through Redis (src/ngx_http_cast_wire.c):
  * stream ids, "<stream id> <text>", events "<n>:<name><json>", control
- * messages "end <id> <reason>" / "renew <id> <expires> <lease> <events>",
+ * messages "end <id> <reason>" / "renew <id> <expires> <lease> <grant>
+ * <events>",
  * and the event formatter, with a round trip format -> split -> event.
  *
  * Every input is copied into a heap block of exactly its length, so that
@@ -380,17 +381,17 @@ ngx_test_controls(void)
         { "\"end\" and a tab", "end\tabc x", 0, NULL, NULL, 0, 0, NULL },
         { "leading space", " end abc x", 0, NULL, NULL, 0, 0, NULL },
 
-        { "renew", "renew 0123abcd 1700000000000 3600 patient-open,"
+        { "renew", "renew 0123abcd 1700000000000 3600 n patient-open,"
           "patient-close", NGX_HTTP_CAST_WIRE_RENEW, "0123abcd", NULL,
           1700000000000LL, 3600, "patient-open,patient-close" },
-        { "renew, empty events", "renew a 1 2 ", NGX_HTTP_CAST_WIRE_RENEW,
+        { "renew, empty events", "renew a 1 2 n ", NGX_HTTP_CAST_WIRE_RENEW,
           "a", NULL, 1, 2, "" },
-        { "renew, events with spaces", "renew a 1 2 x, y z",
+        { "renew, events with spaces", "renew a 1 2 n x, y z",
           NGX_HTTP_CAST_WIRE_RENEW, "a", NULL, 1, 2, "x, y z" },
-        { "renew, zeros", "renew a 0 0 *", NGX_HTTP_CAST_WIRE_RENEW, "a",
+        { "renew, zeros", "renew a 0 0 n *", NGX_HTTP_CAST_WIRE_RENEW, "a",
           NULL, 0, 0, "*" },
         { "renew, INT64_MAX expires and INT32_MAX lease",
-          "renew a 9223372036854775807 2147483647 e",
+          "renew a 9223372036854775807 2147483647 n e",
           NGX_HTTP_CAST_WIRE_RENEW, "a", NULL, 9223372036854775807LL,
           2147483647, "e" },
         { "renew, expires INT64_MAX + 1",
@@ -484,15 +485,16 @@ ngx_test_controls(void)
                 "control: \"end abc\" of \"end abc x\" refused");
     free(p);
 
-    p = ngx_test_copy("renew a 1 2 e", 13);
+    p = ngx_test_copy("renew a 1 2 n e", 15);
     text.data = p;
-    text.len = 11;
+    text.len = 13;
     ngx_test_ok(ngx_http_cast_wire_control(&text, &m) == NGX_ERROR,
-                "control: \"renew a 1 2\" of \"renew a 1 2 e\" refused");
-    text.len = 12;
+                "control: \"renew a 1 2 n\" of \"renew a 1 2 n e\" refused");
+    text.len = 14;
     ngx_test_ok(ngx_http_cast_wire_control(&text, &m) == NGX_OK
-                && m.events.len == 0 && m.lease == 2,
-                "control: \"renew a 1 2 \" of \"renew a 1 2 e\": no events");
+                && m.events.len == 0 && m.lease == 2 && !m.auth,
+                "control: \"renew a 1 2 n \" of \"renew a 1 2 n e\": "
+                "no events");
     free(p);
 }
 
@@ -678,7 +680,7 @@ ngx_test_control_round_trip(void)
 
     static const char  renew[] = "1700000000123-0 renew "
                                  "c0ffee0123456789abcdef0123456789 "
-                                 "1700003600123 3600 patient-open,"
+                                 "1700003600123 3600 n patient-open,"
                                  "patient-close";
     static const char  end[] = "1700000000123-1 end "
                                "c0ffee0123456789abcdef0123456789 "
