@@ -526,3 +526,29 @@ Content-Type: application/json
 [crit]
 [emerg]
 signal
+
+
+
+=== TEST 24: cast_max_context_size: an open larger than it is refused 413 and not broadcast; the older opens go first to keep a topic under it
+--- config
+    location /fhircast/hub { cast_hub; cast_dialect fhircast; cast_max_context_size 400; }
+    location = /cast/status { cast_status; }
+--- request eval
+["POST /fhircast/hub/ctx-t24\n" . main::ev('Patient-open', 'p1' . ('x' x 400)),
+ "POST /fhircast/hub/ctx-t24\n" . main::ev('Patient-open', 'p1'),
+ "POST /fhircast/hub/ctx-t24\n" . main::ev('ImagingStudy-open', 's1', 'ImagingStudy', 'study'),
+ "POST /fhircast/hub/ctx-t24\n" . main::ev('Encounter-open', 'e1', 'Encounter'),
+ 'GET /fhircast/hub/ctx-t24']
+--- more_headers
+Content-Type: application/json
+--- error_code eval
+[413, 202, 202, 202, 200]
+--- response_body_like eval
+['^\{"error":"the context exceeds cast_max_context_size \(400 bytes\)"\}$',
+ '^\{\}$', '^\{\}$', '^\{\}$',
+ '^\{"context\.type":"Encounter","context\.versionId":"[-0-9a-f]{36}","context":\[\{"key":"encounter","resource":\{"resourceType":"Encounter","id":"e1"\}\}(,\{"key":"content","resource":\{"resourceType":"Bundle",[^\]]*\})?\]\}$']
+--- no_error_log
+[alert]
+[crit]
+[emerg]
+signal
