@@ -68,7 +68,7 @@
 #define NGX_HTTP_CAST_CATCHUP_MAX   "10000"
 
 #define NGX_HTTP_CAST_MAX_HELD      10000
-#define NGX_HTTP_CAST_MAX_ATTEMPTS  16
+#define NGX_HTTP_CAST_MAX_ATTEMPTS  64
 #define NGX_HTTP_CAST_CACHE_MAX     1024
 #define NGX_HTTP_CAST_MAX_ARGS      64
 
@@ -119,6 +119,8 @@ typedef struct {
     int64_t                    since;       /* listened since, ms */
     unsigned                   catching:1;  /* holds what comes live */
     unsigned                   asked:1;     /* XRANGE on its way */
+    unsigned                   subscribed:1;  /* SUBSCRIBE confirmed */
+    unsigned                   fresh:1;     /* no catch-up margin */
     unsigned                   control:1;
     u_char                     name[1];
 } ngx_http_cast_channel_t;
@@ -1473,6 +1475,14 @@ ngx_http_cast_rstore_listen(ngx_http_cast_store_t *store, ngx_str_t *topic,
             return;
         }
 
+        /*
+         * What is published before the SUBSCRIBE takes effect is read
+         * from the log, from the moment the channel was wanted.
+         */
+
+        ch->catching = 1;
+        ch->fresh = 1;
+
         if (ngx_http_cast_redis_ready(rs->pubsub)) {
             ngx_http_cast_rstore_subscribe(rs, ch);
         }
@@ -2050,35 +2060,42 @@ ngx_http_cast_rstore_pubsub_state(ngx_http_cast_redis_t *rds,
     ngx_rbtree_node_t        *node, *root, *sentinel;
     ngx_http_cast_channel_t  *ch;
 
+    root = rs->channels.root;
+    sentinel = rs->channels.sentinel;
+
     if (!connected) {
         if (rs->lost_at == 0) {
             rs->lost_at = ngx_http_cast_now_ms();
         }
 
-        return;
-    }
-
-    root = rs->channels.root;
-    sentinel = rs->channels.sentinel;
-
-    if (root != sentinel) {
-        for (node = ngx_rbtree_min(root, sentinel);
+        for (node = (root != sentinel) ? ngx_rbtree_min(root, sentinel)
+                                       : NULL;
              node;
              node = ngx_rbtree_next(&rs->channels, node))
         {
-            ch = (ngx_http_cast_channel_t *) node;
-
-            ngx_http_cast_rstore_subscribe(rs, ch);
-
-            if (rs->lost_at) {
-                /* held from now on, until the log was read */
-                ch->catching = 1;
-                ch->asked = 0;
-            }
+            ((ngx_http_cast_channel_t *) node)->subscribed = 0;
         }
+
+        return;
     }
 
-    ngx_http_cast_rstore_catch_up_all(rs);
+    /*
+     * Each channel is held from now on, until its log was read from
+     * where it stopped: once its SUBSCRIBE is confirmed (then nothing
+     * falls between the log and the channel), the control channel first.
+     */
+
+    for (node = (root != sentinel) ? ngx_rbtree_min(root, sentinel) : NULL;
+         node;
+         node = ngx_rbtree_next(&rs->channels, node))
+    {
+        ch = (ngx_http_cast_channel_t *) node;
+
+        ch->catching = 1;
+        ch->asked = 0;
+
+        ngx_http_cast_rstore_subscribe(rs, ch);
+    }
 
     if (rs->wildcard) {
         (void) ngx_http_cast_redis_commandf(rds, ngx_http_cast_rstore_message,
@@ -2127,6 +2144,23 @@ ngx_http_cast_rstore_message(redisAsyncContext *ac, void *r, void *privdata)
     }
 
     prefix = sizeof(NGX_HTTP_CAST_EV_PREFIX) - 1;
+
+    if (kind->len == 9 && ngx_strncmp(kind->str, "subscribe", 9) == 0
+        && reply->element[1]->type == REDIS_REPLY_STRING)
+    {
+        name.data = (u_char *) reply->element[1]->str;
+        name.len = reply->element[1]->len;
+
+        ch = (ngx_http_cast_channel_t *)
+                 ngx_str_rbtree_lookup(&rs->channels, &name,
+                                       ngx_crc32_long(name.data, name.len));
+        if (ch) {
+            ch->subscribed = 1;
+            ngx_http_cast_rstore_catch_up_all(rs);
+        }
+
+        return;
+    }
 
     if (kind->len == 8 && ngx_strncmp(kind->str, "pmessage", 8) == 0
         && reply->elements == 4)
@@ -2304,10 +2338,28 @@ ngx_http_cast_rstore_catch_up_all(ngx_http_cast_rstore_t *rs)
     ngx_rbtree_node_t        *node, *root, *sentinel;
     ngx_http_cast_channel_t  *ch;
 
+    ngx_str_t                 name;
+    ngx_http_cast_channel_t  *ctl;
+
     root = rs->channels.root;
     sentinel = rs->channels.sentinel;
 
     if (root == sentinel || !ngx_http_cast_redis_ready(rs->cmd)) {
+        return;
+    }
+
+    /* unsubscribes and resets before the events that followed them */
+
+    ngx_str_set(&name, NGX_HTTP_CAST_CTL_CHANNEL);
+    ctl = (ngx_http_cast_channel_t *)
+              ngx_str_rbtree_lookup(&rs->channels, &name,
+                                    ngx_crc32_long(name.data, name.len));
+
+    if (ctl && ctl->catching) {
+        if (ctl->subscribed && !ctl->asked) {
+            ngx_http_cast_rstore_catch_up(rs, ctl);
+        }
+
         return;
     }
 
@@ -2317,7 +2369,7 @@ ngx_http_cast_rstore_catch_up_all(ngx_http_cast_rstore_t *rs)
     {
         ch = (ngx_http_cast_channel_t *) node;
 
-        if (ch->catching && !ch->asked) {
+        if (ch->catching && ch->subscribed && !ch->asked) {
             ngx_http_cast_rstore_catch_up(rs, ch);
         }
     }
@@ -2356,7 +2408,9 @@ ngx_http_cast_rstore_catch_up(ngx_http_cast_rstore_t *rs,
     } else {
         start_len = ngx_sprintf(start, "%L",
                                 ngx_max(ch->since
-                                        - NGX_HTTP_CAST_CATCHUP_EARLY, 0))
+                                        - (ch->fresh
+                                           ? 0 : NGX_HTTP_CAST_CATCHUP_EARLY),
+                                        0))
                     - start;
     }
 
@@ -2513,6 +2567,13 @@ ngx_http_cast_rstore_missed(redisAsyncContext *ac, void *r, void *privdata)
         ngx_http_cast_rstore_deliver(rs, ch, &ch->sn.str, held->data,
                                      held->len, NGX_HTTP_CAST_DELIVER_TOPIC);
         ngx_free(held);
+    }
+
+    ch->fresh = 0;
+
+    /* the control channel first: the topics' turn */
+    if (ch->control) {
+        ngx_http_cast_rstore_catch_up_all(rs);
     }
 }
 

@@ -406,7 +406,8 @@ sub wire_event {
                    { id => $o{id}, topic => $o{topic},
                      events => $o{events} // 'patient-open',
                      lease => $o{lease} // 60, expires => $o{expires},
-                     now => $o{now}, minid => $o{now} - 60000 });
+                     now => $o{now}, minid => $o{now} - 60000,
+                     grant => $o{grant} // 'n' });
     };
 
     is($renew->(id => 'A', topic => 't1', expires => $n + 60000, now => $n),
@@ -454,7 +455,7 @@ sub wire_event {
        'renew: ... in the topic index too');
     is(R('ZSCORE', 'cast:topics', 't1'), $n + 7200000,
        'renew: ... the topic is counted as long');
-    is_deeply(ctl_log(), ['renew B ' . ($n + 7200000) . ' 7200 x, y'],
+    is_deeply(ctl_log(), ['renew B ' . ($n + 7200000) . ' 7200 n x, y'],
               'renew: ... "renew <id> <expires> <lease> <events>" logged');
     near(R('PTTL', 'cast:ctl:log'), 120000,
          'renew: ... the control log is kept 2 minutes');
