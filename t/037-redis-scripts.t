@@ -461,7 +461,7 @@ sub wire_event {
          'renew: ... the control log is kept 2 minutes');
 
     my $m = next_message();
-    like($m // '', qr/^\d+-\d+ renew B \d+ 7200 x, y\z/,
+    like($m // '', qr/^\d+-\d+ renew B \d+ 7200 n x, y\z/,
          'renew: ... and published on cast:ctl');
     my ($sid) = ($m // '') =~ /^(\S+)/;
     is($sid, R('XRANGE', 'cast:ctl:log', '-', '+')->[0][0],

@@ -34,9 +34,11 @@ if h[2] == '1' then
                                  .. lease .. ' ' .. grant .. ' ' .. events)
 else
     -- unbound: its bind timeout, or the new lease if that ends first
+    -- (a record without "bind_by": its time as it was, at the most)
     local due_at = tonumber(expires)
-    if h[4] and tonumber(h[4]) < due_at then
-        due_at = tonumber(h[4])
+    local bind_by = h[4] or redis.call('ZSCORE', all_subs, id)
+    if bind_by and tonumber(bind_by) < due_at then
+        due_at = tonumber(bind_by)
     end
     redis.call('PEXPIREAT', sub, due_at + grace)
     cast_index(topic_subs, id, due_at)
