@@ -5,6 +5,7 @@
 #   make build      build/ngx_http_cast_module.so for /usr/sbin/nginx
 #   make run        build, then nginx in the foreground with conf-examples/local.conf
 #   make test       build, then the whole test suite (the command CI runs)
+#   make test-docker  the Docker image and compose stack test alone (root)
 #   make test-valgrind  the WebSocket suites with nginx under valgrind
 #   make asan       build the same .so with AddressSanitizer (see below)
 #   make install    copy the .so to /usr/lib/nginx/modules/
@@ -62,7 +63,7 @@ TEST_ENV := PATH=/usr/sbin:/usr/bin:/sbin:/bin:$$PATH \
             TEST_NGINX_LOAD_MODULES=$(MODULE_SO)
 PROVE    := prove -I t/runner $(PROVE_FLAGS)
 
-.PHONY: all deps build run test test-valgrind asan install clean
+.PHONY: all deps build run test test-docker test-valgrind asan install clean
 
 all: build
 
@@ -75,8 +76,9 @@ build: deps
 run: build
 	@NGINX_BIN=$(NGINX_BIN) scripts/run.sh
 
-# Unit tests and the fuzz smoke run first, the Test::Nginx suites last (so
-# prove's summary closes the output); every part runs, any failure fails.
+# Unit tests, the fuzz smoke run and the Docker test first, the Test::Nginx
+# suites last (so prove's summary closes the output); every part runs, any
+# failure fails.
 test: build
 	@failed=; \
 	if [ -f t/unit/Makefile ]; then \
@@ -87,6 +89,8 @@ test: build
 	    echo "== fuzz smoke run ($(FUZZ_SECONDS) s per harness)"; \
 	    $(MAKE) -C fuzz run FUZZ_SECONDS=$(FUZZ_SECONDS) || failed="$$failed fuzz"; \
 	fi; \
+	echo "== Docker image and compose stack (scripts/docker-test.sh)"; \
+	scripts/docker-test.sh || failed="$$failed docker"; \
 	if [ -n "$(filter local,$(CAST_MODES))" ]; then \
 	    echo "== Test::Nginx suites (t/), dual-mode suites in local mode"; \
 	    $(TEST_ENV) TEST_NGINX_CAST_MODE=local $(PROVE) $(TESTS) \
@@ -98,6 +102,10 @@ test: build
 	        || failed="$$failed prove-redis-mode"; \
 	fi; \
 	if [ -n "$$failed" ]; then echo "make test: FAILED:$$failed" >&2; exit 1; fi
+
+# the Docker part of `make test` alone (README, Docker)
+test-docker: deps
+	@scripts/docker-test.sh
 
 test-valgrind: build
 	@files="$(sort $(wildcard t/*websocket*.t t/*ws*.t))"; \

@@ -13,6 +13,7 @@
 
 #include "ngx_http_cast.h"
 #include "ngx_http_cast_api.h"
+#include "ngx_http_cast_auth.h"     /* cast_auth */
 #include "ngx_http_cast_hub.h"
 #include "ngx_http_cast_redis.h"    /* cast_redis */
 #include "ngx_http_cast_status.h"
@@ -197,6 +198,56 @@ static ngx_command_t  ngx_http_cast_commands[] = {
       ngx_conf_set_flag_slot,
       NGX_HTTP_LOC_CONF_OFFSET,
       offsetof(ngx_http_cast_loc_conf_t, reset),
+      NULL },
+
+    /* cast_auth: src/ngx_http_cast_auth.c */
+    { ngx_string("cast_auth"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_1MORE,
+      ngx_http_cast_auth_directive,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("cast_auth_jwks"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_http_cast_auth_jwks_directive,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("cast_auth_secret"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE12,
+      ngx_http_cast_auth_secret_directive,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("cast_auth_issuer"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_str_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_cast_loc_conf_t, auth_issuer),
+      NULL },
+
+    { ngx_string("cast_auth_audience"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_str_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_cast_loc_conf_t, auth_audience),
+      NULL },
+
+    { ngx_string("cast_auth_topic_claim"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_str_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_cast_loc_conf_t, auth_topic_claim),
+      NULL },
+
+    { ngx_string("cast_auth_leeway"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_sec_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_cast_loc_conf_t, auth_leeway),
       NULL },
 
     { ngx_string("cast_content_sharing"),
@@ -476,6 +527,14 @@ ngx_http_cast_create_loc_conf(ngx_conf_t *cf)
      *     clcf->handler = 0;
      *     clcf->public_url = NULL;
      *     clcf->cors_origin = { 0, NULL };
+     *     clcf->auth_keys = NULL;
+     *     clcf->auth_issuer = { 0, NULL };
+     *     clcf->auth_audience = { 0, NULL };
+     *     clcf->auth_topic_claim = { 0, NULL };
+     *     clcf->auth_topic = NULL;
+     *     clcf->auth_scope = NULL;
+     *     clcf->auth_expires = NULL;
+     *     clcf->auth_subject = NULL;
      */
 
     clcf->dialect = NGX_CONF_UNSET_UINT;
@@ -491,6 +550,8 @@ ngx_http_cast_create_loc_conf(ngx_conf_t *cf)
     clcf->ack_timeout = NGX_CONF_UNSET_MSEC;
     clcf->ws_max_message = NGX_CONF_UNSET_SIZE;
     clcf->ws_message_timeout = NGX_CONF_UNSET_MSEC;
+    clcf->auth = NGX_CONF_UNSET_UINT;
+    clcf->auth_leeway = NGX_CONF_UNSET;
 
     return clcf;
 }
@@ -561,6 +622,42 @@ ngx_http_cast_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
 
     /* off by default: Cast clients never acknowledge */
     ngx_conf_merge_msec_value(conf->ack_timeout, prev->ack_timeout, 0);
+
+    /*
+     * cast_auth: off unless configured; "cast_auth request" brings its
+     * variables, and keys and rules are inherited like any value
+     */
+
+    if (conf->auth == NGX_CONF_UNSET_UINT) {
+        conf->auth = prev->auth;
+        conf->auth_topic = prev->auth_topic;
+        conf->auth_scope = prev->auth_scope;
+        conf->auth_expires = prev->auth_expires;
+        conf->auth_subject = prev->auth_subject;
+    }
+
+    ngx_conf_merge_uint_value(conf->auth, prev->auth,
+                              NGX_HTTP_CAST_AUTH_OFF);
+
+    if (conf->auth_keys == NULL) {
+        conf->auth_keys = prev->auth_keys;
+    }
+
+    ngx_conf_merge_str_value(conf->auth_issuer, prev->auth_issuer, "");
+    ngx_conf_merge_str_value(conf->auth_audience, prev->auth_audience, "");
+    ngx_conf_merge_str_value(conf->auth_topic_claim, prev->auth_topic_claim,
+                             "hub.topic");
+    ngx_conf_merge_sec_value(conf->auth_leeway, prev->auth_leeway, 30);
+
+    if (conf->handler == NGX_HTTP_CAST_HUB
+        && conf->auth == NGX_HTTP_CAST_AUTH_JWT
+        && (conf->auth_keys == NULL || conf->auth_keys->nelts == 0))
+    {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"cast_auth jwt\" needs keys: "
+                           "\"cast_auth_jwks\" or \"cast_auth_secret\"");
+        return NGX_CONF_ERROR;
+    }
 
     if (conf->lease_default != NGX_CONF_UNSET
         && conf->lease_default > conf->lease_max)

@@ -465,6 +465,7 @@ static struct {
     uint64_t  rx_total, rx_measured, rx_warmup, rx_other, rx_dup_or_reorder;
     uint64_t  rx_after_close, rx_stale;
     uint64_t  pings, closes_rx;
+    uint64_t  pings_measured;    /* pings received while measuring */
     int       last_close_code;
     char      first_error[256];
 } st;
@@ -1152,6 +1153,9 @@ ws_frames(conn_t *c, uint64_t trecv)
             return -1;
         case 0x9:                               /* ping */
             st.pings++;
+            if (phase == P_MEASURE) {
+                st.pings_measured++;
+            }
             if (first_ping_at == 0) {
                 first_ping_at = trecv;
             }
@@ -1523,9 +1527,6 @@ publish_due(uint64_t now)
         if (phase == P_MEASURE && measure_first_seq == UINT64_MAX) {
             measure_first_seq = pub_next;
         }
-        if (now - due > 5000000) {
-            st.pub_late++;             /* sent > 5 ms after its slot */
-        }
         if (opt.ws_publish) {
             if (wspub == NULL || wspub->state != S_OPEN) {
                 note_error("no publisher socket");
@@ -1540,6 +1541,9 @@ publish_due(uint64_t now)
                 return;                /* sent when a connection frees */
             }
             http_publish(c, pub_next, (int) (pub_next % (uint64_t) opt.topics));
+        }
+        if (now - due > 5000000) {
+            st.pub_late++;             /* sent > 5 ms after its slot */
         }
         pub_next++;
         now = now_ns();
@@ -2147,9 +2151,11 @@ main(int argc, char **argv)
                        (double) (lat_max_at - t_meas0) / 1e9,
                        first_ping_at ? "" : "\n");
                 if (first_ping_at) {
-                    printf("; the hub's first ping came at %+.2f s\n",
+                    printf("; the hub's first ping came at %+.2f s; "
+                           "%" PRIu64 " pings while measuring\n",
                            (double) ((int64_t) first_ping_at
-                                     - (int64_t) t_meas0) / 1e9);
+                                     - (int64_t) t_meas0) / 1e9,
+                           st.pings_measured);
                 }
             }
             printf("latency (rx)  p50 %.3f ms, p99 %.3f ms, max %.3f ms "
@@ -2229,7 +2235,8 @@ main(int argc, char **argv)
            "\"mem_priv_bytes_per_sub\":%.0f,\"mem_pss_bytes_per_sub\":%.0f,"
            "\"mem_priv_kb_before\":%ld,\"mem_priv_kb_after\":%ld,"
            "\"other_frames\":%" PRIu64 ",\"reordered\":%" PRIu64 ","
-           "\"pings\":%" PRIu64 ",\"lat_max_at_s\":%.2f,"
+           "\"pings\":%" PRIu64 ",\"pings_measured\":%" PRIu64 ","
+           "\"lat_max_at_s\":%.2f,"
            "\"first_ping_at_s\":%.2f,\"generator_cpu_s\":%.2f,"
            "\"anomaly\":%d}\n",
            opt.label, opt.mode == MODE_CAST ? "cast" : "nchan",
@@ -2255,7 +2262,7 @@ main(int argc, char **argv)
            mem_per_priv, mem_per_pss,
            have_mem ? m0.priv_kb : -1L, have_mem && mem_per_priv >= 0
                                         ? m1.priv_kb : -1L,
-           st.rx_other, st.rx_dup_or_reorder, st.pings,
+           st.rx_other, st.rx_dup_or_reorder, st.pings, st.pings_measured,
            nlat ? (double) (lat_max_at - t_meas0) / 1e9 : -1.0,
            first_ping_at ? (double) ((int64_t) first_ping_at
                                      - (int64_t) t_meas0) / 1e9 : -1.0,

@@ -42,6 +42,9 @@ TEST_PACKAGES=(
     valgrind clang libclang-rt-14-dev
     # `make run` walkthrough
     curl
+    # the Docker test (scripts/docker-test.sh): Debian's dockerd and
+    # docker-compose 1.x, debootstrap for the debian:bookworm base image
+    docker.io docker-compose debootstrap
 )
 
 case ${1:-} in

@@ -41,6 +41,11 @@
 
 #define NGX_HTTP_CAST_BIND_PATH         "/bind/"
 
+/* cast_auth */
+#define NGX_HTTP_CAST_AUTH_OFF          0
+#define NGX_HTTP_CAST_AUTH_JWT          1
+#define NGX_HTTP_CAST_AUTH_REQUEST      2
+
 
 typedef struct ngx_http_cast_hub_s    ngx_http_cast_hub_t;
 typedef struct ngx_http_cast_sub_s    ngx_http_cast_sub_t;
@@ -76,6 +81,18 @@ typedef struct {
     ngx_http_complex_value_t  *public_url;
     ngx_str_t                  cors_origin;  /* empty: no CORS headers */
     ngx_flag_t                 reset;        /* DELETE {base} allowed */
+
+    /* cast_auth and its keys and rules (src/ngx_http_cast_auth.c) */
+    ngx_uint_t                 auth;         /* NGX_HTTP_CAST_AUTH_* */
+    ngx_array_t               *auth_keys;    /* ngx_http_cast_jwk_t */
+    ngx_str_t                  auth_issuer;  /* empty: any */
+    ngx_str_t                  auth_audience;
+    ngx_str_t                  auth_topic_claim;
+    time_t                     auth_leeway;
+    ngx_http_complex_value_t  *auth_topic;   /* cast_auth request ... */
+    ngx_http_complex_value_t  *auth_scope;
+    ngx_http_complex_value_t  *auth_expires;
+    ngx_http_complex_value_t  *auth_subject;
     ngx_flag_t                 content_sharing;  /* as configured */
     ngx_flag_t                 sharing;      /* in effect: by default in
                                                 the fhircast dialect */
@@ -146,6 +163,14 @@ typedef struct {
     ngx_msec_t                 bind_timeout;
     ngx_uint_t                 counted;     /* its topic is a topic ("*"
                                                is not): cast_max_topics */
+
+    /*
+     * Made with a bearer token (cast_auth): its socket publishes only on
+     * its topic, and only the events of "writable" (lowercase names,
+     * comma list; "*": every event).  The lease ends with the token.
+     */
+    ngx_uint_t                 auth;
+    ngx_str_t                  writable;
 } ngx_http_cast_record_t;
 
 
@@ -166,6 +191,8 @@ typedef struct {
     ngx_uint_t                 rc;
     ngx_http_cast_record_t    *record;      /* subscribe, renew, bind... */
     ngx_uint_t                 removed;     /* unsubscribe, reset */
+    ngx_uint_t                 again;       /* publish: a retry, not
+                                               appended again */
     json_t                    *json;        /* state, status (borrowed) */
     ngx_str_t                  reason;      /* publish: why it was refused
                                                (valid during the call) */

@@ -12,6 +12,7 @@
 
 #include "ngx_http_cast.h"
 #include "ngx_http_cast_api.h"
+#include "ngx_http_cast_auth.h"
 #include "ngx_http_cast_hub.h"
 #include "ngx_http_cast_reply.h"
 #include "ngx_http_cast_text.h"
@@ -30,6 +31,7 @@
 typedef struct {
     ngx_uint_t                 route;
     ngx_str_t                  topic;       /* from the path */
+    ngx_http_cast_grant_t     *grant;       /* cast_auth; NULL: off */
 } ngx_http_cast_api_ctx_t;
 
 
@@ -72,6 +74,9 @@ static ngx_int_t ngx_http_cast_api_discovery(ngx_http_request_t *r);
 static ngx_int_t ngx_http_cast_api_preflight(ngx_http_request_t *r,
     ngx_http_cast_api_ctx_t *ctx);
 static ngx_http_cast_hub_t *ngx_http_cast_api_hub(ngx_http_request_t *r);
+static ngx_http_cast_grant_t *ngx_http_cast_api_grant(ngx_http_request_t *r);
+static ngx_int_t ngx_http_cast_api_granted(ngx_http_request_t *r,
+    ngx_http_cast_record_t *record, json_t *reply);
 static ngx_uint_t ngx_http_cast_content_type(ngx_http_request_t *r);
 static ngx_int_t ngx_http_cast_endpoint_id(ngx_str_t *value, ngx_str_t *id);
 static char *ngx_http_cast_topic_error(ngx_str_t *topic,
@@ -123,7 +128,7 @@ static const char  *ngx_http_cast_events_cast[] = {
 ngx_int_t
 ngx_http_cast_api_handler(ngx_http_request_t *r)
 {
-    ngx_int_t                  rc;
+    ngx_int_t                  rc, arc;
     ngx_http_cast_api_ctx_t   *ctx;
     ngx_http_cast_loc_conf_t  *clcf;
 
@@ -167,6 +172,16 @@ ngx_http_cast_api_handler(ngx_http_request_t *r)
         }
 
         if (ctx->route == NGX_HTTP_CAST_ROUTE_TOPIC) {
+            rc = ngx_http_cast_auth_token(r, &ctx->grant, &arc);
+
+            if (rc == NGX_ERROR) {
+                return NGX_HTTP_INTERNAL_SERVER_ERROR;
+            }
+
+            if (rc == NGX_DONE) {
+                return arc;
+            }
+
             return ngx_http_cast_api_context(r, ctx);
         }
 
@@ -204,6 +219,20 @@ ngx_http_cast_api_handler(ngx_http_request_t *r)
 body:
 
     clcf = ngx_http_get_module_loc_conf(r, ngx_http_cast_module);
+
+    /*
+     * subscribe, unsubscribe, publish: the bearer token first (DELETE
+     * {base} is an admin route, left to nginx's access control)
+     */
+
+    if (r->method == NGX_HTTP_POST) {
+        rc = ngx_http_cast_auth_token(r, &ctx->grant, &arc);
+
+        if (rc != NGX_OK) {
+            (void) ngx_http_discard_request_body(r);
+            return (rc == NGX_DONE) ? arc : NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+    }
 
     if (r->headers_in.content_length_n > (off_t) clcf->max_message_size) {
         (void) ngx_http_discard_request_body(r);
@@ -575,9 +604,11 @@ ngx_http_cast_api_subscribe(ngx_http_request_t *r, ngx_http_cast_fields_t *f)
     u_char                    *p;
     char                      *msg;
     time_t                     lease;
-    ngx_int_t                  rc, n;
-    ngx_str_t                 *topic, *value, prefix, err;
+    ngx_int_t                  rc, n, arc;
+    ngx_str_t                 *topic, *value, prefix, err, granted;
+    ngx_str_t                  writable;
     ngx_http_cast_wait_t      *w;
+    ngx_http_cast_grant_t     *grant;
     ngx_http_cast_events_t     events;
     ngx_http_cast_record_t    *record;
     ngx_http_cast_loc_conf_t  *clcf;
@@ -589,6 +620,15 @@ ngx_http_cast_api_subscribe(ngx_http_request_t *r, ngx_http_cast_fields_t *f)
     msg = ngx_http_cast_topic_error(topic, clcf->dialect);
     if (msg) {
         return ngx_http_cast_send_error(r, NGX_HTTP_BAD_REQUEST, "%s", msg);
+    }
+
+    /* cast_auth: the token's topic only */
+
+    grant = ngx_http_cast_api_grant(r);
+
+    rc = ngx_http_cast_auth_topic(r, grant, topic, &arc);
+    if (rc != NGX_OK) {
+        return (rc == NGX_DONE) ? arc : NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
     if (!f->set[NGX_HTTP_CAST_F_EVENTS]) {
@@ -636,7 +676,7 @@ ngx_http_cast_api_subscribe(ngx_http_request_t *r, ngx_http_cast_fields_t *f)
     /* the events as they will be granted */
 
     rc = ngx_http_cast_events_parse(&f->value[NGX_HTTP_CAST_F_EVENTS],
-                                    clcf->dialect, r->pool, &events, &err);
+                                    clcf->dialect, &events, &err);
     if (rc == NGX_ERROR) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
@@ -645,19 +685,37 @@ ngx_http_cast_api_subscribe(ngx_http_request_t *r, ngx_http_cast_fields_t *f)
         return ngx_http_cast_send_error(r, NGX_HTTP_BAD_REQUEST, "%V", &err);
     }
 
+    /*
+     * cast_auth: only the events the token may read are granted, the
+     * lease ends with the token, and the record keeps what it may publish
+     */
+
+    granted = events.text;
+    ngx_str_set(&writable, "");
+
+    rc = ngx_http_cast_auth_subscribe(r, grant, &events, &granted,
+                                      &writable, &lease, &arc);
+    if (rc != NGX_OK) {
+        ngx_http_cast_events_free(&events);
+        return (rc == NGX_DONE) ? arc : NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
     record = ngx_pcalloc(r->pool, sizeof(ngx_http_cast_record_t));
     if (record == NULL) {
         ngx_http_cast_events_free(&events);
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    record->events.len = events.text.len;
-    record->events.data = ngx_pstrdup(r->pool, &events.text);
+    record->events.len = granted.len;
+    record->events.data = ngx_pstrdup(r->pool, &granted);
     ngx_http_cast_events_free(&events);
 
     if (record->events.data == NULL) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
+
+    record->auth = (grant != NULL);
+    record->writable = writable;
 
     record->topic = *topic;
     record->dialect = clcf->dialect;
@@ -735,7 +793,7 @@ ngx_http_cast_api_subscribed(ngx_http_request_t *r,
                   record->id.data, &record->topic, record->lease,
                   &record->events, &record->name);
 
-    return ngx_http_cast_send_json_new(r, NGX_HTTP_ACCEPTED,
+    return ngx_http_cast_api_granted(r, record,
                             ngx_http_cast_endpoint_reply(&record->endpoint));
 }
 
@@ -761,8 +819,50 @@ ngx_http_cast_api_renewed(ngx_http_request_t *r, ngx_http_cast_result_t *res,
                   "for %T s, events \"%V\"", (size_t) 8, record->id.data,
                   &record->topic, record->lease, &record->events);
 
-    return ngx_http_cast_send_json_new(r, NGX_HTTP_ACCEPTED,
+    return ngx_http_cast_api_granted(r, record,
                         ngx_http_cast_endpoint_reply(&res->record->endpoint));
+}
+
+
+/*
+ * The 202 of a subscription; made with a token (cast_auth), it says what
+ * was granted: the events the token may read, the lease up to its end.
+ */
+
+static ngx_int_t
+ngx_http_cast_api_granted(ngx_http_request_t *r,
+    ngx_http_cast_record_t *record, json_t *reply)
+{
+    u_char                  who[192], *p;
+    ngx_http_cast_grant_t  *grant;
+
+    if (reply == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    if (record->auth) {
+        if (json_object_set_new(reply, "hub.events",
+                                ngx_http_cast_json_string(&record->events))
+            || json_object_set_new(reply, "hub.lease_seconds",
+                                   json_integer((json_int_t) record->lease)))
+        {
+            json_decref(reply);
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        grant = ngx_http_cast_api_grant(r);
+
+        if (grant) {
+            p = ngx_http_cast_auth_who(who, sizeof(who), grant);
+
+            ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                          "cast: subscription %*s... granted to the bearer "
+                          "token of %*s", (size_t) 8, record->id.data,
+                          (size_t) (p - who), who);
+        }
+    }
+
+    return ngx_http_cast_send_json_new(r, NGX_HTTP_ACCEPTED, reply);
 }
 
 
@@ -771,13 +871,33 @@ ngx_http_cast_api_unsubscribe(ngx_http_request_t *r,
     ngx_http_cast_fields_t *f)
 {
     char                      *msg;
+    ngx_int_t                  rc, arc;
     ngx_str_t                 *topic, id;
     ngx_http_cast_wait_t      *w;
+    ngx_http_cast_grant_t     *grant;
     ngx_http_cast_loc_conf_t  *clcf;
 
     clcf = ngx_http_get_module_loc_conf(r, ngx_http_cast_module);
 
     topic = &f->value[NGX_HTTP_CAST_F_TOPIC];
+
+    /*
+     * cast_auth: only on the token's topic; an endpoint of another topic
+     * is not found
+     */
+
+    grant = ngx_http_cast_api_grant(r);
+
+    if (grant) {
+        if (topic->len == 0) {
+            topic = &grant->topic;
+        }
+
+        rc = ngx_http_cast_auth_topic(r, grant, topic, &arc);
+        if (rc != NGX_OK) {
+            return (rc == NGX_DONE) ? arc : NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+    }
 
     if (f->value[NGX_HTTP_CAST_F_ENDPOINT].len) {
 
@@ -946,11 +1066,12 @@ static ngx_int_t
 ngx_http_cast_api_publish(ngx_http_request_t *r, json_t *root,
     ngx_str_t *path_topic, ngx_str_t *body)
 {
-    ngx_int_t                  rc;
+    ngx_int_t                  rc, arc;
     ngx_str_t                  err;
     ngx_pool_cleanup_t        *cln;
     ngx_http_cast_wait_t      *w;
     ngx_http_cast_event_t     *ev;
+    ngx_http_cast_grant_t     *grant;
     ngx_http_cast_loc_conf_t  *clcf;
 
     clcf = ngx_http_get_module_loc_conf(r, ngx_http_cast_module);
@@ -974,6 +1095,21 @@ ngx_http_cast_api_publish(ngx_http_request_t *r, json_t *root,
 
     if (rc == NGX_DECLINED) {
         return ngx_http_cast_send_error(r, NGX_HTTP_BAD_REQUEST, "%V", &err);
+    }
+
+    /* cast_auth: the token's topic, and a write scope for the event */
+
+    grant = ngx_http_cast_api_grant(r);
+
+    rc = ngx_http_cast_auth_topic(r, grant, &ev->topic, &arc);
+
+    if (rc == NGX_OK) {
+        rc = ngx_http_cast_auth_event(r, grant, &ev->lowercase,
+                                      NGX_HTTP_CAST_SCOPE_WRITE, &arc);
+    }
+
+    if (rc != NGX_OK) {
+        return (rc == NGX_DONE) ? arc : NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
     ev->max_context = clcf->max_context;
@@ -1131,6 +1267,7 @@ ngx_http_cast_api_context(ngx_http_request_t *r,
     ngx_http_cast_api_ctx_t *ctx)
 {
     char                      *msg;
+    ngx_int_t                  rc, arc;
     ngx_http_cast_wait_t      *w;
     ngx_http_cast_loc_conf_t  *clcf;
 
@@ -1139,6 +1276,19 @@ ngx_http_cast_api_context(ngx_http_request_t *r,
     msg = ngx_http_cast_topic_error(&ctx->topic, clcf->dialect);
     if (msg) {
         return ngx_http_cast_send_error(r, NGX_HTTP_BAD_REQUEST, "%s", msg);
+    }
+
+    /* cast_auth: the token's topic, and a read scope */
+
+    rc = ngx_http_cast_auth_topic(r, ctx->grant, &ctx->topic, &arc);
+
+    if (rc == NGX_OK) {
+        rc = ngx_http_cast_auth_any(r, ctx->grant, NGX_HTTP_CAST_SCOPE_READ,
+                                    &arc);
+    }
+
+    if (rc != NGX_OK) {
+        return (rc == NGX_DONE) ? arc : NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
     w = ngx_http_cast_wait(r, ngx_http_cast_api_context_reply, NULL);
@@ -1332,6 +1482,19 @@ ngx_http_cast_endpoint_id(ngx_str_t *value, ngx_str_t *id)
     id->len = end - p;
 
     return id->len == NGX_HTTP_CAST_ID_LEN ? NGX_OK : NGX_DECLINED;
+}
+
+
+/* what the request's bearer token grants (NULL: cast_auth is off) */
+
+static ngx_http_cast_grant_t *
+ngx_http_cast_api_grant(ngx_http_request_t *r)
+{
+    ngx_http_cast_api_ctx_t  *ctx;
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_cast_module);
+
+    return ctx ? ctx->grant : NULL;
 }
 
 

@@ -146,8 +146,8 @@ static void ngx_http_cast_topic_release(ngx_http_cast_hub_t *hub,
     ngx_http_cast_topic_t *topic);
 static ngx_http_cast_sub_t *ngx_http_cast_sub_find(ngx_http_cast_hub_t *hub,
     ngx_str_t *id);
-static ngx_int_t ngx_http_cast_sub_copy(ngx_http_cast_sub_t *sub,
-    ngx_http_cast_record_t *record);
+static ngx_http_cast_sub_t *ngx_http_cast_sub_alloc(
+    ngx_http_cast_record_t *record, ngx_log_t *log);
 static ngx_int_t ngx_http_cast_sub_matches(ngx_http_cast_sub_t *sub,
     ngx_str_t *lowercase);
 static ngx_int_t ngx_http_cast_sub_send_json(ngx_http_cast_sub_t *sub,
@@ -226,32 +226,27 @@ ngx_http_cast_hub_create(ngx_cycle_t *cycle, ngx_http_cast_store_t *store)
 
 
 /*
- * Worker exit: sockets are closed with 1001 and their records released
- * (a reload must not leave them bound), then the store goes.
+ * Worker exit: sockets are closed with 1001 and their records unbound
+ * (after a reload the clients bind them again), then the store goes.
  */
 
 void
 ngx_http_cast_hub_destroy(ngx_http_cast_hub_t *hub)
 {
-    ngx_str_t             reason, none;
     ngx_rbtree_node_t    *node;
     ngx_http_cast_sub_t  *sub;
 
     ngx_http_cast_event_cancel(&hub->heartbeat_ev);
-
-    ngx_str_set(&reason, "worker exit");
-    ngx_str_null(&none);
 
     while (hub->subs.root != hub->subs.sentinel) {
         node = ngx_rbtree_min(hub->subs.root, hub->subs.sentinel);
         sub = (ngx_http_cast_sub_t *)
                   ((u_char *) node - offsetof(ngx_http_cast_sub_t, sn));
 
-        /* Close 1001, no denial: the client may subscribe again */
+        /* Close 1001, no denial: the client binds again, elsewhere */
         ngx_http_cast_sub_end(sub, NULL, NULL);
 
-        hub->store->remove(hub->store, &sub->record.id, &none, &reason,
-                           NULL, NULL);
+        hub->store->unbind(hub->store, &sub->record.id);
 
         if (!sub->replaying) {
             ngx_http_cast_sub_free(sub);
@@ -270,21 +265,23 @@ ngx_http_cast_hub_destroy(ngx_http_cast_hub_t *hub)
 
 ngx_int_t
 ngx_http_cast_events_parse(ngx_str_t *list, ngx_uint_t dialect,
-    ngx_pool_t *pool, ngx_http_cast_events_t *events, ngx_str_t *err)
+    ngx_http_cast_events_t *events, ngx_str_t *err)
 {
     u_char                     *p, *block, *text, *lower;
     size_t                      size;
-    ngx_str_t                  *tokens, *t;
+    ngx_str_t                  *t;
     ngx_uint_t                  n, i;
     const char                 *msg;
     ngx_http_cast_text_list_t   names;
 
-    ngx_memzero(events, sizeof(ngx_http_cast_events_t));
+    /*
+     * The split names point into the list: a scratch array on the stack,
+     * not 4 KB of the subscription's pool for as long as it lives.
+     */
 
-    tokens = ngx_palloc(pool, NGX_HTTP_CAST_MAX_EVENTS * sizeof(ngx_str_t));
-    if (tokens == NULL) {
-        return NGX_ERROR;
-    }
+    ngx_str_t                   tokens[NGX_HTTP_CAST_MAX_EVENTS];
+
+    ngx_memzero(events, sizeof(ngx_http_cast_events_t));
 
     names.names = tokens;
     names.max = NGX_HTTP_CAST_MAX_EVENTS;
@@ -492,7 +489,7 @@ ngx_http_cast_hub_published(void *data, ngx_http_cast_result_t *res)
 {
     ngx_http_cast_hub_op_t *op = data;
 
-    if (res->rc == NGX_HTTP_CAST_DONE) {
+    if (res->rc == NGX_HTTP_CAST_DONE && !res->again) {
         op->hub->events_in++;
         ngx_str_null(&res->reason);
 
@@ -799,22 +796,16 @@ ngx_http_cast_hub_attach(ngx_http_cast_hub_t *hub,
     u_char                  ts[NGX_HTTP_CAST_TIMESTAMP_LEN];
     json_t                 *hello;
     ngx_str_t               err, none, reason;
-    ngx_pool_t             *pool;
     ngx_http_cast_sub_t    *sub;
     ngx_http_cast_topic_t  *topic;
 
-    pool = ngx_create_pool(1024, hub->log);
-    if (pool == NULL) {
-        goto failed;
-    }
+    /* one block: the subscription and its record's strings */
 
-    sub = ngx_pcalloc(pool, sizeof(ngx_http_cast_sub_t));
+    sub = ngx_http_cast_sub_alloc(record, hub->log);
     if (sub == NULL) {
-        ngx_destroy_pool(pool);
         goto failed;
     }
 
-    sub->pool = pool;
     sub->hub = hub;
     sub->socket = socket;
     sub->log = log;
@@ -830,13 +821,11 @@ ngx_http_cast_hub_attach(ngx_http_cast_hub_t *hub,
     sub->ack_ev.log = hub->log;
     sub->ack_ev.cancelable = 1;
 
-    if (ngx_http_cast_sub_copy(sub, record) != NGX_OK
-        || ngx_http_cast_events_parse(&sub->record.events,
-                                      sub->record.dialect, pool,
-                                      &sub->events, &err)
-           != NGX_OK)
+    if (ngx_http_cast_events_parse(&sub->record.events, sub->record.dialect,
+                                   &sub->events, &err)
+        != NGX_OK)
     {
-        ngx_destroy_pool(pool);
+        ngx_free(sub);
         goto failed;
     }
 
@@ -854,7 +843,7 @@ ngx_http_cast_hub_attach(ngx_http_cast_hub_t *hub,
         topic = ngx_http_cast_topic_get(hub, &sub->record.topic);
         if (topic == NULL) {
             ngx_http_cast_events_free(&sub->events);
-            ngx_destroy_pool(pool);
+            ngx_free(sub);
             goto failed;
         }
 
@@ -1033,14 +1022,22 @@ ngx_http_cast_hub_detach(ngx_http_cast_sub_t *sub, const char *reason)
 
     hub = sub->hub;
 
-    r.data = (u_char *) reason;
-    r.len = ngx_strlen(reason);
     ngx_str_null(&none);
-
     sub->socket = NULL;
-    ngx_http_cast_sub_end(sub, NULL, &r);
 
-    hub->store->remove(hub->store, &sub->record.id, &none, &r, NULL, NULL);
+    if (reason == NULL) {
+        ngx_str_set(&r, "worker exit");
+        ngx_http_cast_sub_end(sub, NULL, &r);
+        hub->store->unbind(hub->store, &sub->record.id);
+
+    } else {
+        r.data = (u_char *) reason;
+        r.len = ngx_strlen(reason);
+
+        ngx_http_cast_sub_end(sub, NULL, &r);
+        hub->store->remove(hub->store, &sub->record.id, &none, &r, NULL,
+                           NULL);
+    }
 
     if (!sub->replaying) {
         ngx_http_cast_sub_free(sub);
@@ -1134,7 +1131,12 @@ ngx_http_cast_sub_free(ngx_http_cast_sub_t *sub)
 {
     ngx_http_cast_sub_release_held(sub, 0);
     ngx_http_cast_events_free(&sub->events);
-    ngx_destroy_pool(sub->pool);
+
+    if (sub->writable) {
+        ngx_free(sub->writable);
+    }
+
+    ngx_free(sub);
 }
 
 
@@ -1666,7 +1668,7 @@ ngx_http_cast_hub_on_renewed(void *data, ngx_http_cast_record_t *record)
     ngx_http_cast_hub_t *hub = data;
 
     json_t                  *confirmation;
-    ngx_str_t                err;
+    ngx_str_t                err, writable;
     ngx_http_cast_sub_t     *sub;
     ngx_http_cast_events_t   events;
 
@@ -1676,11 +1678,33 @@ ngx_http_cast_hub_on_renewed(void *data, ngx_http_cast_record_t *record)
     }
 
     if (ngx_http_cast_events_parse(&record->events, sub->record.dialect,
-                                   sub->pool, &events, &err)
+                                   &events, &err)
         != NGX_OK)
     {
         return;
     }
+
+    /* cast_auth: the renewing token's grant replaces the old one */
+
+    writable.len = record->writable.len;
+    writable.data = ngx_alloc(writable.len + 1, sub->hub->log);
+
+    if (writable.data == NULL) {
+        ngx_http_cast_events_free(&events);
+        return;
+    }
+
+    ngx_memcpy(writable.data, record->writable.data, writable.len);
+    writable.data[writable.len] = '\0';
+
+    if (sub->writable) {
+        ngx_free(sub->writable);
+    }
+
+    sub->writable = writable.data;
+
+    sub->record.auth = record->auth;
+    sub->record.writable = writable;
 
     ngx_http_cast_events_free(&sub->events);
     sub->events = events;
@@ -1957,12 +1981,18 @@ ngx_http_cast_sub_matches(ngx_http_cast_sub_t *sub, ngx_str_t *lowercase)
 }
 
 
-static ngx_int_t
-ngx_http_cast_sub_copy(ngx_http_cast_sub_t *sub,
-    ngx_http_cast_record_t *record)
+/*
+ * A subscription and copies of its record's strings, NUL-terminated, in
+ * one zeroed block (an idle subscriber costs what it holds, not a pool).
+ */
+
+static ngx_http_cast_sub_t *
+ngx_http_cast_sub_alloc(ngx_http_cast_record_t *record, ngx_log_t *log)
 {
-    size_t                   i;
+    u_char                  *p;
+    size_t                   i, size;
     ngx_str_t               *dst, *src;
+    ngx_http_cast_sub_t     *sub;
     ngx_http_cast_record_t  *r;
 
     static size_t  fields[] = {
@@ -1975,27 +2005,39 @@ ngx_http_cast_sub_copy(ngx_http_cast_sub_t *sub,
         offsetof(ngx_http_cast_record_t, product_name),
         offsetof(ngx_http_cast_record_t, product_version),
         offsetof(ngx_http_cast_record_t, actors),
-        offsetof(ngx_http_cast_record_t, client_info)
+        offsetof(ngx_http_cast_record_t, client_info),
+        offsetof(ngx_http_cast_record_t, writable)
     };
+
+    size = sizeof(ngx_http_cast_sub_t);
+
+    for (i = 0; i < sizeof(fields) / sizeof(fields[0]); i++) {
+        src = (ngx_str_t *) ((u_char *) record + fields[i]);
+        size += src->len + 1;
+    }
+
+    sub = ngx_calloc(size, log);
+    if (sub == NULL) {
+        return NULL;
+    }
 
     r = &sub->record;
     *r = *record;
+
+    p = (u_char *) (sub + 1);
 
     for (i = 0; i < sizeof(fields) / sizeof(fields[0]); i++) {
         src = (ngx_str_t *) ((u_char *) record + fields[i]);
         dst = (ngx_str_t *) ((u_char *) r + fields[i]);
 
         dst->len = src->len;
-        dst->data = ngx_pnalloc(sub->pool, src->len + 1);
-        if (dst->data == NULL) {
-            return NGX_ERROR;
-        }
+        dst->data = p;
 
-        ngx_memcpy(dst->data, src->data, src->len);
-        dst->data[src->len] = '\0';
+        p = ngx_cpymem(p, src->data, src->len);
+        *p++ = '\0';
     }
 
-    return NGX_OK;
+    return sub;
 }
 
 

@@ -60,9 +60,9 @@ struct ngx_http_cast_sub_s {
     ngx_queue_t                heartbeat;   /* hub->heartbeats, or empty */
     ngx_http_cast_topic_t     *topic;       /* NULL: topic "*" */
     ngx_http_cast_hub_t       *hub;
-    ngx_pool_t                *pool;
-    ngx_http_cast_record_t     record;      /* strings in pool */
+    ngx_http_cast_record_t     record;      /* strings after the struct */
     ngx_http_cast_events_t     events;
+    u_char                    *writable;    /* a renewal's grant, or NULL */
     ngx_event_t                lease_ev;
 
     void                      *socket;
@@ -114,7 +114,7 @@ void ngx_http_cast_hub_destroy(ngx_http_cast_hub_t *hub);
  * block is freed with ngx_http_cast_events_free().
  */
 ngx_int_t ngx_http_cast_events_parse(ngx_str_t *list, ngx_uint_t dialect,
-    ngx_pool_t *pool, ngx_http_cast_events_t *events, ngx_str_t *err);
+    ngx_http_cast_events_t *events, ngx_str_t *err);
 void ngx_http_cast_events_free(ngx_http_cast_events_t *events);
 
 /* record->id empty: a new id is drawn (res->record has it) */
@@ -151,7 +151,10 @@ ngx_http_cast_sub_t *ngx_http_cast_hub_attach(ngx_http_cast_hub_t *hub,
     ngx_http_cast_record_t *record, void *socket, ngx_log_t *log,
     ngx_http_cast_send_pt send, ngx_http_cast_close_pt close,
     ngx_msec_t ack_timeout);
-/* the socket went (closed, failed): its subscription ends */
+/*
+ * The socket went (closed, failed): its subscription ends.  With no
+ * reason (the worker exits), the record stays, to be bound again.
+ */
 void ngx_http_cast_hub_detach(ngx_http_cast_sub_t *sub, const char *reason);
 /*
  * An acknowledgement {"id", "status"} received on a socket (sub NULL:

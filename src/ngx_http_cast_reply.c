@@ -26,6 +26,8 @@ struct ngx_http_cast_wait_s {
 
 
 static void ngx_http_cast_wait_cleanup(void *data);
+static ngx_int_t ngx_http_cast_send_text(ngx_http_request_t *r,
+    ngx_uint_t status, ngx_str_t *text);
 
 
 /*
@@ -211,21 +213,32 @@ ngx_int_t
 ngx_http_cast_send_json(ngx_http_request_t *r, ngx_uint_t status,
     json_t *body)
 {
-    ngx_int_t     rc;
-    ngx_str_t     text;
-    ngx_buf_t    *b;
-    ngx_chain_t   out;
+    ngx_str_t  text;
 
     if (ngx_http_cast_json_dump(r->pool, body, &text) != NGX_OK) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
+
+    return ngx_http_cast_send_text(r, status, &text);
+}
+
+
+/* a body serialized already; "text" must outlive the request's output */
+
+static ngx_int_t
+ngx_http_cast_send_text(ngx_http_request_t *r, ngx_uint_t status,
+    ngx_str_t *text)
+{
+    ngx_int_t     rc;
+    ngx_buf_t    *b;
+    ngx_chain_t   out;
 
     if (ngx_http_cast_add_cors(r) != NGX_OK) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
     r->headers_out.status = status;
-    r->headers_out.content_length_n = text.len;
+    r->headers_out.content_length_n = text->len;
     ngx_str_set(&r->headers_out.content_type, "application/json");
     r->headers_out.content_type_len = r->headers_out.content_type.len;
 
@@ -244,8 +257,8 @@ ngx_http_cast_send_json(ngx_http_request_t *r, ngx_uint_t status,
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    b->pos = text.data;
-    b->last = text.data + text.len;
+    b->pos = text->data;
+    b->last = text->data + text->len;
     b->memory = 1;
     b->last_buf = (r == r->main) ? 1 : 0;
     b->last_in_chain = 1;
@@ -283,16 +296,18 @@ ngx_http_cast_send_published(ngx_http_request_t *r)
 {
     ngx_http_cast_loc_conf_t  *clcf;
 
+    /* the same every time: not built and serialized per event */
+
+    static ngx_str_t  fhircast = ngx_string("{}");
+    static ngx_str_t  cast = ngx_string("{\"status\":\"received\"}");
+
     clcf = ngx_http_get_module_loc_conf(r, ngx_http_cast_module);
 
     if (clcf->dialect == NGX_HTTP_CAST_DIALECT_FHIRCAST) {
-        return ngx_http_cast_send_json_new(r, NGX_HTTP_ACCEPTED,
-                                           json_object());
+        return ngx_http_cast_send_text(r, NGX_HTTP_ACCEPTED, &fhircast);
     }
 
-    return ngx_http_cast_send_json_new(r, NGX_HTTP_OK,
-                                       json_pack("{s:s}", "status",
-                                                 "received"));
+    return ngx_http_cast_send_text(r, NGX_HTTP_OK, &cast);
 }
 
 

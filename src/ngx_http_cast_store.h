@@ -135,6 +135,10 @@ struct ngx_http_cast_store_s {
                                      ngx_str_t *id,
                                      ngx_http_cast_done_pt done, void *data);
 
+    /* worker exit: a bound record may be bound again (no answer) */
+    void                     (*unbind)(ngx_http_cast_store_t *store,
+                                       ngx_str_t *id);
+
     /* an event into its topic's log, with the state apply() computes */
     void                     (*append)(ngx_http_cast_store_t *store,
                                        ngx_http_cast_append_t *a);

@@ -89,6 +89,8 @@ static void ngx_http_cast_local_reset(ngx_http_cast_store_t *store,
     ngx_http_cast_done_pt done, void *data);
 static void ngx_http_cast_local_bind(ngx_http_cast_store_t *store,
     ngx_str_t *id, ngx_http_cast_done_pt done, void *data);
+static void ngx_http_cast_local_unbind(ngx_http_cast_store_t *store,
+    ngx_str_t *id);
 static void ngx_http_cast_local_append(ngx_http_cast_store_t *store,
     ngx_http_cast_append_t *a);
 static void ngx_http_cast_local_state(ngx_http_cast_store_t *store,
@@ -150,6 +152,7 @@ ngx_http_cast_store_local_create(ngx_cycle_t *cycle, ngx_uint_t max_topics)
     ls->store.remove_matching = ngx_http_cast_local_remove_matching;
     ls->store.reset = ngx_http_cast_local_reset;
     ls->store.bind = ngx_http_cast_local_bind;
+    ls->store.unbind = ngx_http_cast_local_unbind;
     ls->store.append = ngx_http_cast_local_append;
     ls->store.state = ngx_http_cast_local_state;
     ls->store.listen = ngx_http_cast_local_listen;
@@ -225,6 +228,14 @@ ngx_http_cast_local_create(ngx_http_cast_store_t *store,
         goto failed;
     }
 
+    /* cast_auth: what the token lets its socket publish */
+
+    if (ngx_http_cast_local_copy(pool, &r->writable, &record->writable)
+        != NGX_OK)
+    {
+        goto failed;
+    }
+
     lr->sn.str = r->id;
     lr->sn.node.key = ngx_crc32_long(r->id.data, r->id.len);
     lr->topic = topic;
@@ -294,6 +305,18 @@ ngx_http_cast_local_renew(ngx_http_cast_store_t *store,
 
     r->lease = record->lease;
     r->expires = record->expires;
+
+    /* cast_auth: the renewing token's grant replaces the old one */
+
+    if (ngx_http_cast_local_copy(lr->pool, &r->writable, &record->writable)
+        != NGX_OK)
+    {
+        ngx_http_cast_local_reply(done, data, NGX_HTTP_CAST_FAILED, NULL, 0,
+                                  NULL);
+        return;
+    }
+
+    r->auth = record->auth;
 
     if (!lr->bound) {
         ngx_http_cast_local_unbound_timer(lr);
@@ -454,6 +477,23 @@ ngx_http_cast_local_bind(ngx_http_cast_store_t *store, ngx_str_t *id,
 }
 
 
+/* the records go with the worker anyway */
+
+static void
+ngx_http_cast_local_unbind(ngx_http_cast_store_t *store, ngx_str_t *id)
+{
+    ngx_http_cast_local_t *ls = (ngx_http_cast_local_t *) store;
+
+    ngx_http_cast_local_record_t  *lr;
+
+    lr = ngx_http_cast_local_find(ls, id);
+
+    if (lr) {
+        lr->bound = 0;
+    }
+}
+
+
 /* the state function runs on the topic's state in place */
 
 static void
@@ -463,6 +503,7 @@ ngx_http_cast_local_append(ngx_http_cast_store_t *store,
     ngx_http_cast_local_t *ls = (ngx_http_cast_local_t *) store;
 
     ngx_int_t                     rc;
+    ngx_http_cast_result_t        res;
     ngx_http_cast_local_topic_t  *topic;
 
     topic = ngx_http_cast_local_topic(ls, &a->topic, 1, a->counted);
@@ -481,8 +522,11 @@ ngx_http_cast_local_append(ngx_http_cast_store_t *store,
                       "before: not again", &a->id, &a->topic);
 
         ngx_http_cast_local_topic_release(ls, topic);
-        ngx_http_cast_local_reply(a->done, a->data, NGX_HTTP_CAST_DONE,
-                                  NULL, 0, NULL);
+
+        ngx_memzero(&res, sizeof(ngx_http_cast_result_t));
+        res.rc = NGX_HTTP_CAST_DONE;
+        res.again = 1;
+        a->done(a->data, &res);
         return;
     }
 
@@ -851,6 +895,7 @@ ngx_http_cast_local_reply(ngx_http_cast_done_pt done, void *data,
     res.rc = rc;
     res.record = record;
     res.removed = removed;
+    res.again = 0;
     res.json = json;
 
     done(data, &res);

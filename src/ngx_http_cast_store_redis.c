@@ -17,7 +17,8 @@
  *   - a topic's log: stream  cast:{<topic>}:log  (a minute of events) and
  *     channel  cast:ev:<topic>, payload "<id> <name length>:<name><json>";
  *   - control: stream  cast:ctl:log  and channel  cast:ctl: "end <id>
- *     <reason>", "renew <id> <expires> <lease> <events>".
+ *     <reason>", "renew <id> <expires> <lease> <grant> <events>" (grant:
+ *     "a<writable>" for a record made with a token, "n" otherwise).
  * Every worker (the publishing one too) delivers what its pub/sub
  * connection receives: Redis gives each topic its one order.  After its
  * pub/sub connection was lost, a worker reads what it missed from the
@@ -53,7 +54,7 @@
 /* workers report their counters to cast:stats this often (ms) */
 #define NGX_HTTP_CAST_REPORT        2000
 #define NGX_HTTP_CAST_REPORT_KEEP   10000
-#define NGX_HTTP_CAST_REPORT_SOON   50
+#define NGX_HTTP_CAST_REPORT_SOON   10
 
 /* logs keep a minute of events for workers to catch up (ms) */
 #define NGX_HTTP_CAST_LOG_KEEP      60000
@@ -75,7 +76,7 @@
 #define NGX_HTTP_CAST_EXIT_FLUSH    500
 
 /* records whose time is up are ended this often, at most so many (ms) */
-#define NGX_HTTP_CAST_SWEEP         1000
+#define NGX_HTTP_CAST_SWEEP         250
 #define NGX_HTTP_CAST_SWEEP_MAX     "100"
 
 /* a retried publish (same event id) is recognized this long (ms) */
@@ -182,6 +183,7 @@ typedef struct {
     ngx_uint_t                 ncache;
 
     int64_t                    lost_at;     /* pub/sub lost, ms; 0: never */
+    ngx_msec_t                 reported;    /* the last report */
     ngx_queue_t                unbinds;     /* binds to undo */
     u_char                     epoch[NGX_HTTP_CAST_NONCE_LEN];
     u_char                     candidate[NGX_HTTP_CAST_NONCE_LEN];
@@ -204,6 +206,7 @@ typedef struct {
     json_t                    *next;        /* append: the state computed */
     ngx_uint_t                 op;          /* append: keep, set, clear */
     ngx_uint_t                 attempts;
+    unsigned                   again:1;     /* append: a retry */
     ngx_str_t                  reason;
     ngx_str_t                  topic;
     u_char                     buf[1];      /* topic, reason */
@@ -215,6 +218,10 @@ typedef struct {
     const char                *argv[NGX_HTTP_CAST_MAX_ARGS];
     size_t                     argvlen[NGX_HTTP_CAST_MAX_ARGS];
 } ngx_http_cast_rargs_t;
+
+
+#define ngx_http_cast_rargs_literal(a, s)                                    \
+    ngx_http_cast_rargs_add(a, s, sizeof(s) - 1)
 
 
 #define NGX_HTTP_CAST_OP_KEEP   0
@@ -258,6 +265,8 @@ static void ngx_http_cast_rstore_check_epoch(ngx_http_cast_rstore_t *rs);
 static void ngx_http_cast_rstore_epoch(redisAsyncContext *ac, void *r,
     void *privdata);
 static void ngx_http_cast_rstore_unbind(ngx_http_cast_rstore_t *rs);
+static void ngx_http_cast_rstore_unbind_one(ngx_http_cast_store_t *store,
+    ngx_str_t *id);
 static void ngx_http_cast_rstore_sweep(ngx_event_t *ev);
 static void ngx_http_cast_rstore_swept(redisAsyncContext *ac, void *r,
     void *privdata);
@@ -296,6 +305,10 @@ static void ngx_http_cast_rstore_answer(ngx_http_cast_rcall_t *call,
     json_t *json);
 static ngx_uint_t ngx_http_cast_rstore_failed(ngx_http_cast_rstore_t *rs,
     redisReply *reply);
+static void ngx_http_cast_rstore_send(ngx_http_cast_rcall_t *call,
+    ngx_uint_t script, ngx_http_cast_rargs_t *keys,
+    ngx_http_cast_rargs_t *args, ngx_http_cast_rargs_t *more,
+    redisCallbackFn *fn);
 static ngx_int_t ngx_http_cast_rstore_eval(ngx_http_cast_rstore_t *rs,
     ngx_uint_t script, ngx_http_cast_rargs_t *keys,
     ngx_http_cast_rargs_t *args, ngx_http_cast_rargs_t *more,
@@ -412,6 +425,7 @@ ngx_http_cast_store_redis_create(ngx_cycle_t *cycle,
     rs->store.remove_matching = ngx_http_cast_rstore_remove_matching;
     rs->store.reset = ngx_http_cast_rstore_reset;
     rs->store.bind = ngx_http_cast_rstore_bind;
+    rs->store.unbind = ngx_http_cast_rstore_unbind_one;
     rs->store.append = ngx_http_cast_rstore_append;
     rs->store.state = ngx_http_cast_rstore_state;
     rs->store.listen = ngx_http_cast_rstore_listen;
@@ -488,7 +502,7 @@ ngx_http_cast_rstore_write(ngx_http_cast_rstore_t *rs,
     ngx_http_cast_done_pt done, void *data)
 {
     u_char                  kbuf[3][NGX_HTTP_CAST_MAX_TOPIC + 32];
-    u_char                  nbuf[8][NGX_INT64_LEN];
+    u_char                  nbuf[9][NGX_INT64_LEN];
     int64_t                 now, until;
     ngx_http_cast_rargs_t   keys, args, more;
     ngx_http_cast_rcall_t  *call;
@@ -514,8 +528,8 @@ ngx_http_cast_rstore_write(ngx_http_cast_rstore_t *rs,
     ngx_http_cast_rargs_key(&keys, kbuf[0], "cast:sub:{", &record->id, "}");
     ngx_http_cast_rargs_key(&keys, kbuf[1], "cast:{", &record->topic,
                             "}:subs");
-    ngx_http_cast_rargs_add(&keys, "cast:subs", sizeof("cast:subs") - 1);
-    ngx_http_cast_rargs_add(&keys, "cast:topics", sizeof("cast:topics") - 1);
+    ngx_http_cast_rargs_literal(&keys, "cast:subs");
+    ngx_http_cast_rargs_literal(&keys, "cast:topics");
 
     args.argc = 0;
     ngx_http_cast_rargs_str(&args, &record->id);
@@ -554,20 +568,26 @@ ngx_http_cast_rstore_write(ngx_http_cast_rstore_t *rs,
     ngx_http_cast_rargs_num(&more, nbuf[6], record->expires);
     ngx_http_cast_rargs_add(&more, "counted", 7);
     ngx_http_cast_rargs_num(&more, nbuf[7], record->counted);
+    ngx_http_cast_rargs_literal(&more, "bind_by");
+    ngx_http_cast_rargs_num(&more, nbuf[8],
+                            now + (int64_t) record->bind_timeout);
 
     if (bound) {
         ngx_http_cast_rargs_add(&more, "bound", 5);
         ngx_http_cast_rargs_add(&more, "1", 1);
     }
 
-    if (ngx_http_cast_rstore_eval(rs, NGX_HTTP_CAST_SCRIPT_SUBSCRIBE, &keys,
-                                  &args, &more, ngx_http_cast_rstore_created,
-                                  call)
-        != NGX_OK)
-    {
-        ngx_http_cast_rstore_finish(call, NGX_HTTP_CAST_UNAVAILABLE, NULL, 0,
-                                    NULL);
+    /* cast_auth: what the token lets its socket publish */
+
+    if (record->auth) {
+        ngx_http_cast_rargs_literal(&more, "auth");
+        ngx_http_cast_rargs_literal(&more, "1");
+        ngx_http_cast_rargs_literal(&more, "writable");
+        ngx_http_cast_rargs_str(&more, &record->writable);
     }
+
+    ngx_http_cast_rstore_send(call, NGX_HTTP_CAST_SCRIPT_SUBSCRIBE, &keys,
+                              &args, &more, ngx_http_cast_rstore_created);
 }
 
 
@@ -605,6 +625,7 @@ ngx_http_cast_rstore_renew(ngx_http_cast_store_t *store,
     u_char                  kbuf[2][NGX_HTTP_CAST_MAX_TOPIC + 32];
     u_char                  nbuf[4][NGX_INT64_LEN];
     int64_t                 now;
+    ngx_str_t               grant;
     ngx_http_cast_rargs_t   keys, args;
     ngx_http_cast_rcall_t  *call;
 
@@ -621,10 +642,9 @@ ngx_http_cast_rstore_renew(ngx_http_cast_store_t *store,
     ngx_http_cast_rargs_key(&keys, kbuf[0], "cast:sub:{", &record->id, "}");
     ngx_http_cast_rargs_key(&keys, kbuf[1], "cast:{", &record->topic,
                             "}:subs");
-    ngx_http_cast_rargs_add(&keys, "cast:subs", sizeof("cast:subs") - 1);
-    ngx_http_cast_rargs_add(&keys, "cast:topics", sizeof("cast:topics") - 1);
-    ngx_http_cast_rargs_add(&keys, NGX_HTTP_CAST_CTL_LOG,
-                            sizeof(NGX_HTTP_CAST_CTL_LOG) - 1);
+    ngx_http_cast_rargs_literal(&keys, "cast:subs");
+    ngx_http_cast_rargs_literal(&keys, "cast:topics");
+    ngx_http_cast_rargs_literal(&keys, NGX_HTTP_CAST_CTL_LOG);
 
     args.argc = 0;
     ngx_http_cast_rargs_str(&args, &record->id);
@@ -635,14 +655,30 @@ ngx_http_cast_rstore_renew(ngx_http_cast_store_t *store,
     ngx_http_cast_rargs_num(&args, nbuf[2], now);
     ngx_http_cast_rargs_num(&args, nbuf[3], now - NGX_HTTP_CAST_LOG_KEEP);
 
-    if (ngx_http_cast_rstore_eval(rs, NGX_HTTP_CAST_SCRIPT_RENEW, &keys,
-                                  &args, NULL, ngx_http_cast_rstore_renewed,
-                                  call)
-        != NGX_OK)
-    {
-        ngx_http_cast_rstore_finish(call, NGX_HTTP_CAST_UNAVAILABLE, NULL, 0,
+    /* cast_auth: "a<writable>" with a token, "n" without (no spaces) */
+
+    grant.len = 1 + record->writable.len;
+    grant.data = ngx_alloc(grant.len, rs->log);
+    if (grant.data == NULL) {
+        ngx_http_cast_rstore_finish(call, NGX_HTTP_CAST_FAILED, NULL, 0,
                                     NULL);
+        return;
     }
+
+    grant.data[0] = record->auth ? 'a' : 'n';
+    ngx_memcpy(grant.data + 1, record->writable.data, record->writable.len);
+
+    if (!record->auth) {
+        grant.len = 1;
+    }
+
+    ngx_http_cast_rargs_str(&args, &grant);
+
+    /* the command is formatted before this returns */
+
+    ngx_http_cast_rstore_send(call, NGX_HTTP_CAST_SCRIPT_RENEW, &keys,
+                              &args, NULL, ngx_http_cast_rstore_renewed);
+    ngx_free(grant.data);
 }
 
 
@@ -700,10 +736,9 @@ ngx_http_cast_rstore_remove(ngx_http_cast_store_t *store, ngx_str_t *id,
 
     keys.argc = 0;
     ngx_http_cast_rargs_key(&keys, kbuf, "cast:sub:{", id, "}");
-    ngx_http_cast_rargs_add(&keys, "cast:subs", sizeof("cast:subs") - 1);
-    ngx_http_cast_rargs_add(&keys, "cast:topics", sizeof("cast:topics") - 1);
-    ngx_http_cast_rargs_add(&keys, NGX_HTTP_CAST_CTL_LOG,
-                            sizeof(NGX_HTTP_CAST_CTL_LOG) - 1);
+    ngx_http_cast_rargs_literal(&keys, "cast:subs");
+    ngx_http_cast_rargs_literal(&keys, "cast:topics");
+    ngx_http_cast_rargs_literal(&keys, NGX_HTTP_CAST_CTL_LOG);
 
     args.argc = 0;
     ngx_http_cast_rargs_str(&args, id);
@@ -712,14 +747,8 @@ ngx_http_cast_rstore_remove(ngx_http_cast_store_t *store, ngx_str_t *id,
     ngx_http_cast_rargs_num(&args, nbuf[0], now);
     ngx_http_cast_rargs_num(&args, nbuf[1], now - NGX_HTTP_CAST_LOG_KEEP);
 
-    if (ngx_http_cast_rstore_eval(rs, NGX_HTTP_CAST_SCRIPT_REMOVE, &keys,
-                                  &args, NULL, ngx_http_cast_rstore_removed,
-                                  call)
-        != NGX_OK)
-    {
-        ngx_http_cast_rstore_finish(call, NGX_HTTP_CAST_UNAVAILABLE, NULL, 0,
-                                    NULL);
-    }
+    ngx_http_cast_rstore_send(call, NGX_HTTP_CAST_SCRIPT_REMOVE, &keys,
+                              &args, NULL, ngx_http_cast_rstore_removed);
 }
 
 
@@ -794,10 +823,9 @@ ngx_http_cast_rstore_remove_matching(ngx_http_cast_store_t *store,
 
     keys.argc = 0;
     ngx_http_cast_rargs_key(&keys, kbuf, "cast:{", topic, "}:subs");
-    ngx_http_cast_rargs_add(&keys, "cast:subs", sizeof("cast:subs") - 1);
-    ngx_http_cast_rargs_add(&keys, "cast:topics", sizeof("cast:topics") - 1);
-    ngx_http_cast_rargs_add(&keys, NGX_HTTP_CAST_CTL_LOG,
-                            sizeof(NGX_HTTP_CAST_CTL_LOG) - 1);
+    ngx_http_cast_rargs_literal(&keys, "cast:subs");
+    ngx_http_cast_rargs_literal(&keys, "cast:topics");
+    ngx_http_cast_rargs_literal(&keys, NGX_HTTP_CAST_CTL_LOG);
 
     args.argc = 0;
     ngx_http_cast_rargs_str(&args, topic);
@@ -814,14 +842,8 @@ ngx_http_cast_rstore_remove_matching(ngx_http_cast_store_t *store,
     ngx_http_cast_rargs_num(&args, nbuf[0], now);
     ngx_http_cast_rargs_num(&args, nbuf[1], now - NGX_HTTP_CAST_LOG_KEEP);
 
-    if (ngx_http_cast_rstore_eval(rs, NGX_HTTP_CAST_SCRIPT_REMOVE_MATCHING,
-                                  &keys, &args, NULL,
-                                  ngx_http_cast_rstore_removed_many, call)
-        != NGX_OK)
-    {
-        ngx_http_cast_rstore_finish(call, NGX_HTTP_CAST_UNAVAILABLE, NULL, 0,
-                                    NULL);
-    }
+    ngx_http_cast_rstore_send(call, NGX_HTTP_CAST_SCRIPT_REMOVE_MATCHING, &keys,
+                              &args, NULL, ngx_http_cast_rstore_removed_many);
 }
 
 
@@ -847,24 +869,17 @@ ngx_http_cast_rstore_reset(ngx_http_cast_store_t *store,
     now = ngx_http_cast_now_ms();
 
     keys.argc = 0;
-    ngx_http_cast_rargs_add(&keys, "cast:subs", sizeof("cast:subs") - 1);
-    ngx_http_cast_rargs_add(&keys, "cast:topics", sizeof("cast:topics") - 1);
-    ngx_http_cast_rargs_add(&keys, NGX_HTTP_CAST_CTL_LOG,
-                            sizeof(NGX_HTTP_CAST_CTL_LOG) - 1);
+    ngx_http_cast_rargs_literal(&keys, "cast:subs");
+    ngx_http_cast_rargs_literal(&keys, "cast:topics");
+    ngx_http_cast_rargs_literal(&keys, NGX_HTTP_CAST_CTL_LOG);
 
     args.argc = 0;
     ngx_http_cast_rargs_str(&args, &reason);
     ngx_http_cast_rargs_num(&args, nbuf[0], now);
     ngx_http_cast_rargs_num(&args, nbuf[1], now - NGX_HTTP_CAST_LOG_KEEP);
 
-    if (ngx_http_cast_rstore_eval(rs, NGX_HTTP_CAST_SCRIPT_RESET, &keys,
-                                  &args, NULL,
-                                  ngx_http_cast_rstore_removed_many, call)
-        != NGX_OK)
-    {
-        ngx_http_cast_rstore_finish(call, NGX_HTTP_CAST_UNAVAILABLE, NULL, 0,
-                                    NULL);
-    }
+    ngx_http_cast_rstore_send(call, NGX_HTTP_CAST_SCRIPT_RESET, &keys,
+                              &args, NULL, ngx_http_cast_rstore_removed_many);
 }
 
 
@@ -958,22 +973,16 @@ ngx_http_cast_rstore_bind(ngx_http_cast_store_t *store, ngx_str_t *id,
 
     keys.argc = 0;
     ngx_http_cast_rargs_key(&keys, kbuf, "cast:sub:{", id, "}");
-    ngx_http_cast_rargs_add(&keys, "cast:subs", sizeof("cast:subs") - 1);
-    ngx_http_cast_rargs_add(&keys, "cast:topics", sizeof("cast:topics") - 1);
+    ngx_http_cast_rargs_literal(&keys, "cast:subs");
+    ngx_http_cast_rargs_literal(&keys, "cast:topics");
 
     args.argc = 0;
     ngx_http_cast_rargs_str(&args, id);
     ngx_http_cast_rargs_num(&args, nbuf, ngx_http_cast_now_ms());
     ngx_http_cast_rargs_str(&args, &n);
 
-    if (ngx_http_cast_rstore_eval(rs, NGX_HTTP_CAST_SCRIPT_BIND, &keys,
-                                  &args, NULL, ngx_http_cast_rstore_bound,
-                                  call)
-        != NGX_OK)
-    {
-        ngx_http_cast_rstore_finish(call, NGX_HTTP_CAST_UNAVAILABLE, NULL, 0,
-                                    NULL);
-    }
+    ngx_http_cast_rstore_send(call, NGX_HTTP_CAST_SCRIPT_BIND, &keys,
+                              &args, NULL, ngx_http_cast_rstore_bound);
 }
 
 
@@ -1199,7 +1208,7 @@ ngx_http_cast_rstore_append_try(ngx_http_cast_rcall_t *call)
     keys.argc = 0;
     ngx_http_cast_rargs_key(&keys, kbuf[0], "cast:{", &a->topic, "}:state");
     ngx_http_cast_rargs_key(&keys, kbuf[1], "cast:{", &a->topic, "}:log");
-    ngx_http_cast_rargs_add(&keys, "cast:topics", sizeof("cast:topics") - 1);
+    ngx_http_cast_rargs_literal(&keys, "cast:topics");
     ngx_http_cast_rargs_key(&keys, kbuf[2], "cast:{", &a->topic, "}:ids");
 
     channel.data = cbuf;
@@ -1281,6 +1290,7 @@ ngx_http_cast_rstore_appended(redisAsyncContext *ac, void *r, void *privdata)
                       "cast: event \"%V\" on topic \"%V\" was published "
                       "before: not again", &call->append->id, &call->topic);
 
+        call->again = 1;
         ngx_http_cast_rstore_finish(call, NGX_HTTP_CAST_DONE, NULL, 0, NULL);
         return;
 
@@ -1513,22 +1523,16 @@ ngx_http_cast_rstore_status(ngx_http_cast_store_t *store,
     now = ngx_http_cast_now_ms();
 
     keys.argc = 0;
-    ngx_http_cast_rargs_add(&keys, "cast:stats", sizeof("cast:stats") - 1);
-    ngx_http_cast_rargs_add(&keys, "cast:subs", sizeof("cast:subs") - 1);
-    ngx_http_cast_rargs_add(&keys, "cast:topics", sizeof("cast:topics") - 1);
+    ngx_http_cast_rargs_literal(&keys, "cast:stats");
+    ngx_http_cast_rargs_literal(&keys, "cast:subs");
+    ngx_http_cast_rargs_literal(&keys, "cast:topics");
 
     args.argc = 0;
     ngx_http_cast_rargs_num(&args, nbuf[0], now - NGX_HTTP_CAST_REPORT_KEEP);
     ngx_http_cast_rargs_num(&args, nbuf[1], now);
 
-    if (ngx_http_cast_rstore_eval(rs, NGX_HTTP_CAST_SCRIPT_STATUS, &keys,
-                                  &args, NULL,
-                                  ngx_http_cast_rstore_status_reply, call)
-        != NGX_OK)
-    {
-        ngx_http_cast_rstore_finish(call, NGX_HTTP_CAST_UNAVAILABLE, NULL, 0,
-                                    NULL);
-    }
+    ngx_http_cast_rstore_send(call, NGX_HTTP_CAST_SCRIPT_STATUS, &keys,
+                              &args, NULL, ngx_http_cast_rstore_status_reply);
 }
 
 
@@ -1695,11 +1699,14 @@ ngx_http_cast_rstore_cmd_state(ngx_http_cast_redis_t *rds,
 
     ngx_http_cast_rstore_unbind(data);
     ngx_http_cast_rstore_check_epoch(data);
+
+    /* every worker is in the status from the start */
+    ngx_http_cast_rstore_report(&((ngx_http_cast_rstore_t *) data)->report_ev);
 }
 
 
 /*
- * Every second: the records whose time is up end, here or on another
+ * Four times a second: the records whose time is up end, here or on another
  * worker (one takes each), as a timer would end them in local mode.
  */
 
@@ -1714,13 +1721,15 @@ ngx_http_cast_rstore_sweep(ngx_event_t *ev)
 
     ngx_add_timer(ev, NGX_HTTP_CAST_SWEEP);
 
+    /* and whether Redis lost its data meanwhile */
+    ngx_http_cast_rstore_check_epoch(rs);
+
     now = ngx_http_cast_now_ms();
 
     keys.argc = 0;
-    ngx_http_cast_rargs_add(&keys, "cast:subs", sizeof("cast:subs") - 1);
-    ngx_http_cast_rargs_add(&keys, "cast:topics", sizeof("cast:topics") - 1);
-    ngx_http_cast_rargs_add(&keys, NGX_HTTP_CAST_CTL_LOG,
-                            sizeof(NGX_HTTP_CAST_CTL_LOG) - 1);
+    ngx_http_cast_rargs_literal(&keys, "cast:subs");
+    ngx_http_cast_rargs_literal(&keys, "cast:topics");
+    ngx_http_cast_rargs_literal(&keys, NGX_HTTP_CAST_CTL_LOG);
 
     args.argc = 0;
     ngx_http_cast_rargs_num(&args, nbuf[0], now);
@@ -1767,6 +1776,28 @@ ngx_http_cast_rstore_swept(redisAsyncContext *ac, void *r, void *privdata)
         rs->store.hooks.ended(rs->store.hooks.hub, &f[0], &f[1], &f[3],
                               bound);
     }
+}
+
+
+/* worker exit: the record of a socket closed here may be bound again */
+
+static void
+ngx_http_cast_rstore_unbind_one(ngx_http_cast_store_t *store, ngx_str_t *id)
+{
+    ngx_http_cast_rstore_t *rs = (ngx_http_cast_rstore_t *) store;
+
+    u_char                 kbuf[NGX_HTTP_CAST_MAX_TOPIC + 32];
+    ngx_http_cast_rargs_t  keys, args;
+
+    keys.argc = 0;
+    ngx_http_cast_rargs_key(&keys, kbuf, "cast:sub:{", id, "}");
+
+    args.argc = 0;
+    ngx_http_cast_rargs_literal(&args, "");
+
+    (void) ngx_http_cast_rstore_eval(rs, NGX_HTTP_CAST_SCRIPT_UNBIND, &keys,
+                                     &args, NULL,
+                                     ngx_http_cast_rstore_logged, rs);
 }
 
 
@@ -1823,7 +1854,7 @@ ngx_http_cast_rstore_check_epoch(ngx_http_cast_rstore_t *rs)
     ngx_http_cast_rargs_t  keys, args;
 
     keys.argc = 0;
-    ngx_http_cast_rargs_add(&keys, "cast:epoch", sizeof("cast:epoch") - 1);
+    ngx_http_cast_rargs_literal(&keys, "cast:epoch");
 
     args.argc = 0;
     ngx_http_cast_rargs_add(&args, rs->candidate, NGX_HTTP_CAST_NONCE_LEN);
@@ -1933,11 +1964,18 @@ ngx_http_cast_rstore_logged(redisAsyncContext *ac, void *r, void *privdata)
 }
 
 
-/* counters changed (deliveries, sockets): reported within 50 ms */
+/* counters changed (deliveries, sockets): reported at most every 10 ms */
 
 static void
 ngx_http_cast_rstore_report_soon(ngx_http_cast_rstore_t *rs)
 {
+    /* at once: the report is in Redis before the client sees a frame */
+
+    if (ngx_current_msec - rs->reported >= NGX_HTTP_CAST_REPORT_SOON) {
+        ngx_http_cast_rstore_report(&rs->report_ev);
+        return;
+    }
+
     if (rs->report_ev.timer_set
         && (ngx_msec_int_t) (rs->report_ev.timer.key - ngx_current_msec)
            <= NGX_HTTP_CAST_REPORT_SOON)
@@ -1962,13 +2000,13 @@ ngx_http_cast_rstore_report(ngx_event_t *ev)
 
     ngx_add_timer(ev, NGX_HTTP_CAST_REPORT);
 
+    rs->reported = ngx_current_msec;
+
     if (!ngx_http_cast_redis_ready(rs->cmd)
         || rs->store.hooks.counters == NULL)
     {
         return;
     }
-
-    ngx_http_cast_rstore_check_epoch(rs);
 
     worker = rs->store.hooks.counters(rs->store.hooks.hub);
     if (worker == NULL) {
@@ -2181,7 +2219,8 @@ ngx_http_cast_rstore_receive(ngx_http_cast_rstore_t *rs,
 /*
  * "<stream id> <text>": once per channel (a catch-up and the live
  * channel may both bring it).  Topic channels: "<n>:<name><json>";
- * control: "end <id> <reason>" or "renew <id> <expires> <lease> <events>".
+ * control: "end <id> <reason>" or
+ * "renew <id> <expires> <lease> <grant> <events>".
  */
 
 static void
@@ -2224,6 +2263,8 @@ ngx_http_cast_rstore_deliver(ngx_http_cast_rstore_t *rs,
                 record.expires = m.expires;
                 record.lease = m.lease;
                 record.events = m.events;
+                record.auth = m.auth;           /* cast_auth */
+                record.writable = m.writable;
 
                 rs->store.hooks.renewed(rs->store.hooks.hub, &record);
             }
@@ -2620,6 +2661,7 @@ ngx_http_cast_rstore_answer(ngx_http_cast_rcall_t *call, ngx_uint_t rc,
         res.rc = rc;
         res.record = record;
         res.removed = removed;
+        res.again = call->again;
         res.json = json;
 
         done(call->data, &res);
@@ -2658,6 +2700,23 @@ ngx_http_cast_rstore_failed(ngx_http_cast_rstore_t *rs, redisReply *reply)
     }
 
     return NGX_HTTP_CAST_UNAVAILABLE;
+}
+
+
+/* a call's script; out of reach: UNAVAILABLE at once */
+
+static void
+ngx_http_cast_rstore_send(ngx_http_cast_rcall_t *call, ngx_uint_t script,
+    ngx_http_cast_rargs_t *keys, ngx_http_cast_rargs_t *args,
+    ngx_http_cast_rargs_t *more, redisCallbackFn *fn)
+{
+    if (ngx_http_cast_rstore_eval(call->rs, script, keys, args, more, fn,
+                                  call)
+        != NGX_OK)
+    {
+        ngx_http_cast_rstore_finish(call, NGX_HTTP_CAST_UNAVAILABLE, NULL, 0,
+                                    NULL);
+    }
 }
 
 
@@ -2767,6 +2826,8 @@ ngx_http_cast_rstore_record(redisReply *reply, ngx_http_cast_record_t *rec)
         { ngx_string("actors"), offsetof(ngx_http_cast_record_t, actors) },
         { ngx_string("client_info"),
           offsetof(ngx_http_cast_record_t, client_info) },
+        { ngx_string("writable"),
+          offsetof(ngx_http_cast_record_t, writable) },
         { ngx_null_string, 0 }
     };
 
@@ -2821,6 +2882,10 @@ ngx_http_cast_rstore_record(redisReply *reply, ngx_http_cast_record_t *rec)
                    && ngx_strncmp(name->str, "counted", 7) == 0)
         {
             rec->counted = (v.len == 1 && v.data[0] == '1');
+
+        } else if (name->len == 4 && ngx_strncmp(name->str, "auth", 4) == 0)
+        {
+            rec->auth = (v.len == 1 && v.data[0] == '1');
         }
     }
 

@@ -96,19 +96,37 @@ ngx_http_cast_new_uuid(u_char *out)
 }
 
 
-/* UTC, ISO 8601 with milliseconds: 2026-12-03T06:12:19.123Z */
+/*
+ * UTC, ISO 8601 with milliseconds: 2026-12-03T06:12:19.123Z; the date
+ * and time up to the second are formatted once a second.
+ */
 
 void
 ngx_http_cast_timestamp(u_char *out)
 {
     ngx_tm_t     tm;
+    ngx_uint_t   ms;
     ngx_time_t  *tp;
 
-    tp = ngx_timeofday();
-    ngx_gmtime(tp->sec, &tm);
+    static time_t  sec = -1;
+    static u_char  date[sizeof("2026-12-03T06:12:19.") - 1];
 
-    (void) ngx_sprintf(out, "%4d-%02d-%02dT%02d:%02d:%02d.%03MZ",
-                       tm.ngx_tm_year, tm.ngx_tm_mon, tm.ngx_tm_mday,
-                       tm.ngx_tm_hour, tm.ngx_tm_min, tm.ngx_tm_sec,
-                       tp->msec);
+    tp = ngx_timeofday();
+
+    if (tp->sec != sec) {
+        ngx_gmtime(tp->sec, &tm);
+
+        (void) ngx_sprintf(date, "%4d-%02d-%02dT%02d:%02d:%02d.",
+                           tm.ngx_tm_year, tm.ngx_tm_mon, tm.ngx_tm_mday,
+                           tm.ngx_tm_hour, tm.ngx_tm_min, tm.ngx_tm_sec);
+        sec = tp->sec;
+    }
+
+    out = ngx_cpymem(out, date, sizeof(date));
+
+    ms = tp->msec;
+    *out++ = (u_char) ('0' + ms / 100);
+    *out++ = (u_char) ('0' + ms / 10 % 10);
+    *out++ = (u_char) ('0' + ms % 10);
+    *out = 'Z';
 }

@@ -89,7 +89,7 @@ ngx_http_cast_wire_event(ngx_str_t *text, ngx_http_cast_message_t *m)
 ngx_int_t
 ngx_http_cast_wire_control(ngx_str_t *text, ngx_http_cast_message_t *m)
 {
-    u_char      *p, *last, *f[4];
+    u_char      *p, *last, *f[5];
     uint64_t     n;
     ngx_uint_t   i;
 
@@ -118,9 +118,9 @@ ngx_http_cast_wire_control(ngx_str_t *text, ngx_http_cast_message_t *m)
     if (last - p > 6 && ngx_strncmp(p, "renew ", 6) == 0) {
         p += 6;
 
-        /* <id> <expires> <lease> <events> */
+        /* <id> <expires> <lease> <grant> <events> */
 
-        for (i = 0; i < 3; i++) {
+        for (i = 0; i < 4; i++) {
             f[i] = p;
             p = ngx_strlchr(p, last, ' ');
 
@@ -131,7 +131,17 @@ ngx_http_cast_wire_control(ngx_str_t *text, ngx_http_cast_message_t *m)
             p++;
         }
 
-        f[3] = p;
+        f[4] = p;
+
+        /* cast_auth: "a<writable>" or "n" */
+
+        if (f[3][0] != 'a' && !(f[3][0] == 'n' && f[4] - f[3] == 2)) {
+            return NGX_ERROR;
+        }
+
+        m->auth = (f[3][0] == 'a');
+        m->writable.data = f[3] + 1;
+        m->writable.len = f[4] - f[3] - 2;
 
         m->kind = NGX_HTTP_CAST_WIRE_RENEW;
         m->id.data = f[0];
@@ -152,8 +162,8 @@ ngx_http_cast_wire_control(ngx_str_t *text, ngx_http_cast_message_t *m)
         }
 
         m->lease = (time_t) n;
-        m->events.data = f[3];
-        m->events.len = last - f[3];
+        m->events.data = f[4];
+        m->events.len = last - f[4];
 
         return NGX_OK;
     }

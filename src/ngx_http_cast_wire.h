@@ -6,7 +6,9 @@
  *   an event:     "<stream id> <name length>:<name><json>"
  *   control:      "<stream id> end <subscription id> <reason>"
  *                 "<stream id> renew <subscription id> <expires ms>
- *                  <lease s> <events>"
+ *                  <lease s> <grant> <events>"  (grant, cast_auth:
+ *                  "a<writable events>" for a record made with a
+ *                  bearer token, "n" otherwise; no space in it)
  *   a stream id:  "<ms>-<seq>"
  *
  * Lengths are given, never found by a separator inside the content: a
@@ -43,6 +45,8 @@ typedef struct {
     int64_t                    expires;     /* renew, ms */
     time_t                     lease;       /* renew, s */
     ngx_str_t                  events;      /* renew */
+    ngx_uint_t                 auth;        /* renew: made with a token */
+    ngx_str_t                  writable;    /* renew: what it may publish */
 } ngx_http_cast_message_t;
 
 

@@ -19,6 +19,7 @@
 #include "ngx_http_cast.h"
 #include "ngx_http_cast_frame.h"
 #include "ngx_http_cast_hub.h"
+#include "ngx_http_cast_jwt.h"
 #include "ngx_http_cast_reply.h"
 #include "ngx_http_cast_ws.h"
 
@@ -108,6 +109,7 @@ struct ngx_http_cast_ws_s {
     unsigned                   upgraded:1;  /* the 101 is sent */
     unsigned                   in_frame:1;  /* input stopped mid-frame */
     unsigned                   in_message:1;  /* mid fragmented message */
+    unsigned                   auth:1;      /* made with a bearer token */
 };
 
 
@@ -149,6 +151,8 @@ static void ngx_http_cast_ws_message(ngx_http_cast_ws_t *ws, u_char *p,
     size_t n);
 static void ngx_http_cast_ws_send_error(ngx_http_cast_ws_t *ws,
     ngx_str_t *error, json_t *id);
+static ngx_int_t ngx_http_cast_ws_allowed(ngx_http_cast_ws_t *ws,
+    ngx_http_cast_event_t *ev, ngx_str_t *err);
 static ngx_int_t ngx_http_cast_ws_enqueue(ngx_http_cast_ws_t *ws,
     ngx_http_cast_frame_t *frame, ngx_uint_t flags);
 static ngx_int_t ngx_http_cast_ws_link(ngx_http_cast_ws_t *ws,
@@ -548,6 +552,17 @@ ngx_http_cast_ws_start(ngx_http_request_t *r, ngx_http_cast_record_t *record,
         "Sec-WebSocket-Accept: ";
 
     c = r->connection;
+    core = ngx_http_get_module_loc_conf(r, ngx_http_core_module);
+
+    /*
+     * tcp_nodelay, as nginx sets it on keep-alive and upgraded proxy
+     * connections: without it a frame written after a ping/pong exchange
+     * waits for the client's delayed ACK (Nagle), some 40 ms.
+     */
+
+    if (core->tcp_nodelay && ngx_tcp_nodelay(c) != NGX_OK) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
 
     cln = ngx_http_cleanup_add(r, 0);
     if (cln == NULL) {
@@ -570,7 +585,6 @@ ngx_http_cast_ws_start(ngx_http_request_t *r, ngx_http_cast_record_t *record,
     ws->last_seen = ngx_current_msec;
 
     /* a Close is followed the way nginx lingers on close */
-    core = ngx_http_get_module_loc_conf(r, ngx_http_core_module);
     ws->lingering_time = core->lingering_time;
     ws->lingering_timeout = core->lingering_timeout;
 
@@ -699,6 +713,8 @@ ngx_http_cast_ws_start(ngx_http_request_t *r, ngx_http_cast_record_t *record,
      * 3.2), marked as not live: cast_send_queue, the bound for live
      * traffic, does not apply to what a client gets before it could read.
      */
+
+    ws->auth = record->auth ? 1 : 0;
 
     ws->sub = ngx_http_cast_hub_attach(ws->hub, record, ws, c->log,
                                        ngx_http_cast_ws_send_frame,
@@ -1185,7 +1201,15 @@ ngx_http_cast_ws_message(ngx_http_cast_ws_t *ws, u_char *p, size_t n)
                                             ? ws->sub->record.dialect
                                             : ws->conf->dialect,
                                             &pub->ev, &err);
-        if (rc == NGX_DECLINED) {
+        if (rc == NGX_OK && ngx_http_cast_ws_allowed(ws, &pub->ev, &err)
+                            != NGX_OK)
+        {
+            ngx_log_error(NGX_LOG_INFO, log, 0,
+                          "cast: client sent an event it may not: %V", &err);
+            ngx_http_cast_ws_send_error(ws, &err,
+                                        json_object_get(root, "id"));
+
+        } else if (rc == NGX_DECLINED) {
             ngx_log_error(NGX_LOG_INFO, log, 0,
                           "cast: client sent an invalid event: %V", &err);
             ngx_http_cast_ws_send_error(ws, &err,
@@ -1240,6 +1264,52 @@ ngx_http_cast_ws_message(ngx_http_cast_ws_t *ws, u_char *p, size_t n)
 
     json_decref(root);
     ngx_destroy_pool(pool);
+}
+
+
+/*
+ * cast_auth: a socket whose subscription was made with a bearer token
+ * publishes on its own topic only, and only the events the token may
+ * write (kept in its record); its lease ended with the token.
+ */
+
+static ngx_int_t
+ngx_http_cast_ws_allowed(ngx_http_cast_ws_t *ws, ngx_http_cast_event_t *ev,
+    ngx_str_t *err)
+{
+    ngx_http_cast_record_t  *record;
+
+    if (!ws->auth) {
+        return NGX_OK;
+    }
+
+    if (ws->sub == NULL) {
+        ngx_str_set(err, "403: the subscription has ended");
+        return NGX_DECLINED;
+    }
+
+    record = &ws->sub->record;
+
+    if (!record->auth) {
+        /* renewed where cast_auth is off */
+        return NGX_OK;
+    }
+
+    if (record->topic.len != ev->topic.len
+        || ngx_memcmp(record->topic.data, ev->topic.data, ev->topic.len) != 0)
+    {
+        ngx_str_set(err, "403: the subscription's token is for another "
+                         "topic");
+        return NGX_DECLINED;
+    }
+
+    if (!ngx_http_cast_scopes_listed(&record->writable, &ev->lowercase)) {
+        ngx_str_set(err, "403: the subscription's token may not publish "
+                         "this event");
+        return NGX_DECLINED;
+    }
+
+    return NGX_OK;
 }
 
 
@@ -1971,7 +2041,14 @@ ngx_http_cast_ws_release(ngx_http_cast_ws_t *ws)
 
     if (sub) {
         ws->sub = NULL;
-        ngx_http_cast_hub_detach(sub, "socket closed");
+        /*
+         * A worker that exits (reload, shutdown) leaves the subscription
+         * for the client to bind again, here or on another worker.
+         */
+
+        ngx_http_cast_hub_detach(sub, (ngx_exiting || ngx_quit
+                                       || ngx_terminate)
+                                      ? NULL : "socket closed");
     }
 
     /* events on their way to the hub: their answers find no socket */

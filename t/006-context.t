@@ -18,6 +18,9 @@ add_block_preprocessor(sub {
 });
 
 # a FHIRcast event body; $anchor "Patient" etc., $key the context key
+# every event its own id: the same id again is a retry, taken once
+our $EvSeq = 0;
+
 sub ev {
     my ($name, $id, $type, $key) = @_;
     $type ||= 'Patient';
@@ -25,8 +28,9 @@ sub ev {
     my $ctx = defined $id
         ? qq([{"key":"$key","resource":{"resourceType":"$type","id":"$id"}}])
         : '[]';
+    $EvSeq++;
     return qq({"timestamp":"2026-12-03T06:12:19.123Z","id":"ev-$name-) . ($id // '')
-           . qq(","event":{"hub.event":"$name","context":$ctx}});
+           . qq(-$EvSeq","event":{"hub.event":"$name","context":$ctx}});
 }
 
 # POST {path} with a JSON body, from --- init

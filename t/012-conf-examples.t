@@ -5,8 +5,11 @@
 # temporary directory (never into t/servroot, never over the example):
 # load_module points at the built module, every "listen" becomes
 # 127.0.0.1:<a port of this test>, cast_redis points at a private Redis
-# (password= dropped), and pid, logs and temp paths go into the temporary
-# directory.  Nothing else changes.  Then:
+# (password= dropped), pid, logs and temp paths go into the temporary
+# directory, and the files an example names go there too, made at test
+# time: a certificate for ssl_certificate / ssl_certificate_key (openssl),
+# a JWK Set for cast_auth_jwks and a secret for cast_auth_secret
+# (t/lib/CastAuth.pm).  Nothing else changes.  Then:
 #
 #   - `nginx -t` accepts the copy;
 #   - nginx runs it, and a client from 127.0.0.5 (standing for any other
@@ -16,7 +19,11 @@
 #     X-Forwarded-For headers claiming 127.0.0.1;
 #   - from 127.0.0.1 the same status locations answer 200, and DELETE
 #     answers 200 where the example enables cast_reset, so the refusals
-#     above come from the access rules, not from a broken route.
+#     above come from the access rules, not from a broken route;
+#   - a cast_hub location with "cast_auth jwt" refuses a subscribe without
+#     a token (401) and accepts one with a token of the test's key, for
+#     the example's issuer and audience (202);
+#   - servers that listen with "ssl" are asked over TLS.
 #
 # Environment: TEST_NGINX_BINARY (nginx), TEST_NGINX_LOAD_MODULES (the
 # module .so), TEST_NGINX_SERVER_PORT / TEST_NGINX_PORT (first port; this
@@ -35,8 +42,10 @@ use POSIX qw(WNOHANG);
 use Time::HiRes qw(sleep time);
 
 use lib 't/lib';
-use CastTest qw(server_port);
+use CastTest qw(server_port json_decode);
 use CastRedis;
+use CastAuth;
+use IO::Socket::SSL ();
 
 my $Nginx = $ENV{TEST_NGINX_BINARY} || 'nginx';
 my @Modules = split ' ', ($ENV{TEST_NGINX_LOAD_MODULES} || '');
@@ -57,6 +66,7 @@ ok(scalar @Examples, 'conf-examples/ has examples: ' . join(' ', @Examples));
 my $Redis = CastRedis->new(port => $ENV{TEST_NGINX_REDIS_PORT})->start;
 
 my $NginxPid;
+my $Keys;           # made when an example names key files
 END { stop_nginx() }
 
 for my $file (@Examples) {
@@ -101,6 +111,23 @@ sub adjust {
     }ge;
 
     $text =~ s{\berror_log\s+\S+}{error_log $dir/logs/error.log}g;
+
+    # the files an example names, made here
+    if ($text =~ /\bssl_certificate\b/) {
+        my $out = `openssl req -x509 -newkey rsa:2048 -nodes -days 2 \\
+                       -subj /CN=localhost -keyout '$dir/key.pem' \\
+                       -out '$dir/cert.pem' 2>&1`;
+        die "openssl could not make a certificate: $out\n" if $?;
+        $text =~ s{\bssl_certificate\s+[^;]+;}{ssl_certificate $dir/cert.pem;}g;
+        $text =~ s{\bssl_certificate_key\s+[^;]+;}{ssl_certificate_key $dir/key.pem;}g;
+    }
+    if ($text =~ /\bcast_auth_(?:jwks|secret)\b/) {
+        $Keys ||= CastAuth->new->rsa('k1')->secret('s1');
+        my $jwks = $Keys->jwks('jwks.json', 'k1');
+        my $secret = $Keys->secret_file('secret.key', 's1');
+        $text =~ s{\bcast_auth_jwks\s+[^;\s]+}{cast_auth_jwks $jwks}g;
+        $text =~ s{\bcast_auth_secret\s+[^;\s]+}{cast_auth_secret $secret}g;
+    }
 
     my $temps = join '', map { "    ${_}_temp_path $dir/${_}_temp;\n" }
                          qw(client_body proxy fastcgi uwsgi scgi);
@@ -159,6 +186,7 @@ sub servers {
         for my $srv (find_all($http->{block}, 'server')) {
             my ($listen) = find_all($srv->{block}, 'listen');
             my ($port) = $listen->{args}[0] =~ /:(\d+)$/;
+            my $tls = grep { $_ eq 'ssl' } @{ $listen->{args} };
             my (@hubs, @status);
             for my $loc (find_all($srv->{block}, 'location')) {
                 my $path = $loc->{args}[-1];
@@ -166,37 +194,60 @@ sub servers {
                     my ($r) = grep { $_->{name} eq 'cast_reset' }
                               @{ $loc->{block} }, @{ $srv->{block} },
                               @{ $http->{block} };
+                    my %auth;
+                    for my $k (qw(cast_auth cast_auth_issuer
+                                  cast_auth_audience))
+                    {
+                        my ($d) = grep { $_->{name} eq $k }
+                                  @{ $loc->{block} }, @{ $srv->{block} },
+                                  @{ $http->{block} };
+                        $auth{$k} = $d->{args}[0] if $d;
+                    }
                     push @hubs, { path => $path,
-                                  reset => $r && $r->{args}[0] eq 'on' };
+                                  reset => $r && $r->{args}[0] eq 'on',
+                                  auth => ($auth{cast_auth} // '') eq 'jwt'
+                                          ? \%auth : undef };
                 }
                 push @status, $path if has($loc, 'cast_status');
             }
             push @servers, { port => $port, hubs => \@hubs,
-                             status => \@status };
+                             status => \@status, tls => $tls };
         }
     }
     return @servers;
 }
 
 # one request from a chosen local address: (status, headers, body)
+#   $port: a number, or [number, tls]; -body => text among the headers
 sub request {
     my ($from, $port, $method, $path, @h) = @_;
-    my $s = IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $port,
-                                  LocalAddr => $from, Proto => 'tcp',
-                                  Timeout => 5)
-        or return (0, {}, "connect from $from: $!");
+    my $tls = ref $port ? $port->[1] : 0;
+    $port = $port->[0] if ref $port;
+    my %o = (PeerAddr => '127.0.0.1', PeerPort => $port,
+             LocalAddr => $from, Proto => 'tcp', Timeout => 5);
+    my $s = $tls ? IO::Socket::SSL->new(%o, SSL_verify_mode =>
+                                            IO::Socket::SSL::SSL_VERIFY_NONE())
+                 : IO::Socket::INET->new(%o);
+    return (0, {}, "connect from $from: $! $IO::Socket::SSL::SSL_ERROR")
+        if !$s;
+    my $send = '';
     my $req = "$method $path HTTP/1.1\r\nHost: localhost\r\n"
-              . "Connection: close\r\nContent-Length: 0\r\n";
+              . "Connection: close\r\n";
     while (@h) {
         my ($k, $v) = splice @h, 0, 2;
+        if ($k eq '-body') { $send = $v; next }
         $req .= "$k: $v\r\n";
     }
-    print $s "$req\r\n";
+    $req .= 'Content-Length: ' . length($send) . "\r\n";
+    print $s "$req\r\n$send";
     my $resp = '';
     my $sel = IO::Select->new($s);
     my $deadline = time + 5 * $Slow;
     while ((my $left = $deadline - time) > 0) {
-        last if !$sel->can_read($left);
+        # TLS may hold decrypted bytes that select() does not see
+        if (!($tls && $s->pending)) {
+            last if !$sel->can_read($left);
+        }
         my $r = sysread($s, my $buf, 65536);
         last if !$r;
         $resp .= $buf;
@@ -298,10 +349,11 @@ sub check_example {
     my @spoof = ('X-Real-IP' => '127.0.0.1', 'X-Forwarded-For' => '127.0.0.1');
 
     for my $srv (@servers) {
-        my $p = $srv->{port};
+        my $p = [ $srv->{port}, $srv->{tls} ];
+        my $pn = $srv->{port};
         for my $hub (@{ $srv->{hubs} }) {
             for my $h ([], \@spoof) {
-                my $what = "$name: DELETE $hub->{path} on :$p from $Other"
+                my $what = "$name: DELETE $hub->{path} on :$pn from $Other"
                            . (@$h ? ' with forwarded-address headers' : '');
                 my ($code, $hd) = request($Other, $p, 'DELETE', $hub->{path},
                                           @$h);
@@ -315,23 +367,50 @@ sub check_example {
             if ($hub->{reset}) {
                 is("$code $body" =~ s/"removed":\d+/"removed":N/r,
                    '200 {"status":"cleared","removed":N}',
-                   "$name: DELETE $hub->{path} on :$p from 127.0.0.1 "
+                   "$name: DELETE $hub->{path} on :$pn from 127.0.0.1 "
                    . "resets (cast_reset on)");
             } else {
-                is($code, 405, "$name: DELETE $hub->{path} on :$p from "
+                is($code, 405, "$name: DELETE $hub->{path} on :$pn from "
                                . "127.0.0.1: 405 (cast_reset off)");
             }
+        }
+        for my $hub (grep { $_->{auth} } @{ $srv->{hubs} }) {
+            my $form = 'hub.mode=subscribe&hub.channel.type=websocket'
+                       . '&hub.topic=T1&hub.events=patient-open';
+            my @ct = ('Content-Type' => 'application/x-www-form-urlencoded',
+                      -body => $form);
+            my ($code, $hd) = request_ready('127.0.0.1', $p, 'POST',
+                                            $hub->{path}, @ct);
+            is($code, 401, "$name: subscribe on $hub->{path} on :$pn "
+                           . "without a token: 401 (cast_auth jwt)");
+            like($hd->{'www-authenticate'} // '', qr/^Bearer /,
+                 "$name: ... with WWW-Authenticate: Bearer");
+            my $claims = CastAuth::claims(topic => 'T1',
+                                          scope => 'fhircast/*.read');
+            $claims->{iss} = $hub->{auth}{cast_auth_issuer};
+            $claims->{aud} = $hub->{auth}{cast_auth_audience};
+            delete $claims->{$_} for grep { !defined $claims->{$_} }
+                                     qw(iss aud);
+            my $token = $Keys->token('k1', $claims);
+            my $body;
+            ($code, $hd, $body) = request_ready('127.0.0.1', $p, 'POST',
+                $hub->{path}, @ct, Authorization => "Bearer $token");
+            is($code, 202, "$name: ... with a token for the example's "
+                           . "issuer and audience: 202") or diag($body);
+            my $j = eval { json_decode($body) } || {};
+            is($j->{'hub.events'}, 'patient-open',
+               "$name: ... granting what it may read");
         }
         for my $path (@{ $srv->{status} }) {
             for my $h ([], \@spoof) {
                 my ($code) = request($Other, $p, 'GET', $path, @$h);
-                is($code, 403, "$name: GET $path on :$p from $Other"
+                is($code, 403, "$name: GET $path on :$pn from $Other"
                     . (@$h ? ' with forwarded-address headers' : '')
                     . ': 403');
             }
             my ($code, undef, $body) = request_ready('127.0.0.1', $p, 'GET',
                                                     $path);
-            is($code, 200, "$name: GET $path on :$p from 127.0.0.1: 200");
+            is($code, 200, "$name: GET $path on :$pn from 127.0.0.1: 200");
             like($body, qr/"mode":"(?:local|redis)"/,
                  "$name: ... and it is the hub's status");
         }

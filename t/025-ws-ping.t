@@ -278,3 +278,31 @@ is_deeply($got{none} || [], [], 'a subscription without "heartbeat" gets none');
 $main::HOLD = [values %sub];
 --- response_body_like: "connections":3,"subscriptions":3,
 --- timeout: 15
+
+
+
+=== TEST 9: tcp_nodelay (on by default) is set on the socket's connection, as nginx does for keep-alive and upgraded proxy connections (seen in the debug log: Debian's nginx is built --with-debug)
+--- config
+--- init
+package main;
+my $ws = connect_ready('p9');
+$main::HOLD = $ws;
+--- response_body_like: "connections":1,"subscriptions":1,
+--- grep_error_log eval: qr/tcp_nodelay/
+--- grep_error_log_out
+tcp_nodelay
+
+
+
+=== TEST 10: tcp_nodelay off in the socket's location: left alone
+--- config
+location /api/hub { cast_hub; }
+location /bind/ { tcp_nodelay off; cast_websocket; }
+location = /cast/status { cast_status; }
+--- init
+package main;
+my $ws = connect_ready('p10');
+$main::HOLD = $ws;
+--- response_body_like: "connections":1,"subscriptions":1,
+--- grep_error_log eval: qr/tcp_nodelay/
+--- grep_error_log_out

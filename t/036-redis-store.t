@@ -52,7 +52,7 @@ our $Redis = CastRedis->new(port => $ENV{TEST_NGINX_REDIS_PORT})->start;
 our $HOLD;
 
 our $HubConfig = <<'_EOC_';
-    location /api/hub { cast_hub; }
+    location /api/hub { cast_hub; cast_reset on; }
     location /bind/ { cast_websocket; }
     location = /cast/status { cast_status; }
 _EOC_

@@ -11,10 +11,16 @@
 -- KEYS: state log topics ids
 -- ARGV: topic version op state_text name json now max_topics counted state_ttl minid log_ttl channel event_id ids_keep
 
-local seen = name .. ' ' .. event_id
+-- name and id, the name length-prefixed: an event name may hold spaces
+-- and an id any byte, so no separator can tell them apart
+local seen = #name .. ':' .. name .. event_id
 
-if event_id ~= '' and redis.call('ZSCORE', ids, seen) then
-    return {2}
+if event_id ~= '' then
+    -- appended when?  (an older entry waits for the next append's cleanup)
+    local at = redis.call('ZSCORE', ids, seen)
+    if at and tonumber(at) > tonumber(now) - tonumber(ids_keep) then
+        return {2}
+    end
 end
 
 local have = redis.call('HMGET', state, 'v', 's')

@@ -9,6 +9,12 @@ if not h[1] or (topic ~= '' and h[1] ~= topic) then
     return false
 end
 
+-- its time is up: the sweep ends it (and says why)
+local due = redis.call('ZSCORE', all_subs, id)
+if not due or tonumber(due) <= tonumber(now) then
+    return false
+end
+
 local bound = h[3] or '0'
 
 cast_end(id, h[1], bound, reason, all_subs, topics, ctl_log, minid, now)

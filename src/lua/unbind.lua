@@ -1,14 +1,18 @@
--- Undoes a bind whose answer did not reach its worker (the client was
--- told it failed): the record can be bound again.  Returns 1 if undone.
+-- Undoes a bind: one whose answer did not reach its worker (the client
+-- was told it failed; "nonce" names it), or any (nonce ''), when the
+-- socket's worker exits.  The record can be bound again.  Returns 1 if
+-- undone.
 -- KEYS: sub
 -- ARGV: nonce
 
-if redis.call('HGET', sub, 'binder') ~= nonce then
+local h = redis.call('HMGET', sub, 'bound', 'binder')
+
+if h[1] ~= '1' or (nonce ~= '' and h[2] ~= nonce) then
     return 0
 end
 
 redis.call('HSET', sub, 'bound', '0')
-redis.call('HINCRBY', 'cast:counters', 'connections', -1)
 redis.call('HDEL', sub, 'binder')
+redis.call('HINCRBY', 'cast:counters', 'connections', -1)
 
 return 1

@@ -324,6 +324,14 @@ ngx_test_splices(void)
                    "\"hub.event\":\"x\",\"hub.topic\":\"T\"}}",
                    "splice: an escaped \"event\" key: serialized instead");
     ngx_test_event("{\"id\":\"i\",\"timestamp\":\"t\",\"event\":{"
+                   "\"hub.event\":\"x\"}}",
+                   "a\"b\\c\xc3\xa9", NGX_TEST_CAST,
+                   "{\"id\":\"i\",\"timestamp\":\"t\",\"event\":{"
+                   "\"hub.topic\":\"a\\\"b\\\\c\xc3\xa9\","
+                   "\"hub.event\":\"x\"}}",
+                   "splice: a path topic with a quote, a backslash and "
+                   "UTF-8 is quoted as a JSON string");
+    ngx_test_event("{\"id\":\"i\",\"timestamp\":\"t\",\"event\":{"
                    "\"hub.event\":\"x\",\"hub.topic\":\"T\"}}",
                    "T", NGX_TEST_CAST,
                    "{\"id\":\"i\",\"timestamp\":\"t\",\"event\":{"

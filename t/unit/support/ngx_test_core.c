@@ -217,6 +217,64 @@ ngx_explicit_memzero(void *buf, size_t n)
 }
 
 
+/*
+ * nginx's ngx_decode_base64url(): the alphabet A-Z a-z 0-9 - _, decoding
+ * stops at "=", a length of 4n + 1 characters is an error
+ */
+
+ngx_int_t
+ngx_decode_base64url(ngx_str_t *dst, ngx_str_t *src)
+{
+    u_char      *d, c;
+    size_t       len, i;
+    uint32_t     acc;
+    ngx_uint_t   bits;
+
+    for (len = 0; len < src->len; len++) {
+        if (src->data[len] == '=') {
+            break;
+        }
+
+        c = src->data[len];
+
+        if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z')
+              || (c >= '0' && c <= '9') || c == '-' || c == '_'))
+        {
+            return NGX_ERROR;
+        }
+    }
+
+    if (len % 4 == 1) {
+        return NGX_ERROR;
+    }
+
+    d = dst->data;
+    acc = 0;
+    bits = 0;
+
+    for (i = 0; i < len; i++) {
+        c = src->data[i];
+
+        acc = (acc << 6)
+              | (uint32_t) ((c >= 'A' && c <= 'Z') ? c - 'A'
+                            : (c >= 'a' && c <= 'z') ? c - 'a' + 26
+                            : (c >= '0' && c <= '9') ? c - '0' + 52
+                            : (c == '-') ? 62 : 63);
+        bits += 6;
+
+        if (bits >= 8) {
+            bits -= 8;
+            *d++ = (u_char) (acc >> bits);
+            acc &= (1u << bits) - 1;
+        }
+    }
+
+    dst->len = d - dst->data;
+
+    return NGX_OK;
+}
+
+
 /* nginx's ngx_gmtime(): the full year and a month 1..12 */
 
 void

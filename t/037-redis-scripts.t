@@ -1,0 +1,986 @@
+# The Redis scripts (src/lua/*.lua) by themselves, without nginx: each is
+# built as the module gets it (src/lua/embed.sh: prelude.lua, then Lua
+# locals named after the "-- KEYS:" and "-- ARGV:" header comments, then
+# the script) and run with EVAL against a private redis-server, with keys
+# and arguments shaped as src/ngx_http_cast_store_redis.c sends them.  The
+# checks are on the answers and on the keys each script leaves behind:
+# index members and scores, TTLs, counters, control messages, published
+# payloads (in the wire format of src/ngx_http_cast_wire.h).
+#
+# KEYS and ARGV are passed by name: their positions come from the
+# NGX_HTTP_CAST_LUA_<SCRIPT>_K_* / _A_* lines that embed.sh generates, and
+# a name the header comment does not list fails the test.
+#
+# Port: TEST_NGINX_REDIS_PORT (6446).
+
+use strict;
+use warnings;
+
+use Test::More;
+use lib 't/lib';
+use CastRedis;
+use File::Temp ();
+use Time::HiRes qw(time);
+
+$ENV{TEST_NGINX_REDIS_PORT} ||= 6446;
+
+my $Tolerance = 3000;       # ms, for TTLs against the clock (noisy box)
+
+# --- the scripts, as embed.sh builds them -----------------------------------
+
+my $Tmp = File::Temp::tempdir('cast-lua-XXXXXX', TMPDIR => 1, CLEANUP => 1);
+
+system('sh', 'src/lua/embed.sh', 'src/lua', "$Tmp/lua.h") == 0
+    or BAIL_OUT("src/lua/embed.sh failed");
+
+my %Script;     # name => { text, nkeys, nargs, K => {NAME => pos}, A => {} }
+
+{
+    open my $in, '<', "$Tmp/lua.h" or BAIL_OUT("$Tmp/lua.h: $!");
+    my ($name, $in_text);
+
+    while (my $l = <$in>) {
+        if ($l =~ m{^/\* (\w+)\.lua \*/$}) {
+            $name = $1;
+            $Script{$name} = { text => '', K => {}, A => {} };
+            next;
+        }
+
+        next if !defined $name;
+
+        if ($in_text) {
+            if ($l =~ /^    ;$/) {
+                $in_text = 0;
+                next;
+            }
+
+            $l =~ /^    "(.*)\\n"$/
+                or BAIL_OUT("lua.h: not a script line: $l");
+            (my $s = $1) =~ s/\\(["\\])/$1/g;
+            $Script{$name}{text} .= "$s\n";
+            next;
+        }
+
+        my $prefix = 'NGX_HTTP_CAST_LUA_' . uc($name) . '_';
+
+        if ($l =~ /^#define \Q$prefix\E(K|A)_(\w+)  (\d+)$/) {
+            $Script{$name}{$1}{lc $2} = $3;
+
+        } elsif ($l =~ /^#define \Q$prefix\E(NKEYS|NARGS)  (\d+)$/) {
+            $Script{$name}{lc $1} = $2;
+
+        } elsif ($l =~ /^static const char  ngx_http_cast_lua_\Q$name\E\[\]/) {
+            $in_text = 1;
+        }
+    }
+}
+
+my @Names = qw(append bind epoch remove remove_matching renew reset status
+               subscribe sweep unbind);
+
+is_deeply([sort keys %Script], \@Names, 'embed.sh: one script per file');
+
+{
+    local $/;
+    open my $p, '<', 'src/lua/prelude.lua' or die "prelude.lua: $!";
+    my $prelude = <$p>;
+
+    for my $name (@Names) {
+        open my $f, '<', "src/lua/$name.lua" or die "$name.lua: $!";
+        my $body = <$f>;
+        my $text = $Script{$name}{text};
+
+        ok(index($text, $prelude) == 0 && index($text, $body) > 0
+           && substr($text, -length $body) eq $body,
+           "embed.sh: $name: the prelude, then the script, unchanged");
+    }
+}
+
+# --- Redis ------------------------------------------------------------------
+
+my $Redis = CastRedis->new(port => $ENV{TEST_NGINX_REDIS_PORT})->start;
+my $R = $Redis->session;
+
+sub R { my $r = $R->command(@_); return $r }
+
+sub now_ms { int(time * 1000) }
+
+for my $name (@Names) {
+    my $sha = R('SCRIPT', 'LOAD', $Script{$name}{text});
+    ok(!ref $sha && $sha =~ /^[0-9a-f]{40}$/, "$name: Redis compiles it")
+        or diag("$sha");
+}
+
+# EVAL by names: run($script, {key => ...}, {arg => ...}, @more)
+
+sub run {
+    my ($name, $keys, $args, @more) = @_;
+    my $s = $Script{$name} or die "no script $name\n";
+    my (@k, @a);
+
+    for my $kind (['K', $keys, \@k, 'nkeys'], ['A', $args, \@a, 'nargs']) {
+        my ($K, $given, $out, $n) = @$kind;
+        for my $field (keys %$given) {
+            die "$name: no $K $field in its header comment\n"
+                if !exists $s->{$K}{$field};
+            $out->[$s->{$K}{$field}] = $given->{$field};
+        }
+        die "$name: $n is $s->{$n}, given " . scalar(keys %$given) . "\n"
+            if keys %$given != $s->{$n};
+    }
+
+    my $r = R('EVAL', $s->{text}, scalar @k, @k, @a, @more);
+    die "$name: $$r\n" if ref $r eq 'CastRedis::Error';
+    return $r;
+}
+
+sub near {
+    my ($got, $want, $name) = @_;
+    my $ok = defined $got && $got =~ /^-?\d+$/
+             && abs($got - $want) <= $Tolerance;
+    ok($ok, $name) or diag('got ' . ($got // 'undef') . ", want $want");
+}
+
+sub hash_of { my $a = shift; return ref $a eq 'ARRAY' ? {@$a} : {} }
+
+sub sub_key  { "cast:sub:{$_[0]}" }
+sub subs_key { "cast:{$_[0]}:subs" }
+
+# a record as ngx_http_cast_rstore_create() writes it: "until" is when
+# the index lets it go (bind timeout or lease end), "expires" its lease end
+
+sub subscribe {
+    my %o = @_;
+    my @fields = (topic => $o{topic},
+                  events => $o{events} // 'patient-open',
+                  endpoint => $o{endpoint} // "ep-$o{id}",
+                  name => $o{name} // '',
+                  callback => $o{callback} // '',
+                  product_name => '', product_version => '', actors => '',
+                  client_info => '', dialect => 1,
+                  lease => $o{lease} // 3600,
+                  expires => $o{expires},
+                  counted => $o{counted} // 1);
+    push @fields, bound => 1 if $o{bound};
+
+    return run('subscribe',
+               { sub => sub_key($o{id}), topic_subs => subs_key($o{topic}),
+                 all_subs => 'cast:subs', topics => 'cast:topics' },
+               { id => $o{id}, topic => $o{topic}, now => $o{now},
+                 expires => $o{until}, max_topics => $o{max_topics} // 100,
+                 counted => $o{counted} // 1 },
+               @fields);
+}
+
+sub bind_ {
+    my ($id, $now, $nonce) = @_;
+    return run('bind',
+               { sub => sub_key($id), all_subs => 'cast:subs',
+                 topics => 'cast:topics' },
+               { id => $id, now => $now, nonce => $nonce });
+}
+
+sub ctl_log {
+    my $r = R('XRANGE', 'cast:ctl:log', '-', '+');
+    return [ map { hash_of($_->[1])->{m} } @$r ];
+}
+
+sub connections { R('HGET', 'cast:counters', 'connections') }
+
+# a connection subscribed to channels; next_message() gives the payload
+# of the next message (undef after the timeout)
+
+my $Sub = $Redis->session;
+
+sub next_message {
+    my $m = eval {
+        local $Sub->{conn}{timeout} = 2;
+        CastRedis::_read_reply($Sub->{conn});
+    };
+    return undef if !$m;
+    return next_message() if $m->[0] ne 'message';
+    return $m->[2];
+}
+
+$Sub->command('SUBSCRIBE', 'cast:ctl');
+$Sub->command('SUBSCRIBE', 'cast:ev:t1');
+
+# the wire grammar of src/ngx_http_cast_wire.h, written again here
+
+sub wire_event {
+    my $p = shift;
+    return undef if !defined $p;
+    $p =~ /\A(\d{1,19})-(\d{1,19}) (\d{1,19}):/ or return undef;
+    my ($id, $n) = ("$1-$2", $3);
+    my $rest = substr($p, $+[0]);
+    return undef if $n > length $rest;
+    return [$id, substr($rest, 0, $n), substr($rest, $n)];
+}
+
+# --- subscribe.lua -------------------------------------------------------
+
+{
+    R('FLUSHALL');
+    my $n = now_ms();
+
+    is(subscribe(id => 'A', topic => 't1', now => $n, until => $n + 10000,
+                 expires => $n + 3600000, max_topics => 2),
+       1, 'subscribe: a new record: 1');
+
+    my $h = hash_of(R('HGETALL', sub_key('A')));
+    is_deeply([@$h{qw(topic events endpoint dialect lease expires counted)}],
+              ['t1', 'patient-open', 'ep-A', 1, 3600, $n + 3600000, 1],
+              'subscribe: the record holds the fields as given');
+    ok(!exists $h->{bound}, 'subscribe: an unbound record has no "bound"');
+    near(R('PTTL', sub_key('A')), 70000,
+         'subscribe: the record expires a minute after its bind timeout');
+    is(R('ZSCORE', subs_key('t1'), 'A'), $n + 10000,
+       'subscribe: the topic index scores it by its bind timeout');
+    is(R('ZSCORE', 'cast:subs', 'A'), $n + 10000,
+       'subscribe: so does the index of all records');
+    near(R('PTTL', subs_key('t1')), 70000,
+         'subscribe: the topic index expires a minute after its last record');
+    near(R('PTTL', 'cast:subs'), 70000,
+         'subscribe: so does the index of all records');
+    is(R('ZSCORE', 'cast:topics', 't1'), $n + 10000,
+       'subscribe: the topic is counted until the bind timeout');
+    near(R('PTTL', 'cast:topics'), 10000,
+         'subscribe: cast:topics expires with its last topic');
+
+    is(subscribe(id => 'A', topic => 't1', now => $n, until => $n + 20000,
+                 expires => $n + 3600000, endpoint => 'other'),
+       0, 'subscribe: an id that exists: 0');
+    is(R('HGET', sub_key('A'), 'endpoint'), 'ep-A',
+       'subscribe: ... and the record is not written');
+    is(R('ZSCORE', 'cast:subs', 'A'), $n + 10000,
+       'subscribe: ... nor its index entries');
+
+    is(subscribe(id => 'B', topic => 't1', now => $n, until => $n + 20000,
+                 expires => $n + 3600000),
+       1, 'subscribe: a second record of the topic');
+    is(R('ZSCORE', 'cast:topics', 't1'), $n + 20000,
+       'subscribe: the topic is counted longer');
+    near(R('PTTL', subs_key('t1')), 80000,
+         'subscribe: the topic index lives as long as its last record');
+
+    is(subscribe(id => 'C', topic => 't1', now => $n, until => $n + 5000,
+                 expires => $n + 5000),
+       1, 'subscribe: a record that ends sooner');
+    is(R('ZSCORE', 'cast:topics', 't1'), $n + 20000,
+       'subscribe: ... does not shorten the topic');
+    near(R('PTTL', subs_key('t1')), 80000,
+         '... nor its index');
+    is(R('ZCARD', subs_key('t1')), 3, 'subscribe: 3 records in the topic');
+
+    # max_topics
+
+    is(subscribe(id => 'D', topic => 't2', now => $n, until => $n + 10000,
+                 expires => $n + 10000, max_topics => 2),
+       1, 'subscribe: a second topic, max_topics 2');
+    is(subscribe(id => 'E', topic => 't3', now => $n, until => $n + 10000,
+                 expires => $n + 10000, max_topics => 2),
+       -3, 'subscribe: a third topic past max_topics 2: -1 - 2 topics');
+    is(R('EXISTS', sub_key('E')), 0, 'subscribe: ... no record written');
+    is(R('EXISTS', subs_key('t3')), 0, 'subscribe: ... no topic index');
+    is(R('ZSCORE', 'cast:subs', 'E'), undef, 'subscribe: ... not indexed');
+    is(R('ZSCORE', 'cast:topics', 't3'), undef,
+       'subscribe: ... not counted');
+
+    is(subscribe(id => 'F', topic => 't1', now => $n, until => $n + 10000,
+                 expires => $n + 10000, max_topics => 1),
+       1, 'subscribe: a counted topic is taken past max_topics');
+
+    is(subscribe(id => 'G', topic => 't3', now => $n, until => $n + 10000,
+                 expires => $n + 10000, max_topics => 1, counted => 0),
+       1, 'subscribe: an uncounted record is taken past max_topics');
+    is(R('ZSCORE', 'cast:topics', 't3'), undef,
+       'subscribe: ... and its topic is not counted');
+    is(R('ZSCORE', subs_key('t3'), 'G'), $n + 10000,
+       'subscribe: ... but indexed');
+
+    # later: t2 (until n + 10000) is no longer counted
+
+    my $later = $n + 15000;
+    is(subscribe(id => 'H', topic => 't4', now => $later,
+                 until => $later + 10000, expires => $later + 10000,
+                 max_topics => 2),
+       1, 'subscribe: a topic whose time is up is not counted');
+    is(R('ZSCORE', 'cast:topics', 't2'), undef,
+       'subscribe: ... and is dropped from cast:topics');
+    is(R('ZCARD', 'cast:topics'), 2, 'subscribe: t1 and t4 are counted');
+
+    is(subscribe(id => 'I', topic => 't5', now => $n, until => $n + 10000,
+                 expires => $n + 10000, bound => 1),
+       1, 'subscribe: a bound record written again');
+    is(R('HGET', sub_key('I'), 'bound'), '1', 'subscribe: ... is bound');
+}
+
+# --- bind.lua and unbind.lua ---------------------------------------------
+
+{
+    R('FLUSHALL');
+    my $n = now_ms();
+
+    is(bind_('A', $n, 'n1'), 0, 'bind: no record: 0');
+
+    subscribe(id => 'A', topic => 't1', now => $n, until => $n + 10000,
+              expires => $n + 3600000);
+
+    my $r = bind_('A', $n + 1, 'n1');
+    my $h = hash_of($r);
+    is_deeply([@$h{qw(topic endpoint expires)}], ['t1', 'ep-A', $n + 3600000],
+              'bind: the answer is the record');
+    ok(!exists $h->{bound}, 'bind: ... as it was before the bind');
+    is(R('HGET', sub_key('A'), 'bound'), '1', 'bind: the record is bound');
+    is(R('HGET', sub_key('A'), 'binder'), 'n1', 'bind: ... by its nonce');
+    is(connections(), 1, 'bind: 1 connection');
+    near(R('PTTL', sub_key('A')), 3660000,
+         'bind: the record is kept for the rest of its lease');
+    is(R('ZSCORE', 'cast:subs', 'A'), $n + 3600000,
+       'bind: indexed by its lease end');
+    is(R('ZSCORE', subs_key('t1'), 'A'), $n + 3600000,
+       'bind: ... in the topic index too');
+    near(R('PTTL', subs_key('t1')), 3660000,
+         'bind: the topic index lives as long');
+    is(R('ZSCORE', 'cast:topics', 't1'), $n + 3600000,
+       'bind: the topic is counted until the lease end');
+
+    is(bind_('A', $n + 2, 'n2'), -1, 'bind: bound already: -1');
+    is(connections(), 1, 'bind: ... still 1 connection');
+    is(R('HGET', sub_key('A'), 'binder'), 'n1', 'bind: ... same binder');
+
+    subscribe(id => 'B', topic => 't1', now => $n, until => $n + 10000,
+              expires => $n + 3600000);
+    is(bind_('B', $n + 10000, 'n3'), 0,
+       'bind: a record whose bind timeout is up: 0');
+    is(R('HGET', sub_key('B'), 'bound'), undef, 'bind: ... not bound');
+
+    subscribe(id => 'C', topic => 't2', now => $n, until => $n + 10000,
+              expires => $n + 3600000, counted => 0);
+    ok(ref bind_('C', $n, 'n4'), 'bind: an uncounted record');
+    is(R('ZSCORE', 'cast:topics', 't2'), undef,
+       'bind: ... its topic is not counted');
+    is(connections(), 2, 'bind: 2 connections');
+
+    R('ZREM', 'cast:subs', 'B');
+    is(bind_('B', $n, 'n5'), 0, 'bind: a record that is not indexed: 0');
+
+    # unbind
+
+    my $unbind = sub {
+        my ($id, $nonce) = @_;
+        return run('unbind', { sub => sub_key($id) }, { nonce => $nonce });
+    };
+
+    is($unbind->('A', 'n0'), 0, 'unbind: another nonce: 0');
+    is(R('HGET', sub_key('A'), 'bound'), '1', 'unbind: ... still bound');
+    is(connections(), 2, 'unbind: ... 2 connections');
+
+    is($unbind->('A', 'n1'), 1, 'unbind: its nonce: 1');
+    is(R('HGET', sub_key('A'), 'bound'), '0', 'unbind: ... not bound');
+    is(R('HEXISTS', sub_key('A'), 'binder'), 0, 'unbind: ... no binder');
+    is(connections(), 1, 'unbind: ... 1 connection');
+
+    is($unbind->('A', 'n1'), 0, 'unbind: again: 0');
+    is(connections(), 1, 'unbind: ... still 1 connection');
+
+    ok(ref bind_('A', $n + 5, 'n6'), 'unbind: the record can be bound again');
+    is(connections(), 2, 'unbind: ... 2 connections');
+
+    is($unbind->('Z', 'n1'), 0, 'unbind: no record: 0');
+    is(R('EXISTS', sub_key('Z')), 0, 'unbind: ... and none is made');
+}
+
+# --- renew.lua -----------------------------------------------------------
+
+{
+    R('FLUSHALL');
+    my $n = now_ms();
+
+    my $renew = sub {
+        my %o = @_;
+        return run('renew',
+                   { sub => sub_key($o{id}), topic_subs => subs_key($o{topic}),
+                     all_subs => 'cast:subs', topics => 'cast:topics',
+                     ctl_log => 'cast:ctl:log' },
+                   { id => $o{id}, topic => $o{topic},
+                     events => $o{events} // 'patient-open',
+                     lease => $o{lease} // 60, expires => $o{expires},
+                     now => $o{now}, minid => $o{now} - 60000 });
+    };
+
+    is($renew->(id => 'A', topic => 't1', expires => $n + 60000, now => $n),
+       undef, 'renew: no record: nil');
+    is(R('EXISTS', sub_key('A')), 0, 'renew: ... and none is made');
+
+    subscribe(id => 'A', topic => 't1', now => $n, until => $n + 10000,
+              expires => $n + 3600000);
+
+    is($renew->(id => 'A', topic => 't2', expires => $n + 60000, now => $n),
+       undef, 'renew: a record of another topic: nil');
+    is(R('HGET', sub_key('A'), 'lease'), 3600, 'renew: ... not renewed');
+
+    is($renew->(id => 'A', topic => 't1', events => 'a,b', lease => 7200,
+                expires => $n + 7200000, now => $n),
+       'ep-A', 'renew: an unbound record: its endpoint');
+    is_deeply(R('HMGET', sub_key('A'), 'events', 'lease', 'expires'),
+              ['a,b', 7200, $n + 7200000], 'renew: ... new fields');
+    near(R('PTTL', sub_key('A')), 70000,
+         'renew: ... still ends with its bind timeout');
+    is(R('ZSCORE', 'cast:subs', 'A'), $n + 10000,
+       'renew: ... indexed as before');
+    is(R('EXISTS', 'cast:ctl:log'), 0, 'renew: ... no control message');
+
+    is($renew->(id => 'A', topic => 't1', expires => $n + 5000, now => $n),
+       'ep-A', 'renew: an unbound record, lease shorter than the bind timeout');
+    near(R('PTTL', sub_key('A')), 65000, 'renew: ... ends with the lease');
+    is(R('ZSCORE', 'cast:subs', 'A'), $n + 5000,
+       'renew: ... indexed by the lease end');
+    is(R('ZSCORE', subs_key('t1'), 'A'), $n + 5000,
+       'renew: ... in the topic index too');
+
+    subscribe(id => 'B', topic => 't1', now => $n, until => $n + 10000,
+              expires => $n + 60000);
+    bind_('B', $n, 'nb');
+
+    is($renew->(id => 'B', topic => 't1', events => 'x, y', lease => 7200,
+                expires => $n + 7200000, now => $n),
+       'ep-B', 'renew: a bound record: its endpoint');
+    near(R('PTTL', sub_key('B')), 7260000,
+         'renew: ... kept for the new lease');
+    is(R('ZSCORE', 'cast:subs', 'B'), $n + 7200000,
+       'renew: ... indexed by the new lease end');
+    is(R('ZSCORE', subs_key('t1'), 'B'), $n + 7200000,
+       'renew: ... in the topic index too');
+    is(R('ZSCORE', 'cast:topics', 't1'), $n + 7200000,
+       'renew: ... the topic is counted as long');
+    is_deeply(ctl_log(), ['renew B ' . ($n + 7200000) . ' 7200 x, y'],
+              'renew: ... "renew <id> <expires> <lease> <events>" logged');
+    near(R('PTTL', 'cast:ctl:log'), 120000,
+         'renew: ... the control log is kept 2 minutes');
+
+    my $m = next_message();
+    like($m // '', qr/^\d+-\d+ renew B \d+ 7200 x, y\z/,
+         'renew: ... and published on cast:ctl');
+    my ($sid) = ($m // '') =~ /^(\S+)/;
+    is($sid, R('XRANGE', 'cast:ctl:log', '-', '+')->[0][0],
+       'renew: ... under the id of its log entry');
+}
+
+# --- remove.lua ----------------------------------------------------------
+
+{
+    R('FLUSHALL');
+    my $n = now_ms();
+
+    my $remove = sub {
+        my ($id, $topic, $reason, $now) = @_;
+        return run('remove',
+                   { sub => sub_key($id), all_subs => 'cast:subs',
+                     topics => 'cast:topics', ctl_log => 'cast:ctl:log' },
+                   { id => $id, topic => $topic, reason => $reason,
+                     now => $now, minid => $now - 60000 });
+    };
+
+    subscribe(id => 'A', topic => 't1', now => $n, until => $n + 10000,
+              expires => $n + 3600000);
+    subscribe(id => 'B', topic => 't1', now => $n, until => $n + 10000,
+              expires => $n + 3600000);
+    bind_('B', $n, 'nb');
+    subscribe(id => 'C', topic => 't2', now => $n, until => $n + 10000,
+              expires => $n + 3600000);
+    R('HSET', 'cast:{t2}:state', 'v', 1, 's', '{"a":1}');
+
+    is($remove->('Z', '', 'r', $n), undef, 'remove: no record: nil');
+    is($remove->('A', 't2', 'r', $n), undef,
+       'remove: a record of another topic: nil');
+    is(R('EXISTS', sub_key('A')), 1, 'remove: ... it stays');
+
+    is_deeply($remove->('A', 't1', 'unsubscribed', $n), ['ep-A', 't1', '0'],
+              'remove: an unbound record: {endpoint, topic, "0"}');
+    is(R('EXISTS', sub_key('A')), 0, 'remove: ... its hash is gone');
+    is(R('ZSCORE', 'cast:subs', 'A'), undef, 'remove: ... not indexed');
+    is(R('ZSCORE', subs_key('t1'), 'A'), undef,
+       'remove: ... not in the topic index');
+    ok(defined R('ZSCORE', 'cast:topics', 't1'),
+       'remove: ... the topic is counted while B lives');
+    is(R('EXISTS', 'cast:ctl:log'), 0, 'remove: ... no control message');
+
+    is_deeply($remove->('B', '', 'unsubscribed', $n), ['ep-B', 't1', '1'],
+              'remove: a bound record, any topic: {endpoint, topic, "1"}');
+    is(connections(), 0, 'remove: ... 0 connections');
+    is(R('EXISTS', subs_key('t1')), 0, 'remove: ... the topic index is gone');
+    is(R('ZSCORE', 'cast:topics', 't1'), undef,
+       'remove: ... the topic is not counted');
+    is_deeply(ctl_log(), ['end B unsubscribed'],
+              'remove: ... "end <id> <reason>" logged');
+    like(next_message() // '', qr/^\d+-\d+ end B unsubscribed\z/,
+         'remove: ... and published on cast:ctl');
+
+    is($remove->('B', '', 'unsubscribed', $n), undef,
+       'remove: the same record again: nil');
+    is(connections(), 0, 'remove: ... still 0 connections');
+
+    is_deeply($remove->('C', 't2', 'r', $n), ['ep-C', 't2', '0'],
+              'remove: the last record of a topic with a state');
+    ok(defined R('ZSCORE', 'cast:topics', 't2'),
+       'remove: ... the topic is still counted');
+    is(R('EXISTS', 'cast:subs'), 0, 'remove: no record is indexed');
+    is_deeply([sort @{ R('KEYS', 'cast:*') }],
+              ['cast:counters', 'cast:ctl:log', 'cast:topics',
+               'cast:{t2}:state'],
+              'remove: nothing else is left');
+}
+
+# --- remove_matching.lua -------------------------------------------------
+
+{
+    R('FLUSHALL');
+    my $n = now_ms();
+
+    my $match = sub {
+        my ($topic, $field, $value, $now) = @_;
+        return run('remove_matching',
+                   { topic_subs => subs_key($topic), all_subs => 'cast:subs',
+                     topics => 'cast:topics', ctl_log => 'cast:ctl:log' },
+                   { topic => $topic, field => $field, value => $value,
+                     reason => 'removed', now => $now,
+                     minid => $now - 60000 });
+    };
+
+    for (['A', 't1', 'X', 'cbA'], ['B', 't1', 'X', 'cbB'],
+         ['C', 't1', 'Y', 'cbC'], ['D', 't2', 'X', 'cbD'])
+    {
+        my ($id, $topic, $name, $cb) = @$_;
+        subscribe(id => $id, topic => $topic, now => $n, until => $n + 10000,
+                  expires => $n + 3600000, name => $name, callback => $cb);
+    }
+    bind_('B', $n, 'nb');
+    R('ZADD', subs_key('t1'), $n + 10000, 'ghost');
+    R('ZADD', subs_key('t1'), $n - 1, 'old');
+
+    my $r = $match->('t1', 'name', 'X', $n);
+    is(scalar @$r, 4, 'remove_matching: 2 records of name X in t1');
+    is_deeply(hash_of($r), { A => '0', B => '1' },
+              'remove_matching: ... {id, bound, ...}');
+    is(R('EXISTS', sub_key('A')) + R('EXISTS', sub_key('B')), 0,
+       'remove_matching: ... gone');
+    is(R('EXISTS', sub_key('D')), 1,
+       'remove_matching: a record of another topic stays');
+    is_deeply(R('ZRANGE', subs_key('t1'), 0, -1), ['C'],
+              'remove_matching: the topic index keeps C only (a member '
+              . 'without record and one whose time is up are dropped)');
+    is_deeply([sort @{ R('ZRANGE', 'cast:subs', 0, -1) }], ['C', 'D'],
+              'remove_matching: all records: C and D');
+    is(connections(), 0, 'remove_matching: 0 connections');
+    is_deeply(ctl_log(), ['end B removed'],
+              'remove_matching: the bound one is told');
+    like(next_message() // '', qr/^\d+-\d+ end B removed\z/,
+         'remove_matching: ... on cast:ctl');
+
+    is_deeply($match->('t1', 'callback', 'cbC', $n), ['C', '0'],
+              'remove_matching: by callback');
+    is(R('EXISTS', subs_key('t1')), 0,
+       'remove_matching: ... the topic index is gone');
+    is(R('ZSCORE', 'cast:topics', 't1'), undef,
+       'remove_matching: ... the topic is not counted');
+
+    is_deeply($match->('t2', 'name', 'nobody', $n), [],
+              'remove_matching: no match: {}');
+    is(R('EXISTS', sub_key('D')), 1, 'remove_matching: ... D stays');
+}
+
+# --- reset.lua -----------------------------------------------------------
+
+{
+    R('FLUSHALL');
+    my $n = now_ms();
+
+    my $reset = sub {
+        my $now = shift;
+        return run('reset',
+                   { all_subs => 'cast:subs', topics => 'cast:topics',
+                     ctl_log => 'cast:ctl:log' },
+                   { reason => 'reset', now => $now, minid => $now - 60000 });
+    };
+
+    subscribe(id => 'A', topic => 't1', now => $n, until => $n + 10000,
+              expires => $n + 3600000);
+    subscribe(id => 'B', topic => 't1', now => $n, until => $n + 10000,
+              expires => $n + 3600000);
+    bind_('B', $n, 'nb');
+    subscribe(id => 'C', topic => 't2', now => $n, until => $n + 10000,
+              expires => $n + 3600000);
+    R('ZADD', 'cast:subs', $n + 10000, 'ghost');
+
+    my $r = $reset->($n);
+    my %got;
+    for (my $i = 0; $i + 2 < @$r; $i += 3) {
+        $got{ $r->[$i] } = [ $r->[$i + 1], $r->[$i + 2] ];
+    }
+    is(scalar @$r, 9, 'reset: 3 records');
+    is_deeply(\%got, { A => ['t1', '0'], B => ['t1', '1'], C => ['t2', '0'] },
+              'reset: ... {id, topic, bound, ...}');
+    is_deeply([sort @{ R('KEYS', 'cast:*') }],
+              ['cast:counters', 'cast:ctl:log'],
+              'reset: no record, index or topic is left');
+    is(connections(), 0, 'reset: 0 connections');
+    is_deeply(ctl_log(), ['end B reset'], 'reset: the bound one is told');
+    like(next_message() // '', qr/^\d+-\d+ end B reset\z/,
+         'reset: ... on cast:ctl');
+    is_deeply($reset->($n), [], 'reset: again: {}');
+}
+
+# --- append.lua ----------------------------------------------------------
+
+my %AppendDefaults = (topic => 't1', version => '0', op => 'keep',
+                      state_text => '', name => 'patient-open',
+                      json => '{"a":1}', max_topics => 100, counted => 1,
+                      state_ttl => 86400000, log_ttl => 120000,
+                      event_id => '', ids_keep => 300000);
+
+sub append {
+    my %o = (%AppendDefaults, @_);
+    my $t = $o{topic};
+    return run('append',
+               { state => "cast:{$t}:state", log => "cast:{$t}:log",
+                 topics => 'cast:topics', ids => "cast:{$t}:ids" },
+               { map({ $_ => $o{$_} } keys %AppendDefaults),
+                 now => $o{now}, minid => $o{now} - 60000,
+                 channel => "cast:ev:$t" });
+}
+
+sub events_in { R('HGET', 'cast:counters', 'events_in') // 0 }
+
+{
+    R('FLUSHALL');
+    my $n = now_ms();
+
+    my $r = append(now => $n);
+    is($r->[0], 1, 'append: version 0 of a new topic: {1, id}');
+    like($r->[1], qr/^\d+-\d+\z/, 'append: ... a stream id');
+    my $log = R('XRANGE', 'cast:{t1}:log', '-', '+');
+    is_deeply($log, [[$r->[1], ['n', 'patient-open', 'j', '{"a":1}']]],
+              'append: ... logged under that id: n, j');
+    near(R('PTTL', 'cast:{t1}:log'), 120000, 'append: ... the log expires');
+    is(events_in(), 1, 'append: ... events_in 1');
+    is(R('EXISTS', 'cast:{t1}:state'), 0, 'append: keep: no state');
+    is(R('ZSCORE', 'cast:topics', 't1'), undef,
+       'append: keep: the topic is not counted');
+    is(next_message(), "$r->[1] 12:patient-open{\"a\":1}",
+       'append: published as "<id> <n>:<name><json>"');
+
+    is_deeply(append(now => $n, version => '1'), ['0', '0', ''],
+              'append: version 1 of a topic without state: {0, "0", ""}');
+    is(R('XLEN', 'cast:{t1}:log'), 1, 'append: ... nothing logged');
+    is(events_in(), 1, 'append: ... events_in 1');
+
+    $r = append(now => $n, op => 'set', state_text => '{"s":1}');
+    is($r->[0], 1, 'append: set at version 0: {1, id}');
+    is_deeply(hash_of(R('HGETALL', 'cast:{t1}:state')),
+              { v => 1, s => '{"s":1}' }, 'append: ... state at version 1');
+    near(R('PTTL', 'cast:{t1}:state'), 86400000,
+         'append: ... the state expires after state_ttl');
+    is(R('ZSCORE', 'cast:topics', 't1'), $n + 86400000,
+       'append: ... the topic is counted as long');
+    near(R('PTTL', 'cast:topics'), 86400000,
+         'append: ... and cast:topics lives as long');
+    is(wire_event(next_message())->[0], $r->[1],
+       'append: ... published under its id');
+
+    is_deeply(append(now => $n, version => '0', op => 'set',
+                     state_text => '{"s":2}'),
+              [0, '1', '{"s":1}'],
+              'append: a stale version: {0, version, state}');
+    is(R('HGET', 'cast:{t1}:state', 's'), '{"s":1}',
+       'append: ... the state is unchanged');
+    is(R('XLEN', 'cast:{t1}:log'), 2, 'append: ... nothing logged');
+
+    is(append(now => $n, version => '1', op => 'keep')->[0], 1,
+       'append: keep at version 1');
+    is(R('HGET', 'cast:{t1}:state', 'v'), '1', 'append: ... still version 1');
+    next_message();
+
+    is(append(now => $n, version => '1', op => 'set',
+              state_text => '{"s":3}')->[0], 1, 'append: set at version 1');
+    is_deeply(R('HMGET', 'cast:{t1}:state', 'v', 's'), ['2', '{"s":3}'],
+              'append: ... version 2');
+    next_message();
+
+    is(append(now => $n, version => '2', op => 'clear')->[0], 1,
+       'append: clear');
+    is(R('EXISTS', 'cast:{t1}:state'), 0, 'append: ... no state');
+    is(R('ZSCORE', 'cast:topics', 't1'), undef,
+       'append: ... the topic (no records) is not counted');
+    is(events_in(), 5, 'append: 5 events in');
+    next_message();
+
+    # names the length prefix carries
+
+    for (["a:b c\nd", 'a name with ":", " " and a newline'],
+         ["5:x", 'a name that looks like a length'],
+         ["\xc3\xa9v\xc3\xa9nement", 'a UTF-8 name (bytes are counted)'],
+         ['', 'an empty name'])
+    {
+        my ($name, $what) = @$_;
+        my $json = '{"k":"v: 1 2"}';
+        $r = append(now => $n, name => $name, json => $json);
+        my $m = next_message();
+        my $e = wire_event($m);
+        is_deeply($e, [$r->[1], $name, $json],
+                  "append: $what: published as given")
+            or diag(explain($m));
+    }
+}
+
+# the retry dedupe
+
+{
+    R('FLUSHALL');
+    my $n = now_ms();
+
+    my $r = append(now => $n, name => 'n1', event_id => 'e1');
+    is($r->[0], 1, 'append dedupe: an event with an id: {1, id}');
+    is(R('ZSCORE', 'cast:{t1}:ids', '2:n1e1'), $n,
+       'append dedupe: ... remembered by name (length-prefixed) and id');
+    near(R('PTTL', 'cast:{t1}:ids'), 300000,
+         'append dedupe: ... for ids_keep');
+    next_message();
+
+    is_deeply(append(now => $n + 1000, name => 'n1', event_id => 'e1'), [2],
+              'append dedupe: the same name and id again: {2}');
+    is_deeply(append(now => $n + 1000, name => 'n1', event_id => 'e1',
+                     version => '7', op => 'set', state_text => '{}'),
+              [2], 'append dedupe: ... whatever the version and op');
+    is(R('EXISTS', 'cast:{t1}:state'), 0, 'append dedupe: ... no state set');
+    is(R('XLEN', 'cast:{t1}:log'), 1, 'append dedupe: ... logged once');
+    is(events_in(), 1, 'append dedupe: ... events_in 1');
+
+    $r = append(now => $n + 2000, name => 'n2', event_id => 'e1');
+    is($r->[0], 1, 'append dedupe: the same id, another name: appended');
+    is(wire_event(next_message())->[0], $r->[1],
+       'append dedupe: ... the next message published (none for the retries)');
+    is(append(now => $n + 2000, name => 'n1', event_id => 'e2')->[0], 1,
+       'append dedupe: the same name, another id: appended');
+    next_message();
+    is(append(now => $n + 2000, name => 'n1', event_id => '')->[0], 1,
+       'append dedupe: no id: appended');
+    is(append(now => $n + 2000, name => 'n1', event_id => '')->[0], 1,
+       'append dedupe: no id again: appended again');
+    next_message() for 1 .. 2;
+    is(R('ZCARD', 'cast:{t1}:ids'), 3, 'append dedupe: 3 (name, id) kept');
+
+    is(append(now => $n + 1000, topic => 't2', name => 'n1',
+              event_id => 'e1')->[0], 1,
+       'append dedupe: the same name and id on another topic: appended');
+
+    # an entry older than ids_keep is dropped by the next append with an id
+    $r = append(now => $n + 300001, name => 'n3', event_id => 'e3');
+    is(R('ZSCORE', 'cast:{t1}:ids', '2:n1e1'), undef,
+       'append dedupe: an entry older than ids_keep is dropped');
+    is(append(now => $n + 300002, name => 'n1', event_id => 'e1')->[0], 1,
+       'append dedupe: ... and its event is taken again');
+    next_message() for 1 .. 2;
+}
+
+# the dedupe window is ids_keep, as in local mode (store_local.c: taken
+# once while now - at < ids_keep), whether or not another event with an id
+# came between; a name and an id are told apart whatever bytes they hold
+
+{
+    R('FLUSHALL');
+    my $n = now_ms();
+
+    is(append(now => $n, name => 'n1', event_id => 'e1')->[0], 1,
+       'append window: an event with an id');
+    is_deeply(append(now => $n + 299999, name => 'n1', event_id => 'e1'),
+              [2], 'append window: again 1 ms before ids_keep: {2}');
+    is(append(now => $n + 300000, name => 'n1', event_id => 'e1')->[0], 1,
+       'append window: again at ids_keep, no append between: appended');
+    is_deeply(append(now => $n + 300001, name => 'n1', event_id => 'e1'),
+              [2], 'append window: ... and remembered from then on');
+    next_message() for 1 .. 2;
+
+    is(append(now => $n, name => 'a b', event_id => 'c')->[0], 1,
+       'append ids: name "a b", id "c"');
+    is(append(now => $n, name => 'a', event_id => 'b c')->[0], 1,
+       'append ids: name "a", id "b c": another event, appended');
+    is(append(now => $n, name => 'x:', event_id => 'y')->[0], 1,
+       'append ids: name "x:", id "y"');
+    is(append(now => $n, name => 'x', event_id => ':y')->[0], 1,
+       'append ids: name "x", id ":y": another event, appended');
+    is_deeply(append(now => $n, name => 'a', event_id => 'b c'), [2],
+              'append ids: name "a", id "b c" again: {2}');
+    is(R('ZCARD', 'cast:{t1}:ids'), 5, 'append ids: 5 (name, id) kept');
+    next_message() for 1 .. 4;
+}
+
+# max_topics
+
+{
+    R('FLUSHALL');
+    my $n = now_ms();
+
+    R('ZADD', 'cast:topics', $n + 60000, 'ta', $n + 60000, 'tb', $n - 1,
+      'tc');
+
+    is_deeply(append(now => $n, max_topics => 2, event_id => 'e1'), [-1, 2],
+              'append: a new topic past max_topics 2: {-1, 2}');
+    is(R('EXISTS', 'cast:{t1}:log'), 0, 'append: ... nothing logged');
+    is(R('EXISTS', 'cast:{t1}:ids'), 0, 'append: ... the id not kept');
+    is(events_in(), 0, 'append: ... events_in 0');
+    is_deeply(append(now => $n, max_topics => 2, op => 'set',
+                     state_text => '{}'),
+              [-1, 2], 'append: ... with a state to set too');
+    is(R('EXISTS', 'cast:{t1}:state'), 0, 'append: ... no state');
+
+    is_deeply(append(now => $n, max_topics => 2, version => '3'),
+              [0, '0', ''], 'append: the version is checked first');
+
+    is(append(now => $n, max_topics => 2, counted => 0)->[0], 1,
+       'append: an uncounted topic past max_topics: appended');
+    is(append(now => $n, max_topics => 2, topic => 'ta')->[0], 1,
+       'append: a counted topic past max_topics: appended');
+    is(R('ZSCORE', 'cast:topics', 'tc'), undef,
+       'append: ... a topic whose time is up is dropped from cast:topics');
+    is(append(now => $n, max_topics => 3, op => 'set',
+              state_text => '{"a":1}')->[0], 1,
+       'append: a third topic, max_topics 3: appended');
+    is(R('ZCARD', 'cast:topics'), 3, 'append: ... 3 topics counted');
+    is_deeply(append(now => $n, max_topics => 3, topic => 'td'), [-1, 3],
+              'append: a fourth: {-1, 3}');
+    next_message() for 1 .. 2;
+}
+
+# --- sweep.lua -----------------------------------------------------------
+
+{
+    R('FLUSHALL');
+    my $n = now_ms();
+
+    my $sweep = sub {
+        my ($now, $max) = @_;
+        return run('sweep',
+                   { all_subs => 'cast:subs', topics => 'cast:topics',
+                     ctl_log => 'cast:ctl:log' },
+                   { now => $now, max => $max, minid => $now - 60000 });
+    };
+
+    # A: unbound, bind timeout up, lease not; B: bound, lease up;
+    # C: unbound, lease up before the bind timeout; D: not due
+
+    subscribe(id => 'A', topic => 't1', now => $n, until => $n + 10000,
+              expires => $n + 3600000);
+    subscribe(id => 'B', topic => 't1', now => $n, until => $n + 10000,
+              expires => $n + 20000);
+    bind_('B', $n, 'nb');
+    subscribe(id => 'C', topic => 't2', now => $n, until => $n + 15000,
+              expires => $n + 15000);
+    subscribe(id => 'D', topic => 't2', now => $n, until => $n + 100000,
+              expires => $n + 100000);
+    R('ZADD', 'cast:subs', $n + 1, 'ghost');
+
+    is_deeply($sweep->($n + 5000, 100), [], 'sweep: no record due: {}');
+    is(R('ZSCORE', 'cast:subs', 'ghost'), undef,
+       'sweep: ... a due member without record is dropped');
+
+    my $r = $sweep->($n + 30000, 100);
+    my %got;
+    for (my $i = 0; $i + 3 < @$r; $i += 4) {
+        $got{ $r->[$i] } = [ @$r[$i + 1 .. $i + 3] ];
+    }
+    is(scalar @$r, 12, 'sweep: 3 records due');
+    is_deeply(\%got,
+              { A => ['t1', '0', 'no socket was bound in time'],
+                B => ['t1', '1', 'lease expired'],
+                C => ['t2', '0', 'lease expired'] },
+              'sweep: ... {id, topic, bound, reason, ...}');
+    is(R('EXISTS', sub_key('A')) + R('EXISTS', sub_key('B'))
+       + R('EXISTS', sub_key('C')), 0, 'sweep: ... their hashes are gone');
+    is_deeply(R('ZRANGE', 'cast:subs', 0, -1), ['D'],
+              'sweep: ... D is left');
+    is(R('EXISTS', subs_key('t1')), 0, 'sweep: ... t1 has no index');
+    is_deeply(R('ZRANGE', subs_key('t2'), 0, -1), ['D'],
+              'sweep: ... t2 has D');
+    is(connections(), 0, 'sweep: ... 0 connections');
+    is_deeply(ctl_log(), ['end B lease expired'],
+              'sweep: ... the bound one is told');
+    like(next_message() // '', qr/^\d+-\d+ end B lease expired\z/,
+         'sweep: ... on cast:ctl');
+
+    is_deeply($sweep->($n + 30000, 100), [], 'sweep: again: {}');
+
+    # at most "max" at a time
+
+    R('FLUSHALL');
+    for my $id (qw(E F G)) {
+        subscribe(id => $id, topic => 't3', now => $n, until => $n + 10000,
+                  expires => $n + 10000);
+    }
+    is(scalar @{ $sweep->($n + 30000, 2) }, 8, 'sweep: max 2: 2 records');
+    is(R('ZCARD', 'cast:subs'), 1, 'sweep: ... 1 left');
+    is(scalar @{ $sweep->($n + 30000, 2) }, 4, 'sweep: then the last');
+    is_deeply(R('KEYS', 'cast:*'), [], 'sweep: nothing is left')
+        or diag(explain(R('KEYS', 'cast:*')));
+}
+
+# --- epoch.lua -----------------------------------------------------------
+
+{
+    R('FLUSHALL');
+    my $epoch = sub {
+        run('epoch', { epoch => 'cast:epoch' }, { candidate => $_[0] });
+    };
+
+    is($epoch->('c1'), 'c1', 'epoch: the first candidate is taken');
+    is(R('GET', 'cast:epoch'), 'c1', 'epoch: ... and kept');
+    is(R('PTTL', 'cast:epoch'), -1, 'epoch: ... without expiry');
+    is($epoch->('c2'), 'c1', 'epoch: a later candidate gets the first');
+    R('FLUSHALL');
+    is($epoch->('c3'), 'c3', 'epoch: after a flush, a new one');
+}
+
+# --- status.lua ----------------------------------------------------------
+
+{
+    R('FLUSHALL');
+    my $n = now_ms();
+
+    my $status = sub {
+        my ($oldest, $now) = @_;
+        return run('status',
+                   { stats => 'cast:stats', all_subs => 'cast:subs',
+                     topics => 'cast:topics' },
+                   { oldest => $oldest, now => $now });
+    };
+
+    is_deeply($status->($n - 10000, $n), [0, 0, 0, 0],
+              'status: an empty data set: {0, 0, 0, 0}');
+
+    subscribe(id => 'A', topic => 't1', now => $n, until => $n + 10000,
+              expires => $n + 10000);
+    subscribe(id => 'B', topic => 't1', now => $n, until => $n + 5000,
+              expires => $n + 5000);
+    R('ZADD', 'cast:topics', $n - 1, 'tx');
+    R('HSET', 'cast:counters', 'connections', 3, 'events_in', 7);
+    R('HSET', 'cast:stats', 'w1', ($n + 5000) . ' {"w":1}',
+      'w2', ($n - 100000) . ' {"w":2}', 'w3', 'garbage', 'w4',
+      ($n - 10000) . ' {"w":4}');
+
+    my $r = $status->($n - 10000, $n + 6000);
+    is_deeply([@$r[0 .. 3]], [1, 1, 3, 7],
+              'status: {records (A; B is due), topics, sockets, events in}');
+    is_deeply([sort @$r[4 .. $#$r]], ['{"w":1}', '{"w":4}'],
+              'status: ... the reports from "oldest" on');
+    is_deeply([sort @{ R('HKEYS', 'cast:stats') }], ['w1', 'w4'],
+              'status: ... an older report and a malformed one are removed');
+    is(R('ZSCORE', 'cast:topics', 'tx'), undef,
+       'status: ... a topic whose time is up is dropped');
+    is(R('ZCARD', 'cast:subs'), 2, 'status: ... records are left to the '
+       . 'sweep');
+}
+
+$Sub->close;
+$R->close;
+
+done_testing();
