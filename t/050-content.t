@@ -420,3 +420,26 @@ ok($ok, 'each one made against the version the one before made');
 is(entry_ids(content_bundle(context('c12'))) =~ tr/,//, 4, 'five resources in the content');
 $main::HOLD = $ws;
 --- response_body_like: "connections":1,
+
+
+
+=== TEST 13: an open whose text the splicer does not take (an escaped key in "event") is serialized: the version is there all the same, and updated
+--- config
+--- init
+package main;
+my $s = subscribe_ok('c13', 'DiagnosticReport-open');
+my $ws = connect_ready($s);
+my $body = open_ev('c13', 'r1', id => 'open-c13');
+$body =~ s/"hub\.event"/"hub\\u002eevent"/ or die 'no hub.event';
+is(publish($body), 202, 'the open: 202');
+my $e = one($ws, 'the open');
+my $v0 = version_of($e);
+like($v0, uuid_re(), 'a version');
+is($e->{event}{'hub.event'}, 'DiagnosticReport-open', 'the event as published');
+is(publish(update_ev('c13', 'r1', $v0, [put('Observation', 'o1')])), 202, 'an update: 202');
+my $v1 = context('c13')->{'context.versionId'};
+my $late = subscribe_ok('c13', 'DiagnosticReport-open');
+my $wl = connect_ready($late);
+is(version_of(one($wl, 'the replay')), $v1, 'the replay has the version of the update');
+$main::HOLD = [$ws, $wl];
+--- response_body_like: "connections":2,

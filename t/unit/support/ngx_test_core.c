@@ -172,9 +172,14 @@ ngx_strncasecmp(u_char *s1, u_char *s2, size_t n)
 {
     ngx_uint_t  c1, c2;
 
+    /* ngx_tolower() evaluates its argument more than once */
+
     while (n) {
-        c1 = ngx_tolower(*s1++);
-        c2 = ngx_tolower(*s2++);
+        c1 = (ngx_uint_t) *s1++;
+        c2 = (ngx_uint_t) *s2++;
+
+        c1 = ngx_tolower(c1);
+        c2 = ngx_tolower(c2);
 
         if (c1 == c2) {
             if (c1) {
@@ -189,6 +194,49 @@ ngx_strncasecmp(u_char *s1, u_char *s2, size_t n)
     }
 
     return 0;
+}
+
+
+/* as nginx's: n is the length of s2 minus 1 */
+
+u_char *
+ngx_strlcasestrn(u_char *s1, u_char *last, u_char *s2, size_t n)
+{
+    ngx_uint_t  c1, c2;
+
+    c2 = (ngx_uint_t) *s2++;
+    c2 = (c2 >= 'A' && c2 <= 'Z') ? (c2 | 0x20) : c2;
+    last -= n;
+
+    do {
+        do {
+            if (s1 >= last) {
+                return NULL;
+            }
+
+            c1 = (ngx_uint_t) *s1++;
+            c1 = (c1 >= 'A' && c1 <= 'Z') ? (c1 | 0x20) : c1;
+
+        } while (c1 != c2);
+
+    } while (ngx_strncasecmp(s1, s2, n) != 0);
+
+    return --s1;
+}
+
+
+/* the heap, with the same failure injection as the pools */
+
+void *
+ngx_alloc(size_t size, ngx_log_t *log)
+{
+    ngx_test_allocs++;
+
+    if (ngx_test_alloc_fail && --ngx_test_alloc_fail == 0) {
+        return NULL;
+    }
+
+    return malloc(size ? size : 1);
 }
 
 
