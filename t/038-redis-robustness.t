@@ -12,7 +12,9 @@
 #     no record after cast_bind_timeout
 #  5. five reloads (HUP) under a steady publish load, Redis healthy: every
 #     publish answered 2xx, no "[alert]" (open socket ... left in
-#     connection) from the old workers
+#     connection) from the old workers.  At each reload Redis takes 300 ms
+#     to answer (DEBUG SLEEP, well within command_timeout), so that the old
+#     workers certainly have publishes waiting for Redis as they quit
 #  6. after FLUSHALL (TEST 4) and after a redis-server restart that starts
 #     empty (TEST 5) the records of the open sockets exist again within
 #     about 2 s; unsubscribe (202) and reset (DELETE {base}) reach them
@@ -444,7 +446,7 @@ $main::HOLD = \@ws;
 
 
 
-=== TEST 3: item 5: five reloads (HUP) under a steady publish load, Redis healthy: every publish answered 2xx (none 503), no "[alert]" (open socket ... left in connection)
+=== TEST 3: item 5: five reloads (HUP) under a steady publish load, Redis healthy (each time 300 ms slow to answer, well within command_timeout): every publish answered 2xx (none 503), no "[alert]" (open socket ... left in connection)
 --- config
 --- init
 package main;
@@ -456,6 +458,11 @@ sleep 0.5;
 my @slow;
 for my $round (1 .. 5) {
     my @old = worker_pids($m);
+    # Redis answers nothing for 300 ms (well within command_timeout, 2 s):
+    # the old workers certainly have publishes waiting for Redis when they
+    # are told to quit
+    my $sleeper = $main::Redis->send_command('DEBUG', 'SLEEP', '0.3');
+    sleep 0.1;
     my $t0 = time;
     kill 'HUP', $m;
     my ($left, @now);
@@ -469,6 +476,7 @@ for my $round (1 .. 5) {
                         $round, $left, scalar @now, time - $t0)
         if $left || @now != 2;
     ready(2 * ($round + 1));
+    close $sleeper;
     sleep 0.3;
 }
 is(join('; ', @slow), '', 'after each of the 5 reloads the 2 old workers exited and 2 new ones run');
