@@ -188,6 +188,8 @@ ngx_int_t ngx_http_cast_event_validate(ngx_pool_t *pool, json_t *root,
 ngx_int_t ngx_http_cast_json_dump(ngx_pool_t *pool, json_t *json,
     ngx_str_t *out);
 json_t *ngx_http_cast_json_string(ngx_str_t *s);
+size_t ngx_http_cast_json_quoted_len(u_char *s, size_t len);
+u_char *ngx_http_cast_json_quote(u_char *dst, u_char *s, size_t len);
 ngx_int_t ngx_http_cast_json_nonempty(json_t *json);
 
 

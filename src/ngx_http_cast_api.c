@@ -79,6 +79,8 @@ static char *ngx_http_cast_topic_error(ngx_str_t *topic,
 static ngx_int_t ngx_http_cast_endpoint_prefix(ngx_http_request_t *r,
     ngx_http_cast_loc_conf_t *clcf, ngx_str_t *out);
 static json_t *ngx_http_cast_endpoint_reply(ngx_str_t *endpoint);
+static ngx_int_t ngx_http_cast_api_endpoint(ngx_http_request_t *r,
+    ngx_str_t *endpoint);
 static int64_t ngx_http_cast_now_ms(void);
 static ngx_str_t *ngx_http_cast_api_allow(ngx_http_request_t *r,
     ngx_http_cast_api_ctx_t *ctx);
@@ -729,8 +731,46 @@ ngx_http_cast_api_subscribed(ngx_http_request_t *r,
                   record->id.data, &record->topic, record->lease,
                   &record->events, &record->name);
 
-    return ngx_http_cast_send_json_new(r, NGX_HTTP_ACCEPTED,
-                            ngx_http_cast_endpoint_reply(&record->endpoint));
+    return ngx_http_cast_api_endpoint(r, &record->endpoint);
+}
+
+
+/*
+ * 202 {"hub.channel.endpoint":"..."}: written straight when the URL is
+ * plain ASCII (it quotes the Host header), else through jansson, which
+ * refuses what is not UTF-8
+ */
+
+static ngx_int_t
+ngx_http_cast_api_endpoint(ngx_http_request_t *r, ngx_str_t *endpoint)
+{
+    u_char     *p;
+    size_t      i;
+    ngx_str_t   text;
+
+    static u_char  key[] = "{\"hub.channel.endpoint\":\"";
+
+    for (i = 0; i < endpoint->len; i++) {
+        if (endpoint->data[i] < 0x20 || endpoint->data[i] > 0x7e
+            || endpoint->data[i] == '"' || endpoint->data[i] == '\\')
+        {
+            return ngx_http_cast_send_json_new(r, NGX_HTTP_ACCEPTED,
+                                 ngx_http_cast_endpoint_reply(endpoint));
+        }
+    }
+
+    text.len = sizeof(key) - 1 + endpoint->len + 2;
+    text.data = ngx_pnalloc(r->pool, text.len);
+    if (text.data == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    p = ngx_cpymem(text.data, key, sizeof(key) - 1);
+    p = ngx_cpymem(p, endpoint->data, endpoint->len);
+    *p++ = '"';
+    *p = '}';
+
+    return ngx_http_cast_send_json_text(r, NGX_HTTP_ACCEPTED, &text);
 }
 
 
