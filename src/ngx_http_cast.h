@@ -232,6 +232,8 @@ u_char *ngx_http_cast_json_event_rewrite(ngx_str_t *raw, ngx_str_t *drop,
 ngx_int_t ngx_http_cast_json_event_id(ngx_str_t *raw, ngx_str_t *id,
     ngx_str_t *name);
 json_t *ngx_http_cast_json_string(ngx_str_t *s);
+size_t ngx_http_cast_json_quoted_len(u_char *s, size_t len);
+u_char *ngx_http_cast_json_quote(u_char *dst, u_char *s, size_t len);
 ngx_int_t ngx_http_cast_json_nonempty(json_t *json);
 
 

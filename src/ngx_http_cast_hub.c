@@ -152,7 +152,9 @@ static ngx_int_t ngx_http_cast_sub_matches(ngx_http_cast_sub_t *sub,
     ngx_str_t *lowercase);
 static ngx_int_t ngx_http_cast_sub_send_json(ngx_http_cast_sub_t *sub,
     json_t *json, ngx_uint_t live);
-static json_t *ngx_http_cast_sub_confirmation(ngx_http_cast_sub_t *sub,
+static ngx_int_t ngx_http_cast_sub_send_hello(ngx_http_cast_sub_t *sub,
+    u_char *ts);
+static ngx_int_t ngx_http_cast_sub_send_confirmation(ngx_http_cast_sub_t *sub,
     const char *mode, const char *reason);
 static void ngx_http_cast_sub_lease(ngx_http_cast_sub_t *sub);
 static void ngx_http_cast_sub_heartbeat(ngx_http_cast_sub_t *sub);
@@ -794,7 +796,6 @@ ngx_http_cast_hub_attach(ngx_http_cast_hub_t *hub,
     ngx_msec_t ack_timeout)
 {
     u_char                  ts[NGX_HTTP_CAST_TIMESTAMP_LEN];
-    json_t                 *hello;
     ngx_str_t               err, none, reason;
     ngx_http_cast_sub_t    *sub;
     ngx_http_cast_topic_t  *topic;
@@ -872,26 +873,16 @@ ngx_http_cast_hub_attach(ngx_http_cast_hub_t *hub,
     if (sub->record.dialect == NGX_HTTP_CAST_DIALECT_CAST) {
         ngx_http_cast_timestamp(ts);
 
-        hello = json_pack("{s:s,s:s%,s:s%}",
-                          "type", "connection.established",
-                          "endpoint", (char *) sub->record.id.data,
-                          sub->record.id.len,
-                          "timestamp", (char *) ts, sizeof(ts));
-        if (ngx_http_cast_sub_send_json(sub, hello, 0) != NGX_OK) {
-            json_decref(hello);
+        if (ngx_http_cast_sub_send_hello(sub, ts) != NGX_OK) {
             goto internal;
         }
-
-        json_decref(hello);
     }
 
-    hello = ngx_http_cast_sub_confirmation(sub, "subscribe", NULL);
-    if (ngx_http_cast_sub_send_json(sub, hello, 0) != NGX_OK) {
-        json_decref(hello);
+    if (ngx_http_cast_sub_send_confirmation(sub, "subscribe", NULL)
+        != NGX_OK)
+    {
         goto internal;
     }
-
-    json_decref(hello);
 
     if (sub->topic == NULL) {
         return sub;
@@ -1056,7 +1047,6 @@ static void
 ngx_http_cast_sub_end(ngx_http_cast_sub_t *sub, const char *reason,
     ngx_str_t *reason_str)
 {
-    json_t               *denial;
     ngx_str_t             text;
     ngx_http_cast_hub_t  *hub;
 
@@ -1087,9 +1077,8 @@ ngx_http_cast_sub_end(ngx_http_cast_sub_t *sub, const char *reason,
         ngx_http_cast_sub_release_held(sub, 0);
 
         if (reason) {
-            denial = ngx_http_cast_sub_confirmation(sub, "denied", reason);
-            (void) ngx_http_cast_sub_send_json(sub, denial, 0);
-            json_decref(denial);
+            (void) ngx_http_cast_sub_send_confirmation(sub, "denied",
+                                                       reason);
 
             sub->close(sub->socket, NGX_HTTP_CAST_WS_NORMAL, reason);
 
@@ -1667,7 +1656,6 @@ ngx_http_cast_hub_on_renewed(void *data, ngx_http_cast_record_t *record)
 {
     ngx_http_cast_hub_t *hub = data;
 
-    json_t                  *confirmation;
     ngx_str_t                err, writable;
     ngx_http_cast_sub_t     *sub;
     ngx_http_cast_events_t   events;
@@ -1715,9 +1703,7 @@ ngx_http_cast_hub_on_renewed(void *data, ngx_http_cast_record_t *record)
     ngx_http_cast_sub_lease(sub);
     ngx_http_cast_sub_heartbeat(sub);
 
-    confirmation = ngx_http_cast_sub_confirmation(sub, "subscribe", NULL);
-    (void) ngx_http_cast_sub_send_json(sub, confirmation, 0);
-    json_decref(confirmation);
+    (void) ngx_http_cast_sub_send_confirmation(sub, "subscribe", NULL);
 }
 
 
@@ -1882,13 +1868,83 @@ ngx_http_cast_lease_handler(ngx_event_t *ev)
 
 /* the STU3 confirmation ("subscribe") or denial ("denied") object */
 
-static json_t *
-ngx_http_cast_sub_confirmation(ngx_http_cast_sub_t *sub, const char *mode,
-    const char *reason)
+/*
+ * The fixed-shape messages a socket gets (SPEC 3.2) are written straight
+ * into their frame: no JSON tree, no serialization per subscriber.
+ */
+
+/* {"type":"connection.established","endpoint":"..","timestamp":".."} */
+
+static ngx_int_t
+ngx_http_cast_sub_send_hello(ngx_http_cast_sub_t *sub, u_char *ts)
 {
-    int64_t      left;
-    json_t      *obj;
-    ngx_time_t  *tp;
+    u_char                 *p;
+    size_t                  len;
+    ngx_int_t               rc;
+    ngx_str_t              *id;
+    ngx_http_cast_frame_t  *frame;
+
+    static u_char  type[] = "{\"type\":\"connection.established\","
+                            "\"endpoint\":";
+    static u_char  stamp[] = ",\"timestamp\":\"";
+
+    if (sub->socket == NULL) {
+        return NGX_ERROR;
+    }
+
+    id = &sub->record.id;
+
+    len = sizeof(type) - 1
+          + ngx_http_cast_json_quoted_len(id->data, id->len)
+          + sizeof(stamp) - 1 + NGX_HTTP_CAST_TIMESTAMP_LEN + 2;
+
+    frame = ngx_http_cast_frame_create(NGX_HTTP_CAST_WS_TEXT, NULL, len);
+    if (frame == NULL) {
+        return NGX_ERROR;
+    }
+
+    p = frame->data + frame->len - len;
+    p = ngx_cpymem(p, type, sizeof(type) - 1);
+    p = ngx_http_cast_json_quote(p, id->data, id->len);
+    p = ngx_cpymem(p, stamp, sizeof(stamp) - 1);
+    p = ngx_cpymem(p, ts, NGX_HTTP_CAST_TIMESTAMP_LEN);
+    *p++ = '"';
+    *p = '}';
+
+    rc = sub->send(sub->socket, frame, 0);
+    ngx_http_cast_frame_release(frame);
+
+    return rc;
+}
+
+
+/*
+ * {"hub.mode":"..","hub.topic":"..","hub.events":"..",
+ *  "hub.lease_seconds":N} or, with a reason, "hub.reason":".." instead
+ * of the lease
+ */
+
+static ngx_int_t
+ngx_http_cast_sub_send_confirmation(ngx_http_cast_sub_t *sub,
+    const char *mode, const char *reason)
+{
+    u_char                  buf[512], *text, *p;
+    size_t                  len, mlen, rlen;
+    int64_t                 left;
+    ngx_int_t               rc;
+    ngx_str_t              *topic, *events;
+    ngx_time_t             *tp;
+    ngx_http_cast_frame_t  *frame;
+
+    static u_char  k_mode[] = "{\"hub.mode\":";
+    static u_char  k_topic[] = ",\"hub.topic\":";
+    static u_char  k_events[] = ",\"hub.events\":";
+    static u_char  k_lease[] = ",\"hub.lease_seconds\":";
+    static u_char  k_reason[] = ",\"hub.reason\":";
+
+    if (sub->socket == NULL) {
+        return NGX_ERROR;
+    }
 
     tp = ngx_timeofday();
     left = (sub->record.expires - ((int64_t) tp->sec * 1000 + tp->msec)
@@ -1902,27 +1958,66 @@ ngx_http_cast_sub_confirmation(ngx_http_cast_sub_t *sub, const char *mode,
         left = sub->record.lease;
     }
 
-    obj = json_object();
-    if (obj == NULL) {
-        return NULL;
+    topic = &sub->record.topic;
+    events = &sub->events.text;
+    mlen = ngx_strlen(mode);
+    rlen = reason ? ngx_strlen(reason) : 0;
+
+    len = sizeof(k_mode) - 1
+          + ngx_http_cast_json_quoted_len((u_char *) mode, mlen)
+          + sizeof(k_topic) - 1
+          + ngx_http_cast_json_quoted_len(topic->data, topic->len)
+          + sizeof(k_events) - 1
+          + ngx_http_cast_json_quoted_len(events->data, events->len)
+          + (reason ? sizeof(k_reason) - 1
+                      + ngx_http_cast_json_quoted_len((u_char *) reason,
+                                                      rlen)
+                    : sizeof(k_lease) - 1 + NGX_INT64_LEN)
+          + 1;
+
+    /*
+     * Written first, then copied into a frame of its size: the lease's
+     * digits are known once written (a small message; on the stack
+     * unless a long topic or events list needs more).
+     */
+
+    text = (len <= sizeof(buf)) ? buf : ngx_alloc(len, sub->log);
+    if (text == NULL) {
+        return NGX_ERROR;
     }
 
-    if (json_object_set_new(obj, "hub.mode", json_string(mode))
-        || json_object_set_new(obj, "hub.topic",
-                               ngx_http_cast_json_string(&sub->record.topic))
-        || json_object_set_new(obj, "hub.events",
-                               ngx_http_cast_json_string(&sub->events.text))
-        || (reason == NULL
-            && json_object_set_new(obj, "hub.lease_seconds",
-                                   json_integer(left)))
-        || (reason
-            && json_object_set_new(obj, "hub.reason", json_string(reason))))
-    {
-        json_decref(obj);
-        return NULL;
+    p = ngx_cpymem(text, k_mode, sizeof(k_mode) - 1);
+    p = ngx_http_cast_json_quote(p, (u_char *) mode, mlen);
+    p = ngx_cpymem(p, k_topic, sizeof(k_topic) - 1);
+    p = ngx_http_cast_json_quote(p, topic->data, topic->len);
+    p = ngx_cpymem(p, k_events, sizeof(k_events) - 1);
+    p = ngx_http_cast_json_quote(p, events->data, events->len);
+
+    if (reason) {
+        p = ngx_cpymem(p, k_reason, sizeof(k_reason) - 1);
+        p = ngx_http_cast_json_quote(p, (u_char *) reason, rlen);
+
+    } else {
+        p = ngx_cpymem(p, k_lease, sizeof(k_lease) - 1);
+        p = ngx_sprintf(p, "%L", left);
     }
 
-    return obj;
+    *p++ = '}';
+
+    frame = ngx_http_cast_frame_create(NGX_HTTP_CAST_WS_TEXT, text,
+                                       p - text);
+    if (text != buf) {
+        ngx_free(text);
+    }
+
+    if (frame == NULL) {
+        return NGX_ERROR;
+    }
+
+    rc = sub->send(sub->socket, frame, 0);
+    ngx_http_cast_frame_release(frame);
+
+    return rc;
 }
 
 
@@ -1930,6 +2025,7 @@ static ngx_int_t
 ngx_http_cast_sub_send_json(ngx_http_cast_sub_t *sub, json_t *json,
     ngx_uint_t live)
 {
+    u_char                  buf[1024];
     size_t                  len;
     ngx_int_t               rc;
     ngx_http_cast_frame_t  *frame;
@@ -1938,18 +2034,22 @@ ngx_http_cast_sub_send_json(ngx_http_cast_sub_t *sub, json_t *json,
         return NGX_ERROR;
     }
 
-    len = json_dumpb(json, NULL, 0, JSON_COMPACT);
+    /* one serialization when it fits the stack buffer, else two */
+
+    len = json_dumpb(json, (char *) buf, sizeof(buf), JSON_COMPACT);
     if (len == 0) {
         return NGX_ERROR;
     }
 
-    frame = ngx_http_cast_frame_create(NGX_HTTP_CAST_WS_TEXT, NULL, len);
+    frame = ngx_http_cast_frame_create(NGX_HTTP_CAST_WS_TEXT,
+                                       len <= sizeof(buf) ? buf : NULL, len);
     if (frame == NULL) {
         return NGX_ERROR;
     }
 
-    if (json_dumpb(json, (char *) frame->data + frame->len - len, len,
-                   JSON_COMPACT) != len)
+    if (len > sizeof(buf)
+        && json_dumpb(json, (char *) frame->data + frame->len - len, len,
+                      JSON_COMPACT) != len)
     {
         ngx_http_cast_frame_release(frame);
         return NGX_ERROR;

@@ -19,7 +19,6 @@ static ngx_int_t ngx_http_cast_json_text(json_t *obj, const char *key,
 static ngx_int_t ngx_http_cast_event_splice(ngx_pool_t *pool, ngx_str_t *raw,
     json_t *root, ngx_uint_t id, ngx_uint_t ts, ngx_uint_t topic,
     ngx_str_t *out);
-static u_char *ngx_http_cast_json_quote(u_char *dst, u_char *s, size_t len);
 static ngx_uint_t ngx_http_cast_json_objects(json_t *array);
 static u_char *ngx_http_cast_json_ws(u_char *p, u_char *end);
 static u_char *ngx_http_cast_json_skip_string(u_char *p, u_char *end);
@@ -392,9 +391,35 @@ ngx_http_cast_event_splice(ngx_pool_t *pool, ngx_str_t *raw, json_t *root,
 }
 
 
-/* "s" as a JSON string, quotes included, at "dst" (6 * len + 2 bytes) */
+/* the length of "s" as a JSON string, quotes included */
 
-static u_char *
+size_t
+ngx_http_cast_json_quoted_len(u_char *s, size_t len)
+{
+    size_t   n;
+    u_char  *end;
+
+    n = len + 2;
+
+    for (end = s + len; s < end; s++) {
+        if (*s == '"' || *s == '\\') {
+            n++;
+
+        } else if (*s < 0x20 || *s == 0x7f) {
+            n += 5;
+        }
+    }
+
+    return n;
+}
+
+
+/*
+ * "s" as a JSON string, quotes included, at "dst" (at most 6 * len + 2
+ * bytes; ngx_http_cast_json_quoted_len() exactly); UTF-8 is copied.
+ */
+
+u_char *
 ngx_http_cast_json_quote(u_char *dst, u_char *s, size_t len)
 {
     u_char  c, *end;

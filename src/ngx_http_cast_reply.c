@@ -26,8 +26,6 @@ struct ngx_http_cast_wait_s {
 
 
 static void ngx_http_cast_wait_cleanup(void *data);
-static ngx_int_t ngx_http_cast_send_text(ngx_http_request_t *r,
-    ngx_uint_t status, ngx_str_t *text);
 
 
 /*
@@ -219,14 +217,14 @@ ngx_http_cast_send_json(ngx_http_request_t *r, ngx_uint_t status,
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    return ngx_http_cast_send_text(r, status, &text);
+    return ngx_http_cast_send_json_text(r, status, &text);
 }
 
 
 /* a body serialized already; "text" must outlive the request's output */
 
-static ngx_int_t
-ngx_http_cast_send_text(ngx_http_request_t *r, ngx_uint_t status,
+ngx_int_t
+ngx_http_cast_send_json_text(ngx_http_request_t *r, ngx_uint_t status,
     ngx_str_t *text)
 {
     ngx_int_t     rc;
@@ -304,10 +302,10 @@ ngx_http_cast_send_published(ngx_http_request_t *r)
     clcf = ngx_http_get_module_loc_conf(r, ngx_http_cast_module);
 
     if (clcf->dialect == NGX_HTTP_CAST_DIALECT_FHIRCAST) {
-        return ngx_http_cast_send_text(r, NGX_HTTP_ACCEPTED, &fhircast);
+        return ngx_http_cast_send_json_text(r, NGX_HTTP_ACCEPTED, &fhircast);
     }
 
-    return ngx_http_cast_send_text(r, NGX_HTTP_OK, &cast);
+    return ngx_http_cast_send_json_text(r, NGX_HTTP_OK, &cast);
 }
 
 

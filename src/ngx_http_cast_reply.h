@@ -37,6 +37,8 @@ ngx_int_t ngx_http_cast_send_json(ngx_http_request_t *r, ngx_uint_t status,
     json_t *body);
 ngx_int_t ngx_http_cast_send_json_new(ngx_http_request_t *r,
     ngx_uint_t status, json_t *body);
+ngx_int_t ngx_http_cast_send_json_text(ngx_http_request_t *r,
+    ngx_uint_t status, ngx_str_t *text);
 ngx_int_t ngx_http_cast_send_published(ngx_http_request_t *r);
 ngx_int_t ngx_http_cast_send_error(ngx_http_request_t *r, ngx_uint_t status,
     const char *fmt, ...);

@@ -31,6 +31,9 @@
 /* how many reads one event may do before it yields to others */
 #define NGX_HTTP_CAST_WS_READS  16
 
+/* frames one writev() takes */
+#define NGX_HTTP_CAST_WS_IOVS   64
+
 /* ngx_http_cast_ws_enqueue() flags */
 #define NGX_HTTP_CAST_WS_Q_CONTROL  0x01    /* a control frame */
 #define NGX_HTTP_CAST_WS_Q_CLOSE    0x02    /* the Close frame */
@@ -1571,11 +1574,16 @@ ngx_http_cast_ws_unlink(ngx_http_cast_ws_t *ws, ngx_http_cast_ws_out_t **prev)
 static ngx_int_t
 ngx_http_cast_ws_flush(ngx_http_cast_ws_t *ws)
 {
+    u_char                  *p;
+    size_t                   left;
     ssize_t                  n;
+    ngx_uint_t               plain;
     ngx_event_t             *wev;
+    ngx_iovec_t              vec;
     ngx_connection_t        *c;
     ngx_http_cast_frame_t   *frame;
     ngx_http_cast_ws_out_t  *out;
+    struct iovec             iovs[NGX_HTTP_CAST_WS_IOVS];
 
     c = ws->connection;
     wev = c->write;
@@ -1589,11 +1597,53 @@ ngx_http_cast_ws_flush(ngx_http_cast_ws_t *ws)
         return NGX_AGAIN;
     }
 
-    while (ws->out) {
-        out = ws->out;
-        frame = out->frame;
+    /*
+     * A plain connection gets every queued frame (the 101 and the hub's
+     * first frames, or a burst of events) in one writev(); TLS writes
+     * frame by frame through c->send().
+     */
 
-        n = c->send(c, frame->data + ws->sent, frame->len - ws->sent);
+    plain = 1;
+
+#if (NGX_SSL)
+    if (c->ssl) {
+        plain = 0;
+    }
+#endif
+
+    vec.iovs = iovs;
+    vec.nalloc = NGX_HTTP_CAST_WS_IOVS;
+
+    while (ws->out) {
+
+        if (plain) {
+            vec.count = 0;
+            vec.size = 0;
+
+            for (out = ws->out;
+                 out && vec.count < NGX_HTTP_CAST_WS_IOVS;
+                 out = out->next)
+            {
+                p = out->frame->data;
+                left = out->frame->len;
+
+                if (out == ws->out) {
+                    p += ws->sent;
+                    left -= ws->sent;
+                }
+
+                iovs[vec.count].iov_base = p;
+                iovs[vec.count].iov_len = left;
+                vec.count++;
+                vec.size += left;
+            }
+
+            n = ngx_writev(c, &vec);
+
+        } else {
+            frame = ws->out->frame;
+            n = c->send(c, frame->data + ws->sent, frame->len - ws->sent);
+        }
 
         if (n == NGX_ERROR) {
             c->error = 1;
@@ -1601,41 +1651,60 @@ ngx_http_cast_ws_flush(ngx_http_cast_ws_t *ws)
         }
 
         if (n == NGX_AGAIN) {
+            wev->ready = 0;
             goto again;
         }
 
-        ws->sent += n;
-        ws->queued -= n;
-
-        if (out->exempt) {
-            ws->exempt -= n;
-        }
-
+        c->sent += n;
         ws->progress = ngx_current_msec;
 
-        if (ws->sent < frame->len) {
-            continue;
+        if (plain && (size_t) n < vec.size) {
+            wev->ready = 0;
         }
 
-        if (out->raw) {
-            ws->upgraded = 1;
+        /* the frames sent are done with; the next one may be started */
+
+        while (n > 0) {
+            out = ws->out;
+            frame = out->frame;
+            left = ngx_min((size_t) n, frame->len - ws->sent);
+
+            n -= left;
+            ws->sent += left;
+            ws->queued -= left;
+
+            if (out->exempt) {
+                ws->exempt -= left;
+            }
+
+            if (ws->sent < frame->len) {
+                break;
+            }
+
+            if (out->raw) {
+                ws->upgraded = 1;
+            }
+
+            if (out->close) {
+                ws->close_sent = 1;
+            }
+
+            ws->sent = 0;
+            ws->out = out->next;
+
+            if (ws->out == NULL) {
+                ws->last_out = &ws->out;
+            }
+
+            out->next = ws->free;
+            ws->free = out;
+
+            ngx_http_cast_frame_release(frame);
         }
 
-        if (out->close) {
-            ws->close_sent = 1;
+        if (!wev->ready) {
+            goto again;
         }
-
-        ws->sent = 0;
-        ws->out = out->next;
-
-        if (ws->out == NULL) {
-            ws->last_out = &ws->out;
-        }
-
-        out->next = ws->free;
-        ws->free = out;
-
-        ngx_http_cast_frame_release(frame);
     }
 
     if (ws->close_sent) {

@@ -613,3 +613,21 @@ prep('t30', 'patient-open', sub {
 --- raw_request eval
 \@main::RAW
 --- response_body_like: "connections":1\b.*"subscriptions":1\b
+
+
+
+=== TEST 31: a topic and events with a quote, a backslash and UTF-8 come back as JSON strings in the confirmation (written without jansson)
+--- config
+--- init
+package main;
+prep("t31 q\"u\\o \xc3\xa9", "patient-open,x\"y\\z", sub { ws_handshake($_[0]{path}) . ws_close(1000) });
+--- raw_request eval
+\@main::RAW
+--- error_code: 101
+--- response_body_filters eval
+\&CastTest::ws_body_filter
+--- response_body_like eval
+qr/\Atext \{"type":"connection\.established","endpoint":"[0-9a-f]{32}","timestamp":"[^"]+"\}
+text \{"hub\.mode":"subscribe","hub\.topic":"t31 q\\"u\\\\o \xc3\xa9","hub\.events":"patient-open,x\\"y\\\\z","hub\.lease_seconds":(?:3600|3599)\}
+close 1000
+\z/
