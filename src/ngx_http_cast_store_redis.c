@@ -1861,7 +1861,19 @@ ngx_http_cast_rstore_unbind(ngx_http_cast_rstore_t *rs)
 static void
 ngx_http_cast_rstore_check_epoch(ngx_http_cast_rstore_t *rs)
 {
+    u_char                 random[NGX_HTTP_CAST_NONCE_LEN / 2];
     ngx_http_cast_rargs_t  keys, args;
+
+    /*
+     * A new candidate each time: the worker that set the last epoch must
+     * not set the same one again after Redis lost it.
+     */
+
+    if (ngx_http_cast_random(random, sizeof(random)) != NGX_OK) {
+        return;
+    }
+
+    (void) ngx_hex_dump(rs->candidate, random, sizeof(random));
 
     keys.argc = 0;
     ngx_http_cast_rargs_literal(&keys, "cast:epoch");
