@@ -601,6 +601,12 @@ ngx_http_cast_redis_flush(ngx_http_cast_redis_t *rds, ngx_msec_t timeout)
         return;
     }
 
+    /* nothing queued: no reply to wait for */
+
+    if (rds->ac->c.obuf == NULL || sdslen(rds->ac->c.obuf) == 0) {
+        return;
+    }
+
     start = ngx_current_msec;
     done = 0;
 
