@@ -581,6 +581,7 @@ ngx_http_cast_hub_ack(ngx_http_cast_hub_t *hub, ngx_http_cast_sub_t *sub,
     ngx_http_cast_unacked_t  *u;
 
     hub->acks++;
+    hub->store->changed(hub->store);
 
     if (sub == NULL || sub->ended || sub->topic == NULL) {
         return;

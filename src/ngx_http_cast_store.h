@@ -158,6 +158,9 @@ struct ngx_http_cast_store_s {
                                        ngx_http_cast_done_pt done,
                                        void *data);
 
+    /* this worker's counters changed (for the status of every worker) */
+    void                     (*changed)(ngx_http_cast_store_t *store);
+
     /* "connected", "disconnected" or NULL (local) */
     const char              *(*health)(ngx_http_cast_store_t *store);
 

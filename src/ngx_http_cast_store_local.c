@@ -100,6 +100,7 @@ static void ngx_http_cast_local_listen(ngx_http_cast_store_t *store,
 static void ngx_http_cast_local_status(ngx_http_cast_store_t *store,
     ngx_http_cast_done_pt done, void *data);
 static const char *ngx_http_cast_local_health(ngx_http_cast_store_t *store);
+static void ngx_http_cast_local_changed(ngx_http_cast_store_t *store);
 static void ngx_http_cast_local_exit(ngx_http_cast_store_t *store);
 
 static ngx_http_cast_local_record_t *ngx_http_cast_local_find(
@@ -158,6 +159,7 @@ ngx_http_cast_store_local_create(ngx_cycle_t *cycle, ngx_uint_t max_topics)
     ls->store.listen = ngx_http_cast_local_listen;
     ls->store.status = ngx_http_cast_local_status;
     ls->store.health = ngx_http_cast_local_health;
+    ls->store.changed = ngx_http_cast_local_changed;
     ls->store.exit = ngx_http_cast_local_exit;
 
     return &ls->store;
@@ -617,6 +619,14 @@ static const char *
 ngx_http_cast_local_health(ngx_http_cast_store_t *store)
 {
     return NULL;
+}
+
+
+/* the status reads this worker's counters directly */
+
+static void
+ngx_http_cast_local_changed(ngx_http_cast_store_t *store)
+{
 }
 
 

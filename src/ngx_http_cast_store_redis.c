@@ -54,7 +54,6 @@
 /* workers report their counters to cast:stats this often (ms) */
 #define NGX_HTTP_CAST_REPORT        2000
 #define NGX_HTTP_CAST_REPORT_KEEP   10000
-#define NGX_HTTP_CAST_REPORT_SOON   10
 
 /* logs keep a minute of events for workers to catch up (ms) */
 #define NGX_HTTP_CAST_LOG_KEEP      60000
@@ -185,7 +184,6 @@ typedef struct {
     ngx_uint_t                 ncache;
 
     int64_t                    lost_at;     /* pub/sub lost, ms; 0: never */
-    ngx_msec_t                 reported;    /* the last report */
     ngx_queue_t                unbinds;     /* binds to undo */
     u_char                     epoch[NGX_HTTP_CAST_NONCE_LEN];
     u_char                     candidate[NGX_HTTP_CAST_NONCE_LEN];
@@ -256,6 +254,7 @@ static void ngx_http_cast_rstore_listen(ngx_http_cast_store_t *store,
 static void ngx_http_cast_rstore_status(ngx_http_cast_store_t *store,
     ngx_http_cast_done_pt done, void *data);
 static const char *ngx_http_cast_rstore_health(ngx_http_cast_store_t *store);
+static void ngx_http_cast_rstore_changed(ngx_http_cast_store_t *store);
 static void ngx_http_cast_rstore_exit(ngx_http_cast_store_t *store);
 
 static void ngx_http_cast_rstore_write(ngx_http_cast_rstore_t *rs,
@@ -433,6 +432,7 @@ ngx_http_cast_store_redis_create(ngx_cycle_t *cycle,
     rs->store.listen = ngx_http_cast_rstore_listen;
     rs->store.status = ngx_http_cast_rstore_status;
     rs->store.health = ngx_http_cast_rstore_health;
+    rs->store.changed = ngx_http_cast_rstore_changed;
     rs->store.exit = ngx_http_cast_rstore_exit;
 
     /* the control channel is listened to from the start */
@@ -1045,7 +1045,7 @@ ngx_http_cast_rstore_bound(redisAsyncContext *ac, void *r, void *privdata)
 
     record.id = call->topic;
 
-    ngx_http_cast_rstore_report_soon(call->rs);
+    ngx_http_cast_rstore_report_soon(call->rs);    /* after the attach */
     ngx_http_cast_rstore_finish(call, NGX_HTTP_CAST_DONE, &record, 0, NULL);
 }
 
@@ -1986,26 +1986,26 @@ ngx_http_cast_rstore_logged(redisAsyncContext *ac, void *r, void *privdata)
 }
 
 
-/* counters changed (deliveries, sockets): reported at most every 10 ms */
+static void
+ngx_http_cast_rstore_changed(ngx_http_cast_store_t *store)
+{
+    ngx_http_cast_rstore_report_soon((ngx_http_cast_rstore_t *) store);
+}
+
+
+/* counters changed (deliveries, sockets): reported in this loop turn */
 
 static void
 ngx_http_cast_rstore_report_soon(ngx_http_cast_rstore_t *rs)
 {
-    /* at once: the report is in Redis before the client sees a frame */
+    /*
+     * At the end of this turn of the event loop, once for all it did:
+     * the report is in Redis before a client could ask for the status.
+     */
 
-    if (ngx_current_msec - rs->reported >= NGX_HTTP_CAST_REPORT_SOON) {
-        ngx_http_cast_rstore_report(&rs->report_ev);
-        return;
+    if (!rs->report_ev.posted) {
+        ngx_post_event(&rs->report_ev, &ngx_posted_events);
     }
-
-    if (rs->report_ev.timer_set
-        && (ngx_msec_int_t) (rs->report_ev.timer.key - ngx_current_msec)
-           <= NGX_HTTP_CAST_REPORT_SOON)
-    {
-        return;
-    }
-
-    ngx_add_timer(&rs->report_ev, NGX_HTTP_CAST_REPORT_SOON);
 }
 
 
@@ -2021,8 +2021,6 @@ ngx_http_cast_rstore_report(ngx_event_t *ev)
     size_t    len, size;
 
     ngx_add_timer(ev, NGX_HTTP_CAST_REPORT);
-
-    rs->reported = ngx_current_msec;
 
     if (!ngx_http_cast_redis_ready(rs->cmd)
         || rs->store.hooks.counters == NULL)

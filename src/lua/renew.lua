@@ -4,7 +4,8 @@
 -- ARGV: id topic events lease expires now minid grant
 -- grant: "a<writable events>" for a record made with a token, "n" without
 
-local h = redis.call('HMGET', sub, 'topic', 'bound', 'endpoint', 'bind_by')
+local h = redis.call('HMGET', sub, 'topic', 'bound', 'endpoint', 'bind_by',
+                     'counted')
 
 if not h[1] or h[1] ~= topic then
     return false
@@ -43,6 +44,9 @@ else
     redis.call('PEXPIREAT', sub, due_at + grace)
     cast_index(topic_subs, id, due_at)
     cast_index(all_subs, id, due_at)
+    if h[5] == '1' then
+        cast_topic_extend(topics, topic, due_at)
+    end
 end
 
 return h[3]
