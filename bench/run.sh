@@ -650,14 +650,15 @@ DIRTY=$(git -C "$ROOT" --no-optional-locks status --porcelain -- . ':!bench' 2>/
     echo "- machine: $(nproc) CPU(s), $CPU_MODEL; kernel $(uname -r); $(awk '/MemTotal/ { printf "%.1f GB", $2 / 1048576 }' /proc/meminfo) RAM"
     echo "- load average before the run: $LOAD0 (other work on the machine shares the CPUs); 1-minute load before each run: ${LOADS[*]}"
     echo "- $NGINX_VER; nchan $NCHAN_VER; ngx_http_cast_module at $REV${DIRTY:+ (with uncommitted changes)}"
+    [ -n "$BASE_SO" ] && echo "- base: $BASE_SO"
     echo "- both hubs: 1 worker (Redis mode, scenario r: $R_WORKERS workers and a redis-server each), worker_connections 20000, access_log off, keepalive_requests 1000000, server pings every $PING_INTERVAL s; nice $NICE (hubs, redis-server, castbench); restarted before every run; $RUNS run(s) of every scenario"
     echo "- total time $((END - START)) s"
     echo
     cat "$TABLE"
     echo
     echo "Ratios are cast/nchan: below 1 is better for CPU, latency and memory,"
-    echo "above 1 is better for publishes/s. Targets are from DESIGN.md"
-    echo "(Performance). \"read\" latency is send → read by castbench; \"kernel rx\""
+    echo "above 1 is better for publishes/s. The targets are listed in"
+    echo "bench/README.md (Targets). \"read\" latency is send → read by castbench; \"kernel rx\""
     echo "is send → the kernel's receive timestamp on the subscriber socket"
     echo "(SO_TIMESTAMPNS), which leaves out castbench's own reading delay."
     echo

@@ -1867,8 +1867,6 @@ ngx_http_cast_lease_handler(ngx_event_t *ev)
 }
 
 
-/* the STU3 confirmation ("subscribe") or denial ("denied") object */
-
 /*
  * The fixed-shape messages a socket gets (SPEC 3.2) are written straight
  * into their frame: no JSON tree, no serialization per subscriber.
@@ -1920,6 +1918,7 @@ ngx_http_cast_sub_send_hello(ngx_http_cast_sub_t *sub, u_char *ts)
 
 
 /*
+ * The STU3 confirmation ("subscribe") or denial ("denied"):
  * {"hub.mode":"..","hub.topic":"..","hub.events":"..",
  *  "hub.lease_seconds":N} or, with a reason, "hub.reason":".." instead
  * of the lease

@@ -6,8 +6,8 @@
  * the connection belongs to the socket (an idle subscriber costs its
  * connection pool, this struct and its subscription, not a request).
  * Input goes through the frame parser of ngx_http_cast_frame.c; output is
- * a bounded queue of shared, reference-counted frames sent straight with
- * c->send().
+ * a bounded queue of shared, reference-counted frames, written with one
+ * writev() for all that are queued (c->send() frame by frame over TLS).
  */
 
 
