@@ -17,16 +17,7 @@
 #include <ngx_config.h>
 #include <ngx_core.h>
 #include "ngx_http_cast_frame.h"
-
-
-#define ngx_http_cast_fuzz_check(cond)                                       \
-    do {                                                                     \
-        if (!(cond)) {                                                       \
-            fprintf(stderr, "frame_fuzz: invariant failed: %s (line %d)\n", \
-                    #cond, __LINE__);                                        \
-            abort();                                                         \
-        }                                                                    \
-    } while (0)
+#include "ngx_http_cast_fuzz.h"
 
 
 typedef struct {
@@ -49,64 +40,6 @@ static uint64_t  ngx_http_cast_fuzz_limits[] = {
 static size_t  ngx_http_cast_fuzz_chunks[] = {
     1, 2, 3, 7, 16, 64, 256, 4096
 };
-
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-
-/* strict RFC 3629 by decoding code points */
-
-static ngx_uint_t
-ngx_http_cast_fuzz_utf8_valid(u_char *s, size_t n)
-{
-    size_t      i, k, need;
-    uint32_t    cp, min;
-
-    for (i = 0; i < n; i += need) {
-
-        if (s[i] < 0x80) {
-            need = 1;
-            continue;
-        }
-
-        if ((s[i] & 0xe0) == 0xc0) {
-            need = 2;
-            cp = s[i] & 0x1f;
-            min = 0x80;
-
-        } else if ((s[i] & 0xf0) == 0xe0) {
-            need = 3;
-            cp = s[i] & 0x0f;
-            min = 0x800;
-
-        } else if ((s[i] & 0xf8) == 0xf0) {
-            need = 4;
-            cp = s[i] & 0x07;
-            min = 0x10000;
-
-        } else {
-            return 0;
-        }
-
-        if (n - i < need) {
-            return 0;
-        }
-
-        for (k = 1; k < need; k++) {
-            if ((s[i + k] & 0xc0) != 0x80) {
-                return 0;
-            }
-
-            cp = (cp << 6) | (s[i + k] & 0x3f);
-        }
-
-        if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) {
-            return 0;
-        }
-    }
-
-    return 1;
-}
 
 
 static void
@@ -160,7 +93,7 @@ ngx_http_cast_fuzz_event(ngx_http_cast_fuzz_run_t *r,
             ngx_http_cast_fuzz_check(
                 ngx_http_cast_ws_close_code_valid(code));
             ngx_http_cast_fuzz_check(
-                ngx_http_cast_fuzz_utf8_valid(ev->data + 2, ev->len - 2));
+                ngx_http_cast_fuzz_utf8(ev->data + 2, ev->len - 2));
         }
 
         ngx_http_cast_fuzz_record(r, 'C', ev->opcode, 1, ev->len);
@@ -200,7 +133,7 @@ ngx_http_cast_fuzz_event(ngx_http_cast_fuzz_run_t *r,
     if (ev->message_end) {
         if (ev->opcode == NGX_HTTP_CAST_WS_TEXT) {
             ngx_http_cast_fuzz_check(
-                ngx_http_cast_fuzz_utf8_valid(r->msg, r->msg_len));
+                ngx_http_cast_fuzz_utf8(r->msg, r->msg_len));
         }
 
         r->msg_len = 0;

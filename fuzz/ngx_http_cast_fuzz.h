@@ -1,6 +1,6 @@
 
 /*
- * Shared by the harnesses that build against nginx's real headers: the
+ * Shared by every harness (nginx's real headers or the unit-test shim): the
  * invariant check and reference checks written independently of the
  * module's code (a harness must not judge the module by the module).
  */

@@ -20,5 +20,7 @@ typedef intptr_t        ngx_int_t;
 typedef uintptr_t       ngx_uint_t;
 typedef unsigned char   u_char;
 
+#define ngx_inline      inline
+
 
 #endif /* _NGX_CONFIG_H_INCLUDED_ */
