@@ -200,7 +200,8 @@ ngx_test_content(void)
 
     /* accepted */
 
-    rc = ngx_test_apply(state, ngx_test_update("r1", v0, PUT("o1") "," PUT("o2")),
+    rc = ngx_test_apply(state,
+                        ngx_test_update("r1", v0, PUT("o1") "," PUT("o2")),
                         1, 0, &out, &sent);
     ngx_test_ok(rc == NGX_OK, "update against the current version: changed");
     ngx_test_ok(ngx_strcmp(ngx_test_version(sent, "context.priorVersionId"), v0)
