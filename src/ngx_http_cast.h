@@ -212,12 +212,29 @@ typedef void (*ngx_http_cast_done_pt)(void *data,
 extern ngx_module_t  ngx_http_cast_module;
 
 
+/* a field of a form of its own (the token endpoints) */
+
+typedef struct {
+    ngx_str_t                  name;
+    size_t                     max;         /* decoded bytes */
+    ngx_str_t                  value;       /* decoded, trimmed */
+    ngx_uint_t                 set;
+} ngx_http_cast_form_field_t;
+
+
 /* ngx_http_cast_form.c: application/x-www-form-urlencoded */
 ngx_int_t ngx_http_cast_form_parse(ngx_pool_t *pool, u_char *p, size_t len,
     ngx_http_cast_fields_t *f, ngx_str_t *err);
 ngx_int_t ngx_http_cast_fields_from_json(ngx_pool_t *pool, json_t *obj,
     ngx_http_cast_fields_t *f, ngx_str_t *err);
 const char *ngx_http_cast_field_name(ngx_uint_t field);
+/*
+ * The named fields of a form (other names are skipped), into fields[]
+ * as set already: a field given twice, here or before (a query string
+ * and a body), is refused like a malformed one.
+ */
+ngx_int_t ngx_http_cast_form_fields(ngx_pool_t *pool, u_char *p, size_t len,
+    ngx_http_cast_form_field_t *fields, ngx_uint_t n, ngx_str_t *err);
 
 /* ngx_http_cast_json.c: event validation and JSON helpers */
 ngx_int_t ngx_http_cast_json_parse(ngx_pool_t *pool, u_char *p, size_t len,
