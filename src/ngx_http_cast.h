@@ -185,6 +185,7 @@ typedef struct {
 #define NGX_HTTP_CAST_TOO_LARGE     6   /* past cast_max_context_size */
 #define NGX_HTTP_CAST_CONFLICT      7   /* a stale context.versionId */
 #define NGX_HTTP_CAST_INVALID       8   /* refused by the topic's state */
+#define NGX_HTTP_CAST_CLAIMED       9   /* claim: claimed before */
 
 
 typedef struct {
@@ -196,6 +197,7 @@ typedef struct {
     json_t                    *json;        /* state, status (borrowed) */
     ngx_str_t                  reason;      /* publish: why it was refused
                                                (valid during the call) */
+    uint64_t                   count;       /* count: the new value */
 } ngx_http_cast_result_t;
 
 

@@ -564,6 +564,22 @@ ngx_http_cast_hub_status(ngx_http_cast_hub_t *hub,
 }
 
 
+void
+ngx_http_cast_hub_claim(ngx_http_cast_hub_t *hub, ngx_str_t *key,
+    ngx_msec_t ttl, ngx_http_cast_done_pt done, void *data)
+{
+    hub->store->claim(hub->store, key, ttl, done, data);
+}
+
+
+void
+ngx_http_cast_hub_count(ngx_http_cast_hub_t *hub, ngx_str_t *key,
+    ngx_http_cast_done_pt done, void *data)
+{
+    hub->store->count(hub->store, key, done, data);
+}
+
+
 /*
  * An ack (reference 2.6): a 4xx or 5xx one of a context change this
  * socket was sent makes the topic's other "syncerror" subscriptions hear

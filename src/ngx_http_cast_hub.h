@@ -166,5 +166,17 @@ void ngx_http_cast_hub_ack(ngx_http_cast_hub_t *hub,
 
 json_t *ngx_http_cast_hub_counters(ngx_http_cast_hub_t *hub);
 
+/*
+ * A one-time claim of "key" across every worker and host: DONE for the
+ * first claimer, CLAIMED for every later one while the key is held (ttl
+ * ms).  The token endpoints redeem their codes with it.
+ */
+void ngx_http_cast_hub_claim(ngx_http_cast_hub_t *hub, ngx_str_t *key,
+    ngx_msec_t ttl, ngx_http_cast_done_pt done, void *data);
+
+/* a counter shared by every worker and host: res->count, its new value */
+void ngx_http_cast_hub_count(ngx_http_cast_hub_t *hub, ngx_str_t *key,
+    ngx_http_cast_done_pt done, void *data);
+
 
 #endif /* _NGX_HTTP_CAST_HUB_H_INCLUDED_ */

@@ -166,6 +166,22 @@ struct ngx_http_cast_store_s {
 
     /* worker exit: what must reach the store is sent, then all is freed */
     void                     (*exit)(ngx_http_cast_store_t *store);
+
+    /*
+     * The first claim of "key" is DONE; CLAIMED while the key is held
+     * (for ttl ms after that claim), by whichever worker of whichever
+     * host asks.  FULL: the local store holds as many as it may.
+     */
+    void                     (*claim)(ngx_http_cast_store_t *store,
+                                      ngx_str_t *key, ngx_msec_t ttl,
+                                      ngx_http_cast_done_pt done,
+                                      void *data);
+
+    /* a counter "key" shared the same way, plus one: res->count */
+    void                     (*count)(ngx_http_cast_store_t *store,
+                                      ngx_str_t *key,
+                                      ngx_http_cast_done_pt done,
+                                      void *data);
 };
 
 

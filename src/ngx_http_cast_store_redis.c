@@ -256,6 +256,16 @@ static void ngx_http_cast_rstore_status(ngx_http_cast_store_t *store,
 static const char *ngx_http_cast_rstore_health(ngx_http_cast_store_t *store);
 static void ngx_http_cast_rstore_changed(ngx_http_cast_store_t *store);
 static void ngx_http_cast_rstore_exit(ngx_http_cast_store_t *store);
+static void ngx_http_cast_rstore_claim(ngx_http_cast_store_t *store,
+    ngx_str_t *key, ngx_msec_t ttl, ngx_http_cast_done_pt done, void *data);
+static void ngx_http_cast_rstore_count(ngx_http_cast_store_t *store,
+    ngx_str_t *key, ngx_http_cast_done_pt done, void *data);
+static void ngx_http_cast_rstore_keyed(redisAsyncContext *ac, void *r,
+    void *privdata);
+static void ngx_http_cast_rstore_counted(redisAsyncContext *ac, void *r,
+    void *privdata);
+static void ngx_http_cast_rstore_key_reply(ngx_http_cast_rcall_t *call,
+    redisReply *reply, ngx_uint_t counter);
 
 static void ngx_http_cast_rstore_write(ngx_http_cast_rstore_t *rs,
     ngx_http_cast_record_t *record, ngx_uint_t bound,
@@ -434,6 +444,8 @@ ngx_http_cast_store_redis_create(ngx_cycle_t *cycle,
     rs->store.health = ngx_http_cast_rstore_health;
     rs->store.changed = ngx_http_cast_rstore_changed;
     rs->store.exit = ngx_http_cast_rstore_exit;
+    rs->store.claim = ngx_http_cast_rstore_claim;
+    rs->store.count = ngx_http_cast_rstore_count;
 
     /* the control channel is listened to from the start */
 
@@ -1604,6 +1616,124 @@ ngx_http_cast_rstore_status_reply(redisAsyncContext *ac, void *r,
 
     ngx_http_cast_rstore_finish(call, NGX_HTTP_CAST_DONE, NULL, 0, status);
     json_decref(status);
+}
+
+
+/*
+ * Claims and counters: one Redis command each, atomic in Redis, so one
+ * claimer and one order of counts across every worker of every host.
+ *   claim: SET cast:claim:<key> 1 NX PX <ttl>   (OK: first; nil: held)
+ *   count: INCR cast:count:<key>
+ */
+
+static void
+ngx_http_cast_rstore_claim(ngx_http_cast_store_t *store, ngx_str_t *key,
+    ngx_msec_t ttl, ngx_http_cast_done_pt done, void *data)
+{
+    ngx_http_cast_rstore_t *rs = (ngx_http_cast_rstore_t *) store;
+
+    u_char                  buf[NGX_INT_T_LEN];
+    ngx_str_t               px;
+    ngx_http_cast_rcall_t  *call;
+
+    call = ngx_http_cast_rstore_call(rs, done, data, NULL, NULL);
+    if (call == NULL) {
+        return;
+    }
+
+    px.data = buf;
+    px.len = ngx_sprintf(buf, "%M", ttl) - buf;
+
+    if (rs->too_old
+        || ngx_http_cast_redis_commandf(rs->cmd, ngx_http_cast_rstore_keyed,
+                                        call, "SET cast:claim:%b 1 NX PX %b",
+                                        key->data, key->len, px.data, px.len)
+           != NGX_OK)
+    {
+        ngx_http_cast_rstore_finish(call, NGX_HTTP_CAST_UNAVAILABLE, NULL, 0,
+                                    NULL);
+    }
+}
+
+
+static void
+ngx_http_cast_rstore_count(ngx_http_cast_store_t *store, ngx_str_t *key,
+    ngx_http_cast_done_pt done, void *data)
+{
+    ngx_http_cast_rstore_t *rs = (ngx_http_cast_rstore_t *) store;
+
+    ngx_http_cast_rcall_t  *call;
+
+    call = ngx_http_cast_rstore_call(rs, done, data, NULL, NULL);
+    if (call == NULL) {
+        return;
+    }
+
+    if (rs->too_old
+        || ngx_http_cast_redis_commandf(rs->cmd, ngx_http_cast_rstore_counted,
+                                        call, "INCR cast:count:%b",
+                                        key->data, key->len)
+           != NGX_OK)
+    {
+        ngx_http_cast_rstore_finish(call, NGX_HTTP_CAST_UNAVAILABLE, NULL, 0,
+                                    NULL);
+    }
+}
+
+
+static void
+ngx_http_cast_rstore_keyed(redisAsyncContext *ac, void *r, void *privdata)
+{
+    ngx_http_cast_rstore_key_reply(privdata, r, 0);
+}
+
+
+static void
+ngx_http_cast_rstore_counted(redisAsyncContext *ac, void *r, void *privdata)
+{
+    ngx_http_cast_rstore_key_reply(privdata, r, 1);
+}
+
+
+static void
+ngx_http_cast_rstore_key_reply(ngx_http_cast_rcall_t *call,
+    redisReply *reply, ngx_uint_t counter)
+{
+    void                    *data;
+    ngx_http_cast_done_pt    done;
+    ngx_http_cast_result_t   res;
+
+    ngx_memzero(&res, sizeof(ngx_http_cast_result_t));
+
+    res.rc = ngx_http_cast_rstore_failed(call->rs, reply);
+
+    if (res.rc != NGX_HTTP_CAST_DONE) {
+        /* as it failed */
+
+    } else if (counter) {
+        if (reply->type == REDIS_REPLY_INTEGER && reply->integer > 0) {
+            res.count = (uint64_t) reply->integer;
+
+        } else {
+            res.rc = NGX_HTTP_CAST_FAILED;
+        }
+
+    } else if (reply->type == REDIS_REPLY_NIL) {
+        /* SET ... NX: nil once the key is held, "OK" for the first */
+        res.rc = NGX_HTTP_CAST_CLAIMED;
+
+    } else if (reply->type != REDIS_REPLY_STATUS) {
+        res.rc = NGX_HTTP_CAST_FAILED;
+    }
+
+    done = call->done;
+    data = call->data;
+
+    ngx_free(call);
+
+    if (done) {
+        done(data, &res);
+    }
 }
 
 
