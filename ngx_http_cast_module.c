@@ -15,6 +15,7 @@
 #include "ngx_http_cast_api.h"
 #include "ngx_http_cast_auth.h"     /* cast_auth */
 #include "ngx_http_cast_hub.h"
+#include "ngx_http_cast_oauth.h"    /* cast_oauth */
 #include "ngx_http_cast_redis.h"    /* cast_redis */
 #include "ngx_http_cast_status.h"
 #include "ngx_http_cast_store_local.h"
@@ -36,6 +37,8 @@ typedef struct {
 
 static char *ngx_http_cast_location(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
+static char *ngx_http_cast_oauth_location(ngx_conf_t *cf,
+    ngx_command_t *cmd, void *conf);
 static char *ngx_http_cast_cors_origin(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static char *ngx_http_cast_check_bounds(ngx_conf_t *cf, void *post,
@@ -279,6 +282,42 @@ static ngx_command_t  ngx_http_cast_commands[] = {
       0,
       NULL },
 
+    /* cast_oauth: src/ngx_http_cast_oauth.c */
+    { ngx_string("cast_oauth"),
+      NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_http_cast_oauth_location,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("cast_oauth_key"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE12,
+      ngx_http_cast_oauth_key_directive,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("cast_oauth_single_user"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_FLAG,
+      ngx_http_cast_oauth_single_user_directive,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_cast_oauth_conf_t, single_user),
+      NULL },
+
+    { ngx_string("cast_oauth_token_ttl"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_http_cast_oauth_ttl_directive,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("cast_oauth_issuer"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_http_cast_oauth_issuer_directive,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
       ngx_null_command
 };
 
@@ -359,6 +398,44 @@ ngx_http_cast_location(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     }
 
     hclcf->handler = ngx_http_cast_handler;
+
+    cmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_cast_module);
+    cmcf->used = 1;
+
+    return NGX_CONF_OK;
+}
+
+
+/* cast_oauth token | authorize | off: the location serves the endpoint */
+
+static char *
+ngx_http_cast_oauth_location(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_cast_loc_conf_t *clcf = conf;
+
+    char                       *rv;
+    ngx_uint_t                  on;
+    ngx_http_cast_main_conf_t  *cmcf;
+    ngx_http_core_loc_conf_t   *hclcf;
+
+    if (clcf->handler != 0) {
+        return "is duplicate: a location serves one cast role";
+    }
+
+    on = 0;
+
+    rv = ngx_http_cast_oauth_directive(cf, cmd, conf, &on);
+
+    if (rv != NGX_CONF_OK || !on) {
+        return rv;
+    }
+
+    clcf->handler = NGX_HTTP_CAST_OAUTH;
+
+    hclcf = ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module);
+    hclcf->handler = ngx_http_cast_handler;
+
+    /* the hub (its store) is made in every worker */
 
     cmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_cast_module);
     cmcf->used = 1;
@@ -553,6 +630,11 @@ ngx_http_cast_create_loc_conf(ngx_conf_t *cf)
     clcf->auth = NGX_CONF_UNSET_UINT;
     clcf->auth_leeway = NGX_CONF_UNSET;
 
+    clcf->oauth = ngx_http_cast_oauth_create_conf(cf);
+    if (clcf->oauth == NULL) {
+        return NULL;
+    }
+
     return clcf;
 }
 
@@ -574,6 +656,7 @@ ngx_http_cast_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
 
     if (hclcf->lmt_excpt && conf->handler == 0 && prev->handler != 0) {
         conf->handler = prev->handler;
+        conf->oauth->mode = prev->oauth->mode;
         hclcf->handler = ngx_http_cast_handler;
     }
 
@@ -659,6 +742,12 @@ ngx_http_cast_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
         return NGX_CONF_ERROR;
     }
 
+    if (ngx_http_cast_oauth_merge_conf(cf, prev->oauth, conf->oauth)
+        != NGX_CONF_OK)
+    {
+        return NGX_CONF_ERROR;
+    }
+
     if (conf->lease_default != NGX_CONF_UNSET
         && conf->lease_default > conf->lease_max)
     {
@@ -687,6 +776,9 @@ ngx_http_cast_handler(ngx_http_request_t *r)
 
     case NGX_HTTP_CAST_WEBSOCKET:
         return ngx_http_cast_ws_handler(r);
+
+    case NGX_HTTP_CAST_OAUTH:
+        return ngx_http_cast_oauth_handler(r);
 
     default: /* NGX_HTTP_CAST_STATUS */
         return ngx_http_cast_status_handler(r);

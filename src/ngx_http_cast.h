@@ -27,6 +27,7 @@
 #define NGX_HTTP_CAST_HUB               1
 #define NGX_HTTP_CAST_WEBSOCKET         2
 #define NGX_HTTP_CAST_STATUS            3
+#define NGX_HTTP_CAST_OAUTH             4
 
 /* 128 random bits, hex */
 #define NGX_HTTP_CAST_ID_LEN            32
@@ -50,6 +51,9 @@
 typedef struct ngx_http_cast_hub_s    ngx_http_cast_hub_t;
 typedef struct ngx_http_cast_sub_s    ngx_http_cast_sub_t;
 typedef struct ngx_http_cast_store_s  ngx_http_cast_store_t;
+
+/* cast_oauth: defined in src/ngx_http_cast_oauth.h */
+typedef struct ngx_http_cast_oauth_conf_s  ngx_http_cast_oauth_conf_t;
 
 /* cast_redis: defined in src/ngx_http_cast_redis.h */
 typedef struct ngx_http_cast_redis_conf_s  ngx_http_cast_redis_conf_t;
@@ -97,6 +101,9 @@ typedef struct {
     ngx_flag_t                 sharing;      /* in effect: by default in
                                                 the fhircast dialect */
     ngx_msec_t                 ack_timeout;  /* 0: off */
+
+    /* cast_oauth and its key (src/ngx_http_cast_oauth.c) */
+    ngx_http_cast_oauth_conf_t  *oauth;
 } ngx_http_cast_loc_conf_t;
 
 

@@ -491,7 +491,8 @@ ngx_test_own_fields(void)
                  "user_name holds a control character", "own: a NUL");
     ngx_test_own(NULL, "user_name=%ff", "user_name is not valid UTF-8",
                  "own: not UTF-8");
-    ngx_test_own(NULL, "user_name=%C3%A9t%C3%A9", "user_name=\xc3\xa9t\xc3\xa9;",
+    ngx_test_own(NULL, "user_name=%C3%A9t%C3%A9",
+                 "user_name=\xc3\xa9t\xc3\xa9;",
                  "own: UTF-8");
 
     /* every allocation failing in turn */

@@ -694,7 +694,8 @@ test_sign(void)
     pool = ngx_create_pool(1024, NULL);
 
     ngx_http_cast_jwk_secret(pool, secret, 32, NULL, &key, &err);
-    ngx_http_cast_jwk_secret(pool, (u_char *) "another secret, 32 bytes long!!!",
+    ngx_http_cast_jwk_secret(pool,
+                             (u_char *) "another secret, 32 bytes long!!!",
                              32, NULL, &other, &err);
     ngx_str_set(&kid, "k1");
     ngx_http_cast_jwk_secret(pool, secret, 32, &kid, &named, &err);
