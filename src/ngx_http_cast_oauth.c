@@ -764,7 +764,8 @@ ngx_http_cast_oauth_redeem(ngx_http_request_t *r,
     ngx_http_cast_oauth_ctx_t *ctx)
 {
     u_char                      *p;
-    json_t                      *claims, *exp;
+    double                       left;
+    json_t                      *claims;
     ngx_int_t                    rc;
     ngx_str_t                    key;
     ngx_msec_t                   ttl;
@@ -805,17 +806,33 @@ ngx_http_cast_oauth_redeem(ngx_http_request_t *r,
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    if (rc != NGX_OK || ctx->jti.len != NGX_HTTP_CAST_ID_LEN) {
+    if (rc != NGX_OK || ctx->jti.len != NGX_HTTP_CAST_ID_LEN
+        || ngx_http_cast_text_topic(ctx->topic.data, ctx->topic.len,
+                                    NGX_HTTP_CAST_MAX_TOPIC)
+           != NGX_HTTP_CAST_TEXT_OK
+        || (ctx->topic.len == 1 && ctx->topic.data[0] == '*'))
+    {
         rc = NGX_DECLINED;
         err = "its claims are not those of a code";
         goto done;
     }
 
-    /* the claim is held past the code's end, with room for clock skew */
+    /*
+     * The claim is held past the code's end, with room for clock skew;
+     * no code of ours lives longer than NGX_HTTP_CAST_OAUTH_CODE_TTL.
+     */
 
-    exp = json_object_get(claims, "exp");
-    ttl = (ngx_msec_t) (json_integer_value(exp) - ngx_time()
-                        + NGX_HTTP_CAST_OAUTH_CLAIM_KEEP) * 1000;
+    left = json_number_value(json_object_get(claims, "exp"))
+           - (double) ngx_time();
+
+    if (left > NGX_HTTP_CAST_OAUTH_CODE_TTL + NGX_HTTP_CAST_OAUTH_CLAIM_KEEP)
+    {
+        rc = NGX_DECLINED;
+        err = "it lives longer than a code does";
+        goto done;
+    }
+
+    ttl = (ngx_msec_t) ((left + NGX_HTTP_CAST_OAUTH_CLAIM_KEEP) * 1000);
 
     rc = NGX_OK;
 
@@ -1298,12 +1315,12 @@ ngx_http_cast_oauth_verify(ngx_http_request_t *r, ngx_str_t *token,
 
     v = json_object_get(c, "exp");
 
-    if (!json_is_integer(v)) {
+    if (!json_is_number(v)) {
         *err = "it has no \"exp\"";
         goto declined;
     }
 
-    if (expiry && json_integer_value(v) <= (json_int_t) ngx_time()) {
+    if (expiry && json_number_value(v) <= (double) ngx_time()) {
         *err = "it expired";
         goto declined;
     }
