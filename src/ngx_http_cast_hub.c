@@ -151,6 +151,19 @@ typedef struct {
 } ngx_http_cast_fan_t;
 
 
+/*
+ * Work the hub must not do inside a store's call (a store's hook: its
+ * records or topics may be half changed): run from the posted events,
+ * in order.  "data" is an ngx_alloc()ed block, freed with the job.
+ */
+
+typedef struct {
+    ngx_queue_t                queue;
+    void                     (*run)(ngx_http_cast_hub_t *hub, void *data);
+    void                      *data;
+} ngx_http_cast_job_t;
+
+
 /* a conference change on its way through the registry topic */
 
 typedef struct {
@@ -225,6 +238,11 @@ static void ngx_http_cast_removed_event(ngx_http_cast_sub_t *sub,
 static void ngx_http_cast_made_send(ngx_http_cast_hub_t *hub,
     ngx_str_t *topic, json_t *event, u_char *id, const char *name,
     ngx_str_t *except, ngx_uint_t follow);
+static void ngx_http_cast_job_add(ngx_http_cast_hub_t *hub,
+    void (*run)(ngx_http_cast_hub_t *hub, void *data), void *data);
+static void ngx_http_cast_jobs_handler(ngx_event_t *ev);
+static void ngx_http_cast_made_run(ngx_http_cast_hub_t *hub, void *data);
+static void ngx_http_cast_host_run(ngx_http_cast_hub_t *hub, void *data);
 static ngx_http_cast_topic_t *ngx_http_cast_topic_find(
     ngx_http_cast_hub_t *hub, ngx_str_t *name);
 static ngx_http_cast_topic_t *ngx_http_cast_topic_get(
@@ -298,9 +316,14 @@ ngx_http_cast_hub_create(ngx_cycle_t *cycle, ngx_http_cast_store_t *store)
                     ngx_str_rbtree_insert_value);
     ngx_queue_init(&hub->wildcard);
     ngx_queue_init(&hub->heartbeats);
+    ngx_queue_init(&hub->jobs);
 
     hub->log = cycle->log;
     hub->store = store;
+
+    hub->jobs_ev.handler = ngx_http_cast_jobs_handler;
+    hub->jobs_ev.data = hub;
+    hub->jobs_ev.log = cycle->log;
 
     store->hooks.hub = hub;
     store->hooks.event = ngx_http_cast_hub_on_event;
@@ -332,8 +355,10 @@ ngx_http_cast_hub_create(ngx_cycle_t *cycle, ngx_http_cast_store_t *store)
 void
 ngx_http_cast_hub_destroy(ngx_http_cast_hub_t *hub)
 {
+    ngx_queue_t          *q;
     ngx_rbtree_node_t    *node;
     ngx_http_cast_sub_t  *sub;
+    ngx_http_cast_job_t  *job;
 
     ngx_http_cast_event_cancel(&hub->heartbeat_ev);
 
@@ -350,6 +375,20 @@ ngx_http_cast_hub_destroy(ngx_http_cast_hub_t *hub)
         if (!sub->replaying) {
             ngx_http_cast_sub_free(sub);
         }
+    }
+
+    /* the worker exits: what waited is dropped */
+
+    if (hub->jobs_ev.posted) {
+        ngx_delete_posted_event(&hub->jobs_ev);
+    }
+
+    while (!ngx_queue_empty(&hub->jobs)) {
+        q = ngx_queue_head(&hub->jobs);
+        ngx_queue_remove(q);
+        job = ngx_queue_data(q, ngx_http_cast_job_t, queue);
+        ngx_free(job->data);
+        ngx_free(job);
     }
 
     while (hub->conferences.root != hub->conferences.sentinel) {
@@ -952,6 +991,16 @@ ngx_http_cast_made_send(ngx_http_cast_hub_t *hub, ngx_str_t *topic,
     made->append.apply = ngx_http_cast_made_apply;
     made->append.done = ngx_http_cast_made_done;
     made->append.data = made;
+
+    /* often made in a store's hook (a subscription ended) */
+    ngx_http_cast_job_add(hub, ngx_http_cast_made_run, made);
+}
+
+
+static void
+ngx_http_cast_made_run(ngx_http_cast_hub_t *hub, void *data)
+{
+    ngx_http_cast_made_t *made = data;
 
     hub->store->append(hub->store, &made->append);
 }
@@ -3136,7 +3185,21 @@ ngx_http_cast_host_gone(ngx_http_cast_hub_t *hub, ngx_str_t *topic)
     check->len = topic->len;
     ngx_memcpy(check->topic, topic->data, topic->len);
 
-    hub->store->count(hub->store, topic, ngx_http_cast_host_counted, check);
+    ngx_http_cast_job_add(hub, ngx_http_cast_host_run, check);
+}
+
+
+static void
+ngx_http_cast_host_run(ngx_http_cast_hub_t *hub, void *data)
+{
+    ngx_http_cast_host_check_t *check = data;
+
+    ngx_str_t  topic;
+
+    topic.data = check->topic;
+    topic.len = check->len;
+
+    hub->store->count(hub->store, &topic, ngx_http_cast_host_counted, check);
 }
 
 
@@ -3210,6 +3273,11 @@ ngx_http_cast_removed_event(ngx_http_cast_sub_t *sub, ngx_str_t *reason)
     hub = sub->hub;
     r = &sub->record;
 
+    if (r->dialect != NGX_HTTP_CAST_DIALECT_CAST) {
+        /* not an STU3 event */
+        return;
+    }
+
     if (ngx_http_cast_str_eq(reason, &unsubscribed)) {
         why = "unsubscribe";
 
@@ -3275,4 +3343,51 @@ ngx_http_cast_removed_event(ngx_http_cast_sub_t *sub, ngx_str_t *reason)
 
     ngx_http_cast_made_send(hub, &r->topic, event, id,
                             "subscription-removed", NULL, 1);
+}
+
+
+static void
+ngx_http_cast_job_add(ngx_http_cast_hub_t *hub,
+    void (*run)(ngx_http_cast_hub_t *hub, void *data), void *data)
+{
+    ngx_http_cast_job_t  *job;
+
+    job = ngx_alloc(sizeof(ngx_http_cast_job_t), hub->log);
+    if (job == NULL) {
+        ngx_free(data);
+        return;
+    }
+
+    job->run = run;
+    job->data = data;
+    ngx_queue_insert_tail(&hub->jobs, &job->queue);
+
+    if (!hub->jobs_ev.posted) {
+        ngx_post_event(&hub->jobs_ev, &ngx_posted_events);
+    }
+}
+
+
+static void
+ngx_http_cast_jobs_handler(ngx_event_t *ev)
+{
+    ngx_http_cast_hub_t *hub = ev->data;
+
+    void                 *data;
+    ngx_queue_t          *q;
+    ngx_http_cast_job_t  *job;
+    void                (*run)(ngx_http_cast_hub_t *hub, void *data);
+
+    while (!ngx_queue_empty(&hub->jobs)) {
+        q = ngx_queue_head(&hub->jobs);
+        ngx_queue_remove(q);
+
+        job = ngx_queue_data(q, ngx_http_cast_job_t, queue);
+        run = job->run;
+        data = job->data;
+        ngx_free(job);
+
+        /* data is run's now (freed when its store call completes) */
+        run(hub, data);
+    }
 }

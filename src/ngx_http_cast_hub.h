@@ -102,6 +102,11 @@ struct ngx_http_cast_hub_s {
     ngx_rbtree_t               members;     /* by participant topic */
     ngx_rbtree_node_t          members_sentinel;
     int64_t                    conf_rev;
+
+    /* what waits for the store to be out of its call (posted) */
+    ngx_queue_t                jobs;
+    ngx_event_t                jobs_ev;
+
     unsigned                   conf_loaded:1;
     unsigned                   conf_loading:1;
 
