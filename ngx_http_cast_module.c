@@ -266,6 +266,13 @@ static ngx_command_t  ngx_http_cast_commands[] = {
       offsetof(ngx_http_cast_loc_conf_t, auth_leeway),
       NULL },
 
+    { ngx_string("cast_json_ping"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_FLAG,
+      ngx_conf_set_flag_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_cast_loc_conf_t, json_ping),
+      NULL },
+
     { ngx_string("cast_content_sharing"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_FLAG,
       ngx_conf_set_flag_slot,
@@ -572,6 +579,7 @@ ngx_http_cast_create_loc_conf(ngx_conf_t *cf)
     clcf->ping_interval = NGX_CONF_UNSET_MSEC;
     clcf->reset = NGX_CONF_UNSET;
     clcf->content_sharing = NGX_CONF_UNSET;
+    clcf->json_ping = NGX_CONF_UNSET;
     clcf->ack_timeout = NGX_CONF_UNSET_MSEC;
     clcf->ws_max_message = NGX_CONF_UNSET_SIZE;
     clcf->ws_message_timeout = NGX_CONF_UNSET_MSEC;
@@ -644,6 +652,9 @@ ngx_http_cast_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     conf->sharing = (conf->content_sharing != NGX_CONF_UNSET)
                     ? conf->content_sharing
                     : (conf->dialect == NGX_HTTP_CAST_DIALECT_FHIRCAST);
+
+    /* G1's keepalive message, for the clients that want it */
+    ngx_conf_merge_value(conf->json_ping, prev->json_ping, 0);
 
     /* off by default: Cast clients never acknowledge */
     ngx_conf_merge_msec_value(conf->ack_timeout, prev->ack_timeout, 0);

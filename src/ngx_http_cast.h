@@ -99,6 +99,7 @@ typedef struct {
     ngx_flag_t                 sharing;      /* in effect: by default in
                                                 the fhircast dialect */
     ngx_msec_t                 ack_timeout;  /* 0: off */
+    ngx_flag_t                 json_ping;    /* {"type":"ping"} frames */
 } ngx_http_cast_loc_conf_t;
 
 

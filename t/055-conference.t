@@ -379,3 +379,53 @@ for my $n (sort keys %apps) {
 }
 is(scalar keys %seen, 1, 'all six apps saw one order') or diag(explain(\%seen));
 --- error_code: 200
+
+
+
+=== TEST 6: cast_json_ping: G1's {"type":"ping"} message with every ping, for the clients that want it; a {"type":"pong"} answer is ignored
+--- config
+    cast_ping_interval 1s;
+    cast_json_ping on;
+--- init
+package main;
+my $ws = connect_ready(subscribe_ok('P', 'patient-open'), cast => 1);
+my ($json, $ping) = (0, 0);
+my $end = Time::HiRes::time() + 2.6;
+while (Time::HiRes::time() < $end) {
+    my ($op, $p) = $ws->recv_frame(0.3);
+    next if !defined $op;
+    if ($op == 9) { $ping++; $ws->send_pong($p); next }
+    if ($op == 1) {
+        my $m = eval { json_decode($p) } || {};
+        if (($m->{type} || '') eq 'ping') {
+            $json++;
+            like($m->{timestamp} || '', qr/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d/, 'ping: a timestamp') if $json == 1;
+            $ws->send_text(json_encode({ type => 'pong', timestamp => $m->{timestamp} }));
+        }
+    }
+}
+ok($ping >= 2, "protocol pings ($ping)");
+is($json, $ping, 'one {"type":"ping"} with each');
+is(publish(ev('P', 'patient-open', 'p1')), 200, 'publish');
+is_deeply([map { $_->[2] } @{ got($ws) }], ['p1'], 'the socket is open and gets events');
+--- error_code: 200
+
+
+
+=== TEST 7: no {"type":"ping"} message by default
+--- config
+    cast_ping_interval 1s;
+--- init
+package main;
+my $ws = connect_ready(subscribe_ok('P', 'patient-open'), cast => 1);
+my ($json, $ping) = (0, 0);
+my $end = Time::HiRes::time() + 2.3;
+while (Time::HiRes::time() < $end) {
+    my ($op, $p) = $ws->recv_frame(0.3);
+    next if !defined $op;
+    if ($op == 9) { $ping++; $ws->send_pong($p); next }
+    $json++ if $op == 1;
+}
+ok($ping >= 1, "protocol pings ($ping)");
+is($json, 0, 'no text frame');
+--- error_code: 200
