@@ -15,9 +15,9 @@
  *   GET    {base}/conference-topics  [{"topic"}...]   (G2)
  *   GET    /topics (cast_topics)     ["<topic>"...]   (G1)
  *
- * Bodies are JSON objects.  With cast_auth, a change needs a token for
- * the host's topic (join and leave: or for the topic that comes or
- * goes).
+ * Bodies are JSON objects.  With cast_auth, every route needs a valid
+ * token, and a change the token of the topics it concerns (see
+ * ngx_http_cast_conf_allowed()).
  */
 
 
@@ -298,55 +298,94 @@ ngx_http_cast_conf_ask(ngx_http_request_t *r,
 
 
 /*
- * cast_auth: the token is for the host's topic; to join or leave, it may
- * instead be for the topic that comes or goes.
+ * cast_auth (README, Authorization): a topic comes into a conference only
+ * with its own token, its user's consent; so creating one takes the host's
+ * token and no other topic (the others join), joining the joining topic's,
+ * leaving the leaving topic's or the host's, and leading and ending the
+ * host's.
  */
 
 static ngx_int_t
 ngx_http_cast_conf_allowed(ngx_http_request_t *r,
     ngx_http_cast_conf_ctx_t *ctx, json_t *body, ngx_int_t *rc)
 {
-    json_t     *value;
-    ngx_str_t   topic;
+    size_t       i;
+    json_t      *value;
+    ngx_str_t    topic, host;
+    const char  *name;
 
     if (ctx->grant == NULL) {
         return NGX_OK;
     }
 
-    value = NULL;
+    value = json_object_get(body, "hostTopic");
 
-    if (ctx->op == NGX_HTTP_CAST_CONF_JOIN) {
-        value = json_object_get(body, "joinTopic");
-
-        if (value == NULL) {
-            value = json_object_get(body, "topic");
-        }
-
-    } else if (ctx->op == NGX_HTTP_CAST_CONF_LEAVE) {
-        value = json_object_get(body, "leaveTopic");
-
-        if (value == NULL) {
-            value = json_object_get(body, "topic");
-        }
+    if (value == NULL) {
+        value = json_object_get(body, "user");
     }
 
-    if (!json_is_string(value)) {
-        value = json_object_get(body, "hostTopic");
+    host.data = (u_char *) json_string_value(value);
+    host.len = host.data ? json_string_length(value) : 0;
 
-        if (value == NULL) {
-            value = json_object_get(body, "user");
-        }
+    switch (ctx->op) {
+
+    case NGX_HTTP_CAST_CONF_JOIN:
+        name = json_object_get(body, "joinTopic") ? "joinTopic" : "topic";
+        break;
+
+    case NGX_HTTP_CAST_CONF_LEAVE:
+        name = json_object_get(body, "leaveTopic") ? "leaveTopic" : "topic";
+        break;
+
+    default:
+        name = NULL;
     }
 
-    if (!json_is_string(value)) {
+    value = name ? json_object_get(body, name) : NULL;
+
+    if (json_is_string(value)) {
+        topic.data = (u_char *) json_string_value(value);
+        topic.len = json_string_length(value);
+
+        /* a leaver may be sent off by the host */
+
+        if (ctx->op == NGX_HTTP_CAST_CONF_LEAVE
+            && ctx->grant->topic.len == host.len && host.len
+            && ngx_memcmp(ctx->grant->topic.data, host.data, host.len) == 0)
+        {
+            return NGX_OK;
+        }
+
+        return ngx_http_cast_auth_topic(r, ctx->grant, &topic, rc);
+    }
+
+    if (host.len == 0) {
         /* the hub answers 400 */
         return NGX_OK;
     }
 
-    topic.data = (u_char *) json_string_value(value);
-    topic.len = json_string_length(value);
+    if (ngx_http_cast_auth_topic(r, ctx->grant, &host, rc) != NGX_OK) {
+        return NGX_DECLINED;
+    }
 
-    if (ngx_http_cast_auth_topic(r, ctx->grant, &topic, rc) != NGX_OK) {
+    if (ctx->op != NGX_HTTP_CAST_CONF_CREATE) {
+        return NGX_OK;
+    }
+
+    json_array_foreach(json_object_get(body, "topics"), i, value) {
+        if (!json_is_string(value)
+            || ngx_strcmp(json_string_value(value), "*") == 0
+            || (json_string_length(value) == host.len
+                && ngx_memcmp(json_string_value(value), host.data,
+                              host.len) == 0))
+        {
+            continue;
+        }
+
+        *rc = ngx_http_cast_send_error(r, NGX_HTTP_FORBIDDEN,
+                                       "topic \"%s\" joins with its own "
+                                       "token (PATCH .../conference/join)",
+                                       json_string_value(value));
         return NGX_DECLINED;
     }
 

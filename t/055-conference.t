@@ -13,11 +13,23 @@ use lib 't/lib';
 use CastTest qw(:DEFAULT http_request json_encode json_decode);
 use CastMode;
 use CastFhir;
+use CastAuth;
 
 no_shuffle();
 repeat_each(1);
 
 $CastFhir::Base = '/api/hub';
+
+our $Keys = CastAuth->new;
+$Keys->secret('h1');
+$Keys->secret_file('h1.key', 'h1');
+$ENV{TEST_NGINX_AUTH_DIR} = $Keys->dir;
+
+sub tok {
+    my ($topic) = @_;
+    return 'Bearer ' . $Keys->token('h1', CastAuth::claims(topic => $topic,
+        scope => 'fhircast/*.read fhircast/*.write'));
+}
 
 add_block_preprocessor(sub {
     my $block = shift;
@@ -37,10 +49,10 @@ _EOC_
 
 # a JSON request: (code, decoded body or {raw})
 sub j {
-    my ($method, $path, $body) = @_;
+    my ($method, $path, $body, @h) = @_;
     my ($code, $h, $b) = http_request($method, $path,
         defined $body ? (ref $body ? json_encode($body) : $body) : undef,
-        defined $body ? ('Content-Type' => 'application/json') : ());
+        defined $body ? ('Content-Type' => 'application/json') : (), @h);
     my $d = eval { json_decode($b) };
     return ($code, defined $d ? $d : { raw => $b }, $h);
 }
@@ -428,4 +440,53 @@ while (Time::HiRes::time() < $end) {
 }
 ok($ping >= 1, "protocol pings ($ping)");
 is($json, 0, 'no text frame');
+--- error_code: 200
+
+
+
+=== TEST 8: with cast_auth, a topic comes in only with its own token: create with the host's, join with the joiner's, leave with the leaver's or the host's, lead and end with the host's
+--- config
+    location /secure/api/hub {
+        cast_hub;
+        cast_auth jwt;
+        cast_auth_secret $TEST_NGINX_AUTH_DIR/h1.key kid=h1;
+        cast_auth_issuer https://auth.example;
+        cast_auth_audience cast-hub;
+    }
+--- init
+package main;
+my $base = '/secure/api/hub/conference';
+my ($c, $b);
+($c) = j('GET', $base);
+is($c, 401, 'list without a token: 401');
+($c) = j('GET', $base, undef, Authorization => tok('H'));
+is($c, 200, 'list with a token: 200');
+($c, $b) = j('POST', $base, { hostTopic => 'H', title => 't' }, Authorization => tok('X'));
+is($c, 403, "create with another topic's token: 403");
+($c, $b) = j('POST', $base, { hostTopic => 'H', title => 't', topics => ['X'] }, Authorization => tok('H'));
+is($c, 403, 'create naming another topic: 403');
+like($b->{error}, qr/"X" joins with its own token/, '... it says how');
+($c, $b) = j('POST', $base, { hostTopic => 'H', title => 't', topics => ['H', '*'] }, Authorization => tok('H'));
+is($c, 201, "create with the host's token: 201");
+($c) = j('PATCH', "$base/join", { hostTopic => 'H', joinTopic => 'X' }, Authorization => tok('H'));
+is($c, 403, "join with the host's token: 403");
+($c) = j('PATCH', "$base/join", { hostTopic => 'H', joinTopic => 'X' }, Authorization => tok('X'));
+is($c, 200, "join with the joiner's token: 200");
+($c) = j('PATCH', "$base/join", { hostTopic => 'H', joinTopic => 'Y' }, Authorization => tok('Y'));
+is($c, 200, 'another joins: 200');
+($c) = j('PATCH', "$base/lead", { hostTopic => 'H', sceneLeaderTopic => 'X' }, Authorization => tok('X'));
+is($c, 403, "lead with an attendee's token: 403");
+($c) = j('PATCH', "$base/lead", { hostTopic => 'H', sceneLeaderTopic => 'X' }, Authorization => tok('H'));
+is($c, 200, "lead with the host's token: 200");
+($c) = j('DELETE', $base, { hostTopic => 'H', leaveTopic => 'X' }, Authorization => tok('Y'));
+is($c, 403, "leave with a third topic's token: 403");
+($c) = j('DELETE', $base, { hostTopic => 'H', leaveTopic => 'X' }, Authorization => tok('X'));
+is($c, 200, "leave with the leaver's token: 200");
+($c) = j('DELETE', $base, { hostTopic => 'H', leaveTopic => 'Y' }, Authorization => tok('H'));
+is($c, 200, 'the host sends one off: 200');
+($c) = j('POST', $base, { hostTopic => 'H', title => 't' }, Authorization => tok('H'));
+($c) = j('DELETE', $base, { hostTopic => 'H' }, Authorization => tok('X'));
+is($c, 403, "end with another token: 403");
+($c, $b) = j('DELETE', $base, { hostTopic => 'H' }, Authorization => tok('H'));
+is_deeply([$c, $b->{removed}], [200, 1], "end with the host's token: 200");
 --- error_code: 200
