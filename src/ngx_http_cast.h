@@ -27,7 +27,9 @@
 #define NGX_HTTP_CAST_HUB               1
 #define NGX_HTTP_CAST_WEBSOCKET         2
 #define NGX_HTTP_CAST_STATUS            3
-#define NGX_HTTP_CAST_OAUTH             4
+#define NGX_HTTP_CAST_CONFERENCE        4   /* G1's /conference */
+#define NGX_HTTP_CAST_TOPICS            5   /* G1's /topics */
+#define NGX_HTTP_CAST_OAUTH             6   /* cast_oauth */
 
 /* 128 random bits, hex */
 #define NGX_HTTP_CAST_ID_LEN            32
@@ -101,6 +103,7 @@ typedef struct {
     ngx_flag_t                 sharing;      /* in effect: by default in
                                                 the fhircast dialect */
     ngx_msec_t                 ack_timeout;  /* 0: off */
+    ngx_flag_t                 json_ping;    /* {"type":"ping"} frames */
 
     /* cast_oauth and its key (src/ngx_http_cast_oauth.c) */
     ngx_http_cast_oauth_conf_t  *oauth;
@@ -204,7 +207,7 @@ typedef struct {
     json_t                    *json;        /* state, status (borrowed) */
     ngx_str_t                  reason;      /* publish: why it was refused
                                                (valid during the call) */
-    uint64_t                   count;       /* count: the new value */
+    uint64_t                   value;       /* incr: the new value */
 } ngx_http_cast_result_t;
 
 

@@ -15,7 +15,7 @@
  * 60 s), so that any worker of any host can check it; it is redeemed by
  * claiming its "jti" in the store (ngx_http_cast_hub_claim()): the first
  * claim wins everywhere.  "USER-<n>" numbers come from a counter of the
- * store (ngx_http_cast_hub_count()): unique across workers and hosts in
+ * store (ngx_http_cast_hub_incr()): unique across workers and hosts in
  * Redis mode, per hub in local mode (one worker).
  *
  * These endpoints authenticate nobody: like the hubs they replace, they
@@ -976,7 +976,7 @@ ngx_http_cast_oauth_identity(ngx_http_request_t *r,
 
     ngx_str_set(&counter, NGX_HTTP_CAST_OAUTH_COUNTER);
 
-    ngx_http_cast_hub_count(cmcf->hub, &counter, ngx_http_cast_wait_done, w);
+    ngx_http_cast_hub_incr(cmcf->hub, &counter, ngx_http_cast_wait_done, w);
 
     return NGX_DONE;
 }
@@ -1000,7 +1000,7 @@ ngx_http_cast_oauth_counted(ngx_http_request_t *r,
     }
 
     ctx->user_name.data = p;
-    ctx->user_name.len = ngx_sprintf(p, "USER-%uL", res->count) - p;
+    ctx->user_name.len = ngx_sprintf(p, "USER-%uL", res->value) - p;
 
     return ngx_http_cast_oauth_issue(r, ctx);
 }
