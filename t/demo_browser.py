@@ -548,9 +548,6 @@ async def scenario(args, state):
                            topic=topics["A"])
     check("page B shows A's patient-open through the conference", n)
 
-    # screenshots while the conference runs (also taken at the end)
-    await take_screenshots(args, pages, "")
-
     # 6. A ends the conference; B hears the end and no longer A's events
     await A.click("conf-end")
     st = await A.wait("(function(){var r=document.getElementById("
@@ -575,11 +572,11 @@ async def scenario(args, state):
           "shown %s times" % n)
 
 
-async def take_screenshots(args, pages, suffix):
+async def take_screenshots(args, pages):
     os.makedirs(args.artifacts, exist_ok=True)
     for name, page in sorted(pages.items()):
         path = os.path.join(args.artifacts,
-                            "demo-%s-%s%s.png" % (args.tag, name, suffix))
+                            "demo-%s-%s.png" % (args.tag, name))
         try:
             size = await page.screenshot(path)
             check("page %s: screenshot %s (%d bytes)" % (name, path, size),
@@ -613,7 +610,7 @@ async def main(args):
                 diag("page %s console:\n%s" % (name, "\n".join(
                     cdp.console.get(page.session, []))))
         if pages:
-            await asyncio.wait_for(take_screenshots(args, pages, ""), 60)
+            await asyncio.wait_for(take_screenshots(args, pages), 60)
         if cdp:
             try:
                 await asyncio.wait_for(cdp.send("Browser.close"), 5)

@@ -481,11 +481,18 @@
     function listConferences() {
         return request('GET', cfg.hub + '/conference').then(function (r) {
             var ul = $('conferences');
+            ul.textContent = '';
             if (!ok(r) || !Array.isArray(r.json)) {
-                confResult(r, 'list');
+                var bad = document.createElement('li');
+                bad.className = 'error';
+                bad.textContent = 'list: ' + r.status + ' '
+                                  + (ok(r) ? 'not a list' : reason(r));
+                ul.appendChild(bad);
+                ul.setAttribute('data-count', '');
+                log('conference list: ' + r.status + ' ' + bad.textContent,
+                    'error');
                 return false;
             }
-            ul.textContent = '';
             r.json.forEach(function (c) {
                 var li = document.createElement('li');
                 var host = c.hostTopic || c.user || '';
