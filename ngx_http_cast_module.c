@@ -16,6 +16,7 @@
 #include "ngx_http_cast_auth.h"     /* cast_auth */
 #include "ngx_http_cast_hub.h"
 #include "ngx_http_cast_redis.h"    /* cast_redis */
+#include "ngx_http_cast_conf_routes.h"
 #include "ngx_http_cast_status.h"
 #include "ngx_http_cast_store_local.h"
 #include "ngx_http_cast_store_redis.h"
@@ -45,6 +46,7 @@ static ngx_int_t ngx_http_cast_check_workers(ngx_cycle_t *cycle,
 static char *ngx_http_cast_ack_timeout(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static ngx_int_t ngx_http_cast_handler(ngx_http_request_t *r);
+static ngx_int_t ngx_http_cast_conference_location(ngx_http_request_t *r);
 static void *ngx_http_cast_create_main_conf(ngx_conf_t *cf);
 static char *ngx_http_cast_init_main_conf(ngx_conf_t *cf, void *conf);
 static void *ngx_http_cast_create_loc_conf(ngx_conf_t *cf);
@@ -103,6 +105,20 @@ static ngx_command_t  ngx_http_cast_commands[] = {
       NULL },
 
     { ngx_string("cast_status"),
+      NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS,
+      ngx_http_cast_location,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("cast_conference"),
+      NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS,
+      ngx_http_cast_location,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("cast_topics"),
       NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS,
       ngx_http_cast_location,
       NGX_HTTP_LOC_CONF_OFFSET,
@@ -336,6 +352,14 @@ ngx_http_cast_location(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
         clcf->handler = NGX_HTTP_CAST_WEBSOCKET;
         break;
 
+    case 'c':
+        clcf->handler = NGX_HTTP_CAST_CONFERENCE;
+        break;
+
+    case 't':
+        clcf->handler = NGX_HTTP_CAST_TOPICS;
+        break;
+
     default: /* 's' */
         clcf->handler = NGX_HTTP_CAST_STATUS;
         break;
@@ -345,7 +369,8 @@ ngx_http_cast_location(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 
     /* routes and endpoint ids are found after the location's prefix */
 
-    if (clcf->handler != NGX_HTTP_CAST_STATUS
+    if ((clcf->handler == NGX_HTTP_CAST_HUB
+         || clcf->handler == NGX_HTTP_CAST_WEBSOCKET)
         && (hclcf->named
 #if (NGX_PCRE)
             || hclcf->regex
@@ -688,9 +713,62 @@ ngx_http_cast_handler(ngx_http_request_t *r)
     case NGX_HTTP_CAST_WEBSOCKET:
         return ngx_http_cast_ws_handler(r);
 
+    case NGX_HTTP_CAST_CONFERENCE:
+        return ngx_http_cast_conference_location(r);
+
+    case NGX_HTTP_CAST_TOPICS:
+        return ngx_http_cast_conf_routes_handler(r,
+                                         NGX_HTTP_CAST_CONF_ROUTE_G1_TOPICS);
+
     default: /* NGX_HTTP_CAST_STATUS */
         return ngx_http_cast_status_handler(r);
     }
+}
+
+
+/*
+ * cast_conference (G1's /conference): what follows the location's name
+ * is the route, as after "{base}/conference".
+ */
+
+static ngx_int_t
+ngx_http_cast_conference_location(ngx_http_request_t *r)
+{
+    u_char                    *p;
+    ngx_str_t                  name, rest;
+    ngx_uint_t                 route;
+    ngx_http_core_loc_conf_t  *hclcf;
+
+    hclcf = ngx_http_get_module_loc_conf(r, ngx_http_core_module);
+
+    name = hclcf->name;
+
+    if (name.len && name.data[name.len - 1] == '/') {
+        name.len--;
+    }
+
+    if (r->uri.len < name.len || r->uri.len - name.len > 16) {
+        return NGX_HTTP_NOT_FOUND;
+    }
+
+    p = ngx_pnalloc(r->pool, sizeof("/conference") - 1 + 16);
+    if (p == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    rest.data = p;
+    p = ngx_cpymem(p, "/conference", sizeof("/conference") - 1);
+    p = ngx_cpymem(p, r->uri.data + name.len, r->uri.len - name.len);
+    rest.len = p - rest.data;
+
+    if (ngx_http_cast_conf_route(&rest, &route) != NGX_OK
+        || route == NGX_HTTP_CAST_CONF_ROUTE_TOPICS)
+    {
+        (void) ngx_http_discard_request_body(r);
+        return NGX_HTTP_NOT_FOUND;
+    }
+
+    return ngx_http_cast_conf_routes_handler(r, route);
 }
 
 

@@ -27,6 +27,8 @@
 #define NGX_HTTP_CAST_HUB               1
 #define NGX_HTTP_CAST_WEBSOCKET         2
 #define NGX_HTTP_CAST_STATUS            3
+#define NGX_HTTP_CAST_CONFERENCE        4   /* G1's /conference */
+#define NGX_HTTP_CAST_TOPICS            5   /* G1's /topics */
 
 /* 128 random bits, hex */
 #define NGX_HTTP_CAST_ID_LEN            32

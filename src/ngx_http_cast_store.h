@@ -83,6 +83,9 @@ typedef ngx_int_t (*ngx_http_cast_apply_pt)(ngx_http_cast_append_t *a,
 
 struct ngx_http_cast_append_s {
     ngx_str_t                  topic;
+    ngx_str_t                  log;         /* the log (and channel) the
+                                               event goes to; empty: the
+                                               topic's own */
     ngx_str_t                  name;        /* lowercase hub.event */
     ngx_str_t                  json;        /* what subscribers get */
     ngx_str_t                  id;          /* the event's id */
@@ -148,6 +151,17 @@ struct ngx_http_cast_store_s {
                                       ngx_str_t *topic,
                                       ngx_http_cast_done_pt done,
                                       void *data);
+
+    /* res->removed: the live records of a topic */
+    void                     (*count)(ngx_http_cast_store_t *store,
+                                      ngx_str_t *topic,
+                                      ngx_http_cast_done_pt done,
+                                      void *data);
+
+    /* res->json: the topics with live records or a state (an array) */
+    void                     (*topics)(ngx_http_cast_store_t *store,
+                                       ngx_http_cast_done_pt done,
+                                       void *data);
 
     /* this worker has sockets on a topic ("*": on every topic), or not */
     void                     (*listen)(ngx_http_cast_store_t *store,

@@ -95,6 +95,10 @@ static void ngx_http_cast_local_append(ngx_http_cast_store_t *store,
     ngx_http_cast_append_t *a);
 static void ngx_http_cast_local_state(ngx_http_cast_store_t *store,
     ngx_str_t *topic, ngx_http_cast_done_pt done, void *data);
+static void ngx_http_cast_local_count(ngx_http_cast_store_t *store,
+    ngx_str_t *topic, ngx_http_cast_done_pt done, void *data);
+static void ngx_http_cast_local_topics(ngx_http_cast_store_t *store,
+    ngx_http_cast_done_pt done, void *data);
 static void ngx_http_cast_local_listen(ngx_http_cast_store_t *store,
     ngx_str_t *topic, ngx_uint_t on);
 static void ngx_http_cast_local_status(ngx_http_cast_store_t *store,
@@ -156,6 +160,8 @@ ngx_http_cast_store_local_create(ngx_cycle_t *cycle, ngx_uint_t max_topics)
     ls->store.unbind = ngx_http_cast_local_unbind;
     ls->store.append = ngx_http_cast_local_append;
     ls->store.state = ngx_http_cast_local_state;
+    ls->store.count = ngx_http_cast_local_count;
+    ls->store.topics = ngx_http_cast_local_topics;
     ls->store.listen = ngx_http_cast_local_listen;
     ls->store.status = ngx_http_cast_local_status;
     ls->store.health = ngx_http_cast_local_health;
@@ -548,8 +554,8 @@ ngx_http_cast_local_append(ngx_http_cast_store_t *store,
         return;
     }
 
-    store->hooks.event(store->hooks.hub, &a->topic, &a->name, &a->json,
-                       NGX_HTTP_CAST_DELIVER_ALL);
+    store->hooks.event(store->hooks.hub, a->log.len ? &a->log : &a->topic,
+                       &a->name, &a->json, NGX_HTTP_CAST_DELIVER_ALL);
 
     ngx_http_cast_local_topic_release(ls, topic);
 
@@ -582,6 +588,82 @@ ngx_http_cast_local_state(ngx_http_cast_store_t *store, ngx_str_t *topic,
                                     : NGX_HTTP_CAST_FAILED,
                               NULL, 0, empty);
     json_decref(empty);
+}
+
+
+static void
+ngx_http_cast_local_count(ngx_http_cast_store_t *store, ngx_str_t *topic,
+    ngx_http_cast_done_pt done, void *data)
+{
+    ngx_http_cast_local_t *ls = (ngx_http_cast_local_t *) store;
+
+    ngx_uint_t                    n;
+    ngx_queue_t                  *q;
+    ngx_http_cast_local_topic_t  *t;
+
+    n = 0;
+    t = ngx_http_cast_local_topic(ls, topic, 0, 0);
+
+    if (t) {
+        for (q = ngx_queue_head(&t->records);
+             q != ngx_queue_sentinel(&t->records);
+             q = ngx_queue_next(q))
+        {
+            n++;
+        }
+    }
+
+    ngx_http_cast_local_reply(done, data, NGX_HTTP_CAST_DONE, NULL, n, NULL);
+}
+
+
+/* the counted topics (not the hub's own) with records or a state */
+
+static void
+ngx_http_cast_local_topics(ngx_http_cast_store_t *store,
+    ngx_http_cast_done_pt done, void *data)
+{
+    ngx_http_cast_local_t *ls = (ngx_http_cast_local_t *) store;
+
+    json_t                       *list, *name;
+    ngx_rbtree_node_t            *node, *root, *sentinel;
+    ngx_http_cast_local_topic_t  *t;
+
+    list = json_array();
+    if (list == NULL) {
+        ngx_http_cast_local_reply(done, data, NGX_HTTP_CAST_FAILED, NULL, 0,
+                                  NULL);
+        return;
+    }
+
+    root = ls->topics.root;
+    sentinel = ls->topics.sentinel;
+
+    for (node = (root == sentinel) ? NULL : ngx_rbtree_min(root, sentinel);
+         node;
+         node = ngx_rbtree_next(&ls->topics, node))
+    {
+        t = (ngx_http_cast_local_topic_t *) node;
+
+        if (!t->counted
+            || (ngx_queue_empty(&t->records)
+                && json_object_size(t->state) == 0))
+        {
+            continue;
+        }
+
+        name = ngx_http_cast_json_string(&t->sn.str);
+
+        if (name == NULL || json_array_append_new(list, name) != 0) {
+            json_decref(list);
+            ngx_http_cast_local_reply(done, data, NGX_HTTP_CAST_FAILED, NULL,
+                                      0, NULL);
+            return;
+        }
+    }
+
+    ngx_http_cast_local_reply(done, data, NGX_HTTP_CAST_DONE, NULL, 0, list);
+    json_decref(list);
 }
 
 

@@ -249,6 +249,14 @@ static void ngx_http_cast_rstore_append(ngx_http_cast_store_t *store,
     ngx_http_cast_append_t *a);
 static void ngx_http_cast_rstore_state(ngx_http_cast_store_t *store,
     ngx_str_t *topic, ngx_http_cast_done_pt done, void *data);
+static void ngx_http_cast_rstore_count(ngx_http_cast_store_t *store,
+    ngx_str_t *topic, ngx_http_cast_done_pt done, void *data);
+static void ngx_http_cast_rstore_counted(redisAsyncContext *ac, void *r,
+    void *privdata);
+static void ngx_http_cast_rstore_topics(ngx_http_cast_store_t *store,
+    ngx_http_cast_done_pt done, void *data);
+static void ngx_http_cast_rstore_topics_reply(redisAsyncContext *ac,
+    void *r, void *privdata);
 static void ngx_http_cast_rstore_listen(ngx_http_cast_store_t *store,
     ngx_str_t *topic, ngx_uint_t on);
 static void ngx_http_cast_rstore_status(ngx_http_cast_store_t *store,
@@ -429,6 +437,8 @@ ngx_http_cast_store_redis_create(ngx_cycle_t *cycle,
     rs->store.unbind = ngx_http_cast_rstore_unbind_one;
     rs->store.append = ngx_http_cast_rstore_append;
     rs->store.state = ngx_http_cast_rstore_state;
+    rs->store.count = ngx_http_cast_rstore_count;
+    rs->store.topics = ngx_http_cast_rstore_topics;
     rs->store.listen = ngx_http_cast_rstore_listen;
     rs->store.status = ngx_http_cast_rstore_status;
     rs->store.health = ngx_http_cast_rstore_health;
@@ -1141,7 +1151,7 @@ ngx_http_cast_rstore_append_try(ngx_http_cast_rcall_t *call)
     int64_t                  now;
     uint64_t                 version;
     ngx_int_t                rc;
-    ngx_str_t                channel;
+    ngx_str_t                channel, *log;
     ngx_http_cast_rargs_t    keys, args;
     ngx_http_cast_cached_t  *cached;
     ngx_http_cast_rstore_t  *rs;
@@ -1207,14 +1217,18 @@ ngx_http_cast_rstore_append_try(ngx_http_cast_rcall_t *call)
 
     now = ngx_http_cast_now_ms();
 
+    /* a topic's events may go to another topic's log (a conference) */
+
+    log = a->log.len ? &a->log : &a->topic;
+
     keys.argc = 0;
     ngx_http_cast_rargs_key(&keys, kbuf[0], "cast:{", &a->topic, "}:state");
-    ngx_http_cast_rargs_key(&keys, kbuf[1], "cast:{", &a->topic, "}:log");
+    ngx_http_cast_rargs_key(&keys, kbuf[1], "cast:{", log, "}:log");
     ngx_http_cast_rargs_literal(&keys, "cast:topics");
     ngx_http_cast_rargs_key(&keys, kbuf[2], "cast:{", &a->topic, "}:ids");
 
     channel.data = cbuf;
-    channel.len = ngx_sprintf(cbuf, NGX_HTTP_CAST_EV_PREFIX "%V", &a->topic)
+    channel.len = ngx_sprintf(cbuf, NGX_HTTP_CAST_EV_PREFIX "%V", log)
                   - cbuf;
 
     args.argc = 0;
@@ -1430,6 +1444,135 @@ ngx_http_cast_rstore_state_reply(redisAsyncContext *ac, void *r,
 
     ngx_http_cast_rstore_finish(call, NGX_HTTP_CAST_DONE, NULL, 0, state);
     json_decref(state);
+}
+
+
+/* the live records of a topic: its index, past what is over */
+
+static void
+ngx_http_cast_rstore_count(ngx_http_cast_store_t *store, ngx_str_t *topic,
+    ngx_http_cast_done_pt done, void *data)
+{
+    ngx_http_cast_rstore_t *rs = (ngx_http_cast_rstore_t *) store;
+
+    u_char                  key[NGX_HTTP_CAST_MAX_TOPIC + 32];
+    u_char                  now[NGX_INT64_LEN + 1];
+    size_t                  key_len, now_len;
+    ngx_http_cast_rcall_t  *call;
+
+    call = ngx_http_cast_rstore_call(rs, done, data, NULL, NULL);
+    if (call == NULL) {
+        return;
+    }
+
+    if (topic->len > NGX_HTTP_CAST_MAX_TOPIC) {
+        ngx_http_cast_rstore_finish(call, NGX_HTTP_CAST_DONE, NULL, 0, NULL);
+        return;
+    }
+
+    key_len = ngx_sprintf(key, "cast:{%V}:subs", topic) - key;
+    now_len = ngx_sprintf(now, "(%L", ngx_http_cast_now_ms()) - now;
+
+    if (ngx_http_cast_redis_commandf(rs->cmd, ngx_http_cast_rstore_counted,
+                                     call, "ZCOUNT %b %b +inf", key, key_len,
+                                     now, now_len)
+        != NGX_OK)
+    {
+        ngx_http_cast_rstore_finish(call, NGX_HTTP_CAST_UNAVAILABLE, NULL, 0,
+                                    NULL);
+    }
+}
+
+
+static void
+ngx_http_cast_rstore_counted(redisAsyncContext *ac, void *r, void *privdata)
+{
+    redisReply             *reply = r;
+    ngx_http_cast_rcall_t  *call = privdata;
+
+    ngx_uint_t  rc;
+
+    rc = ngx_http_cast_rstore_failed(call->rs, reply);
+
+    if (rc == NGX_HTTP_CAST_DONE && reply->type != REDIS_REPLY_INTEGER) {
+        rc = NGX_HTTP_CAST_FAILED;
+    }
+
+    ngx_http_cast_rstore_finish(call, rc, NULL,
+                                rc == NGX_HTTP_CAST_DONE
+                                ? (ngx_uint_t) ngx_max(reply->integer, 0)
+                                : 0,
+                                NULL);
+}
+
+
+/* the counted topics: those whose score (when they stop) is to come */
+
+static void
+ngx_http_cast_rstore_topics(ngx_http_cast_store_t *store,
+    ngx_http_cast_done_pt done, void *data)
+{
+    ngx_http_cast_rstore_t *rs = (ngx_http_cast_rstore_t *) store;
+
+    u_char                  now[NGX_INT64_LEN + 1];
+    size_t                  now_len;
+    ngx_http_cast_rcall_t  *call;
+
+    call = ngx_http_cast_rstore_call(rs, done, data, NULL, NULL);
+    if (call == NULL) {
+        return;
+    }
+
+    now_len = ngx_sprintf(now, "(%L", ngx_http_cast_now_ms()) - now;
+
+    if (ngx_http_cast_redis_commandf(rs->cmd,
+                                     ngx_http_cast_rstore_topics_reply, call,
+                                     "ZRANGEBYSCORE cast:topics %b +inf "
+                                     "LIMIT 0 %ui", now, now_len,
+                                     rs->max_topics)
+        != NGX_OK)
+    {
+        ngx_http_cast_rstore_finish(call, NGX_HTTP_CAST_UNAVAILABLE, NULL, 0,
+                                    NULL);
+    }
+}
+
+
+static void
+ngx_http_cast_rstore_topics_reply(redisAsyncContext *ac, void *r,
+    void *privdata)
+{
+    redisReply             *reply = r;
+    ngx_http_cast_rcall_t  *call = privdata;
+
+    size_t       i;
+    json_t      *list, *name;
+    ngx_uint_t   rc;
+
+    list = NULL;
+    rc = ngx_http_cast_rstore_failed(call->rs, reply);
+
+    if (rc == NGX_HTTP_CAST_DONE) {
+        list = (reply->type == REDIS_REPLY_ARRAY) ? json_array() : NULL;
+        rc = list ? NGX_HTTP_CAST_DONE : NGX_HTTP_CAST_FAILED;
+    }
+
+    for (i = 0; list && i < reply->elements; i++) {
+        if (reply->element[i]->type != REDIS_REPLY_STRING) {
+            continue;
+        }
+
+        name = json_stringn(reply->element[i]->str, reply->element[i]->len);
+
+        if (name == NULL || json_array_append_new(list, name) != 0) {
+            rc = NGX_HTTP_CAST_FAILED;
+            break;
+        }
+    }
+
+    ngx_http_cast_rstore_finish(call, rc, NULL, 0,
+                                rc == NGX_HTTP_CAST_DONE ? list : NULL);
+    json_decref(list);
 }
 
 
