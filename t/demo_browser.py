@@ -21,7 +21,8 @@ failure, never a skip).
 
 The browser runs in its own process group with a temporary profile (and
 HOME) directory; it is stopped (Browser.close, then SIGTERM and SIGKILL to
-the group) and the directory removed on every path out, SIGTERM included.
+the group) and the directory removed on every path out; on SIGTERM, SIGINT
+or SIGHUP the group gets SIGKILL at once and the driver exits 128+signal.
 --cdp-port 0 (the default) lets Chromium pick a free port (read from
 <profile>/DevToolsActivePort); a fixed port is read back from the
 browser's "DevTools listening on ws://..." line.
@@ -344,6 +345,23 @@ class Browser:
                 alive.append(int(d))
         return alive
 
+    def kill_now(self):
+        """SIGKILL to the group and the profile removed (signal handler)"""
+        if self.proc is not None:
+            try:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            try:
+                self.proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                pass
+            deadline = time.monotonic() + 5
+            while self.group_alive() and time.monotonic() < deadline:
+                time.sleep(0.05)
+        if self.profile:
+            shutil.rmtree(self.profile, ignore_errors=True)
+
     def stop(self):
         """SIGTERM then SIGKILL to the whole group; profile removed"""
         if self.stopped:
@@ -647,7 +665,12 @@ def parse():
 
 
 def on_signal(signum, frame):
-    raise SystemExit(128 + signum)
+    """SIGTERM (e.g. from coreutils timeout), SIGINT, SIGHUP: the browser
+    goes at once, not after the event loop's cancellations"""
+    check("not interrupted", False, "signal %d: browser killed" % signum)
+    for b in BROWSERS:
+        b.kill_now()
+    os._exit(128 + signum)
 
 
 if __name__ == "__main__":
@@ -661,9 +684,6 @@ if __name__ == "__main__":
         sys.exit(1)
     try:
         asyncio.run(main(args))
-    except SystemExit:
-        check("not interrupted", False, "signal")
-        raise
     finally:
         for b in BROWSERS:
             b.stop()
