@@ -515,6 +515,11 @@ async def scenario(args, state):
         n = await p.wait_event(xt, event="conference-start")
         check("page %s: shows conference-start" % p.name, n,
               "events: %s" % await p.eval(p.events_expr() + ".length"))
+    cur = await B.text("current-conference")
+    check("page B: the header names the conference (%s)" % cur,
+          cur is not None and cur.startswith("Browser test (host %s)"
+                                             % topics["A"]),
+          "got %r" % cur)
 
     # 4. A publishes annotation-update; B shows it (hub.topic stays A's)
     async def publish(page, button, kind):
@@ -580,6 +585,9 @@ async def scenario(args, state):
           "list %r" % await A.text("conferences"))
     n = await B.wait_event(xt, event="conference-end")
     check("page B shows conference-end", n)
+    cur = await B.text("current-conference")
+    check("page B: the header no longer names a conference", cur == "-",
+          "got %r" % cur)
 
     aid2 = await publish(A, "publish-annotation", "annotation-update")
     n = await A.wait_event(10, id=aid2)

@@ -317,6 +317,20 @@
         details.appendChild(pre);
         li.appendChild(details);
 
+        if (/^conference-(start|lead)$/i.test(name) && ev.context
+            && typeof ev.context === 'object')
+        {
+            $('current-conference').textContent =
+                (ev.context.title || '?') + ' (host '
+                + (ev.context.hostTopic || topic) + ')';
+        } else if (/^conference-end$/i.test(name)
+                   && !(ev.context && ev.context.leaveTopic
+                        && ev.context.leaveTopic !== state.topic))
+        {
+            /* ended, or this topic left (another's leaving is not an end) */
+            $('current-conference').textContent = '-';
+        }
+
         $('events').insertBefore(li, $('events').firstChild);
         trimList($('events'), MAX_EVENTS);
         state.received++;
