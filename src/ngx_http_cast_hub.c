@@ -188,6 +188,9 @@ static void ngx_http_cast_hub_on_renewed(void *data,
 static json_t *ngx_http_cast_hub_on_counters(void *data);
 static void ngx_http_cast_hub_on_bound(void *data,
     void (*each)(void *data, ngx_http_cast_record_t *r), void *each_data);
+static void ngx_http_cast_conf_ask(ngx_http_cast_hub_t *hub, ngx_uint_t op,
+    json_t *body, const char *reason, ngx_http_cast_done_pt done,
+    void *data);
 static ngx_int_t ngx_http_cast_conf_op_apply(ngx_http_cast_append_t *a,
     json_t *state);
 static void ngx_http_cast_conf_op_done(void *data,
@@ -2535,6 +2538,16 @@ void
 ngx_http_cast_hub_conference(ngx_http_cast_hub_t *hub, ngx_uint_t op,
     json_t *body, ngx_http_cast_done_pt done, void *data)
 {
+    ngx_http_cast_conf_ask(hub, op, body, NULL, done, data);
+}
+
+
+/* "reason": a conference-end's, when the hub ends it */
+
+static void
+ngx_http_cast_conf_ask(ngx_http_cast_hub_t *hub, ngx_uint_t op, json_t *body,
+    const char *reason, ngx_http_cast_done_pt done, void *data)
+{
     ngx_http_cast_conf_op_t  *cop;
 
     cop = ngx_calloc(sizeof(ngx_http_cast_conf_op_t), hub->log);
@@ -2553,6 +2566,7 @@ ngx_http_cast_hub_conference(ngx_http_cast_hub_t *hub, ngx_uint_t op,
 
     cop->hub = hub;
     cop->op = op;
+    cop->reason = reason;
     cop->body = json_incref(body);
     cop->done = done;
     cop->data = data;
@@ -3146,8 +3160,9 @@ ngx_http_cast_host_counted(void *data, ngx_http_cast_result_t *res)
                           "host has no subscription left", check->len,
                           check->topic);
 
-            ngx_http_cast_hub_conference(hub, NGX_HTTP_CAST_CONF_END, body,
-                                         ngx_http_cast_host_ended, hub);
+            ngx_http_cast_conf_ask(hub, NGX_HTTP_CAST_CONF_END, body,
+                                   "host-left", ngx_http_cast_host_ended,
+                                   hub);
             json_decref(body);
         }
     }

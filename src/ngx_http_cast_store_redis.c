@@ -1514,8 +1514,8 @@ ngx_http_cast_rstore_topics(ngx_http_cast_store_t *store,
 {
     ngx_http_cast_rstore_t *rs = (ngx_http_cast_rstore_t *) store;
 
-    u_char                  now[NGX_INT64_LEN + 1];
-    size_t                  now_len;
+    u_char                  now[NGX_INT64_LEN + 1], max[NGX_INT64_LEN];
+    size_t                  now_len, max_len;
     ngx_http_cast_rcall_t  *call;
 
     call = ngx_http_cast_rstore_call(rs, done, data, NULL, NULL);
@@ -1524,12 +1524,13 @@ ngx_http_cast_rstore_topics(ngx_http_cast_store_t *store,
     }
 
     now_len = ngx_sprintf(now, "(%L", ngx_http_cast_now_ms()) - now;
+    max_len = ngx_sprintf(max, "%ui", rs->max_topics) - max;
 
     if (ngx_http_cast_redis_commandf(rs->cmd,
                                      ngx_http_cast_rstore_topics_reply, call,
                                      "ZRANGEBYSCORE cast:topics %b +inf "
-                                     "LIMIT 0 %ui", now, now_len,
-                                     rs->max_topics)
+                                     "LIMIT 0 %b", now, now_len, max,
+                                     max_len)
         != NGX_OK)
     {
         ngx_http_cast_rstore_finish(call, NGX_HTTP_CAST_UNAVAILABLE, NULL, 0,
