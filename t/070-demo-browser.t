@@ -73,8 +73,9 @@ sub run_browser {
     # coreutils timeout: SIGTERM (the driver then stops the browser), and
     # SIGKILL 10 s later if it is still there
     my $limit = 180 * $slow;
-    my $out = `timeout -k 10 $limit $PY $DRIVER --port $port --slow $slow \
-               --tag $mode --artifacts '$ARTIFACTS' 2>&1`;
+    my $cmd = "timeout -k 10 $limit $PY $DRIVER --port $port --slow $slow"
+              . " --tag $mode --artifacts '$ARTIFACTS'";
+    my $out = `$cmd 2>&1`;
     my $rc = $? >> 8;
     my @lines = split /\n/, $out;
     my $n = 0;
