@@ -65,7 +65,8 @@ sub run_browser {
         is($code, 200, "GET $f->[0]: 200");
         like($h->{'content-type'} // '', $f->[1],
              "GET $f->[0]: Content-Type " . ($h->{'content-type'} // '-'));
-        unlike($body, qr{(?:src|href)\s*=\s*["']?(?:https?:)?//}i,
+        unlike($body, qr{(?:\b(?:src|href)\s*=\s*|\burl\(\s*|\@import\s+)
+                         ["']?(?:https?:|wss?:)?//}xi,
                "GET $f->[0]: loads nothing from another host");
     }
 
