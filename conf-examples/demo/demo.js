@@ -36,7 +36,8 @@
         topic: '',              /* the subscribed topic */
         endpoint: '',
         ws: null,
-        published: {},          /* ids this page published */
+        published: {},          /* ids this page published (the last */
+        publishedOrder: [],     /* MAX_EVENTS of them) */
         received: 0
     };
 
@@ -448,6 +449,10 @@
             }
         };
         state.published[id] = true;
+        state.publishedOrder.push(id);
+        if (state.publishedOrder.length > MAX_EVENTS) {
+            delete state.published[state.publishedOrder.shift()];
+        }
         $('last-published').textContent = id;
         $('last-published').setAttribute('data-id', id);
         $('last-published').setAttribute('data-event', kind);
