@@ -2005,6 +2005,15 @@ ngx_http_cast_rstore_sweep(ngx_event_t *ev)
     int64_t                now;
     ngx_http_cast_rargs_t  keys, args;
 
+    /*
+     * A quitting worker starts nothing new (the others sweep): commands
+     * it sends delay its exit until they are answered.
+     */
+
+    if (ngx_exiting) {
+        return;
+    }
+
     ngx_add_timer(ev, NGX_HTTP_CAST_SWEEP);
 
     /* and whether Redis lost its data meanwhile */
@@ -2295,6 +2304,12 @@ ngx_http_cast_rstore_report(ngx_event_t *ev)
     u_char   *p, *who, name[NGX_MAXHOSTNAMELEN + NGX_INT64_LEN + 2];
     json_t   *worker;
     size_t    len, size;
+
+    /* a quitting worker's report goes at exit (HDEL) */
+
+    if (ngx_exiting) {
+        return;
+    }
 
     ngx_add_timer(ev, NGX_HTTP_CAST_REPORT);
 
