@@ -1467,11 +1467,14 @@ ngx_http_cast_ws_send_control(ngx_http_cast_ws_t *ws, ngx_uint_t opcode,
  * (1008) later, from a posted event: the caller may be walking a topic's
  * subscriptions.
  *
- * A latest-value frame first drops the queued latest-value frames of its
- * key (event and topic) that are not started, then goes last like any
- * frame: what the socket sends stays in publication order, a slow reader
- * skips the stale states, and the frames of a key never pile up (one
- * queued, at most one more on the wire).
+ * A latest-value frame on a socket that cannot take more (its last write
+ * did not go through whole: the peer does not keep up) first drops the
+ * queued latest-value frames of its key (event and topic) that are not
+ * started, then goes last like any frame: what the socket sends stays in
+ * publication order, a slow reader skips the stale states, and the frames
+ * of a key never pile up (one queued, at most one more on the wire).  A
+ * socket that can write only waits for its posted write (events that came
+ * in one turn of the event loop): it keeps every frame.
  */
 
 static ngx_int_t
@@ -1484,7 +1487,9 @@ ngx_http_cast_ws_enqueue(ngx_http_cast_ws_t *ws, ngx_http_cast_frame_t *frame,
         return NGX_DECLINED;
     }
 
-    if (flags & NGX_HTTP_CAST_WS_Q_LATEST) {
+    if ((flags & NGX_HTTP_CAST_WS_Q_LATEST)
+        && ws->detached && !ws->connection->write->ready)
+    {
         prev = &ws->out;
 
         while (*prev) {
