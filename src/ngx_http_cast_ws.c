@@ -1501,6 +1501,10 @@ ngx_http_cast_ws_enqueue(ngx_http_cast_ws_t *ws, ngx_http_cast_frame_t *frame,
             {
                 ngx_http_cast_ws_unlink(ws, prev);
                 ws->replaced++;
+
+                ngx_log_debug1(NGX_LOG_DEBUG_HTTP, ws->connection->log, 0,
+                               "cast ws: a latest-value frame replaced, "
+                               "%ui on this socket", ws->replaced);
                 continue;
             }
 
