@@ -279,3 +279,39 @@ location /api/hub { cast_hub; cast_latest_value scene-update "*"; }
 invalid event name "*" in "cast_latest_value"
 --- no_error_log
 [alert]
+
+
+
+=== TEST 5: the key is the event and its topic: a slow "*" subscriber ends with the last scene-update of each topic
+--- config
+cast_send_queue 128k;
+--- init
+package main;
+my $fast = subscribe_ws('*', '&subscriber.latest_value=scene-update');
+my $slow = subscribe_ws('*', '&subscriber.latest_value=scene-update', 1);
+my $c = ka_open();
+my (@published, @bad, @got);
+for my $i (1 .. 300) {
+    my $topic = $i % 2 ? 'lw-a' : 'lw-b';
+    my $code = ka_post($c, '/api/hub', event($topic, 'scene-update', sprintf('s-%05d', $i), 32768));
+    push @bad, $code if $code ne '200';
+    push @published, sprintf 's-%05d', $i;
+    push @got, next_id($fast, 5);
+}
+is(join(',', @bad), '', 'every publish answered 200');
+same_seq(\@got, \@published, 'the fast "*" subscriber: every event, in order');
+Time::HiRes::sleep(0.5);
+my ($ids, $final) = drain($slow, 2);
+ordered_subsequence($ids, \@published, 'the slow one: in publication order');
+ok(@$ids < 300, 'the slow one: with gaps (' . scalar(@$ids) . ' of 300)');
+is(join(',', @$ids[-2, -1]), 's-00299,s-00300', 'the slow one ends with the last event of each topic');
+is($final, 'timeout', 'the slow one is still open');
+$main::HOLD = [$slow, $fast];
+--- response_body_like: "connections":2,"subscriptions":2,
+--- no_error_log
+closing with 1008
+[alert]
+[crit]
+[emerg]
+signal
+--- timeout: 60
