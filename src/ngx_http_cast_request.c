@@ -709,9 +709,9 @@ ngx_http_cast_request_posted(void *data, ngx_str_t *text)
             }
 
         } else {
-            ngx_log_debug1(NGX_LOG_DEBUG_HTTP, rqs->log, 0,
-                           "cast request \"%V\": an answer came too late",
-                           &rid);
+            ngx_log_error(NGX_LOG_INFO, rqs->log, 0,
+                          "cast: a response to request \"%V\", which no "
+                          "one waits for here (over): dropped", &rid);
         }
     }
 

@@ -575,6 +575,7 @@ is_deeply($r->{response}, { error => 'Timeout waiting for response' }, 'the time
 ok($secs >= 4.9 && $secs < 7, "after 5 s ($secs)");
 $ws->send_json({ id => 'late', event => { 'hub.event' => 'get-response',
                  context => { requestId => $m->{event}{context}{requestId} } } });
+Time::HiRes::sleep(0.3);
 ok(!$ws->is_closed, 'a late answer: the socket stays');
 --- error_log
 which no one waits for here
@@ -757,3 +758,64 @@ for my $via ($p1, $p2) {
     is($r->{response}{event}{context}{data}, 7, "cast-get via $via: the answer came back");
 }
 is_deeply(quiet($req, 0.3), [], 'no response was broadcast');
+
+
+
+=== TEST 15: Redis mode: two hosts on one Redis: targets and requesters on either host (G2 and G1)
+--- config
+--- init
+package main;
+SKIP: {
+Test::More::skip('two hosts share a hub in Redis mode only', 1) if cast_mode() ne 'redis';
+$ENV{TEST_NGINX_SERVROOT} ||= server_root();
+my $b = CastCluster::Nginx->new(
+    port => server_port() + 1,
+    prefix => $ENV{TEST_NGINX_SERVROOT} . '2',
+    workers => 2,
+    http_config => "    cast_redis 127.0.0.1:$ENV{TEST_NGINX_CAST_REDIS_PORT};\n",
+    config => $main::Locations)->start;
+for my $kind ('command', 'pubsub') {
+    CastRedis::wait_for_log($b->error_log, qr/cast: redis $kind connection to \S+ ready/, 2, 10) >= 2
+        or die "host B: its $kind connections are not ready\n";
+}
+my ($pa, $pb) = (server_port(), $b->port);
+my $ra = app(name => 'REQ-A', topic => 'H15', port => $pa);
+my $rb = app(name => 'REQ-B', topic => 'H15', port => $pb);
+my $ta = app(name => 'T-A', topic => 'H15', events => 'status-request', port => $pa);
+my $tb = app(name => 'T-B', topic => 'H15', events => 'status-request', port => $pb);
+for my $c (['REQ-A', $pa, 'A'], ['REQ-B', $pb, 'B'], ['REQ-B', $pa, 'A for a requester on B']) {
+    my ($from, $port, $what) = @$c;
+    my $h = req_start('POST', '/api/hub/request',
+                      g2(from => $from, topic => 'H15', context => { timeoutSeconds => 5 }),
+                      port => $port);
+    my %got;
+    for my $t ($ta, $tb, $from eq 'REQ-A' ? $rb : $ra) {
+        my $m = next_msg($t, 3);
+        $got{$t->{name}} = $m;
+        respond($t, $m) if $m;
+    }
+    my ($code, $r, $secs) = req_end($h);
+    is($code, 200, "asked on $what: 200");
+    is($r->{ok}, JSON::PP::true, "asked on $what: ok") or Test::More::diag(Test::More::explain($r));
+    my $other = $from eq 'REQ-A' ? 'REQ-B' : 'REQ-A';
+    is(names([sort map { $_->{subscriber} } @{ $r->{responses} }]),
+       join(',', sort($other, 'T-A', 'T-B')), "asked on $what: every host answered");
+    ok($secs < 2.5, "asked on $what: at once ($secs s)");
+}
+for my $c ([$pa, $tb, 'A asks B'], [$pb, $ta, 'B asks A']) {
+    my ($port, $t, $what) = @$c;
+    my $h = req_start('GET', "/api/hub/cast-get?subscriber=$t->{name}&topic=H15", undef,
+                      port => $port);
+    my $m = next_msg($t);
+    ok($m, "cast-get, $what: asked");
+    $t->send_json({ id => 'g', event => { 'hub.event' => 'get-response', 'hub.topic' => 'H15',
+                    context => { requestId => $m->{event}{context}{requestId}, data => $what } } });
+    my ($code, $r) = req_end($h);
+    is($r->{response}{event}{context}{data}, $what, "cast-get, $what: answered");
+    is($r->{connected}, JSON::PP::true, "cast-get, $what: connected");
+}
+my @bad = CastCluster::log_grep($b->error_log, qr/\[alert\]|\[crit\]|signal/);
+is(join('', @bad), '', 'host B: no [alert], [crit] or signal');
+$_->close for $ra, $rb, $ta, $tb;
+$b->stop;
+}
