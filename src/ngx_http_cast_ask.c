@@ -943,6 +943,10 @@ ngx_http_cast_ask_reply(ngx_http_cast_ask_t *ask, ngx_http_cast_collate_t *c,
         return NULL;
     }
 
+    if (error == NULL) {
+        (void) json_object_del(c->reply, "error");
+    }
+
     return c->reply;
 }
 
