@@ -701,6 +701,25 @@ ngx_http_cast_ask_message(ngx_http_cast_ask_t *ask, json_t *target,
 }
 
 
+ngx_uint_t
+ngx_http_cast_ask_asked(ngx_http_cast_collate_t *c, ngx_str_t *id)
+{
+    json_t     *target;
+    size_t      i;
+    ngx_str_t   have;
+
+    json_array_foreach(c->targets, i, target) {
+        if (ngx_http_cast_ask_get_str(target, "id", &have) == NGX_OK
+            && ngx_http_cast_ask_eq(&have, id))
+        {
+            return 1;
+        }
+    }
+
+    return 0;
+}
+
+
 void
 ngx_http_cast_ask_unsent(ngx_http_cast_ask_t *ask,
     ngx_http_cast_collate_t *c, json_t *target)

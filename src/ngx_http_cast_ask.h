@@ -110,6 +110,10 @@ ngx_int_t ngx_http_cast_ask_begin(ngx_http_cast_ask_t *ask, json_t *records,
 json_t *ngx_http_cast_ask_message(ngx_http_cast_ask_t *ask, json_t *target,
     u_char *uuid, u_char *ts);
 
+/* 1 if the record "id" is one of the request's targets */
+ngx_uint_t ngx_http_cast_ask_asked(ngx_http_cast_collate_t *c,
+    ngx_str_t *id);
+
 /* the message did not reach a target: its answer is not awaited */
 void ngx_http_cast_ask_unsent(ngx_http_cast_ask_t *ask,
     ngx_http_cast_collate_t *c, json_t *target);

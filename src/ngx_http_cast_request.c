@@ -7,10 +7,11 @@
  * its message to each target: straight to the socket when the socket is
  * on this worker, else in a note to every worker (store->post()): the
  * worker that has the socket sends it, and remembers for the request's
- * time which worker waits for the answers (a route).  An answer that
- * comes on a socket goes to the request if it waits here, else along
- * its route in a note to that worker alone; an answer for no request
- * known here is dropped (logged at info).
+ * time which worker waits for that socket's answers (a route).  An
+ * answer that comes on a socket goes to the request if it waits here,
+ * else along its route in a note to that worker alone.  Only a socket
+ * the request was sent to answers it: an answer for no request known
+ * here, or from another socket, is dropped (logged at info).
  *
  * Notes (JSON, between workers of every host in Redis mode):
  *   {"k":"q","to":<record id>,"from":<address>,"rid":<request id>,
@@ -38,6 +39,10 @@
 #define NGX_HTTP_CAST_ROUTE_GRACE      1000
 
 #define NGX_HTTP_CAST_MAX_ADDRESS      64
+
+/* a route's key: "<record id> <request id>" */
+#define NGX_HTTP_CAST_ROUTE_KEY                                              \
+    (NGX_HTTP_CAST_ID_LEN + 1 + NGX_HTTP_CAST_ASK_MAX_ID)
 
 
 typedef struct {
@@ -73,10 +78,10 @@ struct ngx_http_cast_request_s {
 };
 
 
-/* which worker waits for the answers to a request sent here */
+/* which worker waits for a socket's answers to a request sent to it */
 
 typedef struct {
-    ngx_str_node_t             sn;          /* keyed by the request id */
+    ngx_str_node_t             sn;          /* "<record id> <request id>" */
     ngx_queue_t                queue;
     ngx_event_t                timer;
     ngx_http_cast_requests_t  *rqs;
@@ -98,7 +103,9 @@ static void ngx_http_cast_request_free(ngx_http_cast_request_t *rq);
 static void ngx_http_cast_request_timeout(ngx_event_t *ev);
 static void ngx_http_cast_request_posted(void *data, ngx_str_t *text);
 static void ngx_http_cast_request_route(ngx_http_cast_requests_t *rqs,
-    ngx_str_t *rid, ngx_str_t *to, ngx_msec_t ttl);
+    ngx_str_t *key, ngx_str_t *to, ngx_msec_t ttl);
+static ngx_int_t ngx_http_cast_route_key(u_char *buf, ngx_str_t *id,
+    ngx_str_t *rid, ngx_str_t *key);
 static void ngx_http_cast_route_expired(ngx_event_t *ev);
 static void ngx_http_cast_route_free(ngx_http_cast_route_t *route);
 static ngx_int_t ngx_http_cast_request_post(ngx_http_cast_requests_t *rqs,
@@ -437,8 +444,9 @@ ngx_int_t
 ngx_http_cast_request_answer(ngx_http_cast_hub_t *hub,
     ngx_http_cast_sub_t *sub, json_t *root, ngx_log_t *log)
 {
+    u_char                     buf[NGX_HTTP_CAST_ROUTE_KEY];
     json_t                    *note;
-    ngx_str_t                  rid, name, product;
+    ngx_str_t                  rid, name, product, key;
     ngx_str_node_t            *sn;
     ngx_http_cast_route_t     *route;
     ngx_http_cast_request_t   *rq;
@@ -454,14 +462,6 @@ ngx_http_cast_request_answer(ngx_http_cast_hub_t *hub,
         return NGX_OK;
     }
 
-    ngx_str_null(&name);
-    ngx_str_null(&product);
-
-    if (sub) {
-        name = sub->record.name;
-        product = sub->record.product_name;
-    }
-
     if (rid.len == 0) {
         ngx_log_error(NGX_LOG_INFO, log, 0,
                       "cast: client sent a response without a request id "
@@ -469,18 +469,36 @@ ngx_http_cast_request_answer(ngx_http_cast_hub_t *hub,
         return NGX_OK;
     }
 
+    if (sub == NULL) {
+        ngx_log_error(NGX_LOG_INFO, log, 0,
+                      "cast: client sent a response to request \"%V\" on "
+                      "a socket without a subscription: dropped", &rid);
+        return NGX_OK;
+    }
+
+    name = sub->record.name;
+    product = sub->record.product_name;
+
     sn = ngx_http_cast_request_lookup(&rqs->pending, &rid);
 
     if (sn) {
         rq = (ngx_http_cast_request_t *) sn;
 
-        if (!rq->listing) {
+        if (!rq->listing
+            && ngx_http_cast_ask_asked(&rq->coll, &sub->record.id))
+        {
             ngx_http_cast_request_collect(rq, root, &name, &product, log);
             return NGX_OK;
         }
     }
 
-    sn = ngx_http_cast_request_lookup(&rqs->routes, &rid);
+    if (ngx_http_cast_route_key(buf, &sub->record.id, &rid, &key)
+        != NGX_OK)
+    {
+        return NGX_OK;
+    }
+
+    sn = ngx_http_cast_request_lookup(&rqs->routes, &key);
 
     if (sn) {
         route = (ngx_http_cast_route_t *)
@@ -508,8 +526,8 @@ ngx_http_cast_request_answer(ngx_http_cast_hub_t *hub,
 
     ngx_log_error(NGX_LOG_INFO, log, 0,
                   "cast: client sent a response to request \"%V\", which "
-                  "no one waits for here (unknown, or over): dropped",
-                  &rid);
+                  "no one waits for here (unknown, over, or not sent to "
+                  "this socket): dropped", &rid);
 
     return NGX_OK;
 }
@@ -630,8 +648,9 @@ ngx_http_cast_request_posted(void *data, ngx_str_t *text)
 {
     ngx_http_cast_hub_t *hub = data;
 
+    u_char                     buf[NGX_HTTP_CAST_ROUTE_KEY];
     json_t                    *note, *m, *ttl;
-    ngx_str_t                  k, rid, to, from, name, product;
+    ngx_str_t                  k, rid, to, from, name, product, key;
     ngx_str_node_t            *sn;
     ngx_http_cast_sub_t       *sub;
     ngx_http_cast_request_t   *rq;
@@ -674,8 +693,10 @@ ngx_http_cast_request_posted(void *data, ngx_str_t *text)
 
         sub = ngx_http_cast_request_sub(hub, &to);
 
-        if (sub && ngx_http_cast_request_send(sub, m) == NGX_OK) {
-            ngx_http_cast_request_route(rqs, &rid, &from,
+        if (sub && ngx_http_cast_route_key(buf, &to, &rid, &key) == NGX_OK
+            && ngx_http_cast_request_send(sub, m) == NGX_OK)
+        {
+            ngx_http_cast_request_route(rqs, &key, &from,
                                         (ngx_msec_t) ngx_min(ngx_max(
                                             json_integer_value(ttl), 0),
                                             NGX_HTTP_CAST_ASK_MAX_TIMEOUT));
@@ -719,16 +740,16 @@ ngx_http_cast_request_posted(void *data, ngx_str_t *text)
 }
 
 
-/* this worker sent request "rid" to a socket: its answers go to "to" */
+/* this worker sent a request to a socket: its answers go to "to" */
 
 static void
-ngx_http_cast_request_route(ngx_http_cast_requests_t *rqs, ngx_str_t *rid,
+ngx_http_cast_request_route(ngx_http_cast_requests_t *rqs, ngx_str_t *key,
     ngx_str_t *to, ngx_msec_t ttl)
 {
     ngx_str_node_t         *sn;
     ngx_http_cast_route_t  *route;
 
-    sn = ngx_http_cast_request_lookup(&rqs->routes, rid);
+    sn = ngx_http_cast_request_lookup(&rqs->routes, key);
 
     if (sn) {
         route = (ngx_http_cast_route_t *)
@@ -745,17 +766,17 @@ ngx_http_cast_request_route(ngx_http_cast_requests_t *rqs, ngx_str_t *rid,
                                ngx_http_cast_route_t, queue));
         }
 
-        route = ngx_calloc(sizeof(ngx_http_cast_route_t) + rid->len,
+        route = ngx_calloc(sizeof(ngx_http_cast_route_t) + key->len,
                            rqs->log);
         if (route == NULL) {
             return;
         }
 
         route->rqs = rqs;
-        ngx_memcpy(route->key, rid->data, rid->len);
+        ngx_memcpy(route->key, key->data, key->len);
         route->sn.str.data = route->key;
-        route->sn.str.len = rid->len;
-        route->sn.node.key = ngx_crc32_long(route->key, rid->len);
+        route->sn.str.len = key->len;
+        route->sn.node.key = ngx_crc32_long(route->key, key->len);
 
         route->timer.handler = ngx_http_cast_route_expired;
         route->timer.data = route;
@@ -772,6 +793,22 @@ ngx_http_cast_request_route(ngx_http_cast_requests_t *rqs, ngx_str_t *rid,
 
     ngx_queue_insert_tail(&rqs->route_queue, &route->queue);
     ngx_add_timer(&route->timer, ttl + NGX_HTTP_CAST_ROUTE_GRACE);
+}
+
+
+static ngx_int_t
+ngx_http_cast_route_key(u_char *buf, ngx_str_t *id, ngx_str_t *rid,
+    ngx_str_t *key)
+{
+    if (id->len > NGX_HTTP_CAST_ID_LEN || rid->len > NGX_HTTP_CAST_ASK_MAX_ID)
+    {
+        return NGX_DECLINED;
+    }
+
+    key->data = buf;
+    key->len = ngx_sprintf(buf, "%V %V", id, rid) - buf;
+
+    return NGX_OK;
 }
 
 

@@ -819,3 +819,31 @@ is(join('', @bad), '', 'host B: no [alert], [crit] or signal');
 $_->close for $ra, $rb, $ta, $tb;
 $b->stop;
 }
+
+
+
+=== TEST 16: only a socket the request was sent to answers it; a body past cast_max_message_size is 413
+--- config
+    cast_max_message_size 2k;
+--- init
+package main;
+my $req = app(name => 'REQ', topic => 'U16');
+my $a = app(name => 'A', topic => 'U16', events => 'status-request');
+my $x = app(name => 'X', topic => 'U16', events => 'patient-open');
+my $h = req_start('POST', '/api/hub/request',
+                  g2(from => 'REQ', topic => 'U16', id => 'r16', context => { timeoutSeconds => 3 }));
+my $m = next_msg($a);
+ok($m, 'A asked');
+respond($x, $m, id => 'from-x');     # X was not asked
+respond($req, $m, id => 'from-req'); # nor the requester
+Time::HiRes::sleep(0.3);
+respond($a, $m, id => 'from-a');
+my ($code, $r, $secs) = req_end($h);
+is($r->{ok}, JSON::PP::true, 'ok');
+is(join(',', map { $_->{id} } @{ $r->{responses} }), 'from-a', 'only A\'s answer');
+ok($secs < 2, "as soon as A answered ($secs s)");
+($code, $r) = ask(g2(from => 'REQ', topic => 'U16', context => { pad => 'x' x 3000 }));
+is($code, 413, 'a body past cast_max_message_size: 413');
+like($r->{error}, qr/cast_max_message_size/, 'why');
+--- error_log
+not sent to this socket
