@@ -528,6 +528,12 @@ test_collect(void)
     ngx_test_ok(c.max_answers == 3 + NGX_HTTP_CAST_ASK_EXTRA,
                 "answers bounded");
 
+    ngx_str_set(&id, "a2");
+    ngx_test_ok(ngx_http_cast_ask_asked(&c, &id), "a2 was asked");
+    ngx_str_set(&id, "r1");
+    ngx_test_ok(!ngx_http_cast_ask_asked(&c, &id),
+                "the requester's socket was not");
+
     ngx_str_set(&name, "A");
     ngx_str_set(&product, "SOCKET-PRODUCT");
     ngx_str_null(&none);
