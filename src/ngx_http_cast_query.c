@@ -201,18 +201,17 @@ ngx_http_cast_query_get(ngx_http_request_t *r, ngx_http_cast_query_t *q)
     static struct {
         const char  *name;
         size_t       max;
-        size_t       offset;
     } args[] = {
-        { "subscriber", NGX_HTTP_CAST_MAX_FIELD, 0 },
-        { "dataType", NGX_HTTP_CAST_MAX_EVENT_NAME, 1 },
-        { "topic", NGX_HTTP_CAST_MAX_TOPIC, 2 },
-        { "actor", NGX_HTTP_CAST_MAX_FIELD, 3 }
+        { "subscriber", NGX_HTTP_CAST_MAX_FIELD },
+        { "dataType", NGX_HTTP_CAST_MAX_EVENT_NAME },
+        { "topic", NGX_HTTP_CAST_MAX_TOPIC },
+        { "actor", NGX_HTTP_CAST_MAX_FIELD }
     };
 
     ngx_str_t  *values[] = { &name, &data_type, &topic, &actor };
 
     for (i = 0; i < sizeof(args) / sizeof(args[0]); i++) {
-        value = values[args[i].offset];
+        value = values[i];
 
         rc = ngx_http_cast_query_arg(r, args[i].name, args[i].max, value,
                                      &why);

@@ -245,7 +245,7 @@ ngx_http_cast_request_start(ngx_http_cast_hub_t *hub,
     rqs->npending++;
     rq->waiting = 1;
 
-    /* not cancelable: a graceful exit answers the requests first */
+    /* not cancelable: a graceful exit waits for the requests to end */
 
     rq->timer.handler = ngx_http_cast_request_timeout;
     rq->timer.data = rq;
