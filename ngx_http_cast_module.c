@@ -15,8 +15,10 @@
 #include "ngx_http_cast_api.h"
 #include "ngx_http_cast_auth.h"     /* cast_auth */
 #include "ngx_http_cast_hub.h"
+#include "ngx_http_cast_oauth.h"    /* cast_oauth */
 #include "ngx_http_cast_redis.h"    /* cast_redis */
 #include "ngx_http_cast_request.h"  /* request/response between apps */
+#include "ngx_http_cast_conf_routes.h"
 #include "ngx_http_cast_status.h"
 #include "ngx_http_cast_store_local.h"
 #include "ngx_http_cast_store_redis.h"
@@ -37,6 +39,8 @@ typedef struct {
 
 static char *ngx_http_cast_location(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
+static char *ngx_http_cast_oauth_location(ngx_conf_t *cf,
+    ngx_command_t *cmd, void *conf);
 static char *ngx_http_cast_cors_origin(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static char *ngx_http_cast_check_bounds(ngx_conf_t *cf, void *post,
@@ -46,6 +50,7 @@ static ngx_int_t ngx_http_cast_check_workers(ngx_cycle_t *cycle,
 static char *ngx_http_cast_ack_timeout(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static ngx_int_t ngx_http_cast_handler(ngx_http_request_t *r);
+static ngx_int_t ngx_http_cast_conference_location(ngx_http_request_t *r);
 static void *ngx_http_cast_create_main_conf(ngx_conf_t *cf);
 static char *ngx_http_cast_init_main_conf(ngx_conf_t *cf, void *conf);
 static void *ngx_http_cast_create_loc_conf(ngx_conf_t *cf);
@@ -108,6 +113,20 @@ static ngx_command_t  ngx_http_cast_commands[] = {
       NULL },
 
     { ngx_string("cast_status"),
+      NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS,
+      ngx_http_cast_location,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("cast_conference"),
+      NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS,
+      ngx_http_cast_location,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("cast_topics"),
       NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS,
       ngx_http_cast_location,
       NGX_HTTP_LOC_CONF_OFFSET,
@@ -255,6 +274,13 @@ static ngx_command_t  ngx_http_cast_commands[] = {
       offsetof(ngx_http_cast_loc_conf_t, auth_leeway),
       NULL },
 
+    { ngx_string("cast_json_ping"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_FLAG,
+      ngx_conf_set_flag_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_cast_loc_conf_t, json_ping),
+      NULL },
+
     { ngx_string("cast_content_sharing"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_FLAG,
       ngx_conf_set_flag_slot,
@@ -289,6 +315,42 @@ static ngx_command_t  ngx_http_cast_commands[] = {
       NGX_HTTP_MAIN_CONF|NGX_CONF_1MORE,
       ngx_http_cast_redis_directive,
       NGX_HTTP_MAIN_CONF_OFFSET,
+      0,
+      NULL },
+
+    /* cast_oauth: src/ngx_http_cast_oauth.c */
+    { ngx_string("cast_oauth"),
+      NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_http_cast_oauth_location,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("cast_oauth_key"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE12,
+      ngx_http_cast_oauth_key_directive,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("cast_oauth_single_user"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_FLAG,
+      ngx_http_cast_oauth_single_user_directive,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_cast_oauth_conf_t, single_user),
+      NULL },
+
+    { ngx_string("cast_oauth_token_ttl"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_http_cast_oauth_ttl_directive,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("cast_oauth_issuer"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_http_cast_oauth_issuer_directive,
+      NGX_HTTP_LOC_CONF_OFFSET,
       0,
       NULL },
 
@@ -349,6 +411,14 @@ ngx_http_cast_location(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
         clcf->handler = NGX_HTTP_CAST_WEBSOCKET;
         break;
 
+    case 'c':
+        clcf->handler = NGX_HTTP_CAST_CONFERENCE;
+        break;
+
+    case 't':
+        clcf->handler = NGX_HTTP_CAST_TOPICS;
+        break;
+
     default: /* 's' */
         clcf->handler = NGX_HTTP_CAST_STATUS;
         break;
@@ -358,7 +428,8 @@ ngx_http_cast_location(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 
     /* routes and endpoint ids are found after the location's prefix */
 
-    if (clcf->handler != NGX_HTTP_CAST_STATUS
+    if ((clcf->handler == NGX_HTTP_CAST_HUB
+         || clcf->handler == NGX_HTTP_CAST_WEBSOCKET)
         && (hclcf->named
 #if (NGX_PCRE)
             || hclcf->regex
@@ -372,6 +443,44 @@ ngx_http_cast_location(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     }
 
     hclcf->handler = ngx_http_cast_handler;
+
+    cmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_cast_module);
+    cmcf->used = 1;
+
+    return NGX_CONF_OK;
+}
+
+
+/* cast_oauth token | authorize | off: the location serves the endpoint */
+
+static char *
+ngx_http_cast_oauth_location(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_cast_loc_conf_t *clcf = conf;
+
+    char                       *rv;
+    ngx_uint_t                  on;
+    ngx_http_cast_main_conf_t  *cmcf;
+    ngx_http_core_loc_conf_t   *hclcf;
+
+    if (clcf->handler != 0) {
+        return "is duplicate: a location serves one cast role";
+    }
+
+    on = 0;
+
+    rv = ngx_http_cast_oauth_directive(cf, cmd, conf, &on);
+
+    if (rv != NGX_CONF_OK || !on) {
+        return rv;
+    }
+
+    clcf->handler = NGX_HTTP_CAST_OAUTH;
+
+    hclcf = ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module);
+    hclcf->handler = ngx_http_cast_handler;
+
+    /* the hub (its store) is made in every worker */
 
     cmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_cast_module);
     cmcf->used = 1;
@@ -562,11 +671,17 @@ ngx_http_cast_create_loc_conf(ngx_conf_t *cf)
     clcf->ping_interval = NGX_CONF_UNSET_MSEC;
     clcf->reset = NGX_CONF_UNSET;
     clcf->content_sharing = NGX_CONF_UNSET;
+    clcf->json_ping = NGX_CONF_UNSET;
     clcf->ack_timeout = NGX_CONF_UNSET_MSEC;
     clcf->ws_max_message = NGX_CONF_UNSET_SIZE;
     clcf->ws_message_timeout = NGX_CONF_UNSET_MSEC;
     clcf->auth = NGX_CONF_UNSET_UINT;
     clcf->auth_leeway = NGX_CONF_UNSET;
+
+    clcf->oauth = ngx_http_cast_oauth_create_conf(cf);
+    if (clcf->oauth == NULL) {
+        return NULL;
+    }
 
     return clcf;
 }
@@ -589,6 +704,7 @@ ngx_http_cast_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
 
     if (hclcf->lmt_excpt && conf->handler == 0 && prev->handler != 0) {
         conf->handler = prev->handler;
+        conf->oauth->mode = prev->oauth->mode;
         hclcf->handler = ngx_http_cast_handler;
     }
 
@@ -635,6 +751,9 @@ ngx_http_cast_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
                     ? conf->content_sharing
                     : (conf->dialect == NGX_HTTP_CAST_DIALECT_FHIRCAST);
 
+    /* G1's keepalive message, for the clients that want it */
+    ngx_conf_merge_value(conf->json_ping, prev->json_ping, 0);
+
     /* off by default: Cast clients never acknowledge */
     ngx_conf_merge_msec_value(conf->ack_timeout, prev->ack_timeout, 0);
 
@@ -674,6 +793,12 @@ ngx_http_cast_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
         return NGX_CONF_ERROR;
     }
 
+    if (ngx_http_cast_oauth_merge_conf(cf, prev->oauth, conf->oauth)
+        != NGX_CONF_OK)
+    {
+        return NGX_CONF_ERROR;
+    }
+
     if (conf->lease_default != NGX_CONF_UNSET
         && conf->lease_default > conf->lease_max)
     {
@@ -703,9 +828,65 @@ ngx_http_cast_handler(ngx_http_request_t *r)
     case NGX_HTTP_CAST_WEBSOCKET:
         return ngx_http_cast_ws_handler(r);
 
+    case NGX_HTTP_CAST_CONFERENCE:
+        return ngx_http_cast_conference_location(r);
+
+    case NGX_HTTP_CAST_TOPICS:
+        return ngx_http_cast_conf_routes_handler(r,
+                                         NGX_HTTP_CAST_CONF_ROUTE_G1_TOPICS);
+
+    case NGX_HTTP_CAST_OAUTH:
+        return ngx_http_cast_oauth_handler(r);
+
     default: /* NGX_HTTP_CAST_STATUS */
         return ngx_http_cast_status_handler(r);
     }
+}
+
+
+/*
+ * cast_conference (G1's /conference): what follows the location's name
+ * is the route, as after "{base}/conference".
+ */
+
+static ngx_int_t
+ngx_http_cast_conference_location(ngx_http_request_t *r)
+{
+    u_char                    *p;
+    ngx_str_t                  name, rest;
+    ngx_uint_t                 route;
+    ngx_http_core_loc_conf_t  *hclcf;
+
+    hclcf = ngx_http_get_module_loc_conf(r, ngx_http_core_module);
+
+    name = hclcf->name;
+
+    if (name.len && name.data[name.len - 1] == '/') {
+        name.len--;
+    }
+
+    if (r->uri.len < name.len || r->uri.len - name.len > 16) {
+        return NGX_HTTP_NOT_FOUND;
+    }
+
+    p = ngx_pnalloc(r->pool, sizeof("/conference") - 1 + 16);
+    if (p == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    rest.data = p;
+    p = ngx_cpymem(p, "/conference", sizeof("/conference") - 1);
+    p = ngx_cpymem(p, r->uri.data + name.len, r->uri.len - name.len);
+    rest.len = p - rest.data;
+
+    if (ngx_http_cast_conf_route(&rest, &route) != NGX_OK
+        || route == NGX_HTTP_CAST_CONF_ROUTE_TOPICS)
+    {
+        (void) ngx_http_discard_request_body(r);
+        return NGX_HTTP_NOT_FOUND;
+    }
+
+    return ngx_http_cast_conf_routes_handler(r, route);
 }
 
 

@@ -1,7 +1,9 @@
 
 /*
  * libFuzzer harness for the subscription field parsers (form.c): the
- * application/x-www-form-urlencoded body and the JSON object path.
+ * application/x-www-form-urlencoded body and the JSON object path; on the
+ * form path also ngx_http_cast_form_fields() (the token endpoints' own
+ * fields), the body given in two calls (a query string, then a body).
  *
  * Input: byte 0 chooses the path (bit 0: JSON) and an allocation to fail
  * (bits 1-7, 0: none); the rest is the request body.  Every result is
@@ -320,6 +322,184 @@ ngx_http_cast_fuzz_compare(ngx_int_t rc, ngx_int_t ref_rc,
 }
 
 
+/* the token endpoints' fields (src/ngx_http_cast_oauth.c), one short */
+
+static ngx_http_cast_form_field_t  ngx_http_cast_fuzz_own[] = {
+    { ngx_string("grant_type"), 64, ngx_null_string, 0 },
+    { ngx_string("code"), 16384, ngx_null_string, 0 },
+    { ngx_string("client_product_name"), 256, ngx_null_string, 0 },
+    { ngx_string("user_name"), 256, ngx_null_string, 0 },
+    { ngx_string("id_token"), 16384, ngx_null_string, 0 },
+    { ngx_string("topic"), 1024, ngx_null_string, 0 },
+    { ngx_string("t"), 4, ngx_null_string, 0 }
+};
+
+#define NGX_HTTP_CAST_FUZZ_OWN                                               \
+    (sizeof(ngx_http_cast_fuzz_own) / sizeof(ngx_http_cast_form_field_t))
+
+
+typedef struct {
+    u_char        *value[NGX_HTTP_CAST_FUZZ_OWN];
+    size_t         len[NGX_HTTP_CAST_FUZZ_OWN];
+    ngx_uint_t     set[NGX_HTTP_CAST_FUZZ_OWN];
+} ngx_http_cast_fuzz_own_ref_t;
+
+
+/* the reference: the same rules, no tabs, the table above */
+
+static ngx_int_t
+ngx_http_cast_fuzz_ref_own(const u_char *p, size_t n, u_char *scratch,
+    ngx_http_cast_fuzz_own_ref_t *ref)
+{
+    size_t   i, k, start, eq, len;
+    u_char  *name, *v;
+
+    for (start = 0; start < n; start = i + 1) {
+
+        for (i = start; i < n && p[i] != '&'; i++) {
+            /* void */
+        }
+
+        if (i == start) {
+            continue;
+        }
+
+        for (eq = start; eq < i && p[eq] != '='; eq++) {
+            /* void */
+        }
+
+        name = scratch;
+
+        if (ngx_http_cast_fuzz_decode(p + start, eq - start, name, &len)
+            != NGX_OK)
+        {
+            return NGX_DECLINED;
+        }
+
+        for (k = 0; k < NGX_HTTP_CAST_FUZZ_OWN; k++) {
+            if (ngx_http_cast_fuzz_own[k].name.len == len
+                && memcmp(ngx_http_cast_fuzz_own[k].name.data, name, len)
+                   == 0)
+            {
+                break;
+            }
+        }
+
+        if (k == NGX_HTTP_CAST_FUZZ_OWN) {
+            continue;
+        }
+
+        if (ref->set[k]) {
+            return NGX_DECLINED;
+        }
+
+        ref->set[k] = 1;
+
+        v = scratch + (eq - start);
+
+        if (eq < i) {
+            if (ngx_http_cast_fuzz_decode(p + eq + 1, i - eq - 1, v, &len)
+                != NGX_OK)
+            {
+                return NGX_DECLINED;
+            }
+
+        } else {
+            len = 0;
+        }
+
+        if (len > ngx_http_cast_fuzz_own[k].max) {
+            return NGX_DECLINED;
+        }
+
+        while (len && ngx_http_cast_fuzz_space(v[0])) {
+            v++;
+            len--;
+        }
+
+        while (len && ngx_http_cast_fuzz_space(v[len - 1])) {
+            len--;
+        }
+
+        if (ngx_http_cast_fuzz_controls(v, len, 0)
+            || !ngx_http_cast_fuzz_utf8(v, len))
+        {
+            return NGX_DECLINED;
+        }
+
+        ref->value[k] = v;
+        ref->len[k] = len;
+
+        scratch = v + len;
+    }
+
+    return NGX_OK;
+}
+
+
+/* the body in two calls (split at "cut"), against the reference */
+
+static void
+ngx_http_cast_fuzz_own_fields(ngx_pool_t *pool, u_char *body, size_t size,
+    size_t cut, u_char *scratch, ngx_uint_t fail)
+{
+    ngx_int_t                     rc, ref_rc;
+    ngx_str_t                     err;
+    ngx_uint_t                    k;
+    ngx_http_cast_form_field_t    f[NGX_HTTP_CAST_FUZZ_OWN];
+    ngx_http_cast_fuzz_own_ref_t  ref;
+
+    ngx_memcpy(f, ngx_http_cast_fuzz_own, sizeof(f));
+    ngx_memzero(&ref, sizeof(ngx_http_cast_fuzz_own_ref_t));
+    ngx_str_null(&err);
+
+    ref_rc = ngx_http_cast_fuzz_ref_own(body, cut, scratch, &ref);
+
+    if (ref_rc == NGX_OK) {
+        ref_rc = ngx_http_cast_fuzz_ref_own(body + cut, size - cut,
+                                            scratch + 2 * cut + 32, &ref);
+    }
+
+    ngx_test_alloc_fail = fail;
+
+    rc = ngx_http_cast_form_fields(pool, body, cut, f, NGX_HTTP_CAST_FUZZ_OWN,
+                                   &err);
+    if (rc == NGX_OK) {
+        rc = ngx_http_cast_form_fields(pool, body + cut, size - cut, f,
+                                       NGX_HTTP_CAST_FUZZ_OWN, &err);
+    }
+
+    ngx_test_alloc_fail = 0;
+
+    if (rc == NGX_ERROR) {
+        ngx_http_cast_fuzz_check(fail != 0);
+        return;
+    }
+
+    if (rc == NGX_DECLINED) {
+        ngx_http_cast_fuzz_check(err.len > 0 && err.data != NULL);
+        ngx_http_cast_fuzz_check(ngx_http_cast_fuzz_utf8(err.data, err.len));
+    }
+
+    ngx_http_cast_fuzz_check(rc == ref_rc);
+
+    if (rc != NGX_OK) {
+        return;
+    }
+
+    for (k = 0; k < NGX_HTTP_CAST_FUZZ_OWN; k++) {
+        ngx_http_cast_fuzz_check(f[k].set == ref.set[k]);
+        ngx_http_cast_fuzz_check(f[k].value.len == ref.len[k]);
+
+        if (ref.len[k]) {
+            ngx_http_cast_fuzz_check(memcmp(f[k].value.data, ref.value[k],
+                                            ref.len[k])
+                                     == 0);
+        }
+    }
+}
+
+
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -352,7 +532,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     /* the body is its own heap block: ASan sees a read past its end */
 
     body = malloc(size ? size : 1);
-    scratch = malloc(2 * size + 64);
+    scratch = malloc(4 * size + 128);
     if (body == NULL || scratch == NULL) {
         abort();
     }
@@ -374,6 +554,9 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         rc = ngx_http_cast_form_parse(pool, body, size, &f, &err);
         ngx_http_cast_fuzz_compare(rc, ref_rc, &f, &ref, &err);
         ngx_test_alloc_fail = 0;
+
+        ngx_http_cast_fuzz_own_fields(pool, body, size, size / 2, scratch,
+                                      fail);
 
     } else {
         root = json_loadb((char *) body, size, JSON_REJECT_DUPLICATES,

@@ -3,8 +3,9 @@
  * libFuzzer harness for the bearer-token codec (jwt.c).
  *
  * Input: byte 0 chooses what is fuzzed (bits 0-1: 0 a token, 1 a JWK Set,
- * 2 a scope list) and an allocation to fail (bits 2-7, 0: none); the rest
- * is the text.  Invariants, checked independently of jwt.c:
+ * 2 a scope list, 3 claims to sign) and an allocation to fail (bits 2-7,
+ * 0: none); the rest is the text.  Invariants, checked independently of
+ * jwt.c:
  *   - a token verifies only if it is HS256 and its signature is the
  *     HMAC-SHA256 of "header.payload" under the secret (computed here with
  *     OpenSSL's HMAC()); RS256 and ES256 keys are made at start-up and
@@ -15,7 +16,9 @@
  *     lowercase without space, comma or control bytes;
  *   - the writable list holds exactly the events a scope lets write, and
  *     listed() agrees with allow();
- *   - a JWK Set gives at most the room it was given, each key usable.
+ *   - a JWK Set gives at most the room it was given, each key usable;
+ *   - claims (a JSON object) signed give a token that passes the token
+ *     invariants above, decodes to the same claims and verifies.
  */
 
 
@@ -182,6 +185,69 @@ ngx_http_cast_fuzz_token(ngx_pool_t *pool, u_char *p, size_t len)
 }
 
 
+/* a JSON object signed: the token round-trips and verifies */
+
+static void
+ngx_http_cast_fuzz_sign(ngx_pool_t *pool, u_char *p, size_t len)
+{
+    size_t                n;
+    json_t               *claims;
+    ngx_int_t             rc;
+    ngx_str_t             token;
+    ngx_uint_t            fail;
+    const char           *err;
+    ngx_http_cast_jwt_t   jwt;
+
+    /* an allocation made to fail: the count goes down to 0 as they go */
+    fail = ngx_test_alloc_fail;
+
+    claims = json_loadb((char *) p, len, JSON_REJECT_DUPLICATES, NULL);
+
+    if (!json_is_object(claims)) {
+        json_decref(claims);
+        return;
+    }
+
+    rc = ngx_http_cast_jwt_sign(pool, &keys[0], claims, &token);
+
+    if (rc == NGX_ERROR) {
+        ngx_http_cast_fuzz_check(fail != 0);
+        json_decref(claims);
+        return;
+    }
+
+    if (rc == NGX_DECLINED) {
+        /* only a token that would be too long (the header is short) */
+        n = json_dumpb(claims, NULL, 0, JSON_COMPACT);
+        ngx_http_cast_fuzz_check((n * 4 + 2) / 3
+                                 > NGX_HTTP_CAST_JWT_MAX_LEN - 128);
+        json_decref(claims);
+        return;
+    }
+
+    ngx_http_cast_fuzz_check(token.len <= NGX_HTTP_CAST_JWT_MAX_LEN);
+
+    ngx_http_cast_fuzz_token(pool, token.data, token.len);
+
+    rc = ngx_http_cast_jwt_decode(pool, token.data, token.len, &jwt, &err);
+
+    if (rc == NGX_ERROR) {
+        ngx_http_cast_fuzz_check(fail != 0);
+        json_decref(claims);
+        return;
+    }
+
+    ngx_http_cast_fuzz_check(rc == NGX_OK);
+    ngx_http_cast_fuzz_check(jwt.alg == NGX_HTTP_CAST_JWT_HS256);
+    ngx_http_cast_fuzz_check(json_equal(jwt.claims, claims));
+    ngx_http_cast_fuzz_check(ngx_http_cast_jwt_verify(&jwt, keys, 1)
+                             == NGX_OK);
+
+    ngx_http_cast_jwt_free(&jwt);
+    json_decref(claims);
+}
+
+
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -233,13 +299,17 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
         break;
 
-    default:
+    case 2:
         if (ngx_http_cast_scopes_parse(pool, copy, size - 1, &scopes)
             == NGX_OK)
         {
             ngx_http_cast_fuzz_scopes(pool, &scopes);
         }
 
+        break;
+
+    default:
+        ngx_http_cast_fuzz_sign(pool, copy, size - 1);
         break;
     }
 

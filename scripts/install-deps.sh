@@ -42,6 +42,9 @@ TEST_PACKAGES=(
     valgrind clang libclang-rt-14-dev
     # `make run` walkthrough
     curl
+    # t/070: the demo page (conf-examples/demo/) driven in headless Chromium
+    # over the DevTools protocol (t/demo_browser.py, python3-websockets)
+    chromium
     # the Docker test (scripts/docker-test.sh): Debian's dockerd and
     # docker-compose 1.x, debootstrap for the debian:bookworm base image
     docker.io docker-compose debootstrap

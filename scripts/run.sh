@@ -15,7 +15,12 @@
 #     `master_process` line is dropped; the copy starts with
 #     `load_module <repo>/build/ngx_http_cast_module.so; daemon off;
 #     master_process on;` (and `pid logs/nginx.pid;` unless it sets `pid`);
-#   - relative `include` paths are made absolute (relative to the example);
+#   - relative `include`, `alias` and `root` paths are made absolute
+#     (relative to the example: `alias demo/;` serves conf-examples/demo/);
+#   - a relative `cast_oauth_key` file is made absolute under build/run and,
+#     when it does not exist, created there with a fresh random secret
+#     (mode 0600; kept across runs, so tokens outlive a restart; delete it
+#     to revoke them).  No key is ever committed or built in;
 #   - after `http {`, temp paths (and access_log) under build/run are added
 #     unless the example sets them.
 # (Passing `-g "load_module ...;"` works too: nginx parses -g before the file;
@@ -38,6 +43,7 @@ CONF_DIR=$(cd "$(dirname "$CONF_SRC")" && pwd)
 mkdir -p "$RUN/logs" "$RUN/tmp/client_body" "$RUN/tmp/proxy" \
          "$RUN/tmp/fastcgi" "$RUN/tmp/uwsgi" "$RUN/tmp/scgi"
 
+rm -f "$RUN/.oauth-keys"
 SO=$SO CONF_DIR=$CONF_DIR RUN=$RUN awk '
     function has(d) { return (d in seen) }
     BEGIN {
@@ -56,10 +62,20 @@ SO=$SO CONF_DIR=$CONF_DIR RUN=$RUN awk '
     }
     /^[ \t]*load_module[ \t].*ngx_http_cast_module\.so[ \t]*;/ { print "#" $0; next }
     /^[ \t]*(daemon|master_process)[ \t]/                   { print "#" $0; next }
-    /^[ \t]*include[ \t]+[^\/ \t;][^;]*;/ {
-        match($0, /include[ \t]+/)
+    /^[ \t]*(include|alias|root)[ \t]+[^\/ \t;$][^;]*;/ {
+        match($0, /(include|alias|root)[ \t]+/)
         head = substr($0, 1, RSTART + RLENGTH - 1)
         print head ENVIRON["CONF_DIR"] "/" substr($0, RSTART + RLENGTH)
+        next
+    }
+    /^[ \t]*cast_oauth_key[ \t]+[^\/ \t;$][^;]*;/ {
+        match($0, /cast_oauth_key[ \t]+/)
+        head = substr($0, 1, RSTART + RLENGTH - 1)
+        rest = substr($0, RSTART + RLENGTH)
+        name = rest
+        sub(/[ \t]*;.*/, "", name)
+        print name > (ENVIRON["RUN"] "/.oauth-keys")
+        print head ENVIRON["RUN"] "/" rest
         next
     }
     { print }
@@ -74,6 +90,20 @@ SO=$SO CONF_DIR=$CONF_DIR RUN=$RUN awk '
         if (!has("access_log"))            print "    access_log logs/access.log;"
     }
 ' "$CONF_SRC" > "$RUN/nginx.conf"
+
+# the token key files the configuration names (relative: under build/run)
+if [ -f "$RUN/.oauth-keys" ]; then
+    while read -r key; do
+        case $key in */*) mkdir -p "$RUN/${key%/*}" ;; esac
+        if [ ! -s "$RUN/$key" ]; then
+            (umask 077 && od -An -tx1 -N32 /dev/urandom | tr -d ' \n' \
+                 > "$RUN/$key" && echo >> "$RUN/$key") \
+                || die "cannot write the token key $RUN/$key"
+            printf 'run: made a new token key %s\n' "$RUN/$key"
+        fi
+    done < "$RUN/.oauth-keys"
+    rm -f "$RUN/.oauth-keys"
+fi
 
 "$NGINX_BIN" -t -q -p "$RUN/" -c "$RUN/nginx.conf" \
     || die "nginx -t failed for $RUN/nginx.conf (generated from $CONF_SRC)"
@@ -95,6 +125,8 @@ Try it from another terminal:
   curl -s $URL/api/hub/demo
   # 5. hub status
   curl -s $URL/cast/status
+  # 6. the demo page (log in, subscribe, publish, conferences): open
+  #    $URL/demo/  in a browser (two tabs: two users)
 
 EOF
 exec "$NGINX_BIN" -p "$RUN/" -c "$RUN/nginx.conf"

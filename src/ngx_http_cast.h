@@ -27,6 +27,9 @@
 #define NGX_HTTP_CAST_HUB               1
 #define NGX_HTTP_CAST_WEBSOCKET         2
 #define NGX_HTTP_CAST_STATUS            3
+#define NGX_HTTP_CAST_CONFERENCE        4   /* G1's /conference */
+#define NGX_HTTP_CAST_TOPICS            5   /* G1's /topics */
+#define NGX_HTTP_CAST_OAUTH             6   /* cast_oauth */
 
 /* 128 random bits, hex */
 #define NGX_HTTP_CAST_ID_LEN            32
@@ -50,6 +53,9 @@
 typedef struct ngx_http_cast_hub_s    ngx_http_cast_hub_t;
 typedef struct ngx_http_cast_sub_s    ngx_http_cast_sub_t;
 typedef struct ngx_http_cast_store_s  ngx_http_cast_store_t;
+
+/* cast_oauth: defined in src/ngx_http_cast_oauth.h */
+typedef struct ngx_http_cast_oauth_conf_s  ngx_http_cast_oauth_conf_t;
 
 /* cast_redis: defined in src/ngx_http_cast_redis.h */
 typedef struct ngx_http_cast_redis_conf_s  ngx_http_cast_redis_conf_t;
@@ -98,6 +104,10 @@ typedef struct {
     ngx_flag_t                 sharing;      /* in effect: by default in
                                                 the fhircast dialect */
     ngx_msec_t                 ack_timeout;  /* 0: off */
+    ngx_flag_t                 json_ping;    /* {"type":"ping"} frames */
+
+    /* cast_oauth and its key (src/ngx_http_cast_oauth.c) */
+    ngx_http_cast_oauth_conf_t  *oauth;
 } ngx_http_cast_loc_conf_t;
 
 
@@ -186,6 +196,7 @@ typedef struct {
 #define NGX_HTTP_CAST_TOO_LARGE     6   /* past cast_max_context_size */
 #define NGX_HTTP_CAST_CONFLICT      7   /* a stale context.versionId */
 #define NGX_HTTP_CAST_INVALID       8   /* refused by the topic's state */
+#define NGX_HTTP_CAST_CLAIMED       9   /* claim: claimed before */
 
 
 typedef struct {
@@ -197,6 +208,7 @@ typedef struct {
     json_t                    *json;        /* state, status (borrowed) */
     ngx_str_t                  reason;      /* publish: why it was refused
                                                (valid during the call) */
+    uint64_t                   value;       /* incr: the new value */
 } ngx_http_cast_result_t;
 
 
@@ -213,12 +225,29 @@ typedef void (*ngx_http_cast_done_pt)(void *data,
 extern ngx_module_t  ngx_http_cast_module;
 
 
+/* a field of a form of its own (the token endpoints) */
+
+typedef struct {
+    ngx_str_t                  name;
+    size_t                     max;         /* decoded bytes */
+    ngx_str_t                  value;       /* decoded, trimmed */
+    ngx_uint_t                 set;
+} ngx_http_cast_form_field_t;
+
+
 /* ngx_http_cast_form.c: application/x-www-form-urlencoded */
 ngx_int_t ngx_http_cast_form_parse(ngx_pool_t *pool, u_char *p, size_t len,
     ngx_http_cast_fields_t *f, ngx_str_t *err);
 ngx_int_t ngx_http_cast_fields_from_json(ngx_pool_t *pool, json_t *obj,
     ngx_http_cast_fields_t *f, ngx_str_t *err);
 const char *ngx_http_cast_field_name(ngx_uint_t field);
+/*
+ * The named fields of a form (other names are skipped), into fields[]
+ * as set already: a field given twice, here or before (a query string
+ * and a body), is refused like a malformed one.
+ */
+ngx_int_t ngx_http_cast_form_fields(ngx_pool_t *pool, u_char *p, size_t len,
+    ngx_http_cast_form_field_t *fields, ngx_uint_t n, ngx_str_t *err);
 
 /* ngx_http_cast_json.c: event validation and JSON helpers */
 ngx_int_t ngx_http_cast_json_parse(ngx_pool_t *pool, u_char *p, size_t len,

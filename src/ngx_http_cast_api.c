@@ -13,6 +13,7 @@
 #include "ngx_http_cast.h"
 #include "ngx_http_cast_api.h"
 #include "ngx_http_cast_auth.h"
+#include "ngx_http_cast_conf_routes.h"
 #include "ngx_http_cast_hub.h"
 #include "ngx_http_cast_query.h"
 #include "ngx_http_cast_reply.h"
@@ -22,6 +23,7 @@
 #define NGX_HTTP_CAST_ROUTE_BASE       0
 #define NGX_HTTP_CAST_ROUTE_TOPIC      1
 #define NGX_HTTP_CAST_ROUTE_DISCOVERY  2
+#define NGX_HTTP_CAST_ROUTE_CONFERENCE 3
 
 #define NGX_HTTP_CAST_CT_NONE          0
 #define NGX_HTTP_CAST_CT_FORM          1
@@ -31,6 +33,7 @@
 
 typedef struct {
     ngx_uint_t                 route;
+    ngx_uint_t                 conference;  /* NGX_HTTP_CAST_CONF_ROUTE_* */
     ngx_str_t                  topic;       /* from the path */
     ngx_http_cast_grant_t     *grant;       /* cast_auth; NULL: off */
 } ngx_http_cast_api_ctx_t;
@@ -39,9 +42,6 @@ typedef struct {
 static ngx_int_t ngx_http_cast_api_route(ngx_http_request_t *r,
     ngx_http_cast_api_ctx_t *ctx);
 static void ngx_http_cast_api_body_handler(ngx_http_request_t *r);
-static ngx_int_t ngx_http_cast_too_large(ngx_http_request_t *r);
-static ngx_int_t ngx_http_cast_api_read_body(ngx_http_request_t *r,
-    ngx_str_t *body);
 static ngx_int_t ngx_http_cast_api_post(ngx_http_request_t *r,
     ngx_http_cast_api_ctx_t *ctx, ngx_str_t *body);
 static ngx_int_t ngx_http_cast_api_subscription(ngx_http_request_t *r,
@@ -72,8 +72,6 @@ static ngx_int_t ngx_http_cast_api_context(ngx_http_request_t *r,
 static ngx_int_t ngx_http_cast_api_context_reply(ngx_http_request_t *r,
     ngx_http_cast_result_t *res, void *ctx);
 static ngx_int_t ngx_http_cast_api_discovery(ngx_http_request_t *r);
-static ngx_int_t ngx_http_cast_api_preflight(ngx_http_request_t *r,
-    ngx_http_cast_api_ctx_t *ctx);
 static ngx_http_cast_hub_t *ngx_http_cast_api_hub(ngx_http_request_t *r);
 static ngx_http_cast_grant_t *ngx_http_cast_api_grant(ngx_http_request_t *r);
 static ngx_int_t ngx_http_cast_api_granted(ngx_http_request_t *r,
@@ -157,13 +155,18 @@ ngx_http_cast_api_handler(ngx_http_request_t *r)
                                         "no cast route at \"%V\"", &r->uri);
     }
 
+    if (ctx->route == NGX_HTTP_CAST_ROUTE_CONFERENCE) {
+        return ngx_http_cast_conf_routes_handler(r, ctx->conference);
+    }
+
     if (r->method == NGX_HTTP_OPTIONS) {
         rc = ngx_http_discard_request_body(r);
         if (rc != NGX_OK) {
             return rc;
         }
 
-        return ngx_http_cast_api_preflight(r, ctx);
+        return ngx_http_cast_send_preflight(r,
+                                            ngx_http_cast_api_allow(r, ctx));
     }
 
     switch (r->method) {
@@ -244,7 +247,7 @@ body:
 
     if (r->headers_in.content_length_n > (off_t) clcf->max_message_size) {
         (void) ngx_http_discard_request_body(r);
-        return ngx_http_cast_too_large(r);
+        return ngx_http_cast_send_too_large(r);
     }
 
     rc = ngx_http_read_client_request_body(r, ngx_http_cast_api_body_handler);
@@ -263,7 +266,7 @@ static ngx_int_t
 ngx_http_cast_api_route(ngx_http_request_t *r, ngx_http_cast_api_ctx_t *ctx)
 {
     u_char                    *p, *end;
-    ngx_str_t                  base;
+    ngx_str_t                  base, rest;
     ngx_http_core_loc_conf_t  *hclcf;
 
     static ngx_str_t  well_known =
@@ -302,6 +305,16 @@ ngx_http_cast_api_route(ngx_http_request_t *r, ngx_http_cast_api_ctx_t *ctx)
         return NGX_OK;
     }
 
+    /* {base}/conference..., {base}/conference-topics (G2) */
+
+    rest.data = p;
+    rest.len = end - p;
+
+    if (ngx_http_cast_conf_route(&rest, &ctx->conference) == NGX_OK) {
+        ctx->route = NGX_HTTP_CAST_ROUTE_CONFERENCE;
+        return NGX_OK;
+    }
+
     p++;
 
     if (ngx_strlchr(p, end, '/') != NULL) {
@@ -325,10 +338,10 @@ ngx_http_cast_api_body_handler(ngx_http_request_t *r)
 
     ctx = ngx_http_get_module_ctx(r, ngx_http_cast_module);
 
-    rc = ngx_http_cast_api_read_body(r, &body);
+    rc = ngx_http_cast_read_body(r, &body);
 
     if (rc == NGX_DECLINED) {
-        rc = ngx_http_cast_too_large(r);
+        rc = ngx_http_cast_send_too_large(r);
 
     } else if (rc == NGX_OK) {
         if (r->method == NGX_HTTP_DELETE) {
@@ -342,100 +355,6 @@ ngx_http_cast_api_body_handler(ngx_http_request_t *r)
     /* NGX_DONE: a hub operation holds the request and finalizes it */
 
     ngx_http_finalize_request(r, rc);
-}
-
-
-static ngx_int_t
-ngx_http_cast_too_large(ngx_http_request_t *r)
-{
-    ngx_http_cast_loc_conf_t  *clcf;
-
-    clcf = ngx_http_get_module_loc_conf(r, ngx_http_cast_module);
-
-    return ngx_http_cast_send_error(r, NGX_HTTP_REQUEST_ENTITY_TOO_LARGE,
-                                    "the request body exceeds "
-                                    "cast_max_message_size (%uz bytes)",
-                                    clcf->max_message_size);
-}
-
-
-/*
- * The body in one piece, from memory buffers or the temp file;
- * NGX_DECLINED when it is larger than cast_max_message_size.
- */
-
-static ngx_int_t
-ngx_http_cast_api_read_body(ngx_http_request_t *r, ngx_str_t *body)
-{
-    u_char                    *p;
-    off_t                      size;
-    ssize_t                    n;
-    ngx_buf_t                 *b;
-    ngx_chain_t               *cl;
-    ngx_http_cast_loc_conf_t  *clcf;
-
-    clcf = ngx_http_get_module_loc_conf(r, ngx_http_cast_module);
-
-    body->len = 0;
-    body->data = (u_char *) "";
-
-    if (r->request_body == NULL || r->request_body->bufs == NULL) {
-        return NGX_OK;
-    }
-
-    size = 0;
-
-    for (cl = r->request_body->bufs; cl; cl = cl->next) {
-        size += ngx_buf_size(cl->buf);
-    }
-
-    if (size > (off_t) clcf->max_message_size) {
-        return NGX_DECLINED;
-    }
-
-    cl = r->request_body->bufs;
-
-    if (size == 0) {
-        return NGX_OK;
-    }
-
-    if (cl->next == NULL && !cl->buf->in_file) {
-        body->data = cl->buf->pos;
-        body->len = cl->buf->last - cl->buf->pos;
-        return NGX_OK;
-    }
-
-    p = ngx_pnalloc(r->pool, (size_t) size + 1);
-    if (p == NULL) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    body->data = p;
-
-    for ( /* void */ ; cl; cl = cl->next) {
-        b = cl->buf;
-
-        if (b->in_file) {
-            n = ngx_read_file(b->file, p, (size_t) (b->file_last - b->file_pos),
-                              b->file_pos);
-
-            if (n != b->file_last - b->file_pos) {
-                ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
-                              "cast: could not read the request body "
-                              "from \"%V\"", &b->file->name);
-                return NGX_HTTP_INTERNAL_SERVER_ERROR;
-            }
-
-            p += n;
-            continue;
-        }
-
-        p = ngx_cpymem(p, b->pos, b->last - b->pos);
-    }
-
-    body->len = p - body->data;
-
-    return NGX_OK;
 }
 
 
@@ -1366,63 +1285,6 @@ ngx_http_cast_api_discovery(ngx_http_request_t *r)
     }
 
     return ngx_http_cast_send_json_new(r, NGX_HTTP_OK, json);
-}
-
-
-static ngx_int_t
-ngx_http_cast_api_preflight(ngx_http_request_t *r,
-    ngx_http_cast_api_ctx_t *ctx)
-{
-    ngx_str_t                  v, *allow;
-    ngx_int_t                  rc;
-    ngx_http_cast_loc_conf_t  *clcf;
-
-    clcf = ngx_http_get_module_loc_conf(r, ngx_http_cast_module);
-
-    allow = ngx_http_cast_api_allow(r, ctx);
-
-    if (ngx_http_cast_add_header(r, "Allow", allow) != NGX_OK) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    if (clcf->cors_origin.len) {
-        if (ngx_http_cast_add_cors(r) != NGX_OK
-            || ngx_http_cast_add_header(r, "Access-Control-Allow-Methods",
-                                        allow)
-               != NGX_OK)
-        {
-            return NGX_HTTP_INTERNAL_SERVER_ERROR;
-        }
-
-        ngx_str_set(&v, "Origin, X-Requested-With, Content-Type, Accept, "
-                        "Authorization");
-
-        if (ngx_http_cast_add_header(r, "Access-Control-Allow-Headers", &v)
-            != NGX_OK)
-        {
-            return NGX_HTTP_INTERNAL_SERVER_ERROR;
-        }
-
-        ngx_str_set(&v, "3600");
-
-        if (ngx_http_cast_add_header(r, "Access-Control-Max-Age", &v)
-            != NGX_OK)
-        {
-            return NGX_HTTP_INTERNAL_SERVER_ERROR;
-        }
-    }
-
-    r->headers_out.status = NGX_HTTP_NO_CONTENT;
-    r->headers_out.content_length_n = 0;
-    r->header_only = 1;
-
-    rc = ngx_http_send_header(r);
-
-    if (rc == NGX_ERROR || rc > NGX_OK) {
-        return rc;
-    }
-
-    return NGX_OK;
 }
 
 

@@ -136,6 +136,119 @@ ngx_http_cast_form_parse(ngx_pool_t *pool, u_char *p, size_t len,
 }
 
 
+/*
+ * A form of the caller's fields: the same decoding and the same value
+ * checks as above (UTF-8, no control characters, at most "max" bytes).
+ */
+
+ngx_int_t
+ngx_http_cast_form_fields(ngx_pool_t *pool, u_char *p, size_t len,
+    ngx_http_cast_form_field_t *fields, ngx_uint_t n, ngx_str_t *err)
+{
+    u_char                      *end, *pair, *eq, *amp, *name, *v, *dst;
+    size_t                       name_len, vlen, dlen;
+    ngx_uint_t                   i, rc;
+    ngx_http_cast_form_field_t  *f;
+
+    end = p + len;
+
+    for (pair = p; pair < end; pair = amp + 1) {
+
+        amp = ngx_strlchr(pair, end, '&');
+        if (amp == NULL) {
+            amp = end;
+        }
+
+        if (amp == pair) {
+            continue;
+        }
+
+        eq = ngx_strlchr(pair, amp, '=');
+        if (eq == NULL) {
+            eq = amp;
+        }
+
+        name = ngx_pnalloc(pool, eq - pair + 1);
+        if (name == NULL) {
+            return NGX_ERROR;
+        }
+
+        if (ngx_http_cast_form_decode(pair, eq - pair, name, &name_len)
+            != NGX_OK)
+        {
+            ngx_str_set(err, "malformed percent-encoding in a form field "
+                             "name");
+            return NGX_DECLINED;
+        }
+
+        f = NULL;
+
+        for (i = 0; i < n; i++) {
+            if (fields[i].name.len == name_len
+                && ngx_strncmp(fields[i].name.data, name, name_len) == 0)
+            {
+                f = &fields[i];
+                break;
+            }
+        }
+
+        if (f == NULL) {
+            continue;
+        }
+
+        if (f->set) {
+            return ngx_http_cast_form_error(pool, err,
+                                            "\"%V\" is given more than once",
+                                            &f->name);
+        }
+
+        f->set = 1;
+
+        v = (eq < amp) ? eq + 1 : amp;
+        vlen = (eq < amp) ? (size_t) (amp - eq - 1) : 0;
+
+        /* a byte takes at most 3 as sent: no decoding of what is too long */
+
+        if (vlen > 3 * f->max) {
+            goto too_long;
+        }
+
+        dst = ngx_pnalloc(pool, vlen + 1);
+        if (dst == NULL) {
+            return NGX_ERROR;
+        }
+
+        if (ngx_http_cast_form_decode(v, vlen, dst, &dlen) != NGX_OK) {
+            return ngx_http_cast_form_error(pool, err,
+                                            "malformed percent-encoding in "
+                                            "\"%V\"", &f->name);
+        }
+
+        if (dlen > f->max) {
+            goto too_long;
+        }
+
+        f->value.data = dst;
+        f->value.len = dlen;
+        ngx_http_cast_trim(&f->value);
+
+        rc = ngx_http_cast_text_field(f->value.data, f->value.len, f->max, 0);
+
+        if (rc != NGX_HTTP_CAST_TEXT_OK) {
+            return ngx_http_cast_form_error(pool, err, "%V %s", &f->name,
+                                            ngx_http_cast_text_reason(rc));
+        }
+    }
+
+    return NGX_OK;
+
+too_long:
+
+    return ngx_http_cast_form_error(pool, err, "\"%V\" is too long",
+                                    &f->name);
+}
+
+
 ngx_int_t
 ngx_http_cast_fields_from_json(ngx_pool_t *pool, json_t *obj,
     ngx_http_cast_fields_t *f, ngx_str_t *err)

@@ -14,6 +14,7 @@
 
 #include "ngx_http_cast.h"
 #include "ngx_http_cast_hub.h"
+#include "ngx_http_cast_conference.h"
 #include "ngx_http_cast_state.h"
 #include "ngx_http_cast_text.h"
 
@@ -58,8 +59,39 @@ struct ngx_http_cast_topic_s {
     ngx_queue_t                subs;        /* ngx_http_cast_sub_t */
     ngx_http_cast_sent_t      *sent[NGX_HTTP_CAST_SENT_KEEP];  /* a ring */
     ngx_uint_t                 next;
+    ngx_uint_t                 pins;        /* conferences listening here */
     u_char                     name[1];
 };
+
+
+/*
+ * A conference as this worker knows it: its events come through the
+ * host topic's log, which this worker listens to ("pinned") while it has
+ * sockets on any of its topics.
+ */
+
+typedef struct {
+    ngx_str_node_t             sn;          /* keyed by host topic */
+    int64_t                    rev;
+    ngx_uint_t                 ntopics;
+    ngx_str_t                 *topics;      /* host first */
+    ngx_http_cast_topic_t     *pinned;
+    u_char                     data[1];
+} ngx_http_cast_conf_t;
+
+
+typedef struct {
+    ngx_str_node_t             sn;          /* keyed by topic */
+    ngx_http_cast_conf_t      *conf;
+} ngx_http_cast_member_t;
+
+
+/*
+ * An event of a topic in a conference goes to the host's log; its name
+ * there says whose it is: "<name>" NGX_HTTP_CAST_ORIGIN_SEP "<topic>"
+ * (no event name, id or topic has a control character).
+ */
+#define NGX_HTTP_CAST_ORIGIN_SEP  '\x1f'
 
 
 /*
@@ -78,6 +110,7 @@ typedef struct {
     ngx_http_cast_done_pt      done;
     void                      *data;
     ngx_uint_t                 dialect;
+    u_char                    *key;         /* publish: name and log */
     ngx_http_cast_append_t     append;
     ngx_http_cast_sub_t       *sub;
     ngx_http_cast_outcome_t    outcome;     /* publish: apply()'s */
@@ -89,10 +122,8 @@ typedef struct {
 typedef struct {
     ngx_http_cast_hub_t       *hub;
     ngx_http_cast_append_t     append;
-    u_char                     key[sizeof("syncerror,")
-                                   + NGX_HTTP_CAST_ID_LEN];
     u_char                     id[NGX_HTTP_CAST_UUID_LEN];
-    u_char                     data[1];     /* topic, JSON */
+    u_char                     data[1];     /* topic, JSON, name, log */
 } ngx_http_cast_made_t;
 
 
@@ -115,7 +146,39 @@ typedef struct {
     ngx_uint_t                 track;       /* a context change */
     ngx_str_t                 *source;      /* a derived open: its
                                                source's name */
+    ngx_uint_t                 all;         /* every socket: filters do
+                                               not apply */
 } ngx_http_cast_fan_t;
+
+
+/*
+ * Work the hub must not do inside a store's call (a store's hook: its
+ * records or topics may be half changed): run from the posted events,
+ * in order.  "data" is an ngx_alloc()ed block, freed with the job.
+ */
+
+typedef struct {
+    ngx_queue_t                queue;
+    void                     (*run)(ngx_http_cast_hub_t *hub, void *data);
+    void                      *data;
+} ngx_http_cast_job_t;
+
+
+/* a conference change on its way through the registry topic */
+
+typedef struct {
+    ngx_http_cast_hub_t       *hub;
+    ngx_uint_t                 op;
+    json_t                    *body;
+    const char                *reason;
+    char                      *text;        /* the change, as appended */
+    ngx_http_cast_done_pt      done;
+    void                      *data;
+    ngx_http_cast_append_t     append;
+    ngx_http_cast_conf_outcome_t  outcome;
+    u_char                     id[NGX_HTTP_CAST_UUID_LEN];
+    u_char                     ts[NGX_HTTP_CAST_TIMESTAMP_LEN];
+} ngx_http_cast_conf_op_t;
 
 
 static ngx_http_cast_hub_op_t *ngx_http_cast_hub_op(ngx_http_cast_hub_t *hub,
@@ -138,6 +201,48 @@ static void ngx_http_cast_hub_on_renewed(void *data,
 static json_t *ngx_http_cast_hub_on_counters(void *data);
 static void ngx_http_cast_hub_on_bound(void *data,
     void (*each)(void *data, ngx_http_cast_record_t *r), void *each_data);
+static void ngx_http_cast_conf_ask(ngx_http_cast_hub_t *hub, ngx_uint_t op,
+    json_t *body, const char *reason, ngx_http_cast_done_pt done,
+    void *data);
+static ngx_int_t ngx_http_cast_conf_op_apply(ngx_http_cast_append_t *a,
+    json_t *state);
+static void ngx_http_cast_conf_op_done(void *data,
+    ngx_http_cast_result_t *res);
+static void ngx_http_cast_conf_listed(void *data,
+    ngx_http_cast_result_t *res);
+static void ngx_http_cast_conf_need(ngx_http_cast_hub_t *hub);
+static void ngx_http_cast_conf_loaded(void *data,
+    ngx_http_cast_result_t *res);
+static void ngx_http_cast_conf_changed(ngx_http_cast_hub_t *hub,
+    ngx_str_t *json);
+static ngx_int_t ngx_http_cast_conf_set(ngx_http_cast_hub_t *hub,
+    ngx_str_t *host, json_t *conference, int64_t rev);
+static void ngx_http_cast_conf_pin(ngx_http_cast_hub_t *hub,
+    ngx_http_cast_conf_t *conf);
+static void ngx_http_cast_conf_member_pin(ngx_http_cast_hub_t *hub,
+    ngx_str_t *topic);
+static ngx_http_cast_conf_t *ngx_http_cast_conf_find(ngx_http_cast_hub_t *hub,
+    ngx_str_t *host);
+static ngx_http_cast_member_t *ngx_http_cast_member_find(
+    ngx_http_cast_hub_t *hub, ngx_str_t *topic);
+static ngx_uint_t ngx_http_cast_conf_fan_out(ngx_http_cast_fan_t *fan,
+    ngx_http_cast_conf_t *conf, ngx_str_t *origin);
+static void ngx_http_cast_host_gone(ngx_http_cast_hub_t *hub,
+    ngx_str_t *topic);
+static void ngx_http_cast_host_counted(void *data,
+    ngx_http_cast_result_t *res);
+static void ngx_http_cast_host_ended(void *data,
+    ngx_http_cast_result_t *res);
+static void ngx_http_cast_removed_event(ngx_http_cast_sub_t *sub,
+    ngx_str_t *reason);
+static void ngx_http_cast_made_send(ngx_http_cast_hub_t *hub,
+    ngx_str_t *topic, json_t *event, u_char *id, const char *name,
+    ngx_str_t *except, ngx_uint_t follow);
+static void ngx_http_cast_job_add(ngx_http_cast_hub_t *hub,
+    void (*run)(ngx_http_cast_hub_t *hub, void *data), void *data);
+static void ngx_http_cast_jobs_handler(ngx_event_t *ev);
+static void ngx_http_cast_made_run(ngx_http_cast_hub_t *hub, void *data);
+static void ngx_http_cast_host_run(ngx_http_cast_hub_t *hub, void *data);
 static ngx_http_cast_topic_t *ngx_http_cast_topic_find(
     ngx_http_cast_hub_t *hub, ngx_str_t *name);
 static ngx_http_cast_topic_t *ngx_http_cast_topic_get(
@@ -193,6 +298,7 @@ static ngx_int_t ngx_http_cast_str_eq(ngx_str_t *a, ngx_str_t *b);
 ngx_http_cast_hub_t *
 ngx_http_cast_hub_create(ngx_cycle_t *cycle, ngx_http_cast_store_t *store)
 {
+    ngx_str_t             registry;
     ngx_http_cast_hub_t  *hub;
 
     hub = ngx_pcalloc(cycle->pool, sizeof(ngx_http_cast_hub_t));
@@ -204,11 +310,20 @@ ngx_http_cast_hub_create(ngx_cycle_t *cycle, ngx_http_cast_store_t *store)
                     ngx_str_rbtree_insert_value);
     ngx_rbtree_init(&hub->subs, &hub->subs_sentinel,
                     ngx_str_rbtree_insert_value);
+    ngx_rbtree_init(&hub->conferences, &hub->conferences_sentinel,
+                    ngx_str_rbtree_insert_value);
+    ngx_rbtree_init(&hub->members, &hub->members_sentinel,
+                    ngx_str_rbtree_insert_value);
     ngx_queue_init(&hub->wildcard);
     ngx_queue_init(&hub->heartbeats);
+    ngx_queue_init(&hub->jobs);
 
     hub->log = cycle->log;
     hub->store = store;
+
+    hub->jobs_ev.handler = ngx_http_cast_jobs_handler;
+    hub->jobs_ev.data = hub;
+    hub->jobs_ev.log = cycle->log;
 
     store->hooks.hub = hub;
     store->hooks.event = ngx_http_cast_hub_on_event;
@@ -223,6 +338,11 @@ ngx_http_cast_hub_create(ngx_cycle_t *cycle, ngx_http_cast_store_t *store)
     hub->heartbeat_ev.cancelable = 1;
     ngx_add_timer(&hub->heartbeat_ev, NGX_HTTP_CAST_HEARTBEAT * 1000);
 
+    /* every worker follows the conferences: they decide where events go */
+
+    ngx_str_set(&registry, NGX_HTTP_CAST_CONF_TOPIC);
+    store->listen(store, &registry, 1);
+
     return hub;
 }
 
@@ -235,8 +355,10 @@ ngx_http_cast_hub_create(ngx_cycle_t *cycle, ngx_http_cast_store_t *store)
 void
 ngx_http_cast_hub_destroy(ngx_http_cast_hub_t *hub)
 {
+    ngx_queue_t          *q;
     ngx_rbtree_node_t    *node;
     ngx_http_cast_sub_t  *sub;
+    ngx_http_cast_job_t  *job;
 
     ngx_http_cast_event_cancel(&hub->heartbeat_ev);
 
@@ -253,6 +375,27 @@ ngx_http_cast_hub_destroy(ngx_http_cast_hub_t *hub)
         if (!sub->replaying) {
             ngx_http_cast_sub_free(sub);
         }
+    }
+
+    /* the worker exits: what waited is dropped */
+
+    if (hub->jobs_ev.posted) {
+        ngx_delete_posted_event(&hub->jobs_ev);
+    }
+
+    while (!ngx_queue_empty(&hub->jobs)) {
+        q = ngx_queue_head(&hub->jobs);
+        ngx_queue_remove(q);
+        job = ngx_queue_data(q, ngx_http_cast_job_t, queue);
+        ngx_free(job->data);
+        ngx_free(job);
+    }
+
+    while (hub->conferences.root != hub->conferences.sentinel) {
+        node = ngx_rbtree_min(hub->conferences.root,
+                              hub->conferences.sentinel);
+        (void) ngx_http_cast_conf_set(hub, &((ngx_str_node_t *) node)->str,
+                                      NULL, 0);
     }
 
     hub->store->exit(hub->store);
@@ -432,8 +575,11 @@ void
 ngx_http_cast_hub_publish(ngx_http_cast_hub_t *hub, ngx_http_cast_event_t *ev,
     ngx_http_cast_done_pt done, void *data)
 {
+    u_char                  *p;
     json_t                  *value;
+    ngx_str_t               *host;
     ngx_http_cast_hub_op_t  *op;
+    ngx_http_cast_member_t  *member;
 
     op = ngx_http_cast_hub_op(hub, done, data);
     if (op == NULL) {
@@ -443,6 +589,35 @@ ngx_http_cast_hub_publish(ngx_http_cast_hub_t *hub, ngx_http_cast_event_t *ev,
     op->append.topic = ev->topic;
     op->append.name = ev->lowercase;
     op->append.json = ev->json;
+
+    /*
+     * A topic in a conference: its events go to the host topic's log,
+     * where all of the conference's events take one order.
+     */
+
+    ngx_http_cast_conf_need(hub);
+
+    member = ngx_http_cast_member_find(hub, &ev->topic);
+    host = member ? &member->conf->sn.str : NULL;
+
+    if (host && !ngx_http_cast_str_eq(host, &ev->topic)) {
+        op->key = ngx_alloc(ev->lowercase.len + 1 + ev->topic.len
+                            + host->len, hub->log);
+        if (op->key == NULL) {
+            ngx_free(op);
+            ngx_http_cast_hub_fail(done, data, NGX_HTTP_CAST_FAILED);
+            return;
+        }
+
+        op->append.name.data = op->key;
+        p = ngx_sprintf(op->key, "%V%c%V", &ev->lowercase,
+                        NGX_HTTP_CAST_ORIGIN_SEP, &ev->topic);
+        op->append.name.len = p - op->key;
+
+        op->append.log.data = p;
+        op->append.log.len = host->len;
+        (void) ngx_cpymem(p, host->data, host->len);
+    }
 
     value = json_object_get(ev->root, "id");
 
@@ -502,6 +677,11 @@ ngx_http_cast_hub_published(void *data, ngx_http_cast_result_t *res)
     op->done(op->data, res);
 
     ngx_http_cast_outcome_free(&op->outcome);
+
+    if (op->key) {
+        ngx_free(op->key);
+    }
+
     ngx_free(op);
 }
 
@@ -561,6 +741,22 @@ ngx_http_cast_hub_status(ngx_http_cast_hub_t *hub,
     ngx_http_cast_done_pt done, void *data)
 {
     hub->store->status(hub->store, done, data);
+}
+
+
+void
+ngx_http_cast_hub_claim(ngx_http_cast_hub_t *hub, ngx_str_t *key,
+    ngx_msec_t ttl, ngx_http_cast_done_pt done, void *data)
+{
+    hub->store->claim(hub->store, key, ttl, done, data);
+}
+
+
+void
+ngx_http_cast_hub_incr(ngx_http_cast_hub_t *hub, ngx_str_t *key,
+    ngx_http_cast_done_pt done, void *data)
+{
+    hub->store->incr(hub->store, key, done, data);
 }
 
 
@@ -646,11 +842,10 @@ ngx_http_cast_syncerror(ngx_http_cast_hub_t *hub, ngx_http_cast_sub_t *sub,
     u_char                 id[NGX_HTTP_CAST_UUID_LEN];
     u_char                 ts[NGX_HTTP_CAST_TIMESTAMP_LEN];
     u_char                 label[sizeof("subscription ...") + 8];
-    u_char                *diag, *p;
+    u_char                *diag;
     size_t                 len;
     json_t                *event;
     ngx_str_t             *who, anon, *topic;
-    ngx_http_cast_made_t  *made;
 
     if (ngx_http_cast_new_uuid(id) != NGX_OK) {
         return;
@@ -716,11 +911,53 @@ ngx_http_cast_syncerror(ngx_http_cast_hub_t *hub, ngx_http_cast_sub_t *sub,
         return;
     }
 
+    ngx_log_error(NGX_LOG_INFO, sub->log ? sub->log : hub->log, 0,
+                  "cast: syncerror on topic \"%V\": %V %s (event \"%V\" "
+                  "%V)", topic, who, why, &sent->name, &sent->id);
+
+    /* the subscription that refused does not get it */
+
+    ngx_http_cast_made_send(hub, topic, event, id, "syncerror",
+                            &sub->record.id, 0);
+}
+
+
+/*
+ * An event the hub makes, into "topic" (with "follow", as a client's
+ * event would go: to its conference's log if it is in one); "except":
+ * the subscription that must not get it.  The event's reference is
+ * taken.
+ */
+
+static void
+ngx_http_cast_made_send(ngx_http_cast_hub_t *hub, ngx_str_t *topic,
+    json_t *event, u_char *id, const char *name, ngx_str_t *except,
+    ngx_uint_t follow)
+{
+    u_char                  *p;
+    size_t                   len, klen;
+    ngx_str_t               *log;
+    ngx_http_cast_made_t    *made;
+    ngx_http_cast_member_t  *member;
+
+    log = NULL;
+
+    if (follow) {
+        member = ngx_http_cast_member_find(hub, topic);
+
+        if (member && !ngx_http_cast_str_eq(&member->conf->sn.str, topic)) {
+            log = &member->conf->sn.str;
+        }
+    }
+
     len = json_dumpb(event, NULL, 0, JSON_COMPACT);
 
+    klen = ngx_strlen(name) + (except ? 1 + except->len : 0)
+           + (log ? 1 + topic->len + log->len : 0);
+
     made = (len == 0) ? NULL
-           : ngx_calloc(sizeof(ngx_http_cast_made_t) + topic->len + len,
-                        hub->log);
+           : ngx_calloc(sizeof(ngx_http_cast_made_t) + topic->len + len
+                        + klen, hub->log);
     if (made == NULL) {
         json_decref(event);
         return;
@@ -742,22 +979,44 @@ ngx_http_cast_syncerror(ngx_http_cast_hub_t *hub, ngx_http_cast_sub_t *sub,
     made->append.topic.len = topic->len;
     made->append.json.data = p;
     made->append.json.len = len;
-    made->append.name.data = made->key;
-    made->append.name.len = ngx_sprintf(made->key, "syncerror%c%V",
-                                        NGX_HTTP_CAST_KEY_SEP,
-                                        &sub->record.id)
-                            - made->key;
-    ngx_memcpy(made->id, id, sizeof(id));
+
+    p += len;
+    made->append.name.data = p;
+    p = ngx_cpymem(p, name, ngx_strlen(name));
+
+    if (except) {
+        p = ngx_sprintf(p, "%c%V", NGX_HTTP_CAST_KEY_SEP, except);
+    }
+
+    if (log) {
+        p = ngx_sprintf(p, "%c%V", NGX_HTTP_CAST_ORIGIN_SEP, topic);
+        made->append.name.len = p - made->append.name.data;
+
+        made->append.log.data = p;
+        made->append.log.len = log->len;
+        p = ngx_cpymem(p, log->data, log->len);
+
+    } else {
+        made->append.name.len = p - made->append.name.data;
+    }
+
+    ngx_memcpy(made->id, id, NGX_HTTP_CAST_UUID_LEN);
     made->append.id.data = made->id;
-    made->append.id.len = sizeof(id);
+    made->append.id.len = NGX_HTTP_CAST_UUID_LEN;
     made->append.counted = 1;
     made->append.apply = ngx_http_cast_made_apply;
     made->append.done = ngx_http_cast_made_done;
     made->append.data = made;
 
-    ngx_log_error(NGX_LOG_INFO, sub->log ? sub->log : hub->log, 0,
-                  "cast: syncerror on topic \"%V\": %V %s (event \"%V\" "
-                  "%V)", topic, who, why, &sent->name, &sent->id);
+    /* often made in a store's hook (a subscription ended) */
+    ngx_http_cast_job_add(hub, ngx_http_cast_made_run, made);
+}
+
+
+static void
+ngx_http_cast_made_run(ngx_http_cast_hub_t *hub, void *data)
+{
+    ngx_http_cast_made_t *made = data;
 
     hub->store->append(hub->store, &made->append);
 }
@@ -782,8 +1041,9 @@ ngx_http_cast_made_done(void *data, ngx_http_cast_result_t *res)
 
     } else {
         ngx_log_error(NGX_LOG_WARN, made->hub->log, 0,
-                      "cast: a syncerror on topic \"%V\" could not be "
-                      "published (%ui)", &made->append.topic, res->rc);
+                      "cast: a \"%V\" event on topic \"%V\" could not be "
+                      "published (%ui)", &made->append.name,
+                      &made->append.topic, res->rc);
     }
 
     ngx_free(made);
@@ -851,6 +1111,10 @@ ngx_http_cast_hub_attach(ngx_http_cast_hub_t *hub,
 
         sub->topic = topic;
         ngx_queue_insert_tail(&topic->subs, &sub->link);
+
+        /* in a conference: its log is listened to as well */
+        ngx_http_cast_conf_need(hub);
+        ngx_http_cast_conf_member_pin(hub, &topic->sn.str);
     }
 
     ngx_rbtree_insert(&hub->subs, &sub->sn.node);
@@ -1109,6 +1373,10 @@ ngx_http_cast_sub_end(ngx_http_cast_sub_t *sub, const char *reason,
     if (sub->topic) {
         ngx_http_cast_topic_release(hub, sub->topic);
         sub->topic = NULL;
+        ngx_http_cast_conf_member_pin(hub, &sub->record.topic);
+
+        /* G2: the topic's other subscriptions hear that it went */
+        ngx_http_cast_removed_event(sub, &text);
 
     } else if (ngx_queue_empty(&hub->wildcard)) {
         hub->store->listen(hub->store, &sub->record.topic, 0);
@@ -1138,30 +1406,50 @@ ngx_http_cast_hub_on_event(void *data, ngx_str_t *topic_name,
 {
     ngx_http_cast_hub_t *hub = data;
 
-    u_char                 *comma;
-    ngx_str_t               except, lowercase;
+    u_char                 *comma, *sep;
+    ngx_str_t               except, lowercase, origin;
     ngx_uint_t              delivered;
+    ngx_http_cast_conf_t   *conf;
     ngx_http_cast_frame_t  *frame;
     ngx_http_cast_topic_t  *topic;
     ngx_http_cast_fan_t     fan;
 
+    if (topic_name->len == sizeof(NGX_HTTP_CAST_CONF_TOPIC) - 1
+        && ngx_strncmp(topic_name->data, NGX_HTTP_CAST_CONF_TOPIC,
+                       topic_name->len) == 0)
+    {
+        ngx_http_cast_conf_changed(hub, json);
+        return;
+    }
+
     frame = NULL;
     delivered = 0;
 
-    /* "<name>,<id>": the subscription <id> does not get it */
+    /* "<name>\x1f<topic>": an event of <topic>, in a conference's log */
 
     lowercase = *name;
+    ngx_str_null(&origin);
+
+    sep = ngx_strlchr(name->data, name->data + name->len,
+                      NGX_HTTP_CAST_ORIGIN_SEP);
+    if (sep) {
+        lowercase.len = sep - name->data;
+        origin.data = sep + 1;
+        origin.len = name->data + name->len - origin.data;
+    }
+
+    /* "<name>,<id>": the subscription <id> does not get it */
+
+    name = &lowercase;
     ngx_str_null(&except);
 
     comma = ngx_strlchr(name->data, name->data + name->len,
                         NGX_HTTP_CAST_KEY_SEP);
     if (comma) {
-        lowercase.len = comma - name->data;
         except.data = comma + 1;
         except.len = name->data + name->len - except.data;
+        lowercase.len = comma - name->data;
     }
-
-    name = &lowercase;
 
     fan.hub = hub;
     fan.name = name;
@@ -1171,9 +1459,32 @@ ngx_http_cast_hub_on_event(void *data, ngx_str_t *topic_name,
     fan.sent = NULL;
     fan.track = ngx_http_cast_context_change(name);
     fan.source = NULL;
+    fan.all = 0;
 
-    topic = (which & NGX_HTTP_CAST_DELIVER_TOPIC)
-            ? ngx_http_cast_topic_find(hub, topic_name) : NULL;
+    conf = (which & NGX_HTTP_CAST_DELIVER_TOPIC)
+           ? ngx_http_cast_conf_find(hub, topic_name) : NULL;
+
+    if (conf) {
+        /* a conference's log: every participant topic's sockets */
+        delivered = ngx_http_cast_conf_fan_out(&fan, conf, &origin);
+        topic = NULL;
+
+    } else if (which & NGX_HTTP_CAST_DELIVER_TOPIC) {
+        topic = ngx_http_cast_topic_find(hub, topic_name);
+
+        /* the conference ended while the event was on its way */
+
+        if (origin.len && !ngx_http_cast_str_eq(&origin, topic_name)) {
+            fan.topic = ngx_http_cast_topic_find(hub, &origin);
+
+            if (fan.topic) {
+                delivered = ngx_http_cast_fan_out(&fan, &fan.topic->subs);
+            }
+        }
+
+    } else {
+        topic = NULL;
+    }
 
     if (topic) {
         fan.topic = topic;
@@ -1223,7 +1534,8 @@ ngx_http_cast_fan_out(ngx_http_cast_fan_t *fan, ngx_queue_t *subs)
     {
         sub = ngx_queue_data(q, ngx_http_cast_sub_t, link);
 
-        if (sub->socket == NULL || !ngx_http_cast_sub_matches(sub, fan->name)
+        if (sub->socket == NULL
+            || (!fan->all && !ngx_http_cast_sub_matches(sub, fan->name))
             || (fan->except->len
                 && ngx_http_cast_str_eq(&sub->record.id, fan->except))
             || (fan->source && !ngx_http_cast_sub_derives(sub, fan->source)))
@@ -1621,6 +1933,12 @@ ngx_http_cast_hub_on_ended(void *data, ngx_str_t *id, ngx_str_t *topic,
         "no socket was bound in time", "worker exit", "unresponsive",
         NULL
     };
+
+    /* a conference ends with its host's last subscription */
+
+    if (ngx_http_cast_conf_find(hub, topic)) {
+        ngx_http_cast_host_gone(hub, topic);
+    }
 
     sub = ngx_http_cast_sub_find(hub, id);
 
@@ -2189,7 +2507,7 @@ ngx_http_cast_topic_release(ngx_http_cast_hub_t *hub,
 {
     ngx_uint_t  i;
 
-    if (!ngx_queue_empty(&topic->subs)) {
+    if (!ngx_queue_empty(&topic->subs) || topic->pins) {
         return;
     }
 
@@ -2271,4 +2589,821 @@ static ngx_int_t
 ngx_http_cast_str_eq(ngx_str_t *a, ngx_str_t *b)
 {
     return a->len == b->len && ngx_strncmp(a->data, b->data, a->len) == 0;
+}
+
+
+/*
+ * Conferences (SPEC 2.6).  A change is an event of the registry topic:
+ * the store appends it with the registry apply() computes, and every
+ * worker (listening to that topic since it started) learns from it where
+ * the participants' events go and tells its participants' sockets.
+ */
+
+void
+ngx_http_cast_hub_conference(ngx_http_cast_hub_t *hub, ngx_uint_t op,
+    json_t *body, ngx_http_cast_done_pt done, void *data)
+{
+    ngx_http_cast_conf_ask(hub, op, body, NULL, done, data);
+}
+
+
+/* "reason": a conference-end's, when the hub ends it */
+
+static void
+ngx_http_cast_conf_ask(ngx_http_cast_hub_t *hub, ngx_uint_t op, json_t *body,
+    const char *reason, ngx_http_cast_done_pt done, void *data)
+{
+    ngx_http_cast_conf_op_t  *cop;
+
+    cop = ngx_calloc(sizeof(ngx_http_cast_conf_op_t), hub->log);
+    if (cop == NULL) {
+        ngx_http_cast_hub_fail(done, data, NGX_HTTP_CAST_FAILED);
+        return;
+    }
+
+    if (ngx_http_cast_new_uuid(cop->id) != NGX_OK) {
+        ngx_free(cop);
+        ngx_http_cast_hub_fail(done, data, NGX_HTTP_CAST_FAILED);
+        return;
+    }
+
+    ngx_http_cast_timestamp(cop->ts);
+
+    cop->hub = hub;
+    cop->op = op;
+    cop->reason = reason;
+    cop->body = json_incref(body);
+    cop->done = done;
+    cop->data = data;
+
+    ngx_str_set(&cop->append.topic, NGX_HTTP_CAST_CONF_TOPIC);
+    ngx_str_set(&cop->append.name, "conference");
+    cop->append.id.data = cop->id;
+    cop->append.id.len = NGX_HTTP_CAST_UUID_LEN;
+    cop->append.counted = 0;
+    cop->append.apply = ngx_http_cast_conf_op_apply;
+    cop->append.done = ngx_http_cast_conf_op_done;
+    cop->append.data = cop;
+
+    ngx_http_cast_conf_need(hub);
+
+    hub->store->append(hub->store, &cop->append);
+}
+
+
+/* the registry's next state; run again on a fresh copy after a conflict */
+
+static ngx_int_t
+ngx_http_cast_conf_op_apply(ngx_http_cast_append_t *a, json_t *state)
+{
+    ngx_http_cast_conf_op_t *cop = a->data;
+
+    ngx_int_t  rc;
+
+    free(cop->text);
+    cop->text = NULL;
+
+    rc = ngx_http_cast_conf_apply(state, cop->op, cop->body, cop->reason,
+                                  cop->id, cop->ts, &cop->outcome);
+
+    switch (rc) {
+
+    case NGX_OK:
+        cop->text = json_dumps(cop->outcome.change, JSON_COMPACT);
+        if (cop->text == NULL) {
+            return NGX_ERROR;
+        }
+
+        a->json.data = (u_char *) cop->text;
+        a->json.len = ngx_strlen(cop->text);
+        return NGX_OK;
+
+    case NGX_DECLINED:
+        /* nothing to change: answered, nothing appended */
+        a->refused = NGX_HTTP_CAST_DONE;
+        return NGX_ABORT;
+
+    case NGX_ABORT:
+        a->refused = cop->outcome.refused;
+        return NGX_ABORT;
+
+    default:
+        return NGX_ERROR;
+    }
+}
+
+
+static void
+ngx_http_cast_conf_op_done(void *data, ngx_http_cast_result_t *res)
+{
+    ngx_http_cast_conf_op_t *cop = data;
+
+    if (res->rc == NGX_HTTP_CAST_DONE) {
+        res->json = cop->outcome.reply;
+
+        if (res->json == NULL) {
+            /* a retry of a change made before */
+            res->rc = NGX_HTTP_CAST_FAILED;
+        }
+
+    } else {
+        res->reason = cop->outcome.reason;
+    }
+
+    cop->done(cop->data, res);
+
+    ngx_http_cast_conf_outcome_free(&cop->outcome);
+    json_decref(cop->body);
+    free(cop->text);
+    ngx_free(cop);
+}
+
+
+void
+ngx_http_cast_hub_conferences(ngx_http_cast_hub_t *hub,
+    ngx_http_cast_done_pt done, void *data)
+{
+    ngx_str_t                registry;
+    ngx_http_cast_hub_op_t  *op;
+
+    op = ngx_http_cast_hub_op(hub, done, data);
+    if (op == NULL) {
+        return;
+    }
+
+    ngx_str_set(&registry, NGX_HTTP_CAST_CONF_TOPIC);
+
+    hub->store->state(hub->store, &registry, ngx_http_cast_conf_listed, op);
+}
+
+
+static void
+ngx_http_cast_conf_listed(void *data, ngx_http_cast_result_t *res)
+{
+    ngx_http_cast_hub_op_t *op = data;
+
+    json_t  *list;
+
+    list = NULL;
+
+    if (res->rc == NGX_HTTP_CAST_DONE) {
+        list = ngx_http_cast_conf_list(res->json);
+        res->json = list;
+
+        if (list == NULL) {
+            res->rc = NGX_HTTP_CAST_FAILED;
+        }
+    }
+
+    op->done(op->data, res);
+
+    json_decref(list);
+    ngx_free(op);
+}
+
+
+void
+ngx_http_cast_hub_topics(ngx_http_cast_hub_t *hub,
+    ngx_http_cast_done_pt done, void *data)
+{
+    hub->store->topics(hub->store, done, data);
+}
+
+
+/* the registry, read once (and again until it is as new as its events) */
+
+static void
+ngx_http_cast_conf_need(ngx_http_cast_hub_t *hub)
+{
+    ngx_str_t  registry;
+
+    if (hub->conf_loaded || hub->conf_loading) {
+        return;
+    }
+
+    hub->conf_loading = 1;
+
+    ngx_str_set(&registry, NGX_HTTP_CAST_CONF_TOPIC);
+
+    hub->store->state(hub->store, &registry, ngx_http_cast_conf_loaded,
+                      hub);
+}
+
+
+static void
+ngx_http_cast_conf_loaded(void *data, ngx_http_cast_result_t *res)
+{
+    ngx_http_cast_hub_t *hub = data;
+
+    json_t                *conferences, *conference;
+    int64_t                rev;
+    ngx_str_t              host;
+    const char            *key;
+    ngx_rbtree_node_t     *node, *next, *sentinel;
+    ngx_http_cast_conf_t  *conf;
+
+    hub->conf_loading = 0;
+
+    if (res->rc != NGX_HTTP_CAST_DONE) {
+        return;
+    }
+
+    rev = json_integer_value(json_object_get(res->json, "rev"));
+
+    if (rev < hub->conf_rev) {
+        /* older than the changes heard meanwhile: read again later */
+        return;
+    }
+
+    conferences = json_object_get(res->json, "conferences");
+
+    /* those the registry no longer has */
+
+    sentinel = hub->conferences.sentinel;
+    node = (hub->conferences.root == sentinel) ? NULL
+           : ngx_rbtree_min(hub->conferences.root, sentinel);
+
+    while (node) {
+        next = ngx_rbtree_next(&hub->conferences, node);
+        conf = (ngx_http_cast_conf_t *) node;
+
+        host = conf->sn.str;
+
+        if (json_object_getn(conferences, (char *) host.data, host.len)
+            == NULL)
+        {
+            (void) ngx_http_cast_conf_set(hub, &host, NULL, rev);
+        }
+
+        node = next;
+    }
+
+    json_object_foreach(conferences, key, conference) {
+        host.data = (u_char *) key;
+        host.len = ngx_strlen(key);
+
+        conf = ngx_http_cast_conf_find(hub, &host);
+
+        if (conf == NULL
+            || conf->rev != json_integer_value(json_object_get(conference,
+                                                                "rev")))
+        {
+            (void) ngx_http_cast_conf_set(hub, &host, conference,
+                            json_integer_value(json_object_get(conference,
+                                                               "rev")));
+        }
+    }
+
+    hub->conf_rev = rev;
+    hub->conf_loaded = 1;
+}
+
+
+/*
+ * A change of the registry, in its one order: the conference is as it
+ * says, and its "conference-*" event goes to this worker's sockets of
+ * the topics it names, whatever their filters (SPEC 2.6).
+ */
+
+static void
+ngx_http_cast_conf_changed(ngx_http_cast_hub_t *hub, ngx_str_t *json)
+{
+    size_t                  i;
+    char                   *text;
+    json_t                 *change, *event, *value;
+    int64_t                 rev;
+    ngx_str_t               host, topic, name, except, out;
+    json_error_t            error;
+    ngx_http_cast_fan_t     fan;
+    ngx_http_cast_frame_t  *frame;
+
+    change = json_loadb((char *) json->data, json->len, 0, &error);
+
+    if (!json_is_object(change)
+        || !json_is_string(json_object_get(change, "host")))
+    {
+        ngx_log_error(NGX_LOG_ERR, hub->log, 0,
+                      "cast: an invalid conference change: %s", error.text);
+        json_decref(change);
+        return;
+    }
+
+    value = json_object_get(change, "host");
+    host.data = (u_char *) json_string_value(value);
+    host.len = json_string_length(value);
+
+    rev = json_integer_value(json_object_get(change, "rev"));
+
+    if (rev > hub->conf_rev) {
+        value = json_object_get(change, "conference");
+
+        (void) ngx_http_cast_conf_set(hub, &host,
+                                      json_is_object(value) ? value : NULL,
+                                      rev);
+        hub->conf_rev = rev;
+    }
+
+    event = json_object_get(change, "event");
+    text = json_is_object(event) ? json_dumps(event, JSON_COMPACT) : NULL;
+
+    if (text == NULL) {
+        json_decref(change);
+        return;
+    }
+
+    out.data = (u_char *) text;
+    out.len = ngx_strlen(text);
+
+    name.data = (u_char *) json_string_value(json_object_get(
+                              json_object_get(event, "event"), "hub.event"));
+    name.len = name.data ? ngx_strlen(name.data) : 0;
+    ngx_str_null(&except);
+
+    frame = NULL;
+
+    fan.hub = hub;
+    fan.name = &name;
+    fan.json = &out;
+    fan.except = &except;
+    fan.frame = &frame;
+    fan.track = 0;
+    fan.source = NULL;
+    fan.all = 1;
+
+    json_array_foreach(json_object_get(change, "notify"), i, value) {
+        if (!json_is_string(value)) {
+            continue;
+        }
+
+        topic.data = (u_char *) json_string_value(value);
+        topic.len = json_string_length(value);
+
+        fan.topic = ngx_http_cast_topic_find(hub, &topic);
+        fan.sent = NULL;
+
+        if (fan.topic) {
+            (void) ngx_http_cast_fan_out(&fan, &fan.topic->subs);
+        }
+    }
+
+    if (frame) {
+        ngx_http_cast_frame_release(frame);
+    }
+
+    free(text);
+    json_decref(change);
+}
+
+
+/* this worker's copy of one conference (NULL: it ended) */
+
+static ngx_int_t
+ngx_http_cast_conf_set(ngx_http_cast_hub_t *hub, ngx_str_t *host,
+    json_t *conference, int64_t rev)
+{
+    u_char                  *p;
+    size_t                   size;
+    uint32_t                 hash;
+    ngx_str_t                topics[NGX_HTTP_CAST_CONF_MAX_TOPICS + 1];
+    ngx_uint_t               i, n;
+    ngx_http_cast_conf_t    *conf;
+    ngx_http_cast_topic_t   *pinned;
+    ngx_http_cast_member_t  *member;
+
+    /* the conference as it was goes first */
+
+    pinned = NULL;
+    conf = ngx_http_cast_conf_find(hub, host);
+
+    if (conf) {
+        for (i = 0; i < conf->ntopics; i++) {
+            member = ngx_http_cast_member_find(hub, &conf->topics[i]);
+
+            if (member && member->conf == conf) {
+                ngx_rbtree_delete(&hub->members, &member->sn.node);
+                ngx_free(member);
+            }
+        }
+
+        /* kept pinned across the change: no needless UNSUBSCRIBE */
+        pinned = conf->pinned;
+
+        ngx_rbtree_delete(&hub->conferences, &conf->sn.node);
+        ngx_free(conf);
+    }
+
+    conf = NULL;
+
+    if (conference) {
+        n = ngx_http_cast_conf_topics(conference, topics,
+                                      NGX_HTTP_CAST_CONF_MAX_TOPICS + 1);
+
+        size = sizeof(ngx_http_cast_conf_t) + n * sizeof(ngx_str_t);
+
+        for (i = 0; i < n; i++) {
+            size += topics[i].len;
+        }
+
+        conf = (n && topics[0].len == host->len
+                && ngx_strncmp(topics[0].data, host->data, host->len) == 0)
+               ? ngx_alloc(size, hub->log) : NULL;
+    }
+
+    if (conf) {
+        ngx_memzero(conf, sizeof(ngx_http_cast_conf_t));
+
+        conf->rev = rev;
+        conf->ntopics = n;
+        conf->topics = (ngx_str_t *) conf->data;
+        p = conf->data + n * sizeof(ngx_str_t);
+
+        for (i = 0; i < n; i++) {
+            conf->topics[i].data = p;
+            conf->topics[i].len = topics[i].len;
+            p = ngx_cpymem(p, topics[i].data, topics[i].len);
+        }
+
+        conf->sn.str = conf->topics[0];
+        conf->sn.node.key = ngx_crc32_long(host->data, host->len);
+        conf->pinned = pinned;
+        pinned = NULL;
+
+        ngx_rbtree_insert(&hub->conferences, &conf->sn.node);
+
+        for (i = 0; i < n; i++) {
+            hash = ngx_crc32_long(conf->topics[i].data, conf->topics[i].len);
+
+            member = ngx_http_cast_member_find(hub, &conf->topics[i]);
+
+            if (member) {
+                /* an older conference's: this one holds it now */
+                member->conf = conf;
+                continue;
+            }
+
+            member = ngx_alloc(sizeof(ngx_http_cast_member_t), hub->log);
+            if (member == NULL) {
+                continue;
+            }
+
+            member->sn.str = conf->topics[i];
+            member->sn.node.key = hash;
+            member->conf = conf;
+
+            ngx_rbtree_insert(&hub->members, &member->sn.node);
+        }
+
+        ngx_http_cast_conf_pin(hub, conf);
+
+    } else if (conference) {
+        ngx_log_error(NGX_LOG_ALERT, hub->log, 0,
+                      "cast: the conference of \"%V\" is not kept here",
+                      host);
+    }
+
+    if (pinned) {
+        pinned->pins--;
+        ngx_http_cast_topic_release(hub, pinned);
+    }
+
+    return conf ? NGX_OK : NGX_DECLINED;
+}
+
+
+/*
+ * The host topic's log is listened to while this worker has sockets on
+ * a topic of the conference.
+ */
+
+static void
+ngx_http_cast_conf_pin(ngx_http_cast_hub_t *hub, ngx_http_cast_conf_t *conf)
+{
+    ngx_uint_t              i, need;
+    ngx_http_cast_topic_t  *topic;
+
+    need = 0;
+
+    for (i = 1; i < conf->ntopics && !need; i++) {
+        topic = ngx_http_cast_topic_find(hub, &conf->topics[i]);
+        need = (topic && !ngx_queue_empty(&topic->subs));
+    }
+
+    if (need && conf->pinned == NULL) {
+        conf->pinned = ngx_http_cast_topic_get(hub, &conf->sn.str);
+
+        if (conf->pinned) {
+            conf->pinned->pins++;
+        }
+
+    } else if (!need && conf->pinned) {
+        topic = conf->pinned;
+        conf->pinned = NULL;
+        topic->pins--;
+        ngx_http_cast_topic_release(hub, topic);
+    }
+}
+
+
+static void
+ngx_http_cast_conf_member_pin(ngx_http_cast_hub_t *hub, ngx_str_t *topic)
+{
+    ngx_http_cast_member_t  *member;
+
+    member = ngx_http_cast_member_find(hub, topic);
+
+    if (member) {
+        ngx_http_cast_conf_pin(hub, member->conf);
+    }
+}
+
+
+static ngx_http_cast_conf_t *
+ngx_http_cast_conf_find(ngx_http_cast_hub_t *hub, ngx_str_t *host)
+{
+    return (ngx_http_cast_conf_t *)
+               ngx_str_rbtree_lookup(&hub->conferences, host,
+                                     ngx_crc32_long(host->data, host->len));
+}
+
+
+static ngx_http_cast_member_t *
+ngx_http_cast_member_find(ngx_http_cast_hub_t *hub, ngx_str_t *topic)
+{
+    return (ngx_http_cast_member_t *)
+               ngx_str_rbtree_lookup(&hub->members, topic,
+                                     ngx_crc32_long(topic->data,
+                                                    topic->len));
+}
+
+
+/*
+ * An event of a conference's log: to the sockets of every topic of the
+ * conference here, each once (and to its own topic's, should that have
+ * left meanwhile), the receivers' filters applied (SPEC 2.6).
+ */
+
+static ngx_uint_t
+ngx_http_cast_conf_fan_out(ngx_http_cast_fan_t *fan,
+    ngx_http_cast_conf_t *conf, ngx_str_t *origin)
+{
+    ngx_uint_t  i, n, member;
+
+    n = 0;
+    member = (origin->len == 0);
+
+    for (i = 0; i < conf->ntopics; i++) {
+        if (!member && ngx_http_cast_str_eq(&conf->topics[i], origin)) {
+            member = 1;
+        }
+
+        fan->topic = ngx_http_cast_topic_find(fan->hub, &conf->topics[i]);
+        fan->sent = NULL;
+
+        if (fan->topic) {
+            n += ngx_http_cast_fan_out(fan, &fan->topic->subs);
+        }
+    }
+
+    if (!member) {
+        fan->topic = ngx_http_cast_topic_find(fan->hub, origin);
+        fan->sent = NULL;
+
+        if (fan->topic) {
+            n += ngx_http_cast_fan_out(fan, &fan->topic->subs);
+        }
+    }
+
+    return n;
+}
+
+
+/* a host's subscription ended: was it the last one? */
+
+typedef struct {
+    ngx_http_cast_hub_t       *hub;
+    size_t                     len;
+    u_char                     topic[1];
+} ngx_http_cast_host_check_t;
+
+
+static void
+ngx_http_cast_host_gone(ngx_http_cast_hub_t *hub, ngx_str_t *topic)
+{
+    ngx_http_cast_host_check_t  *check;
+
+    check = ngx_alloc(sizeof(ngx_http_cast_host_check_t) + topic->len,
+                      hub->log);
+    if (check == NULL) {
+        return;
+    }
+
+    check->hub = hub;
+    check->len = topic->len;
+    ngx_memcpy(check->topic, topic->data, topic->len);
+
+    ngx_http_cast_job_add(hub, ngx_http_cast_host_run, check);
+}
+
+
+static void
+ngx_http_cast_host_run(ngx_http_cast_hub_t *hub, void *data)
+{
+    ngx_http_cast_host_check_t *check = data;
+
+    ngx_str_t  topic;
+
+    topic.data = check->topic;
+    topic.len = check->len;
+
+    hub->store->count(hub->store, &topic, ngx_http_cast_host_counted, check);
+}
+
+
+static void
+ngx_http_cast_host_counted(void *data, ngx_http_cast_result_t *res)
+{
+    ngx_http_cast_host_check_t *check = data;
+
+    json_t               *body;
+    ngx_http_cast_hub_t  *hub;
+
+    hub = check->hub;
+
+    if (res->rc == NGX_HTTP_CAST_DONE && res->removed == 0) {
+        body = json_pack("{s:s%}", "hostTopic", (char *) check->topic,
+                         check->len);
+
+        if (body) {
+            ngx_log_error(NGX_LOG_INFO, hub->log, 0,
+                          "cast: the conference of \"%*s\" ends: its "
+                          "host has no subscription left", check->len,
+                          check->topic);
+
+            ngx_http_cast_conf_ask(hub, NGX_HTTP_CAST_CONF_END, body,
+                                   "host-left", ngx_http_cast_host_ended,
+                                   hub);
+            json_decref(body);
+        }
+    }
+
+    ngx_free(check);
+}
+
+
+static void
+ngx_http_cast_host_ended(void *data, ngx_http_cast_result_t *res)
+{
+    ngx_http_cast_hub_t *hub = data;
+
+    if (res->rc != NGX_HTTP_CAST_DONE) {
+        ngx_log_error(NGX_LOG_WARN, hub->log, 0,
+                      "cast: a conference could not be ended (%ui)",
+                      res->rc);
+    }
+}
+
+
+/*
+ * G2's "subscription-removed" (reference 3.6): to the topic's other
+ * subscriptions (and its conference's) that listed it, when a socket's
+ * subscription ends for its client's sake, not the hub's (reset, exit).
+ */
+
+static void
+ngx_http_cast_removed_event(ngx_http_cast_sub_t *sub, ngx_str_t *reason)
+{
+    u_char                   id[NGX_HTTP_CAST_UUID_LEN];
+    u_char                   ts[NGX_HTTP_CAST_TIMESTAMP_LEN];
+    json_t                  *event, *actors;
+    ngx_str_t               *name;
+    const char              *why;
+    ngx_http_cast_hub_t     *hub;
+    ngx_http_cast_record_t  *r;
+
+    static ngx_str_t  unsubscribed = ngx_string("unsubscribed");
+    static ngx_str_t  closed = ngx_string("socket closed");
+    static ngx_str_t  lease = ngx_string("lease expired");
+    static ngx_str_t  overflow = ngx_string("send queue overflow");
+    static ngx_str_t  unresponsive = ngx_string("unresponsive");
+
+    hub = sub->hub;
+    r = &sub->record;
+
+    if (r->dialect != NGX_HTTP_CAST_DIALECT_CAST) {
+        /* not an STU3 event */
+        return;
+    }
+
+    if (ngx_http_cast_str_eq(reason, &unsubscribed)) {
+        why = "unsubscribe";
+
+    } else if (ngx_http_cast_str_eq(reason, &closed)) {
+        why = "websocket-disconnect";
+
+    } else if (ngx_http_cast_str_eq(reason, &lease)) {
+        why = "lease-expired";
+
+    } else if (ngx_http_cast_str_eq(reason, &overflow)
+               || ngx_http_cast_str_eq(reason, &unresponsive))
+    {
+        why = "send-failure";
+
+    } else {
+        /* reset, worker exit, the hub's own failures */
+        return;
+    }
+
+    if (ngx_http_cast_new_uuid(id) != NGX_OK) {
+        return;
+    }
+
+    ngx_http_cast_timestamp(ts);
+
+    name = r->name.len ? &r->name : &r->id;
+
+    event = json_pack("{s:s%,s:s%,s:s%,s:{s:s%,s:s,s:{s:s,s:s%}}}",
+                      "timestamp", (char *) ts, sizeof(ts),
+                      "id", (char *) id, sizeof(id),
+                      "subscriber.name", (char *) name->data, name->len,
+                      "event",
+                      "hub.topic", (char *) r->topic.data, r->topic.len,
+                      "hub.event", "subscription-removed",
+                      "context",
+                      "reason", why,
+                      "subscriber", (char *) name->data, name->len);
+    if (event == NULL) {
+        return;
+    }
+
+    if (r->product_name.len
+        && json_object_set_new(event, "subscriber.product.name",
+                               ngx_http_cast_json_string(&r->product_name)))
+    {
+        json_decref(event);
+        return;
+    }
+
+    if (r->actors.len) {
+        /* a JSON list as G2 clients send it, or a bare name */
+        actors = json_loadb((char *) r->actors.data, r->actors.len, 0, NULL);
+
+        if (actors == NULL) {
+            actors = ngx_http_cast_json_string(&r->actors);
+        }
+
+        if (json_object_set_new(event, "subscriber.actor", actors) != 0) {
+            json_decref(event);
+            return;
+        }
+    }
+
+    ngx_http_cast_made_send(hub, &r->topic, event, id,
+                            "subscription-removed", NULL, 1);
+}
+
+
+static void
+ngx_http_cast_job_add(ngx_http_cast_hub_t *hub,
+    void (*run)(ngx_http_cast_hub_t *hub, void *data), void *data)
+{
+    ngx_http_cast_job_t  *job;
+
+    job = ngx_alloc(sizeof(ngx_http_cast_job_t), hub->log);
+    if (job == NULL) {
+        ngx_free(data);
+        return;
+    }
+
+    job->run = run;
+    job->data = data;
+    ngx_queue_insert_tail(&hub->jobs, &job->queue);
+
+    if (!hub->jobs_ev.posted) {
+        ngx_post_event(&hub->jobs_ev, &ngx_posted_events);
+    }
+}
+
+
+static void
+ngx_http_cast_jobs_handler(ngx_event_t *ev)
+{
+    ngx_http_cast_hub_t *hub = ev->data;
+
+    void                 *data;
+    ngx_queue_t          *q;
+    ngx_http_cast_job_t  *job;
+    void                (*run)(ngx_http_cast_hub_t *hub, void *data);
+
+    while (!ngx_queue_empty(&hub->jobs)) {
+        q = ngx_queue_head(&hub->jobs);
+        ngx_queue_remove(q);
+
+        job = ngx_queue_data(q, ngx_http_cast_job_t, queue);
+        run = job->run;
+        data = job->data;
+        ngx_free(job);
+
+        /* data is run's now (freed when its store call completes) */
+        run(hub, data);
+    }
 }

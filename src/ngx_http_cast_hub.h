@@ -96,6 +96,20 @@ struct ngx_http_cast_hub_s {
     ngx_queue_t                heartbeats;  /* that listed "heartbeat" */
     ngx_event_t                heartbeat_ev;
 
+    /* conferences, as the registry topic's events said (conference.h) */
+    ngx_rbtree_t               conferences; /* by host topic */
+    ngx_rbtree_node_t          conferences_sentinel;
+    ngx_rbtree_t               members;     /* by participant topic */
+    ngx_rbtree_node_t          members_sentinel;
+    int64_t                    conf_rev;
+
+    /* what waits for the store to be out of its call (posted) */
+    ngx_queue_t                jobs;
+    ngx_event_t                jobs_ev;
+
+    unsigned                   conf_loaded:1;
+    unsigned                   conf_loading:1;
+
     ngx_uint_t                 ntopics;
     ngx_uint_t                 nsubs;
     uint64_t                   events_in;
@@ -165,6 +179,32 @@ void ngx_http_cast_hub_ack(ngx_http_cast_hub_t *hub,
     ngx_http_cast_sub_t *sub, ngx_str_t *id, ngx_uint_t status);
 
 json_t *ngx_http_cast_hub_counters(ngx_http_cast_hub_t *hub);
+
+/*
+ * Conferences (SPEC 2.6): a change (NGX_HTTP_CAST_CONF_* of
+ * ngx_http_cast_conference.h) asked with a JSON object; res->json is the
+ * reply, res->rc NGX_HTTP_CAST_DONE or why it was refused (res->reason).
+ */
+void ngx_http_cast_hub_conference(ngx_http_cast_hub_t *hub, ngx_uint_t op,
+    json_t *body, ngx_http_cast_done_pt done, void *data);
+/* res->json: the conferences (GET {base}/conference) */
+void ngx_http_cast_hub_conferences(ngx_http_cast_hub_t *hub,
+    ngx_http_cast_done_pt done, void *data);
+/* res->json: the topics with subscriptions or a state, sorted */
+void ngx_http_cast_hub_topics(ngx_http_cast_hub_t *hub,
+    ngx_http_cast_done_pt done, void *data);
+
+/*
+ * A one-time claim of "key" across every worker and host: DONE for the
+ * first claimer, CLAIMED for every later one while the key is held (ttl
+ * ms).  The token endpoints redeem their codes with it.
+ */
+void ngx_http_cast_hub_claim(ngx_http_cast_hub_t *hub, ngx_str_t *key,
+    ngx_msec_t ttl, ngx_http_cast_done_pt done, void *data);
+
+/* a counter shared by every worker and host: res->value, its new value */
+void ngx_http_cast_hub_incr(ngx_http_cast_hub_t *hub, ngx_str_t *key,
+    ngx_http_cast_done_pt done, void *data);
 
 
 #endif /* _NGX_HTTP_CAST_HUB_H_INCLUDED_ */

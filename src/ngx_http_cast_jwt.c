@@ -31,6 +31,8 @@ static ngx_int_t ngx_http_cast_jwt_b64(ngx_pool_t *pool, u_char *p,
     size_t len, ngx_uint_t padded, ngx_str_t *out);
 static json_t *ngx_http_cast_jwt_json(ngx_pool_t *pool, u_char *p,
     size_t len);
+static ngx_int_t ngx_http_cast_jwt_dump(ngx_pool_t *pool, json_t *json,
+    ngx_str_t *out);
 static ngx_int_t ngx_http_cast_jwt_string(ngx_pool_t *pool, json_t *value,
     size_t max, ngx_str_t *out);
 static ngx_int_t ngx_http_cast_jwt_time(json_t *value, time_t *t);
@@ -620,6 +622,110 @@ ngx_http_cast_jwt_hs256(ngx_http_cast_jwt_t *jwt, ngx_http_cast_jwk_t *key)
     {
         return NGX_DECLINED;
     }
+
+    return NGX_OK;
+}
+
+
+/*
+ * Signing (the token endpoints, src/ngx_http_cast_oauth.c): the JSON is
+ * serialized by jansson into the pool, the MAC is OpenSSL's.
+ */
+
+ngx_int_t
+ngx_http_cast_jwt_sign(ngx_pool_t *pool, ngx_http_cast_jwk_t *key,
+    json_t *claims, ngx_str_t *token)
+{
+    u_char     mac[EVP_MAX_MD_SIZE], *p, *start;
+    size_t     len, maclen;
+    json_t    *header, *kid;
+    ngx_int_t  rc;
+    ngx_str_t  h, c, src, dst;
+
+    if (key->alg != NGX_HTTP_CAST_JWT_HS256
+        || key->secret.len < NGX_HTTP_CAST_JWT_MIN_SECRET
+        || !json_is_object(claims))
+    {
+        return NGX_DECLINED;
+    }
+
+    header = json_pack("{s:s,s:s}", "alg", "HS256", "typ", "JWT");
+    if (header == NULL) {
+        return NGX_ERROR;
+    }
+
+    if (key->kid.len) {
+        kid = json_stringn((char *) key->kid.data, key->kid.len);
+
+        if (kid == NULL) {
+            /* not UTF-8 (or out of memory): no header can name it */
+            json_decref(header);
+            return NGX_DECLINED;
+        }
+
+        if (json_object_set_new(header, "kid", kid) != 0) {
+            json_decref(header);
+            return NGX_ERROR;
+        }
+    }
+
+    rc = ngx_http_cast_jwt_dump(pool, header, &h);
+    json_decref(header);
+
+    if (rc != NGX_OK) {
+        return rc;
+    }
+
+    rc = ngx_http_cast_jwt_dump(pool, claims, &c);
+    if (rc != NGX_OK) {
+        return rc;
+    }
+
+    len = ngx_base64_encoded_length(h.len) + 1
+          + ngx_base64_encoded_length(c.len) + 1
+          + ngx_base64_encoded_length(32);
+
+    if (len > NGX_HTTP_CAST_JWT_MAX_LEN) {
+        return NGX_DECLINED;
+    }
+
+    start = ngx_pnalloc(pool, len);
+    if (start == NULL) {
+        return NGX_ERROR;
+    }
+
+    p = start;
+
+    dst.data = p;
+    ngx_encode_base64url(&dst, &h);
+    p += dst.len;
+    *p++ = '.';
+
+    dst.data = p;
+    ngx_encode_base64url(&dst, &c);
+    p += dst.len;
+
+    if (EVP_Q_mac(NULL, "HMAC", NULL, "SHA256", NULL, key->secret.data,
+                  key->secret.len, start, p - start, mac, sizeof(mac),
+                  &maclen)
+        == NULL || maclen != 32)
+    {
+        ERR_clear_error();
+        return NGX_ERROR;
+    }
+
+    *p++ = '.';
+
+    src.data = mac;
+    src.len = 32;
+    dst.data = p;
+    ngx_encode_base64url(&dst, &src);
+    p += dst.len;
+
+    OPENSSL_cleanse(mac, sizeof(mac));
+
+    token->data = start;
+    token->len = p - start;
 
     return NGX_OK;
 }
@@ -1305,6 +1411,33 @@ ngx_http_cast_jwt_b64(ngx_pool_t *pool, u_char *p, size_t len,
     if (ngx_decode_base64url(out, &src) != NGX_OK) {
         return NGX_DECLINED;
     }
+
+    return NGX_OK;
+}
+
+
+/* compact JSON text in the pool */
+
+static ngx_int_t
+ngx_http_cast_jwt_dump(ngx_pool_t *pool, json_t *json, ngx_str_t *out)
+{
+    size_t  n;
+
+    n = json_dumpb(json, NULL, 0, JSON_COMPACT);
+    if (n == 0) {
+        return NGX_ERROR;
+    }
+
+    out->data = ngx_pnalloc(pool, n);
+    if (out->data == NULL) {
+        return NGX_ERROR;
+    }
+
+    if (json_dumpb(json, (char *) out->data, n, JSON_COMPACT) != n) {
+        return NGX_ERROR;
+    }
+
+    out->len = n;
 
     return NGX_OK;
 }

@@ -137,6 +137,17 @@ ngx_int_t ngx_http_cast_jwt_verify(ngx_http_cast_jwt_t *jwt,
     ngx_http_cast_jwk_t *keys, ngx_uint_t n);
 
 /*
+ * An HS256 token in the compact form: the header {"alg":"HS256",
+ * "typ":"JWT"} (and the key's "kid" when it has one), the claims (a JSON
+ * object) as compact JSON, the signature by "key".  NGX_OK with *token
+ * in the pool; NGX_DECLINED: not an HS256 key, the claims are not an
+ * object, or the token would be longer than NGX_HTTP_CAST_JWT_MAX_LEN;
+ * NGX_ERROR: out of memory, or OpenSSL failed.
+ */
+ngx_int_t ngx_http_cast_jwt_sign(ngx_pool_t *pool, ngx_http_cast_jwk_t *key,
+    json_t *claims, ngx_str_t *token);
+
+/*
  * The claims against the rules ("exp" required, "nbf", "iss", "aud"),
  * and what they grant (topic claim, "scope" or "scp", "sub", "jti").
  * NGX_DECLINED with *err: the token is not valid now or here.

@@ -55,17 +55,15 @@ static ngx_int_t ngx_http_cast_query_reply(ngx_http_request_t *r,
 static void ngx_http_cast_query_cleanup(void *data);
 static ngx_int_t ngx_http_cast_query_arg(ngx_http_request_t *r,
     const char *name, size_t max, ngx_str_t *value, const char **why);
-static ngx_int_t ngx_http_cast_query_read_body(ngx_http_request_t *r,
-    ngx_str_t *body);
-static ngx_int_t ngx_http_cast_query_too_large(ngx_http_request_t *r);
 static ngx_int_t ngx_http_cast_query_not_allowed(ngx_http_request_t *r,
-    const char *allow);
+    ngx_str_t *allow);
 
 
 ngx_int_t
 ngx_http_cast_query_handler(ngx_http_request_t *r)
 {
     ngx_int_t                   rc, arc;
+    ngx_str_t                   allow;
     ngx_uint_t                  route;
     ngx_pool_cleanup_t         *cln;
     ngx_http_cast_query_t      *q;
@@ -74,10 +72,24 @@ ngx_http_cast_query_handler(ngx_http_request_t *r)
 
     route = ngx_http_cast_query_route(r);
 
-    /* a preflight is answered as for any route of {base} */
-
-    if (route == 0 || r->method == NGX_HTTP_OPTIONS) {
+    if (route == 0) {
         return NGX_DECLINED;
+    }
+
+    if (route == NGX_HTTP_CAST_QUERY_GET) {
+        ngx_str_set(&allow, "GET, OPTIONS");
+
+    } else {
+        ngx_str_set(&allow, "POST, OPTIONS");
+    }
+
+    if (r->method == NGX_HTTP_OPTIONS) {
+        rc = ngx_http_discard_request_body(r);
+        if (rc != NGX_OK) {
+            return rc;
+        }
+
+        return ngx_http_cast_send_preflight(r, &allow);
     }
 
     cmcf = ngx_http_get_module_main_conf(r, ngx_http_cast_module);
@@ -87,12 +99,10 @@ ngx_http_cast_query_handler(ngx_http_request_t *r)
 
     /* not HEAD: it would ask the app all the same */
 
-    if (route == NGX_HTTP_CAST_QUERY_GET && r->method != NGX_HTTP_GET) {
-        return ngx_http_cast_query_not_allowed(r, "GET, OPTIONS");
-    }
-
-    if (route == NGX_HTTP_CAST_QUERY_REQUEST && r->method != NGX_HTTP_POST) {
-        return ngx_http_cast_query_not_allowed(r, "POST, OPTIONS");
+    if (r->method != (route == NGX_HTTP_CAST_QUERY_GET ? NGX_HTTP_GET
+                                                        : NGX_HTTP_POST))
+    {
+        return ngx_http_cast_query_not_allowed(r, &allow);
     }
 
     q = ngx_pcalloc(r->pool, sizeof(ngx_http_cast_query_t));
@@ -128,7 +138,7 @@ ngx_http_cast_query_handler(ngx_http_request_t *r)
 
     if (r->headers_in.content_length_n > (off_t) clcf->max_message_size) {
         (void) ngx_http_discard_request_body(r);
-        return ngx_http_cast_query_too_large(r);
+        return ngx_http_cast_send_too_large(r);
     }
 
     rc = ngx_http_read_client_request_body(r, ngx_http_cast_query_body);
@@ -308,10 +318,10 @@ ngx_http_cast_query_post(ngx_http_request_t *r, ngx_http_cast_query_t *q)
     ngx_str_t    body, err, event;
     const char  *msg;
 
-    rc = ngx_http_cast_query_read_body(r, &body);
+    rc = ngx_http_cast_read_body(r, &body);
 
     if (rc == NGX_DECLINED) {
-        return ngx_http_cast_query_too_large(r);
+        return ngx_http_cast_send_too_large(r);
     }
 
     if (rc != NGX_OK) {
@@ -507,103 +517,12 @@ ngx_http_cast_query_arg(ngx_http_request_t *r, const char *name,
 }
 
 
-/*
- * The body in one piece, from memory buffers or the temp file;
- * NGX_DECLINED when it is larger than cast_max_message_size.
- */
-
 static ngx_int_t
-ngx_http_cast_query_read_body(ngx_http_request_t *r, ngx_str_t *body)
+ngx_http_cast_query_not_allowed(ngx_http_request_t *r, ngx_str_t *allow)
 {
-    u_char                    *p;
-    off_t                      size;
-    ssize_t                    n;
-    ngx_buf_t                 *b;
-    ngx_chain_t               *cl;
-    ngx_http_cast_loc_conf_t  *clcf;
-
-    clcf = ngx_http_get_module_loc_conf(r, ngx_http_cast_module);
-
-    body->len = 0;
-    body->data = (u_char *) "";
-
-    if (r->request_body == NULL || r->request_body->bufs == NULL) {
-        return NGX_OK;
-    }
-
-    size = 0;
-
-    for (cl = r->request_body->bufs; cl; cl = cl->next) {
-        size += ngx_buf_size(cl->buf);
-    }
-
-    if (size > (off_t) clcf->max_message_size) {
-        return NGX_DECLINED;
-    }
-
-    if (size == 0) {
-        return NGX_OK;
-    }
-
-    p = ngx_pnalloc(r->pool, (size_t) size);
-    if (p == NULL) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    body->data = p;
-
-    for (cl = r->request_body->bufs; cl; cl = cl->next) {
-        b = cl->buf;
-
-        if (b->in_file) {
-            n = ngx_read_file(b->file, p, (size_t) (b->file_last - b->file_pos),
-                              b->file_pos);
-
-            if (n != b->file_last - b->file_pos) {
-                ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
-                              "cast: could not read the request body "
-                              "from \"%V\"", &b->file->name);
-                return NGX_HTTP_INTERNAL_SERVER_ERROR;
-            }
-
-            p += n;
-            continue;
-        }
-
-        p = ngx_cpymem(p, b->pos, b->last - b->pos);
-    }
-
-    body->len = p - body->data;
-
-    return NGX_OK;
-}
-
-
-static ngx_int_t
-ngx_http_cast_query_too_large(ngx_http_request_t *r)
-{
-    ngx_http_cast_loc_conf_t  *clcf;
-
-    clcf = ngx_http_get_module_loc_conf(r, ngx_http_cast_module);
-
-    return ngx_http_cast_send_error(r, NGX_HTTP_REQUEST_ENTITY_TOO_LARGE,
-                                    "the request body exceeds "
-                                    "cast_max_message_size (%uz bytes)",
-                                    clcf->max_message_size);
-}
-
-
-static ngx_int_t
-ngx_http_cast_query_not_allowed(ngx_http_request_t *r, const char *allow)
-{
-    ngx_str_t  value;
-
     (void) ngx_http_discard_request_body(r);
 
-    value.data = (u_char *) allow;
-    value.len = ngx_strlen(allow);
-
-    if (ngx_http_cast_add_header(r, "Allow", &value) != NGX_OK) {
+    if (ngx_http_cast_add_header(r, "Allow", allow) != NGX_OK) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 

@@ -1423,16 +1423,27 @@ ngx_http_cast_redis_timed_reply(redisAsyncContext *ac, void *r,
 {
     ngx_http_cast_redis_cmd_t *tc = privdata;
 
-    void             *data;
-    redisCallbackFn  *fn;
+    void                   *data;
+    redisCallbackFn        *fn;
+    ngx_http_cast_redis_t  *rds;
 
     fn = tc->fn;
     data = tc->privdata;
+    rds = tc->rds;
 
     ngx_queue_remove(&tc->queue);
     ngx_free(tc);
 
-    /* an idle timer fires once and finds nothing to do */
+    /*
+     * The timer is not cancelable: a gracefully quitting worker waits
+     * for it.  With no command left to time it goes now (the callback
+     * arms it again if it sends one), else that worker would wait up to
+     * command_timeout for nothing.
+     */
+
+    if (ngx_queue_empty(&rds->pending)) {
+        ngx_http_cast_event_cancel(&rds->timeout_ev);
+    }
 
     if (fn) {
         fn(ac, r, data);

@@ -199,6 +199,14 @@ ngx_http_cast_send_refused(ngx_http_request_t *r, ngx_uint_t rc,
         status = NGX_HTTP_REQUEST_ENTITY_TOO_LARGE;
         break;
 
+    case NGX_HTTP_CAST_NOT_FOUND:
+        status = NGX_HTTP_NOT_FOUND;
+        break;
+
+    case NGX_HTTP_CAST_FULL:
+        status = NGX_HTTP_SERVICE_UNAVAILABLE;
+        break;
+
     default:
         return ngx_http_cast_send_failure(r, rc);
     }
@@ -380,6 +388,156 @@ ngx_http_cast_add_header(ngx_http_request_t *r, const char *name,
     h->key.len = ngx_strlen(name);
 
     h->value = *value;
+
+    return NGX_OK;
+}
+
+
+ngx_int_t
+ngx_http_cast_send_too_large(ngx_http_request_t *r)
+{
+    ngx_http_cast_loc_conf_t  *clcf;
+
+    clcf = ngx_http_get_module_loc_conf(r, ngx_http_cast_module);
+
+    return ngx_http_cast_send_error(r, NGX_HTTP_REQUEST_ENTITY_TOO_LARGE,
+                                    "the request body exceeds "
+                                    "cast_max_message_size (%uz bytes)",
+                                    clcf->max_message_size);
+}
+
+
+/*
+ * The body in one piece, from memory buffers or the temp file;
+ * NGX_DECLINED when it is larger than cast_max_message_size.
+ */
+
+ngx_int_t
+ngx_http_cast_read_body(ngx_http_request_t *r, ngx_str_t *body)
+{
+    u_char                    *p;
+    off_t                      size;
+    ssize_t                    n;
+    ngx_buf_t                 *b;
+    ngx_chain_t               *cl;
+    ngx_http_cast_loc_conf_t  *clcf;
+
+    clcf = ngx_http_get_module_loc_conf(r, ngx_http_cast_module);
+
+    body->len = 0;
+    body->data = (u_char *) "";
+
+    if (r->request_body == NULL || r->request_body->bufs == NULL) {
+        return NGX_OK;
+    }
+
+    size = 0;
+
+    for (cl = r->request_body->bufs; cl; cl = cl->next) {
+        size += ngx_buf_size(cl->buf);
+    }
+
+    if (size > (off_t) clcf->max_message_size) {
+        return NGX_DECLINED;
+    }
+
+    cl = r->request_body->bufs;
+
+    if (size == 0) {
+        return NGX_OK;
+    }
+
+    if (cl->next == NULL && !cl->buf->in_file) {
+        body->data = cl->buf->pos;
+        body->len = cl->buf->last - cl->buf->pos;
+        return NGX_OK;
+    }
+
+    p = ngx_pnalloc(r->pool, (size_t) size + 1);
+    if (p == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    body->data = p;
+
+    for ( /* void */ ; cl; cl = cl->next) {
+        b = cl->buf;
+
+        if (b->in_file) {
+            n = ngx_read_file(b->file, p, (size_t) (b->file_last - b->file_pos),
+                              b->file_pos);
+
+            if (n != b->file_last - b->file_pos) {
+                ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                              "cast: could not read the request body "
+                              "from \"%V\"", &b->file->name);
+                return NGX_HTTP_INTERNAL_SERVER_ERROR;
+            }
+
+            p += n;
+            continue;
+        }
+
+        p = ngx_cpymem(p, b->pos, b->last - b->pos);
+    }
+
+    body->len = p - body->data;
+
+    return NGX_OK;
+}
+
+
+/* a CORS preflight (OPTIONS): 204 with the methods of the route */
+
+ngx_int_t
+ngx_http_cast_send_preflight(ngx_http_request_t *r, ngx_str_t *allow)
+{
+    ngx_str_t                  v;
+    ngx_int_t                  rc;
+    ngx_http_cast_loc_conf_t  *clcf;
+
+    clcf = ngx_http_get_module_loc_conf(r, ngx_http_cast_module);
+
+    if (ngx_http_cast_add_header(r, "Allow", allow) != NGX_OK) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    if (clcf->cors_origin.len) {
+        if (ngx_http_cast_add_cors(r) != NGX_OK
+            || ngx_http_cast_add_header(r, "Access-Control-Allow-Methods",
+                                        allow)
+               != NGX_OK)
+        {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        ngx_str_set(&v, "Origin, X-Requested-With, Content-Type, Accept, "
+                        "Authorization");
+
+        if (ngx_http_cast_add_header(r, "Access-Control-Allow-Headers", &v)
+            != NGX_OK)
+        {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        ngx_str_set(&v, "3600");
+
+        if (ngx_http_cast_add_header(r, "Access-Control-Max-Age", &v)
+            != NGX_OK)
+        {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+    }
+
+    r->headers_out.status = NGX_HTTP_NO_CONTENT;
+    r->headers_out.content_length_n = 0;
+    r->header_only = 1;
+
+    rc = ngx_http_send_header(r);
+
+    if (rc == NGX_ERROR || rc > NGX_OK) {
+        return rc;
+    }
 
     return NGX_OK;
 }

@@ -86,6 +86,9 @@ typedef ngx_int_t (*ngx_http_cast_apply_pt)(ngx_http_cast_append_t *a,
 
 struct ngx_http_cast_append_s {
     ngx_str_t                  topic;
+    ngx_str_t                  log;         /* the log (and channel) the
+                                               event goes to; empty: the
+                                               topic's own */
     ngx_str_t                  name;        /* lowercase hub.event */
     ngx_str_t                  json;        /* what subscribers get */
     ngx_str_t                  id;          /* the event's id */
@@ -153,6 +156,17 @@ struct ngx_http_cast_store_s {
                                       ngx_http_cast_done_pt done,
                                       void *data);
 
+    /* res->removed: the live records of a topic */
+    void                     (*count)(ngx_http_cast_store_t *store,
+                                      ngx_str_t *topic,
+                                      ngx_http_cast_done_pt done,
+                                      void *data);
+
+    /* res->json: the topics with live records or a state (an array) */
+    void                     (*topics)(ngx_http_cast_store_t *store,
+                                       ngx_http_cast_done_pt done,
+                                       void *data);
+
     /* this worker has sockets on a topic ("*": on every topic), or not */
     void                     (*listen)(ngx_http_cast_store_t *store,
                                        ngx_str_t *topic, ngx_uint_t on);
@@ -190,6 +204,22 @@ struct ngx_http_cast_store_s {
 
     /* worker exit: what must reach the store is sent, then all is freed */
     void                     (*exit)(ngx_http_cast_store_t *store);
+
+    /*
+     * The first claim of "key" is DONE; CLAIMED while the key is held
+     * (for ttl ms after that claim), by whichever worker of whichever
+     * host asks.  FULL: the local store holds as many as it may.
+     */
+    void                     (*claim)(ngx_http_cast_store_t *store,
+                                      ngx_str_t *key, ngx_msec_t ttl,
+                                      ngx_http_cast_done_pt done,
+                                      void *data);
+
+    /* a counter "key" shared the same way, plus one: res->value */
+    void                     (*incr)(ngx_http_cast_store_t *store,
+                                     ngx_str_t *key,
+                                     ngx_http_cast_done_pt done,
+                                     void *data);
 };
 
 

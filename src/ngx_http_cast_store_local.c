@@ -46,6 +46,24 @@ struct ngx_http_cast_local_topic_s {
 
 
 /*
+ * A claimed key (until "expires") or a counter (never expires): keys are
+ * few and short, claims at most NGX_HTTP_CAST_LOCAL_CLAIMS at a time.
+ */
+
+#define NGX_HTTP_CAST_LOCAL_CLAIMS    65536
+#define NGX_HTTP_CAST_LOCAL_MAX_KEY   1024
+
+typedef struct {
+    ngx_str_node_t                sn;       /* keyed by name */
+    ngx_queue_t                   queue;    /* claims, by expiry */
+    ngx_msec_t                    expires;  /* ngx_current_msec */
+    uint64_t                      value;    /* a counter's */
+    unsigned                      counter:1;
+    u_char                        name[1];
+} ngx_http_cast_local_key_t;
+
+
+/*
  * Events appended lately, by a hash of topic, name and id: the same event
  * again within NGX_HTTP_CAST_LOCAL_IDS_KEEP is taken once, as the Redis
  * store does (a slot may be taken by a newer event before then).
@@ -72,6 +90,12 @@ struct ngx_http_cast_local_s {
     ngx_uint_t                    max_topics;
     ngx_log_t                    *log;
     ngx_http_cast_local_seen_t    seen[NGX_HTTP_CAST_LOCAL_IDS];
+
+    /* claims (by expiry) and counters */
+    ngx_rbtree_t                  keys;
+    ngx_rbtree_node_t             keys_sentinel;
+    ngx_queue_t                   claims;
+    ngx_uint_t                    nclaims;
 };
 
 
@@ -95,6 +119,10 @@ static void ngx_http_cast_local_append(ngx_http_cast_store_t *store,
     ngx_http_cast_append_t *a);
 static void ngx_http_cast_local_state(ngx_http_cast_store_t *store,
     ngx_str_t *topic, ngx_http_cast_done_pt done, void *data);
+static void ngx_http_cast_local_count(ngx_http_cast_store_t *store,
+    ngx_str_t *topic, ngx_http_cast_done_pt done, void *data);
+static void ngx_http_cast_local_topics(ngx_http_cast_store_t *store,
+    ngx_http_cast_done_pt done, void *data);
 static void ngx_http_cast_local_listen(ngx_http_cast_store_t *store,
     ngx_str_t *topic, ngx_uint_t on);
 static void ngx_http_cast_local_status(ngx_http_cast_store_t *store,
@@ -102,6 +130,14 @@ static void ngx_http_cast_local_status(ngx_http_cast_store_t *store,
 static const char *ngx_http_cast_local_health(ngx_http_cast_store_t *store);
 static void ngx_http_cast_local_changed(ngx_http_cast_store_t *store);
 static void ngx_http_cast_local_exit(ngx_http_cast_store_t *store);
+static void ngx_http_cast_local_claim(ngx_http_cast_store_t *store,
+    ngx_str_t *key, ngx_msec_t ttl, ngx_http_cast_done_pt done, void *data);
+static void ngx_http_cast_local_incr(ngx_http_cast_store_t *store,
+    ngx_str_t *key, ngx_http_cast_done_pt done, void *data);
+static ngx_http_cast_local_key_t *ngx_http_cast_local_key(
+    ngx_http_cast_local_t *ls, ngx_str_t *name);
+static void ngx_http_cast_local_keys_expire(ngx_http_cast_local_t *ls,
+    ngx_uint_t all);
 static void ngx_http_cast_local_records(ngx_http_cast_store_t *store,
     ngx_str_t *topic, ngx_uint_t max, ngx_http_cast_done_pt done,
     void *data);
@@ -149,6 +185,9 @@ ngx_http_cast_store_local_create(ngx_cycle_t *cycle, ngx_uint_t max_topics)
     ngx_rbtree_init(&ls->topics, &ls->topics_sentinel,
                     ngx_str_rbtree_insert_value);
     ngx_queue_init(&ls->all);
+    ngx_rbtree_init(&ls->keys, &ls->keys_sentinel,
+                    ngx_str_rbtree_insert_value);
+    ngx_queue_init(&ls->claims);
 
     ls->max_topics = max_topics;
     ls->log = cycle->log;
@@ -163,11 +202,15 @@ ngx_http_cast_store_local_create(ngx_cycle_t *cycle, ngx_uint_t max_topics)
     ls->store.unbind = ngx_http_cast_local_unbind;
     ls->store.append = ngx_http_cast_local_append;
     ls->store.state = ngx_http_cast_local_state;
+    ls->store.count = ngx_http_cast_local_count;
+    ls->store.topics = ngx_http_cast_local_topics;
     ls->store.listen = ngx_http_cast_local_listen;
     ls->store.status = ngx_http_cast_local_status;
     ls->store.health = ngx_http_cast_local_health;
     ls->store.changed = ngx_http_cast_local_changed;
     ls->store.exit = ngx_http_cast_local_exit;
+    ls->store.claim = ngx_http_cast_local_claim;
+    ls->store.incr = ngx_http_cast_local_incr;
     ls->store.records = ngx_http_cast_local_records;
     ls->store.post = ngx_http_cast_local_post;
     ngx_str_set(&ls->store.address, "local");
@@ -558,8 +601,8 @@ ngx_http_cast_local_append(ngx_http_cast_store_t *store,
         return;
     }
 
-    store->hooks.event(store->hooks.hub, &a->topic, &a->name, &a->json,
-                       NGX_HTTP_CAST_DELIVER_ALL);
+    store->hooks.event(store->hooks.hub, a->log.len ? &a->log : &a->topic,
+                       &a->name, &a->json, NGX_HTTP_CAST_DELIVER_ALL);
 
     ngx_http_cast_local_topic_release(ls, topic);
 
@@ -592,6 +635,82 @@ ngx_http_cast_local_state(ngx_http_cast_store_t *store, ngx_str_t *topic,
                                     : NGX_HTTP_CAST_FAILED,
                               NULL, 0, empty);
     json_decref(empty);
+}
+
+
+static void
+ngx_http_cast_local_count(ngx_http_cast_store_t *store, ngx_str_t *topic,
+    ngx_http_cast_done_pt done, void *data)
+{
+    ngx_http_cast_local_t *ls = (ngx_http_cast_local_t *) store;
+
+    ngx_uint_t                    n;
+    ngx_queue_t                  *q;
+    ngx_http_cast_local_topic_t  *t;
+
+    n = 0;
+    t = ngx_http_cast_local_topic(ls, topic, 0, 0);
+
+    if (t) {
+        for (q = ngx_queue_head(&t->records);
+             q != ngx_queue_sentinel(&t->records);
+             q = ngx_queue_next(q))
+        {
+            n++;
+        }
+    }
+
+    ngx_http_cast_local_reply(done, data, NGX_HTTP_CAST_DONE, NULL, n, NULL);
+}
+
+
+/* the counted topics (not the hub's own) with records or a state */
+
+static void
+ngx_http_cast_local_topics(ngx_http_cast_store_t *store,
+    ngx_http_cast_done_pt done, void *data)
+{
+    ngx_http_cast_local_t *ls = (ngx_http_cast_local_t *) store;
+
+    json_t                       *list, *name;
+    ngx_rbtree_node_t            *node, *root, *sentinel;
+    ngx_http_cast_local_topic_t  *t;
+
+    list = json_array();
+    if (list == NULL) {
+        ngx_http_cast_local_reply(done, data, NGX_HTTP_CAST_FAILED, NULL, 0,
+                                  NULL);
+        return;
+    }
+
+    root = ls->topics.root;
+    sentinel = ls->topics.sentinel;
+
+    for (node = (root == sentinel) ? NULL : ngx_rbtree_min(root, sentinel);
+         node;
+         node = ngx_rbtree_next(&ls->topics, node))
+    {
+        t = (ngx_http_cast_local_topic_t *) node;
+
+        if (!t->counted
+            || (ngx_queue_empty(&t->records)
+                && json_object_size(t->state) == 0))
+        {
+            continue;
+        }
+
+        name = ngx_http_cast_json_string(&t->sn.str);
+
+        if (name == NULL || json_array_append_new(list, name) != 0) {
+            json_decref(list);
+            ngx_http_cast_local_reply(done, data, NGX_HTTP_CAST_FAILED, NULL,
+                                      0, NULL);
+            return;
+        }
+    }
+
+    ngx_http_cast_local_reply(done, data, NGX_HTTP_CAST_DONE, NULL, 0, list);
+    json_decref(list);
 }
 
 
@@ -662,6 +781,167 @@ ngx_http_cast_local_exit(ngx_http_cast_store_t *store)
 
         json_object_clear(topic->state);
         ngx_http_cast_local_topic_release(ls, topic);
+    }
+
+    ngx_http_cast_local_keys_expire(ls, 1);
+}
+
+
+/* claims and counters: one worker, so this worker's memory is the truth */
+
+static void
+ngx_http_cast_local_claim(ngx_http_cast_store_t *store, ngx_str_t *key,
+    ngx_msec_t ttl, ngx_http_cast_done_pt done, void *data)
+{
+    ngx_http_cast_local_t *ls = (ngx_http_cast_local_t *) store;
+
+    ngx_uint_t                  rc;
+    ngx_queue_t                *q;
+    ngx_http_cast_local_key_t  *k, *prev;
+
+    ngx_http_cast_local_keys_expire(ls, 0);
+
+    k = (ngx_http_cast_local_key_t *)
+            ngx_str_rbtree_lookup(&ls->keys, key,
+                                  ngx_crc32_short(key->data, key->len));
+
+    if (k) {
+        rc = NGX_HTTP_CAST_CLAIMED;
+        goto done;
+    }
+
+    if (ls->nclaims >= NGX_HTTP_CAST_LOCAL_CLAIMS) {
+        ngx_log_error(NGX_LOG_WARN, ls->log, 0,
+                      "cast: %ui claims are held, the limit: a claim is "
+                      "refused", ls->nclaims);
+        rc = NGX_HTTP_CAST_FULL;
+        goto done;
+    }
+
+    k = ngx_http_cast_local_key(ls, key);
+    if (k == NULL) {
+        rc = NGX_HTTP_CAST_FAILED;
+        goto done;
+    }
+
+    k->expires = ngx_current_msec + ttl;
+    ls->nclaims++;
+
+    /* in expiry order: usually the last */
+
+    for (q = ngx_queue_last(&ls->claims);
+         q != ngx_queue_sentinel(&ls->claims);
+         q = ngx_queue_prev(q))
+    {
+        prev = ngx_queue_data(q, ngx_http_cast_local_key_t, queue);
+
+        if ((ngx_msec_int_t) (prev->expires - k->expires) <= 0) {
+            break;
+        }
+    }
+
+    ngx_queue_insert_after(q, &k->queue);
+
+    rc = NGX_HTTP_CAST_DONE;
+
+done:
+
+    ngx_http_cast_local_reply(done, data, rc, NULL, 0, NULL);
+}
+
+
+static void
+ngx_http_cast_local_incr(ngx_http_cast_store_t *store, ngx_str_t *key,
+    ngx_http_cast_done_pt done, void *data)
+{
+    ngx_http_cast_local_t *ls = (ngx_http_cast_local_t *) store;
+
+    ngx_http_cast_result_t      res;
+    ngx_http_cast_local_key_t  *k;
+
+    ngx_memzero(&res, sizeof(ngx_http_cast_result_t));
+
+    k = (ngx_http_cast_local_key_t *)
+            ngx_str_rbtree_lookup(&ls->keys, key,
+                                  ngx_crc32_short(key->data, key->len));
+
+    if (k == NULL) {
+        k = ngx_http_cast_local_key(ls, key);
+
+        if (k) {
+            k->counter = 1;
+            ngx_queue_init(&k->queue);
+        }
+
+    } else if (!k->counter) {
+        /* a claimed key is not a counter */
+        k = NULL;
+    }
+
+    if (k == NULL) {
+        res.rc = NGX_HTTP_CAST_FAILED;
+
+    } else {
+        res.rc = NGX_HTTP_CAST_DONE;
+        res.value = ++k->value;
+    }
+
+    done(data, &res);
+}
+
+
+static ngx_http_cast_local_key_t *
+ngx_http_cast_local_key(ngx_http_cast_local_t *ls, ngx_str_t *name)
+{
+    ngx_http_cast_local_key_t  *k;
+
+    if (name->len == 0 || name->len > NGX_HTTP_CAST_LOCAL_MAX_KEY) {
+        return NULL;
+    }
+
+    k = ngx_calloc(sizeof(ngx_http_cast_local_key_t) + name->len, ls->log);
+    if (k == NULL) {
+        return NULL;
+    }
+
+    ngx_memcpy(k->name, name->data, name->len);
+    k->sn.str.data = k->name;
+    k->sn.str.len = name->len;
+    k->sn.node.key = ngx_crc32_short(name->data, name->len);
+
+    ngx_rbtree_insert(&ls->keys, &k->sn.node);
+
+    return k;
+}
+
+
+/* claims whose time is up go (all: every key, at exit) */
+
+static void
+ngx_http_cast_local_keys_expire(ngx_http_cast_local_t *ls, ngx_uint_t all)
+{
+    ngx_queue_t                *q;
+    ngx_rbtree_node_t          *node;
+    ngx_http_cast_local_key_t  *k;
+
+    while (!ngx_queue_empty(&ls->claims)) {
+        q = ngx_queue_head(&ls->claims);
+        k = ngx_queue_data(q, ngx_http_cast_local_key_t, queue);
+
+        if (!all && (ngx_msec_int_t) (k->expires - ngx_current_msec) > 0) {
+            break;
+        }
+
+        ngx_queue_remove(q);
+        ngx_rbtree_delete(&ls->keys, &k->sn.node);
+        ls->nclaims--;
+        ngx_free(k);
+    }
+
+    while (all && ls->keys.root != ls->keys.sentinel) {
+        node = ngx_rbtree_min(ls->keys.root, ls->keys.sentinel);
+        ngx_rbtree_delete(&ls->keys, node);
+        ngx_free(node);
     }
 }
 

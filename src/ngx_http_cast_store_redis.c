@@ -255,6 +255,14 @@ static void ngx_http_cast_rstore_append(ngx_http_cast_store_t *store,
     ngx_http_cast_append_t *a);
 static void ngx_http_cast_rstore_state(ngx_http_cast_store_t *store,
     ngx_str_t *topic, ngx_http_cast_done_pt done, void *data);
+static void ngx_http_cast_rstore_count(ngx_http_cast_store_t *store,
+    ngx_str_t *topic, ngx_http_cast_done_pt done, void *data);
+static void ngx_http_cast_rstore_counted(redisAsyncContext *ac, void *r,
+    void *privdata);
+static void ngx_http_cast_rstore_topics(ngx_http_cast_store_t *store,
+    ngx_http_cast_done_pt done, void *data);
+static void ngx_http_cast_rstore_topics_reply(redisAsyncContext *ac,
+    void *r, void *privdata);
 static void ngx_http_cast_rstore_listen(ngx_http_cast_store_t *store,
     ngx_str_t *topic, ngx_uint_t on);
 static void ngx_http_cast_rstore_status(ngx_http_cast_store_t *store,
@@ -262,6 +270,16 @@ static void ngx_http_cast_rstore_status(ngx_http_cast_store_t *store,
 static const char *ngx_http_cast_rstore_health(ngx_http_cast_store_t *store);
 static void ngx_http_cast_rstore_changed(ngx_http_cast_store_t *store);
 static void ngx_http_cast_rstore_exit(ngx_http_cast_store_t *store);
+static void ngx_http_cast_rstore_claim(ngx_http_cast_store_t *store,
+    ngx_str_t *key, ngx_msec_t ttl, ngx_http_cast_done_pt done, void *data);
+static void ngx_http_cast_rstore_incr(ngx_http_cast_store_t *store,
+    ngx_str_t *key, ngx_http_cast_done_pt done, void *data);
+static void ngx_http_cast_rstore_keyed(redisAsyncContext *ac, void *r,
+    void *privdata);
+static void ngx_http_cast_rstore_incremented(redisAsyncContext *ac,
+    void *r, void *privdata);
+static void ngx_http_cast_rstore_key_reply(ngx_http_cast_rcall_t *call,
+    redisReply *reply, ngx_uint_t counter);
 
 static void ngx_http_cast_rstore_write(ngx_http_cast_rstore_t *rs,
     ngx_http_cast_record_t *record, ngx_uint_t bound,
@@ -456,11 +474,15 @@ ngx_http_cast_store_redis_create(ngx_cycle_t *cycle,
     rs->store.unbind = ngx_http_cast_rstore_unbind_one;
     rs->store.append = ngx_http_cast_rstore_append;
     rs->store.state = ngx_http_cast_rstore_state;
+    rs->store.count = ngx_http_cast_rstore_count;
+    rs->store.topics = ngx_http_cast_rstore_topics;
     rs->store.listen = ngx_http_cast_rstore_listen;
     rs->store.status = ngx_http_cast_rstore_status;
     rs->store.health = ngx_http_cast_rstore_health;
     rs->store.changed = ngx_http_cast_rstore_changed;
     rs->store.exit = ngx_http_cast_rstore_exit;
+    rs->store.claim = ngx_http_cast_rstore_claim;
+    rs->store.incr = ngx_http_cast_rstore_incr;
     rs->store.records = ngx_http_cast_rstore_records;
     rs->store.post = ngx_http_cast_rstore_post;
 
@@ -1170,7 +1192,7 @@ ngx_http_cast_rstore_append_try(ngx_http_cast_rcall_t *call)
     int64_t                  now;
     uint64_t                 version;
     ngx_int_t                rc;
-    ngx_str_t                channel;
+    ngx_str_t                channel, *log;
     ngx_http_cast_rargs_t    keys, args;
     ngx_http_cast_cached_t  *cached;
     ngx_http_cast_rstore_t  *rs;
@@ -1236,14 +1258,18 @@ ngx_http_cast_rstore_append_try(ngx_http_cast_rcall_t *call)
 
     now = ngx_http_cast_now_ms();
 
+    /* a topic's events may go to another topic's log (a conference) */
+
+    log = a->log.len ? &a->log : &a->topic;
+
     keys.argc = 0;
     ngx_http_cast_rargs_key(&keys, kbuf[0], "cast:{", &a->topic, "}:state");
-    ngx_http_cast_rargs_key(&keys, kbuf[1], "cast:{", &a->topic, "}:log");
+    ngx_http_cast_rargs_key(&keys, kbuf[1], "cast:{", log, "}:log");
     ngx_http_cast_rargs_literal(&keys, "cast:topics");
     ngx_http_cast_rargs_key(&keys, kbuf[2], "cast:{", &a->topic, "}:ids");
 
     channel.data = cbuf;
-    channel.len = ngx_sprintf(cbuf, NGX_HTTP_CAST_EV_PREFIX "%V", &a->topic)
+    channel.len = ngx_sprintf(cbuf, NGX_HTTP_CAST_EV_PREFIX "%V", log)
                   - cbuf;
 
     args.argc = 0;
@@ -1462,6 +1488,136 @@ ngx_http_cast_rstore_state_reply(redisAsyncContext *ac, void *r,
 }
 
 
+/* the live records of a topic: its index, past what is over */
+
+static void
+ngx_http_cast_rstore_count(ngx_http_cast_store_t *store, ngx_str_t *topic,
+    ngx_http_cast_done_pt done, void *data)
+{
+    ngx_http_cast_rstore_t *rs = (ngx_http_cast_rstore_t *) store;
+
+    u_char                  key[NGX_HTTP_CAST_MAX_TOPIC + 32];
+    u_char                  now[NGX_INT64_LEN + 1];
+    size_t                  key_len, now_len;
+    ngx_http_cast_rcall_t  *call;
+
+    call = ngx_http_cast_rstore_call(rs, done, data, NULL, NULL);
+    if (call == NULL) {
+        return;
+    }
+
+    if (topic->len > NGX_HTTP_CAST_MAX_TOPIC) {
+        ngx_http_cast_rstore_finish(call, NGX_HTTP_CAST_DONE, NULL, 0, NULL);
+        return;
+    }
+
+    key_len = ngx_sprintf(key, "cast:{%V}:subs", topic) - key;
+    now_len = ngx_sprintf(now, "(%L", ngx_http_cast_now_ms()) - now;
+
+    if (ngx_http_cast_redis_commandf(rs->cmd, ngx_http_cast_rstore_counted,
+                                     call, "ZCOUNT %b %b +inf", key, key_len,
+                                     now, now_len)
+        != NGX_OK)
+    {
+        ngx_http_cast_rstore_finish(call, NGX_HTTP_CAST_UNAVAILABLE, NULL, 0,
+                                    NULL);
+    }
+}
+
+
+static void
+ngx_http_cast_rstore_counted(redisAsyncContext *ac, void *r, void *privdata)
+{
+    redisReply             *reply = r;
+    ngx_http_cast_rcall_t  *call = privdata;
+
+    ngx_uint_t  rc;
+
+    rc = ngx_http_cast_rstore_failed(call->rs, reply);
+
+    if (rc == NGX_HTTP_CAST_DONE && reply->type != REDIS_REPLY_INTEGER) {
+        rc = NGX_HTTP_CAST_FAILED;
+    }
+
+    ngx_http_cast_rstore_finish(call, rc, NULL,
+                                rc == NGX_HTTP_CAST_DONE
+                                ? (ngx_uint_t) ngx_max(reply->integer, 0)
+                                : 0,
+                                NULL);
+}
+
+
+/* the counted topics: those whose score (when they stop) is to come */
+
+static void
+ngx_http_cast_rstore_topics(ngx_http_cast_store_t *store,
+    ngx_http_cast_done_pt done, void *data)
+{
+    ngx_http_cast_rstore_t *rs = (ngx_http_cast_rstore_t *) store;
+
+    u_char                  now[NGX_INT64_LEN + 1], max[NGX_INT64_LEN];
+    size_t                  now_len, max_len;
+    ngx_http_cast_rcall_t  *call;
+
+    call = ngx_http_cast_rstore_call(rs, done, data, NULL, NULL);
+    if (call == NULL) {
+        return;
+    }
+
+    now_len = ngx_sprintf(now, "(%L", ngx_http_cast_now_ms()) - now;
+    max_len = ngx_sprintf(max, "%ui", rs->max_topics) - max;
+
+    if (ngx_http_cast_redis_commandf(rs->cmd,
+                                     ngx_http_cast_rstore_topics_reply, call,
+                                     "ZRANGEBYSCORE cast:topics %b +inf "
+                                     "LIMIT 0 %b", now, now_len, max,
+                                     max_len)
+        != NGX_OK)
+    {
+        ngx_http_cast_rstore_finish(call, NGX_HTTP_CAST_UNAVAILABLE, NULL, 0,
+                                    NULL);
+    }
+}
+
+
+static void
+ngx_http_cast_rstore_topics_reply(redisAsyncContext *ac, void *r,
+    void *privdata)
+{
+    redisReply             *reply = r;
+    ngx_http_cast_rcall_t  *call = privdata;
+
+    size_t       i;
+    json_t      *list, *name;
+    ngx_uint_t   rc;
+
+    list = NULL;
+    rc = ngx_http_cast_rstore_failed(call->rs, reply);
+
+    if (rc == NGX_HTTP_CAST_DONE) {
+        list = (reply->type == REDIS_REPLY_ARRAY) ? json_array() : NULL;
+        rc = list ? NGX_HTTP_CAST_DONE : NGX_HTTP_CAST_FAILED;
+    }
+
+    for (i = 0; list && i < reply->elements; i++) {
+        if (reply->element[i]->type != REDIS_REPLY_STRING) {
+            continue;
+        }
+
+        name = json_stringn(reply->element[i]->str, reply->element[i]->len);
+
+        if (name == NULL || json_array_append_new(list, name) != 0) {
+            rc = NGX_HTTP_CAST_FAILED;
+            break;
+        }
+    }
+
+    ngx_http_cast_rstore_finish(call, rc, NULL, 0,
+                                rc == NGX_HTTP_CAST_DONE ? list : NULL);
+    json_decref(list);
+}
+
+
 /* SUBSCRIBE to a topic's channel while this worker has sockets on it */
 
 static void
@@ -1636,6 +1792,126 @@ ngx_http_cast_rstore_status_reply(redisAsyncContext *ac, void *r,
 }
 
 
+/*
+ * Claims and counters: one Redis command each, atomic in Redis, so one
+ * claimer and one order of counts across every worker of every host.
+ *   claim: SET cast:claim:<key> 1 NX PX <ttl>   (OK: first; nil: held)
+ *   incr:  INCR cast:count:<key>
+ */
+
+static void
+ngx_http_cast_rstore_claim(ngx_http_cast_store_t *store, ngx_str_t *key,
+    ngx_msec_t ttl, ngx_http_cast_done_pt done, void *data)
+{
+    ngx_http_cast_rstore_t *rs = (ngx_http_cast_rstore_t *) store;
+
+    u_char                  buf[NGX_INT_T_LEN];
+    ngx_str_t               px;
+    ngx_http_cast_rcall_t  *call;
+
+    call = ngx_http_cast_rstore_call(rs, done, data, NULL, NULL);
+    if (call == NULL) {
+        return;
+    }
+
+    px.data = buf;
+    px.len = ngx_sprintf(buf, "%M", ttl) - buf;
+
+    if (rs->too_old
+        || ngx_http_cast_redis_commandf(rs->cmd, ngx_http_cast_rstore_keyed,
+                                        call, "SET cast:claim:%b 1 NX PX %b",
+                                        key->data, key->len, px.data, px.len)
+           != NGX_OK)
+    {
+        ngx_http_cast_rstore_finish(call, NGX_HTTP_CAST_UNAVAILABLE, NULL, 0,
+                                    NULL);
+    }
+}
+
+
+static void
+ngx_http_cast_rstore_incr(ngx_http_cast_store_t *store, ngx_str_t *key,
+    ngx_http_cast_done_pt done, void *data)
+{
+    ngx_http_cast_rstore_t *rs = (ngx_http_cast_rstore_t *) store;
+
+    ngx_http_cast_rcall_t  *call;
+
+    call = ngx_http_cast_rstore_call(rs, done, data, NULL, NULL);
+    if (call == NULL) {
+        return;
+    }
+
+    if (rs->too_old
+        || ngx_http_cast_redis_commandf(rs->cmd,
+                                        ngx_http_cast_rstore_incremented,
+                                        call, "INCR cast:count:%b",
+                                        key->data, key->len)
+           != NGX_OK)
+    {
+        ngx_http_cast_rstore_finish(call, NGX_HTTP_CAST_UNAVAILABLE, NULL, 0,
+                                    NULL);
+    }
+}
+
+
+static void
+ngx_http_cast_rstore_keyed(redisAsyncContext *ac, void *r, void *privdata)
+{
+    ngx_http_cast_rstore_key_reply(privdata, r, 0);
+}
+
+
+static void
+ngx_http_cast_rstore_incremented(redisAsyncContext *ac, void *r,
+    void *privdata)
+{
+    ngx_http_cast_rstore_key_reply(privdata, r, 1);
+}
+
+
+static void
+ngx_http_cast_rstore_key_reply(ngx_http_cast_rcall_t *call,
+    redisReply *reply, ngx_uint_t counter)
+{
+    void                    *data;
+    ngx_http_cast_done_pt    done;
+    ngx_http_cast_result_t   res;
+
+    ngx_memzero(&res, sizeof(ngx_http_cast_result_t));
+
+    res.rc = ngx_http_cast_rstore_failed(call->rs, reply);
+
+    if (res.rc != NGX_HTTP_CAST_DONE) {
+        /* as it failed */
+
+    } else if (counter) {
+        if (reply->type == REDIS_REPLY_INTEGER && reply->integer > 0) {
+            res.value = (uint64_t) reply->integer;
+
+        } else {
+            res.rc = NGX_HTTP_CAST_FAILED;
+        }
+
+    } else if (reply->type == REDIS_REPLY_NIL) {
+        /* SET ... NX: nil once the key is held, "OK" for the first */
+        res.rc = NGX_HTTP_CAST_CLAIMED;
+
+    } else if (reply->type != REDIS_REPLY_STATUS) {
+        res.rc = NGX_HTTP_CAST_FAILED;
+    }
+
+    done = call->done;
+    data = call->data;
+
+    ngx_free(call);
+
+    if (done) {
+        done(data, &res);
+    }
+}
+
+
 static const char *
 ngx_http_cast_rstore_health(ngx_http_cast_store_t *store)
 {
@@ -1757,6 +2033,15 @@ ngx_http_cast_rstore_sweep(ngx_event_t *ev)
     u_char                 nbuf[2][NGX_INT64_LEN];
     int64_t                now;
     ngx_http_cast_rargs_t  keys, args;
+
+    /*
+     * A quitting worker starts nothing new (the others sweep): commands
+     * it sends delay its exit until they are answered.
+     */
+
+    if (ngx_exiting) {
+        return;
+    }
 
     ngx_add_timer(ev, NGX_HTTP_CAST_SWEEP);
 
@@ -2048,6 +2333,12 @@ ngx_http_cast_rstore_report(ngx_event_t *ev)
     u_char   *p, *who, name[NGX_MAXHOSTNAMELEN + NGX_INT64_LEN + 2];
     json_t   *worker;
     size_t    len, size;
+
+    /* a quitting worker's report goes at exit (HDEL) */
+
+    if (ngx_exiting) {
+        return;
+    }
 
     ngx_add_timer(ev, NGX_HTTP_CAST_REPORT);
 

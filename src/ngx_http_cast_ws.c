@@ -132,6 +132,7 @@ static void ngx_http_cast_ws_close(void *socket, ngx_uint_t code,
     const char *reason);
 static void ngx_http_cast_ws_published(void *data,
     ngx_http_cast_result_t *res);
+static ngx_int_t ngx_http_cast_ws_json_ping(ngx_http_cast_ws_t *ws);
 static ngx_int_t ngx_http_cast_ws_send_json(ngx_http_cast_ws_t *ws,
     json_t *json);
 static void ngx_http_cast_ws_mask_id(ngx_http_request_t *r);
@@ -1945,7 +1946,8 @@ ngx_http_cast_ws_ping_handler(ngx_event_t *ev)
     }
 
     if (ngx_http_cast_ws_send_control(ws, NGX_HTTP_CAST_WS_PING, NULL, 0)
-        == NGX_ERROR)
+        == NGX_ERROR
+        || (ws->conf->json_ping && ngx_http_cast_ws_json_ping(ws) != NGX_OK))
     {
         if (!ws->failed) {
             ngx_http_cast_ws_finalize(ws);
@@ -1956,6 +1958,30 @@ ngx_http_cast_ws_ping_handler(ngx_event_t *ev)
     }
 
     ngx_add_timer(&ws->ping_ev, ws->conf->ping_interval);
+}
+
+
+/* cast_json_ping: G1's {"type":"ping","timestamp"} with each ping */
+
+static ngx_int_t
+ngx_http_cast_ws_json_ping(ngx_http_cast_ws_t *ws)
+{
+    u_char     ts[NGX_HTTP_CAST_TIMESTAMP_LEN];
+    json_t    *ping;
+    ngx_int_t  rc;
+
+    ngx_http_cast_timestamp(ts);
+
+    ping = json_pack("{s:s,s:s%}", "type", "ping",
+                     "timestamp", (char *) ts, sizeof(ts));
+    if (ping == NULL) {
+        return NGX_ERROR;
+    }
+
+    rc = ngx_http_cast_ws_send_json(ws, ping);
+    json_decref(ping);
+
+    return rc;
 }
 
 

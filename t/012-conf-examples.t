@@ -9,7 +9,8 @@
 # directory, and the files an example names go there too, made at test
 # time: a certificate for ssl_certificate / ssl_certificate_key (openssl),
 # a JWK Set for cast_auth_jwks and a secret for cast_auth_secret
-# (t/lib/CastAuth.pm).  Nothing else changes.  Then:
+# (t/lib/CastAuth.pm) and a random secret for cast_oauth_key.  Nothing
+# else changes.  Then:
 #
 #   - `nginx -t` accepts the copy;
 #   - nginx runs it, and a client from 127.0.0.5 (standing for any other
@@ -127,6 +128,17 @@ sub adjust {
         my $secret = $Keys->secret_file('secret.key', 's1');
         $text =~ s{\bcast_auth_jwks\s+[^;\s]+}{cast_auth_jwks $jwks}g;
         $text =~ s{\bcast_auth_secret\s+[^;\s]+}{cast_auth_secret $secret}g;
+    }
+
+    if ($text =~ /\bcast_oauth_key\b/) {
+        # what scripts/run.sh does for `make run`: a fresh random secret
+        open my $rnd, '<:raw', '/dev/urandom' or die "/dev/urandom: $!\n";
+        read($rnd, my $raw, 32) == 32 or die "/dev/urandom: short read\n";
+        open my $key, '>', "$dir/oauth.key" or die "$dir/oauth.key: $!\n";
+        print $key unpack('H*', $raw), "\n";
+        close $key or die "$dir/oauth.key: $!\n";
+        chmod 0600, "$dir/oauth.key";
+        $text =~ s{\bcast_oauth_key\s+[^;\s]+}{cast_oauth_key $dir/oauth.key}g;
     }
 
     my $temps = join '', map { "    ${_}_temp_path $dir/${_}_temp;\n" }

@@ -446,7 +446,7 @@ $main::HOLD = $ws;
 
 
 
-=== TEST 20: a frame delivered one byte at a time (a 16-bit length event, a ping, a close)
+=== TEST 20: a frame delivered one byte at a time (a 16-bit length event, a ping, a close; the close publishes subscription-removed: 2 events in)
 --- config
 --- init
 package main;
@@ -467,7 +467,7 @@ for my $b (split //, ws_close(1000, 'slowly')) {
     Time::HiRes::sleep(0.003);
 }
 expect_close($ws, 1000, 'byte-by-byte close');
---- response_body_like: "connections":0,"subscriptions":0,"topics":1,"events_in":1,"events_out":1,
+--- response_body_like: "connections":0,"subscriptions":0,"topics":1,"events_in":2,"events_out":1,
 
 
 

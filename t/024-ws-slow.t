@@ -107,6 +107,8 @@ sub next_id {
         return 'missing' if !defined $op;
         if ($op == 9) { $ws->send_pong($p); next }
         next if $op == 10;
+        # a "*" subscriber also hears that a slow one was removed
+        next if $op == 1 && $p =~ /"hub.event":"subscription-removed"/;
         return $op == 1 && $p =~ /"id":"(big-\d+)"/ ? $1 : "opcode $op";
     }
 }
@@ -122,7 +124,7 @@ sub drain {
             my @more = $ws->recv_frame(3);
             return (\@ids, 'close ' . (length $p >= 2 ? unpack('n', $p) : '') . (@more ? ' +more' : ''));
         }
-        next if $op != 1;
+        next if $op != 1 || $p =~ /"hub.event":"subscription-removed"/;
         push @ids, $p =~ /"id":"(big-\d+)"/ ? $1 : 'other';
     }
 }

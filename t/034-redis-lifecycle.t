@@ -11,6 +11,8 @@
 # nginx then logs "[alert] ... open socket #N left in connection M" and
 # "[alert] ... aborting" for each socket.
 #
+# A block's "--- cast_redis_options" is appended to its cast_redis line.
+#
 # Ports: TEST_NGINX_REDIS_PORT (6424).
 
 use Test::Nginx::Socket 'no_plan';
@@ -40,8 +42,10 @@ our $HOLD;
 
 add_block_preprocessor(sub {
     my $block = shift;
+    my $opts = $block->cast_redis_options;
+    $opts = defined $opts ? ' ' . ($opts =~ s/\s+$//r) : '';
     $block->set_value('http_config',
-                      "    cast_redis 127.0.0.1:$ENV{TEST_NGINX_REDIS_PORT};\n");
+                      "    cast_redis 127.0.0.1:$ENV{TEST_NGINX_REDIS_PORT}$opts;\n");
     my $cfg = defined $block->config ? $block->config : '';
     $block->set_value('config', $cfg . <<'_EOC_');
     location /api/hub { cast_hub; }
@@ -260,6 +264,52 @@ while (time < $deadline) {
 is($left, 0, 'the 4 old workers exited');
 my @closes = map { (read_events($_, undef, 2))[1] // 'open' } @all;
 is("@closes", join(' ', ('close 1001') x 4), 'every socket got Close 1001');
+wait_ready(8);
+--- response_body_like: "mode":"redis",.*"redis":"connected"
+--- no_error_log eval
+[
+    '[alert]',
+    '[crit]',
+    'exited on signal',
+]
+
+
+
+=== TEST 4: reload with idle workers: the old workers exit at once, though they sent commands (reports, sweeps) and command_timeout is 10 s, and they removed their reports from cast:stats first
+--- cast_redis_options: command_timeout=10s
+--- config
+--- init
+package main;
+wait_ready(4);
+my $m = master();
+my @old = worker_pids($m);
+is(scalar @old, 4, '4 workers');
+my $mine = sub {
+    my %old = map { $_ => 1 } @old;
+    return grep { /:(\d+)$/ && $old{$1} } @{ $main::Redis->command('HKEYS', 'cast:stats') };
+};
+my @reported;
+my $deadline = time + 5;
+while (time < $deadline) {
+    @reported = $mine->();
+    last if @reported == 4;
+    sleep 0.05;
+}
+is(scalar @reported, 4, "the 4 workers' reports are in cast:stats");
+my $hup_at = time;
+kill 'HUP', $m;
+my $left;
+$deadline = time + 15;
+while (time < $deadline) {
+    my %now = map { $_ => 1 } worker_pids($m);
+    $left = grep { $now{$_} } @old;
+    last if !$left;
+    sleep 0.01;
+}
+my $took = time - $hup_at;
+is($left, 0, 'the 4 old workers exited');
+ok($took < 2, sprintf('within 2 s of the reload (%.2f s), not after an idle command timer', $took));
+is(join(' ', $mine->()), '', 'the old workers removed their reports from cast:stats');
 wait_ready(8);
 --- response_body_like: "mode":"redis",.*"redis":"connected"
 --- no_error_log eval

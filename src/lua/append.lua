@@ -1,8 +1,8 @@
--- An event into its topic's log, with the topic's new state, if the
--- state is still at "version"; else {0, version, state} for the worker
--- to compute again.  {-1, topics} when the topic is new and max_topics are
--- kept.  {1, stream id} when appended: the event is published as
--- "<stream id> <name length>:<name><json>".
+-- An event into a log (its topic's, or the one the worker sends it to),
+-- with the topic's new state, if the state is still at "version"; else
+-- {0, version, state} for the worker to compute again.  {-1, topics}
+-- when the topic is new and max_topics are kept.  {1, stream id} when
+-- appended: the event is published as "<stream id> <name length>:<name><json>".
 -- op: 'keep' (state unchanged), 'set' (state_text), 'clear'; 'refuse':
 -- {3} when the state is still at "version" (nothing is appended).
 -- An event whose id and name were appended to the topic in the last
@@ -57,7 +57,9 @@ end
 if op == 'set' then
     redis.call('HSET', state, 'v', tonumber(v) + 1, 's', state_text)
     redis.call('PEXPIRE', state, state_ttl)
-    cast_topic_extend(topics, topic, tonumber(now) + tonumber(state_ttl))
+    if counted == '1' then
+        cast_topic_extend(topics, topic, tonumber(now) + tonumber(state_ttl))
+    end
 elseif op == 'clear' then
     redis.call('DEL', state)
     cast_topic_settle(topics, topic, now)

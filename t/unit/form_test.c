@@ -382,6 +382,153 @@ ngx_test_oom(void)
 }
 
 
+/*
+ * ngx_http_cast_form_fields(): a form of the caller's fields (the token
+ * endpoints).  The result as "name=value;" for each set field, or the
+ * error, or NGX_ERROR.
+ */
+
+static void
+ngx_test_own(const char *query, const char *body, const char *want,
+    const char *name)
+{
+    u_char                      *copy, out[4096], *o;
+    ngx_int_t                    rc;
+    ngx_str_t                    err, got;
+    ngx_uint_t                   i;
+    ngx_pool_t                  *pool;
+    ngx_http_cast_form_field_t   f[3];
+
+    pool = ngx_create_pool(1024, NULL);
+    ngx_memzero(f, sizeof(f));
+    ngx_str_set(&f[0].name, "grant_type");
+    f[0].max = 64;
+    ngx_str_set(&f[1].name, "code");
+    f[1].max = 16;
+    ngx_str_set(&f[2].name, "user_name");
+    f[2].max = 8;
+
+    ngx_str_null(&err);
+    rc = NGX_OK;
+
+    if (query) {
+        copy = (u_char *) strdup(query);
+        rc = ngx_http_cast_form_fields(pool, copy, strlen(query), f, 3, &err);
+        free(copy);
+    }
+
+    if (rc == NGX_OK && body) {
+        copy = (u_char *) strdup(body);
+        rc = ngx_http_cast_form_fields(pool, copy, strlen(body), f, 3, &err);
+        free(copy);
+    }
+
+    if (rc == NGX_OK) {
+        o = out;
+
+        for (i = 0; i < 3; i++) {
+            if (f[i].set) {
+                o = ngx_sprintf(o, "%V=%V;", &f[i].name, &f[i].value);
+            }
+        }
+
+        got.data = out;
+        got.len = o - out;
+
+    } else if (rc == NGX_DECLINED) {
+        got = err;
+
+    } else {
+        ngx_str_set(&got, "NGX_ERROR");
+    }
+
+    ngx_test_str(&got, want, name);
+
+    ngx_destroy_pool(pool);
+}
+
+
+static void
+ngx_test_own_fields(void)
+{
+    ngx_int_t                    rc;
+    ngx_str_t                    err;
+    ngx_uint_t                   i, errors, oks;
+    ngx_pool_t                  *pool;
+    ngx_http_cast_form_field_t   f[1];
+
+    ngx_test_own(NULL, "grant_type=client_credentials&client_id=x&code=",
+                 "grant_type=client_credentials;code=;",
+                 "own: the named fields, others skipped, an empty value set");
+    ngx_test_own(NULL, "", "", "own: an empty form");
+    ngx_test_own(NULL, "&&code&&", "code=;", "own: a name without \"=\"");
+    ngx_test_own(NULL, "user_name=%20a+b%2B%26%3D%20", "user_name=a b+&=;",
+                 "own: percent-decoded, \"+\" a space, trimmed");
+    ngx_test_own(NULL, "us%65r_name=x", "user_name=x;",
+                 "own: a percent-encoded name");
+    ngx_test_own(NULL, "code=1&code=1",
+                 "\"code\" is given more than once", "own: a repeat");
+    ngx_test_own("code=1", "grant_type=x&code=2",
+                 "\"code\" is given more than once",
+                 "own: in the query string and the body");
+    ngx_test_own("code=1", "grant_type=x", "grant_type=x;code=1;",
+                 "own: the query string and the body merged");
+    ngx_test_own(NULL, "code=%zz", "malformed percent-encoding in \"code\"",
+                 "own: a bad escape");
+    ngx_test_own(NULL, "code=%4", "malformed percent-encoding in \"code\"",
+                 "own: a short escape");
+    ngx_test_own(NULL, "co%dz=1", "malformed percent-encoding in a form field "
+                 "name", "own: a bad escape in a name");
+    ngx_test_own(NULL, "user_name=12345678", "user_name=12345678;",
+                 "own: at the limit");
+    ngx_test_own(NULL, "user_name=123456789", "\"user_name\" is too long",
+                 "own: one byte over");
+    ngx_test_own(NULL, "user_name=%31%32%33%34%35%36%37%38",
+                 "user_name=12345678;", "own: the limit is in decoded bytes");
+    ngx_test_own(NULL, "user_name=%31%32%33%34%35%36%37%38%39",
+                 "\"user_name\" is too long", "own: decoded, one over");
+    ngx_test_own(NULL, "user_name=a%00b",
+                 "user_name holds a control character", "own: a NUL");
+    ngx_test_own(NULL, "user_name=%ff", "user_name is not valid UTF-8",
+                 "own: not UTF-8");
+    ngx_test_own(NULL, "user_name=%C3%A9t%C3%A9",
+                 "user_name=\xc3\xa9t\xc3\xa9;",
+                 "own: UTF-8");
+
+    /* every allocation failing in turn */
+
+    errors = 0;
+    oks = 0;
+
+    for (i = 1; i < 8; i++) {
+        pool = ngx_create_pool(1024, NULL);
+        ngx_memzero(f, sizeof(f));
+        ngx_str_set(&f[0].name, "code");
+        f[0].max = 16;
+
+        ngx_test_alloc_fail = i;
+        rc = ngx_http_cast_form_fields(pool, (u_char *) "a=1&code=2&b=3", 14,
+                                       f, 1, &err);
+        ngx_test_alloc_fail = 0;
+
+        if (rc == NGX_ERROR) {
+            errors++;
+
+        } else if (rc == NGX_OK && f[0].set && f[0].value.len == 1
+                   && f[0].value.data[0] == '2')
+        {
+            oks++;
+        }
+
+        ngx_destroy_pool(pool);
+    }
+
+    ngx_test_ok(errors == 4 && oks == 3,
+                "own: allocation failures are NGX_ERROR (%lu), else the "
+                "field (%lu)", (unsigned long) errors, (unsigned long) oks);
+}
+
+
 int
 main(void)
 {
@@ -392,6 +539,7 @@ main(void)
     ngx_test_limits();
     ngx_test_text();
     ngx_test_oom();
+    ngx_test_own_fields();
 
     return ngx_test_done();
 }

@@ -673,6 +673,180 @@ test_scopes(void)
 }
 
 
+/* signing (the token endpoints): checked against sign() above */
+
+static void
+test_sign(void)
+{
+    char                   *want, *payload, big[20000];
+    json_t                 *c, *bad;
+    ngx_int_t               rc;
+    u_char                 *p1, *p2, *p3, *q;
+    ngx_str_t               tok, tok2, kid;
+    ngx_uint_t              i, errors, oks, good;
+    ngx_pool_t             *pool;
+    const char             *err;
+    ngx_http_cast_jwk_t     key, other, named, rsa;
+    ngx_http_cast_jwt_t     jwt;
+    ngx_http_cast_grant_t   g;
+    ngx_http_cast_jwt_rules_t  rules;
+
+    pool = ngx_create_pool(1024, NULL);
+
+    ngx_http_cast_jwk_secret(pool, secret, 32, NULL, &key, &err);
+    ngx_http_cast_jwk_secret(pool,
+                             (u_char *) "another secret, 32 bytes long!!!",
+                             32, NULL, &other, &err);
+    ngx_str_set(&kid, "k1");
+    ngx_http_cast_jwk_secret(pool, secret, 32, &kid, &named, &err);
+
+    c = json_pack("{s:s,s:s,s:i,s:i,s:s,s:s,s:s,s:s}",
+                  "iss", "https://auth.example", "aud", "cast-hub",
+                  "iat", NOW, "exp", NOW + 100, "jti", "j1", "typ", "access",
+                  "hub.topic", "USER-1",
+                  "scope", "openid fhircast/*.read fhircast/*.write");
+
+    rc = ngx_http_cast_jwt_sign(pool, &key, c, &tok);
+    ngx_test_ok(rc == NGX_OK, "sign: NGX_OK");
+
+    /* the same bytes as an independent HMAC over the same JSON text */
+
+    payload = json_dumps(c, JSON_COMPACT);
+    want = sign("{\"alg\":\"HS256\",\"typ\":\"JWT\"}", payload, "HS256",
+                NULL);
+    ngx_test_ok(rc == NGX_OK && tok.len == strlen(want)
+                && memcmp(tok.data, want, tok.len) == 0,
+                "sign: the header, the compact claims, the HMAC-SHA256 as "
+                "computed independently");
+    free(want);
+    free(payload);
+
+    /* it verifies, and its claims are what was signed */
+
+    ngx_test_ok(ngx_http_cast_jwt_decode(pool, tok.data, tok.len, &jwt, &err)
+                == NGX_OK, "sign: the token decodes");
+    ngx_test_ok(jwt.alg == NGX_HTTP_CAST_JWT_HS256 && jwt.kid.len == 0,
+                "sign: alg HS256, no kid");
+    ngx_test_ok(ngx_http_cast_jwt_verify(&jwt, &key, 1) == NGX_OK,
+                "sign: verifies with the key");
+    ngx_test_ok(ngx_http_cast_jwt_verify(&jwt, &other, 1) == NGX_DECLINED,
+                "sign: not with another key");
+    ngx_test_ok(json_equal(jwt.claims, c), "sign: the claims round-trip");
+
+    ngx_str_set(&rules.issuer, "https://auth.example");
+    ngx_str_set(&rules.audience, "cast-hub");
+    ngx_str_set(&rules.topic_claim, "hub.topic");
+    rules.leeway = 0;
+    rules.now = NOW;
+
+    rc = ngx_http_cast_jwt_claims(pool, &jwt, &rules, &g, &err);
+    ngx_test_ok(rc == NGX_OK && g.topic.len == 6
+                && ngx_strncmp(g.topic.data, "USER-1", 6) == 0
+                && g.expires == NOW + 100
+                && ngx_http_cast_scopes_any(&g.scopes,
+                                            NGX_HTTP_CAST_SCOPE_READ)
+                && ngx_http_cast_scopes_any(&g.scopes,
+                                            NGX_HTTP_CAST_SCOPE_WRITE),
+                "sign: the claims grant the topic and the scopes");
+    ngx_http_cast_jwt_free(&jwt);
+
+    /* a byte of the signature changed, or another token's payload */
+
+    want = strndup((char *) tok.data, tok.len);
+    want[tok.len - 10] = (want[tok.len - 10] == 'A') ? 'B' : 'A';
+    is(check(want, &key, 1), "bad signature",
+       "sign: a changed signature byte is refused");
+    free(want);
+
+    bad = json_pack("{s:s,s:i}", "hub.topic", "USER-2", "exp", NOW + 100);
+    rc = ngx_http_cast_jwt_sign(pool, &key, bad, &tok2);
+    json_decref(bad);
+    want = malloc(tok.len + tok2.len + 1);
+    p1 = memchr(tok.data, '.', tok.len);
+    p2 = memchr(tok2.data, '.', tok2.len);
+    p3 = memchr(p2 + 1, '.', tok2.data + tok2.len - p2 - 1);
+    q = memchr(p1 + 1, '.', tok.data + tok.len - p1 - 1);
+    snprintf(want, tok.len + tok2.len + 1, "%.*s%.*s%.*s",
+             (int) (p1 - tok.data), tok.data, (int) (p3 - p2), p2,
+             (int) (tok.data + tok.len - q), q);
+    is(rc == NGX_OK ? check(want, &key, 1) : "no token", "bad signature",
+       "sign: another token's payload under this signature is refused");
+    free(want);
+
+    /* the key's id is in the header */
+
+    rc = ngx_http_cast_jwt_sign(pool, &named, c, &tok);
+    ngx_test_ok(rc == NGX_OK
+                && ngx_http_cast_jwt_decode(pool, tok.data, tok.len, &jwt,
+                                            &err) == NGX_OK
+                && jwt.kid.len == 2 && ngx_strncmp(jwt.kid.data, "k1", 2) == 0
+                && ngx_http_cast_jwt_verify(&jwt, &named, 1) == NGX_OK,
+                "sign: the kid in the header, and it verifies");
+    if (rc == NGX_OK) {
+        ngx_http_cast_jwt_free(&jwt);
+    }
+
+    /* refusals */
+
+    ngx_memzero(&rsa, sizeof(ngx_http_cast_jwk_t));
+    rsa.alg = NGX_HTTP_CAST_JWT_RS256;
+    ngx_test_ok(ngx_http_cast_jwt_sign(pool, &rsa, c, &tok) == NGX_DECLINED,
+                "sign: not with an RS256 key");
+
+    rsa = key;
+    rsa.secret.len = 31;
+    ngx_test_ok(ngx_http_cast_jwt_sign(pool, &rsa, c, &tok) == NGX_DECLINED,
+                "sign: not with a secret of 31 bytes");
+
+    rsa = key;
+    rsa.kid.data = (u_char *) "\xff\xfe";
+    rsa.kid.len = 2;
+    ngx_test_ok(ngx_http_cast_jwt_sign(pool, &rsa, c, &tok) == NGX_DECLINED,
+                "sign: not with a kid that is not UTF-8");
+
+    bad = json_array();
+    ngx_test_ok(ngx_http_cast_jwt_sign(pool, &key, bad, &tok) == NGX_DECLINED,
+                "sign: claims that are not an object are refused");
+    json_decref(bad);
+
+    memset(big, 'x', sizeof(big) - 1);
+    big[sizeof(big) - 1] = '\0';
+    bad = json_pack("{s:s}", "big", big);
+    ngx_test_ok(ngx_http_cast_jwt_sign(pool, &key, bad, &tok) == NGX_DECLINED,
+                "sign: a token longer than 16384 bytes is refused");
+    json_decref(bad);
+
+    /* every allocation failing in turn */
+
+    errors = 0;
+    oks = 0;
+    good = 1;
+
+    for (i = 1; i < 12; i++) {
+        ngx_test_alloc_fail = i;
+        rc = ngx_http_cast_jwt_sign(pool, &key, c, &tok);
+        ngx_test_alloc_fail = 0;
+
+        if (rc == NGX_ERROR) {
+            errors++;
+
+        } else if (rc == NGX_OK) {
+            oks++;
+            want = strndup((char *) tok.data, tok.len);
+            good &= (strcmp(check(want, &key, 1), "ok") == 0);
+            free(want);
+        }
+    }
+
+    ngx_test_ok(errors == 3 && oks == 8 && good,
+                "sign: allocation failures are NGX_ERROR (%lu), else a good "
+                "token (%lu)", (unsigned long) errors, (unsigned long) oks);
+
+    json_decref(c);
+    ngx_destroy_pool(pool);
+}
+
+
 /* every allocation failing in turn: NGX_ERROR or done, never a crash */
 
 static void
@@ -754,6 +928,7 @@ main(void)
     test_keys();
     test_claims();
     test_scopes();
+    test_sign();
     test_oom();
 
     EVP_PKEY_free(rsa_key);

@@ -323,6 +323,47 @@ ngx_decode_base64url(ngx_str_t *dst, ngx_str_t *src)
 }
 
 
+/* nginx's ngx_encode_base64url(): no padding; dst has room */
+
+void
+ngx_encode_base64url(ngx_str_t *dst, ngx_str_t *src)
+{
+    u_char   *d, *s;
+    size_t    len;
+
+    static u_char  tab[] =
+        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+
+    s = src->data;
+    len = src->len;
+    d = dst->data;
+
+    while (len > 2) {
+        *d++ = tab[(s[0] >> 2) & 0x3f];
+        *d++ = tab[((s[0] & 3) << 4) | (s[1] >> 4)];
+        *d++ = tab[((s[1] & 0x0f) << 2) | (s[2] >> 6)];
+        *d++ = tab[s[2] & 0x3f];
+
+        s += 3;
+        len -= 3;
+    }
+
+    if (len) {
+        *d++ = tab[(s[0] >> 2) & 0x3f];
+
+        if (len == 1) {
+            *d++ = tab[(s[0] & 3) << 4];
+
+        } else {
+            *d++ = tab[((s[0] & 3) << 4) | (s[1] >> 4)];
+            *d++ = tab[(s[1] & 0x0f) << 2];
+        }
+    }
+
+    dst->len = d - dst->data;
+}
+
+
 /* nginx's ngx_gmtime(): the full year and a month 1..12 */
 
 void
