@@ -17,6 +17,7 @@
 #include "ngx_http_cast_hub.h"
 #include "ngx_http_cast_oauth.h"    /* cast_oauth */
 #include "ngx_http_cast_redis.h"    /* cast_redis */
+#include "ngx_http_cast_request.h"  /* request/response between apps */
 #include "ngx_http_cast_conf_routes.h"
 #include "ngx_http_cast_status.h"
 #include "ngx_http_cast_store_local.h"
@@ -72,6 +73,10 @@ static ngx_conf_enum_t  ngx_http_cast_dialects[] = {
 
 static ngx_conf_num_bounds_t  ngx_http_cast_topics_bounds = {
     ngx_conf_check_num_bounds, 1, NGX_MAX_INT32_VALUE
+};
+
+static ngx_conf_num_bounds_t  ngx_http_cast_requests_bounds = {
+    ngx_conf_check_num_bounds, 1, 1000000
 };
 
 
@@ -305,6 +310,14 @@ static ngx_command_t  ngx_http_cast_commands[] = {
       NGX_HTTP_MAIN_CONF_OFFSET,
       offsetof(ngx_http_cast_main_conf_t, max_topics),
       &ngx_http_cast_topics_bounds },
+
+    /* requests to apps that wait at once, per worker */
+    { ngx_string("cast_max_requests"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_num_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_cast_main_conf_t, max_requests),
+      &ngx_http_cast_requests_bounds },
 
     /* cast_redis: src/ngx_http_cast_redis.c */
     { ngx_string("cast_redis"),
@@ -689,6 +702,7 @@ ngx_http_cast_create_main_conf(ngx_conf_t *cf)
      */
 
     cmcf->max_topics = NGX_CONF_UNSET_UINT;
+    cmcf->max_requests = NGX_CONF_UNSET_UINT;
 
     return cmcf;
 }
@@ -700,6 +714,7 @@ ngx_http_cast_init_main_conf(ngx_conf_t *cf, void *conf)
     ngx_http_cast_main_conf_t *cmcf = conf;
 
     ngx_conf_init_uint_value(cmcf->max_topics, 100000);
+    ngx_conf_init_uint_value(cmcf->max_requests, 1024);
 
     return NGX_CONF_OK;
 }
@@ -1059,6 +1074,12 @@ ngx_http_cast_init_process(ngx_cycle_t *cycle)
         return NGX_ERROR;
     }
 
+    if (ngx_http_cast_request_init(cycle, cmcf->hub, cmcf->max_requests)
+        != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
     return NGX_OK;
 }
 
@@ -1079,6 +1100,7 @@ ngx_http_cast_exit_process(ngx_cycle_t *cycle)
      */
 
     ngx_http_cast_ws_shutdown_all();
+    ngx_http_cast_request_exit();
     ngx_http_cast_hub_destroy(cmcf->hub);
     cmcf->hub = NULL;
 }

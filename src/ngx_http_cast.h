@@ -66,6 +66,7 @@ typedef struct {
     ngx_http_cast_hub_t       *hub;         /* this worker's hub */
     ngx_flag_t                 used;        /* any cast location */
     ngx_uint_t                 max_topics;
+    ngx_uint_t                 max_requests;  /* waiting, per worker */
 
     /* cast_redis (src/ngx_http_cast_redis.c); NULL: local mode */
     ngx_http_cast_redis_conf_t  *redis;

@@ -15,6 +15,7 @@
 #include "ngx_http_cast_auth.h"
 #include "ngx_http_cast_conf_routes.h"
 #include "ngx_http_cast_hub.h"
+#include "ngx_http_cast_query.h"
 #include "ngx_http_cast_reply.h"
 #include "ngx_http_cast_text.h"
 
@@ -132,6 +133,13 @@ ngx_http_cast_api_handler(ngx_http_request_t *r)
 
     if (ngx_http_cast_api_hub(r) == NULL) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    /* {base}/cast-get, {base}/request: asking other apps */
+
+    rc = ngx_http_cast_query_handler(r);
+    if (rc != NGX_DECLINED) {
+        return rc;
     }
 
     ctx = ngx_pcalloc(r->pool, sizeof(ngx_http_cast_api_ctx_t));

@@ -21,6 +21,7 @@
 #include "ngx_http_cast_hub.h"
 #include "ngx_http_cast_jwt.h"
 #include "ngx_http_cast_reply.h"
+#include "ngx_http_cast_request.h"
 #include "ngx_http_cast_ws.h"
 
 
@@ -1153,8 +1154,9 @@ ngx_http_cast_ws_append(ngx_http_cast_ws_t *ws, u_char *p, size_t n)
 
 
 /*
- * A text message (SPEC 3.3): an event is published as POST {base} would;
- * an ack {"id","status"} is recorded; anything else is ignored.
+ * A text message (SPEC 3.3): a response to a request between apps goes
+ * to that request; another event is published as POST {base} would; an
+ * ack {"id","status"} is recorded; anything else is ignored.
  */
 
 static void
@@ -1186,7 +1188,13 @@ ngx_http_cast_ws_message(ngx_http_cast_ws_t *ws, u_char *p, size_t n)
         return;
     }
 
-    if (json_is_object(root) && json_object_get(root, "event")) {
+    if (json_is_object(root) && json_object_get(root, "event")
+        && ngx_http_cast_request_answer(ws->hub, ws->sub, root, log)
+           == NGX_OK)
+    {
+        /* "*-response": routed to its request, not published */
+
+    } else if (json_is_object(root) && json_object_get(root, "event")) {
 
         /* the message buffer is reused: the event keeps its own bytes */
 
