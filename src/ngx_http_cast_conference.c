@@ -156,6 +156,59 @@ ngx_http_cast_conf_list(json_t *registry)
 }
 
 
+ngx_int_t
+ngx_http_cast_conf_name(json_t *list, json_t *names)
+{
+    size_t       i, j, k;
+    json_t      *item, *topics, *topic, *record, *name, *who;
+    const char  *t;
+
+    json_array_foreach(list, i, item) {
+        topics = ngx_http_cast_conf_participants(item);
+        who = json_array();
+
+        if (topics == NULL || who == NULL) {
+            json_decref(topics);
+            json_decref(who);
+            return NGX_ERROR;
+        }
+
+        json_array_foreach(topics, j, topic) {
+            t = json_string_value(topic);
+
+            json_array_foreach(json_object_get(names, t ? t : ""), k,
+                               record)
+            {
+                name = json_object_get(record, "name");
+
+                /* the topic's own records, not those of "*" */
+
+                if (!json_is_string(name) || json_string_length(name) == 0
+                    || !json_equal(json_object_get(record, "topic"), topic)
+                    || ngx_http_cast_conf_has(who, json_string_value(name)))
+                {
+                    continue;
+                }
+
+                if (json_array_append(who, name) != 0) {
+                    json_decref(topics);
+                    json_decref(who);
+                    return NGX_ERROR;
+                }
+            }
+        }
+
+        json_decref(topics);
+
+        if (json_object_set_new(item, "participants", who) != 0) {
+            return NGX_ERROR;
+        }
+    }
+
+    return NGX_OK;
+}
+
+
 ngx_uint_t
 ngx_http_cast_conf_topics(json_t *conference, ngx_str_t *out,
     ngx_uint_t max)

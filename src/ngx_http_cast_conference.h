@@ -68,6 +68,13 @@ void ngx_http_cast_conf_outcome_free(ngx_http_cast_conf_outcome_t *out);
 /* GET {base}/conference: a new array of the conferences, with "participants" */
 json_t *ngx_http_cast_conf_list(json_t *registry);
 
+/*
+ * The list's "participants" become the subscriber names of each
+ * conference's topics, host first, each once: "names" maps a topic to
+ * the records the store has of it (objects with "topic" and "name").
+ */
+ngx_int_t ngx_http_cast_conf_name(json_t *list, json_t *names);
+
 /* a conference's topics, host first (borrowed from "conference") */
 ngx_uint_t ngx_http_cast_conf_topics(json_t *conference, ngx_str_t *out,
     ngx_uint_t max);

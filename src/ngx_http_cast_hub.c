@@ -22,6 +22,9 @@
 /* the app-level heartbeat event (STU3 ballot), in seconds */
 #define NGX_HTTP_CAST_HEARTBEAT  10
 
+/* subscriber names listed per conference topic (GET .../conference) */
+#define NGX_HTTP_CAST_CONF_NAMES  256
+
 /* events held for a socket while its replay is on its way */
 #define NGX_HTTP_CAST_MAX_HELD   1024
 
@@ -211,6 +214,8 @@ static ngx_int_t ngx_http_cast_conf_op_apply(ngx_http_cast_append_t *a,
 static void ngx_http_cast_conf_op_done(void *data,
     ngx_http_cast_result_t *res);
 static void ngx_http_cast_conf_listed(void *data,
+    ngx_http_cast_result_t *res);
+static void ngx_http_cast_conf_names(void *data,
     ngx_http_cast_result_t *res);
 static void ngx_http_cast_conf_need(ngx_http_cast_hub_t *hub);
 static void ngx_http_cast_conf_loaded(void *data,
@@ -2844,28 +2849,147 @@ ngx_http_cast_hub_conferences(ngx_http_cast_hub_t *hub,
 }
 
 
+/*
+ * The list, then the records of each participant topic, one topic after
+ * the other, for the subscriber names (SPEC 2.6: "participants").
+ */
+
+typedef struct {
+    ngx_http_cast_hub_t       *hub;
+    ngx_http_cast_done_pt      done;
+    void                      *data;
+    json_t                    *list;
+    json_t                    *topics;      /* to ask the store about */
+    json_t                    *names;       /* topic: its records */
+    size_t                     next;
+    unsigned                   asking:1;
+    unsigned                   answered:1;
+} ngx_http_cast_conf_list_t;
+
+
 static void
 ngx_http_cast_conf_listed(void *data, ngx_http_cast_result_t *res)
 {
     ngx_http_cast_hub_op_t *op = data;
 
-    json_t  *list;
+    size_t                      i, j;
+    json_t                     *item, *topic;
+    ngx_http_cast_conf_list_t  *cl;
 
-    list = NULL;
+    cl = NULL;
 
     if (res->rc == NGX_HTTP_CAST_DONE) {
-        list = ngx_http_cast_conf_list(res->json);
-        res->json = list;
+        cl = ngx_calloc(sizeof(ngx_http_cast_conf_list_t), op->hub->log);
+    }
 
-        if (list == NULL) {
+    if (cl) {
+        cl->hub = op->hub;
+        cl->done = op->done;
+        cl->data = op->data;
+        cl->list = ngx_http_cast_conf_list(res->json);
+        cl->topics = json_array();
+        cl->names = json_object();
+    }
+
+    if (cl == NULL || cl->list == NULL || cl->topics == NULL
+        || cl->names == NULL)
+    {
+        if (res->rc == NGX_HTTP_CAST_DONE) {
             res->rc = NGX_HTTP_CAST_FAILED;
+        }
+
+        op->done(op->data, res);
+        ngx_free(op);
+
+        if (cl) {
+            json_decref(cl->list);
+            json_decref(cl->topics);
+            json_decref(cl->names);
+            ngx_free(cl);
+        }
+
+        return;
+    }
+
+    ngx_free(op);
+
+    json_array_foreach(cl->list, i, item) {
+        json_array_foreach(json_object_get(item, "participants"), j, topic) {
+            if (json_is_string(topic)
+                && json_object_get(cl->names, json_string_value(topic))
+                   == NULL)
+            {
+                (void) json_object_set_new(cl->names,
+                                           json_string_value(topic),
+                                           json_array());
+                (void) json_array_append(cl->topics, topic);
+            }
         }
     }
 
-    op->done(op->data, res);
+    ngx_http_cast_conf_names(cl, NULL);
+}
 
-    json_decref(list);
-    ngx_free(op);
+
+/* a topic's records came (res NULL: none asked yet); the next is asked */
+
+static void
+ngx_http_cast_conf_names(void *data, ngx_http_cast_result_t *res)
+{
+    ngx_http_cast_conf_list_t *cl = data;
+
+    json_t                  *topic;
+    ngx_str_t                name;
+    ngx_http_cast_result_t   out;
+
+    if (res && res->rc == NGX_HTTP_CAST_DONE && json_is_array(res->json)) {
+        topic = json_array_get(cl->topics, cl->next - 1);
+
+        (void) json_object_set(cl->names, json_string_value(topic),
+                               res->json);
+    }
+
+    if (cl->asking) {
+        /* answered at once (local store): the loop below goes on */
+        cl->answered = 1;
+        return;
+    }
+
+    while (cl->next < json_array_size(cl->topics)) {
+        topic = json_array_get(cl->topics, cl->next++);
+
+        name.data = (u_char *) json_string_value(topic);
+        name.len = json_string_length(topic);
+
+        cl->asking = 1;
+        cl->answered = 0;
+
+        cl->hub->store->records(cl->hub->store, &name,
+                                NGX_HTTP_CAST_CONF_NAMES,
+                                ngx_http_cast_conf_names, cl);
+        cl->asking = 0;
+
+        if (!cl->answered) {
+            /* the answer calls this again */
+            return;
+        }
+    }
+
+    ngx_memzero(&out, sizeof(ngx_http_cast_result_t));
+    out.rc = NGX_HTTP_CAST_DONE;
+    out.json = cl->list;
+
+    if (ngx_http_cast_conf_name(cl->list, cl->names) != NGX_OK) {
+        out.rc = NGX_HTTP_CAST_FAILED;
+        out.json = NULL;
+    }
+
+    cl->done(cl->data, &out);
+
+    json_decref(cl->list);
+    json_decref(cl->topics);
+    json_decref(cl->names);
+    ngx_free(cl);
 }
 
 

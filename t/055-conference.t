@@ -118,7 +118,8 @@ like($h->{'content-type'} || $h->{'Content-Type'} || '', qr{application/json}, '
 ($c, $b) = j('GET', '/api/hub/conference');
 is($c, 200, 'list: 200');
 is_deeply($b, [{ hostTopic => 'T1', user => 'T1', title => 'Tumor board', sceneLeaderTopic => 'T1',
-                 topics => ['T2', 'T3'], participants => ['T1', 'T2', 'T3'] }], 'list: the conference');
+                 topics => ['T2', 'T3'], participants => ['A', 'B'] }],
+          'list: the conference, participants the subscriber names of its topics (T3 has none)');
 ($c, my $g1) = j('GET', '/conference');
 is_deeply($g1, $b, 'G1 GET /conference: the same list');
 
@@ -286,7 +287,7 @@ got($_) for $h1, $h2, $x;
 $h1->close;
 is(names(got($x)), '', 'one host socket goes: the conference stays');
 ($c, $b) = j('GET', '/api/hub/conference');
-is(scalar @$b, 1, '... listed');
+diag(json_encode($b)) if ref $b ne "ARRAY"; is(ref $b eq "ARRAY" ? scalar @$b : -1, 1, "... listed");
 $h2->close;
 my $g = got($x);
 $g = got($x) if !@$g;
