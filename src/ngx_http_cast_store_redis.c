@@ -69,6 +69,11 @@
 #define NGX_HTTP_CAST_MAX_HELD      10000
 #define NGX_HTTP_CAST_MAX_ATTEMPTS  64
 #define NGX_HTTP_CAST_BATCH_MAX     64
+/* a batch computed again this often claims the topic's next turn */
+#define NGX_HTTP_CAST_CLAIM_AFTER   2
+#define NGX_HTTP_CAST_TURN_MS       "50"
+#define NGX_HTTP_CAST_MAX_WAITS     4096
+#define NGX_HTTP_CAST_WRITER_LEN    (NGX_INT64_LEN + 18)
 #define NGX_HTTP_CAST_BATCH_BYTES   (1024 * 1024)
 #define NGX_HTTP_CAST_CACHE_MAX     1024
 #define NGX_HTTP_CAST_MAX_ARGS      64
@@ -200,6 +205,8 @@ struct ngx_http_cast_rstore_s {
     ngx_queue_t                unbinds;     /* binds to undo */
     u_char                     epoch[NGX_HTTP_CAST_NONCE_LEN];
     u_char                     candidate[NGX_HTTP_CAST_NONCE_LEN];
+    ngx_str_t                  writer;      /* this worker, for turns */
+    u_char                     writer_buf[NGX_HTTP_CAST_WRITER_LEN];
     unsigned                   have_epoch:1;
     unsigned                   wildcard:1;  /* "*" sockets here */
     unsigned                   too_old:1;   /* Redis < 6.2 */
@@ -217,6 +224,7 @@ typedef struct {
     ngx_http_cast_record_t    *record;      /* renew: the caller's */
     ngx_uint_t                 op;          /* append: keep, set, clear */
     ngx_uint_t                 attempts;
+    ngx_uint_t                 waits;       /* append: others' turns */
     unsigned                   again:1;     /* append: a retry */
     ngx_str_t                  reason;
     ngx_str_t                  topic;
@@ -435,6 +443,14 @@ ngx_http_cast_store_redis_create(ngx_cycle_t *cycle,
 
     rs->log = cycle->log;
     rs->max_topics = max_topics;
+
+    /* unique enough among the workers of every host */
+    rs->writer.data = rs->writer_buf;
+    rs->writer.len = ngx_sprintf(rs->writer_buf, "%P-%08xD-%08xD", ngx_pid,
+                                 (uint32_t) ngx_random(),
+                                 ngx_crc32_long(cycle->hostname.data,
+                                                cycle->hostname.len))
+                     - rs->writer_buf;
 
     ngx_rbtree_init(&rs->channels, &rs->channels_sentinel,
                     ngx_str_rbtree_insert_value);
@@ -1308,11 +1324,12 @@ static ngx_int_t
 ngx_http_cast_rstore_send_batch(ngx_http_cast_lane_t *lane,
     uint64_t version)
 {
-    u_char                   kbuf[3][NGX_HTTP_CAST_MAX_TOPIC + 32];
+    u_char                   kbuf[4][NGX_HTTP_CAST_MAX_TOPIC + 32];
     u_char                   cbuf[NGX_HTTP_CAST_MAX_TOPIC + 32];
     u_char                   nbuf[8][NGX_INT64_LEN];
     char                    *text;
     int                      i, argc;
+    ngx_uint_t               claim;
     size_t                  *argvlen;
     int64_t                  now;
     ngx_int_t                rc;
@@ -1361,6 +1378,9 @@ ngx_http_cast_rstore_send_batch(ngx_http_cast_lane_t *lane,
                           ngx_http_cast_rcall_t, queue);
     a = call->append;
 
+    /* the oldest event's: computed again too often, it claims a turn */
+    claim = call->attempts >= NGX_HTTP_CAST_CLAIM_AFTER;
+
     log = a->log.len ? &a->log : &a->topic;
     now = ngx_http_cast_now_ms();
 
@@ -1379,6 +1399,7 @@ ngx_http_cast_rstore_send_batch(ngx_http_cast_lane_t *lane,
     ngx_http_cast_rargs_key(&all, kbuf[1], "cast:{", log, "}:log");
     ngx_http_cast_rargs_literal(&all, "cast:topics");
     ngx_http_cast_rargs_key(&all, kbuf[2], "cast:{", &a->topic, "}:ids");
+    ngx_http_cast_rargs_key(&all, kbuf[3], "cast:{", &a->topic, "}:turn");
 
     ngx_http_cast_rargs_str(&all, &a->topic);
     ngx_http_cast_rargs_num(&all, nbuf[0], (int64_t) version);
@@ -1392,6 +1413,9 @@ ngx_http_cast_rstore_send_batch(ngx_http_cast_lane_t *lane,
     ngx_http_cast_rargs_num(&all, nbuf[6], NGX_HTTP_CAST_IDS_KEEP);
     ngx_http_cast_rargs_add(&all, text ? text : "",
                             text ? ngx_strlen(text) : 0);
+    ngx_http_cast_rargs_str(&all, &rs->writer);
+    ngx_http_cast_rargs_add(&all, claim ? "1" : "0", 1);
+    ngx_http_cast_rargs_literal(&all, NGX_HTTP_CAST_TURN_MS);
 
     argc = all.argc + 4 * (int) lane->nsent;
 
@@ -1451,7 +1475,8 @@ ngx_http_cast_rstore_requeue(ngx_http_cast_lane_t *lane, ngx_queue_t *from)
 
 /*
  * {1, version, result...}: the batch went (see append.lua);
- * {0, version, state}: computed again; {5, n}: the first n go alone.
+ * {0, version, state}: computed again; {5, n}: the first n go alone;
+ * {6}: another writer's turn, sent again.
  */
 
 static void
@@ -1475,7 +1500,7 @@ ngx_http_cast_rstore_appended(redisAsyncContext *ac, void *r, void *privdata)
     ngx_queue_init(&again);
 
     if (rc == NGX_HTTP_CAST_DONE
-        && (reply->type != REDIS_REPLY_ARRAY || reply->elements < 2
+        && (reply->type != REDIS_REPLY_ARRAY || reply->elements == 0
             || reply->element[0]->type != REDIS_REPLY_INTEGER))
     {
         rc = NGX_HTTP_CAST_FAILED;
@@ -1626,7 +1651,8 @@ ngx_http_cast_rstore_appended(redisAsyncContext *ac, void *r, void *privdata)
         break;
 
     case 5:
-        if (reply->element[1]->type != REDIS_REPLY_INTEGER
+        if (reply->elements != 2
+            || reply->element[1]->type != REDIS_REPLY_INTEGER
             || reply->element[1]->integer < 1)
         {
             rc = NGX_HTTP_CAST_FAILED;
@@ -1638,6 +1664,29 @@ ngx_http_cast_rstore_appended(redisAsyncContext *ac, void *r, void *privdata)
         lane->limit = reply->element[1]->integer;
         ngx_queue_add(&again, &lane->sent);
         ngx_queue_init(&lane->sent);
+        break;
+
+    case 6:
+        /* another writer's turn: again, as computed (it goes soon) */
+
+        while (!ngx_queue_empty(&lane->sent)) {
+            q = ngx_queue_head(&lane->sent);
+            ngx_queue_remove(q);
+            call = ngx_queue_data(q, ngx_http_cast_rcall_t, queue);
+
+            if (++call->waits < NGX_HTTP_CAST_MAX_WAITS) {
+                ngx_queue_insert_tail(&again, q);
+                continue;
+            }
+
+            ngx_log_error(NGX_LOG_ERR, rs->log, 0,
+                          "cast: topic \"%V\" was another writer's %ui "
+                          "times while an event was appended: refused",
+                          &call->topic, call->waits);
+            ngx_http_cast_rstore_finish(call, NGX_HTTP_CAST_UNAVAILABLE,
+                                        NULL, 0, NULL);
+        }
+
         break;
 
     default:

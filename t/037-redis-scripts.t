@@ -637,7 +637,8 @@ sub wire_event {
 my %AppendDefaults = (topic => 't1', version => '0', state_text => '',
                       max_topics => 100, counted => 1,
                       state_ttl => 86400000, log_ttl => 120000,
-                      ids_keep => 300000);
+                      ids_keep => 300000, writer => 'w1', claim => 0,
+                      turn_ms => 50);
 
 my %EventDefaults = (op => 'keep', name => 'patient-open',
                      json => '{"a":1}', event_id => '');
@@ -651,7 +652,8 @@ sub append_batch {
                      @e{qw(op name json event_id)} } @{ $o{events} };
     return run('append',
                { state => "cast:{$t}:state", log => "cast:{$t}:log",
-                 topics => 'cast:topics', ids => "cast:{$t}:ids" },
+                 topics => 'cast:topics', ids => "cast:{$t}:ids",
+                 turn => "cast:{$t}:turn" },
                { map({ $_ => $o{$_} } keys %AppendDefaults),
                  now => $o{now}, minid => $o{now} - 60000,
                  channel => "cast:ev:$t" },
@@ -978,6 +980,47 @@ sub events_in { R('HGET', 'cast:counters', 'events_in') // 0 }
               '1', 'append batch: under max_topics: the set counts it');
     is(R('XLEN', 'cast:{t1}:log'), 10, 'append batch: ... 2 logged');
     next_message() for 1 .. 2;
+}
+
+# turns: a writer computed again too often claims the next one
+
+{
+    R('FLUSHALL');
+    my $n = now_ms();
+
+    is(append(now => $n, op => 'set', state_text => '{"s":1}')->[0], 1,
+       'append turn: version 1');
+    next_message();
+    is_deeply(append_batch(now => $n, version => '0', writer => 'w2',
+                           events => [{}]),
+              [0, '1', '{"s":1}'],
+              'append turn: stale, no claim: {0, version, state}');
+    is(R('EXISTS', 'cast:{t1}:turn'), 0, 'append turn: ... no turn');
+    is_deeply(append_batch(now => $n, version => '0', writer => 'w2',
+                           claim => 1, events => [{}]),
+              [0, '1', '{"s":1}'], 'append turn: stale, a claim: {0, ...}');
+    is(R('GET', 'cast:{t1}:turn'), 'w2', 'append turn: ... w2 has the turn');
+    my $ttl = R('PTTL', 'cast:{t1}:turn');
+    ok($ttl > 0 && $ttl <= 50, "append turn: ... for turn_ms ($ttl ms)");
+    is_deeply(append_batch(now => $n, version => '1', events => [{}]), [6],
+              'append turn: another writer, current: {6}');
+    is(R('XLEN', 'cast:{t1}:log'), 1, 'append turn: ... nothing logged');
+    is_deeply(append_batch(now => $n, version => '0', claim => 1,
+                           events => [{}]),
+              [0, '1', '{"s":1}'],
+              'append turn: another writer, stale: {0, ...}');
+    is(R('GET', 'cast:{t1}:turn'), 'w2',
+       'append turn: ... its claim does not take the turn');
+    my $r = append_batch(now => $n, version => '1', writer => 'w2',
+                         state_text => '{"s":2}',
+                         events => [{ op => 'set' }]);
+    is_deeply([$r->[0], $r->[1], $r->[2][0]], [1, '2', 1],
+              'append turn: the writer whose turn it is: appended');
+    is(R('EXISTS', 'cast:{t1}:turn'), 0, 'append turn: ... the turn ends');
+    next_message();
+    is(append(now => $n, version => '2')->[0], 1,
+       'append turn: ... the others go again');
+    next_message();
 }
 
 # --- sweep.lua -----------------------------------------------------------

@@ -45,19 +45,23 @@ our $B = CastCluster::Nginx->new(
     http_config => "    cast_redis 127.0.0.1:$ENV{TEST_NGINX_REDIS_PORT};\n",
     config => $Locations)->start;
 for my $kind ('command', 'pubsub') {
-    CastRedis::wait_for_log($B->error_log, qr/cast: redis $kind connection to \S+ ready/, 2, 10) >= 2
+    CastRedis::wait_for_log($B->error_log,
+                            qr/cast: redis $kind connection to \S+ ready/,
+                            2, 10) >= 2
         or die "host B: its $kind connections are not ready\n";
 }
 our $HOLD;
 
 add_block_preprocessor(sub {
     my $block = shift;
-    $block->set_value('http_config',
-                      "    cast_redis 127.0.0.1:$ENV{TEST_NGINX_REDIS_PORT};\n");
+    $block->set_value('http_config', "    cast_redis 127.0.0.1:"
+                                     . "$ENV{TEST_NGINX_REDIS_PORT};\n");
     my $cfg = defined $block->config ? $block->config : '';
     $block->set_value('config', $cfg . $main::Locations);
-    $block->set_value('request', "GET /cast/status\n") if !defined $block->request;
-    $block->set_value('no_error_log', "[alert]\n[crit]\n[error]\nsignal\n")
+    $block->set_value('request', "GET /cast/status\n")
+        if !defined $block->request;
+    $block->set_value('no_error_log',
+                      "[alert]\n[crit]\n[error]\nsignal\n")
         if !defined $block->no_error_log;
 });
 
@@ -79,7 +83,8 @@ sub on { my ($port, $code) = @_; local $CastFhir::Port = $port; $code->() }
 sub b_log_clean () {
     my @bad = CastCluster::log_grep($main::B->error_log,
                                     qr/\[alert\]|\[crit\]|\[error\]|signal/);
-    Test::More::is(join('', @bad), '', 'host B: no [alert], [crit], [error] or signal in its error.log');
+    Test::More::is(join('', @bad), '',
+        'host B: no [alert], [crit], [error] or signal in its error.log');
 }
 
 sub first_bad (@) { join "\n", @_[0 .. ($#_ > 4 ? 4 : $#_)] }
@@ -113,12 +118,15 @@ sub race {
     my (@req) = @_;   # [port, body]
     my @socks;
     for my $r (@req) {
-        my $s = IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $r->[0],
-                                      Proto => 'tcp', Timeout => 5) or die "connect: $!";
+        my $s = IO::Socket::INET->new(PeerAddr => '127.0.0.1',
+                                      PeerPort => $r->[0], Proto => 'tcp',
+                                      Timeout => 5) or die "connect: $!";
         binmode $s;
-        push @socks, [$s, "POST /fhircast/hub HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n"
-                          . "Content-Type: application/json\r\nContent-Length: "
-                          . length($r->[1]) . "\r\n\r\n$r->[1]"];
+        push @socks, [$s, "POST /fhircast/hub HTTP/1.1\r\n"
+                          . "Host: localhost\r\nConnection: close\r\n"
+                          . "Content-Type: application/json\r\n"
+                          . "Content-Length: " . length($r->[1])
+                          . "\r\n\r\n$r->[1]"];
     }
     syswrite($_->[0], $_->[1]) for @socks;
     my @codes;
@@ -165,14 +173,15 @@ for my $k (1 .. $n) {
         eval {
             my $c = CastCluster::ka_open($port);
             for my $i (1 .. $per) {
-                my $id = sprintf 'p%02d-%02d', $k, $i;
-                my ($code) = CastCluster::ka_request($c, 'POST', '/api/hub/b1',
-                                                     CastCluster::ev_body('b1', $id));
+                my $body = CastCluster::ev_body('b1',
+                                                sprintf 'p%02d-%02d', $k, $i);
+                my ($code) = CastCluster::ka_request($c, 'POST',
+                                                     '/api/hub/b1', $body);
                 $bad++ if $code ne '200';
                 next if $i != 10;
                 # a publisher retrying an event whose 200 it did not read
                 ($code) = CastCluster::ka_request($c, 'POST', '/api/hub/b1',
-                                                  CastCluster::ev_body('b1', $id));
+                                                  $body);
                 $bad++ if $code ne '200';
             }
         };
@@ -181,17 +190,20 @@ for my $k (1 .. $n) {
     push @kids, $pid;
 }
 my @rc = map { waitpid($_, 0); $? >> 8 } @kids;
-is(join(' ', grep { $_ } @rc), '', "the $n publishers got 200 for their events and retries");
+is(join(' ', grep { $_ } @rc), '',
+   "the $n publishers got 200 for their events and retries");
 my (@seqs, @bad);
 for my $i (0 .. $#ws) {
     my ($ids) = CastCluster::read_events($ws[$i], $n * $per + 1, 3);
     my %seen;
     my @dup = grep { $seen{$_}++ } @$ids;
-    push @bad, "socket $i: " . scalar(@$ids) . ' events' . (@dup ? ", twice: @dup" : '')
+    push @bad, "socket $i: " . scalar(@$ids) . ' events'
+               . (@dup ? ", twice: @dup" : '')
         if @$ids != $n * $per || @dup;
     push @seqs, join ',', @$ids;
 }
-is(first_bad(@bad), '', 'every socket got the ' . $n * $per . ' events, each once');
+is(first_bad(@bad), '',
+   'every socket got the ' . $n * $per . ' events, each once');
 my @first = split /,/, $seqs[0];
 my @order;
 for my $k (1 .. $n) {
@@ -207,10 +219,12 @@ is($main::Redis->command('XLEN', 'cast:{b1}:log'), $n * $per,
    'the log holds each event once');
 # the append script's calls for b1: their events (name "tick", 4 args each)
 my @calls = map { scalar(() = /"tick"/g) }
-            grep { /"EVALSHA"/ && /"cast:\{b1\}:ids"/ } split /\n/, monitored($mon);
+            grep { /"EVALSHA"/ && /"cast:\{b1\}:ids"/ }
+            split /\n/, monitored($mon);
 my ($most) = sort { $b <=> $a } @calls;
 cmp_ok($most || 0, '>', 1, 'events went in batches: ' . scalar(@calls)
-       . ' script calls (conflicts too), at most ' . ($most || 0) . ' events in one');
+       . ' script calls (conflicts too), at most ' . ($most || 0)
+       . ' events in one');
 b_log_clean();
 $main::HOLD = \@ws;
 --- response_body_like: "mode":"redis",.*"redis":"connected"
@@ -224,28 +238,37 @@ package main;
 ready();
 my $sa = on(pa(), sub { subscribe_ok('x1', 'DiagnosticReport-update') });
 my $wa = on(pb(), sub { connect_ready($sa) });
-is(on(pa(), sub { publish(open_ev('x1', 'r1')) }), 202, 'DiagnosticReport-open on A: 202');
+is(on(pa(), sub { publish(open_ev('x1', 'r1')) }), 202,
+   'DiagnosticReport-open on A: 202');
 my @bad;
 for my $round (1 .. 12) {
-    my $v = on($round % 2 ? pa() : pb(), sub { context('x1')->{'context.versionId'} });
+    my $v = on($round % 2 ? pa() : pb(),
+               sub { context('x1')->{'context.versionId'} });
     my @codes = race(map { [$_ % 2 ? pa() : pb(),
-                            update_ev('x1', 'r1', $v, [put('Observation', "o$round-$_")])] }
+                            update_ev('x1', 'r1', $v,
+                                      [put('Observation', "o$round-$_")])] }
                      1 .. 8);
     push @bad, "round $round: @codes"
         if join(',', sort @codes) ne '202,409,409,409,409,409,409,409';
 }
-is(scalar @bad, 0, '12 rounds of 8: each time one 202 and seven 409') or diag(join "\n", @bad);
+is(scalar @bad, 0, '12 rounds of 8: each time one 202 and seven 409')
+    or diag(join "\n", @bad);
 my $ga = events(sync($wa, 1));
 is(scalar @$ga, 12, 'the socket got 12 updates');
 my $chain = 1;
 for my $i (1 .. $#$ga) {
-    $chain = 0 if $ga->[$i]{event}{'context.priorVersionId'} ne $ga->[$i - 1]{event}{'context.versionId'};
+    $chain = 0 if $ga->[$i]{event}{'context.priorVersionId'}
+                  ne $ga->[$i - 1]{event}{'context.versionId'};
 }
-ok($chain, 'each accepted update was made against the version the one before made');
-my ($ca, $cb) = (on(pa(), sub { context('x1') }), on(pb(), sub { context('x1') }));
-is_deeply($ca, $cb, 'GET on A and on B: the same context, version and content');
+ok($chain,
+   'each accepted update was made against the version the one before made');
+my ($ca, $cb) = (on(pa(), sub { context('x1') }),
+                 on(pb(), sub { context('x1') }));
+is_deeply($ca, $cb,
+          'GET on A and on B: the same context, version and content');
 my ($bundle) = grep { $_->{key} eq 'content' } @{ $ca->{context} };
-is(scalar @{ $bundle->{resource}{entry} || [] }, 12, '12 resources in the content, one per round');
+is(scalar @{ $bundle->{resource}{entry} || [] }, 12,
+   '12 resources in the content, one per round');
 b_log_clean();
 $main::HOLD = [$wa];
 --- response_body_like: "mode":"redis",

@@ -20,14 +20,26 @@
 --                   state as computed; compute again from the new one.
 -- {5, n}: nothing done, only the first n events would change the state
 -- as computed; send them alone.
--- KEYS: state log topics ids
--- ARGV: topic version now max_topics counted state_ttl minid log_ttl channel ids_keep state_text events...
+-- A writer whose events were computed again too often claims the next
+-- turn ("claim" 1) when it finds the version changed: for "turn_ms" ms,
+-- or until its events go, the others' are answered {6} (nothing done,
+-- send them again) unless their version is stale.
+-- KEYS: state log topics ids turn
+-- ARGV: topic version now max_topics counted state_ttl minid log_ttl channel ids_keep state_text writer claim turn_ms events...
 
 local have = redis.call('HMGET', state, 'v', 's')
 local v = have[1] or '0'
+local held = redis.call('GET', turn)
 
 if v ~= version then
+    if claim == '1' and not held then
+        redis.call('SET', turn, writer, 'PX', turn_ms)
+    end
     return {0, v, have[2] or ''}
+end
+
+if held and held ~= writer then
+    return {6}
 end
 
 local n = (#ARGV - events + 1) / 4
@@ -134,6 +146,10 @@ if appended > 0 then
         redis.call('PEXPIRE', ids, ids_keep)
     end
     redis.call('HINCRBY', 'cast:counters', 'events_in', appended)
+end
+
+if held then
+    redis.call('DEL', turn)
 end
 
 if last == 'set' then
