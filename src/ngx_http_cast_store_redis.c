@@ -13,7 +13,9 @@
  *   - a topic's state: hash  cast:{<topic>}:state  {v: version, s: JSON},
  *     changed only together with an append to the topic's log, and only
  *     if the version is still the one the state was computed from (the
- *     worker computes again otherwise, a bounded number of times);
+ *     worker computes again otherwise, a bounded number of times); a
+ *     topic's waiting appends go in one script call, and a batch computed
+ *     again too often claims the topic's next turn  cast:{<topic>}:turn;
  *   - a topic's log: stream  cast:{<topic>}:log  (a minute of events) and
  *     channel  cast:ev:<topic>, payload "<id> <name length>:<name><json>";
  *   - control: stream  cast:ctl:log  and channel  cast:ctl: "end <id>
