@@ -17,6 +17,7 @@
 #include "ngx_http_cast_hub.h"
 #include "ngx_http_cast_oauth.h"    /* cast_oauth */
 #include "ngx_http_cast_redis.h"    /* cast_redis */
+#include "ngx_http_cast_request.h"  /* request/response between apps */
 #include "ngx_http_cast_conf_routes.h"
 #include "ngx_http_cast_status.h"
 #include "ngx_http_cast_store_local.h"
@@ -46,6 +47,8 @@ static char *ngx_http_cast_check_bounds(ngx_conf_t *cf, void *post,
     void *data);
 static ngx_int_t ngx_http_cast_check_workers(ngx_cycle_t *cycle,
     ngx_conf_t *cf);
+static char *ngx_http_cast_latest_value(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
 static char *ngx_http_cast_ack_timeout(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static ngx_int_t ngx_http_cast_handler(ngx_http_request_t *r);
@@ -70,6 +73,10 @@ static ngx_conf_enum_t  ngx_http_cast_dialects[] = {
 
 static ngx_conf_num_bounds_t  ngx_http_cast_topics_bounds = {
     ngx_conf_check_num_bounds, 1, NGX_MAX_INT32_VALUE
+};
+
+static ngx_conf_num_bounds_t  ngx_http_cast_requests_bounds = {
+    ngx_conf_check_num_bounds, 1, 1000000
 };
 
 
@@ -276,6 +283,13 @@ static ngx_command_t  ngx_http_cast_commands[] = {
       offsetof(ngx_http_cast_loc_conf_t, json_ping),
       NULL },
 
+    { ngx_string("cast_latest_value"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_1MORE,
+      ngx_http_cast_latest_value,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
     { ngx_string("cast_content_sharing"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_FLAG,
       ngx_conf_set_flag_slot,
@@ -296,6 +310,14 @@ static ngx_command_t  ngx_http_cast_commands[] = {
       NGX_HTTP_MAIN_CONF_OFFSET,
       offsetof(ngx_http_cast_main_conf_t, max_topics),
       &ngx_http_cast_topics_bounds },
+
+    /* requests to apps that wait at once, per worker */
+    { ngx_string("cast_max_requests"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_num_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_cast_main_conf_t, max_requests),
+      &ngx_http_cast_requests_bounds },
 
     /* cast_redis: src/ngx_http_cast_redis.c */
     { ngx_string("cast_redis"),
@@ -478,6 +500,82 @@ ngx_http_cast_oauth_location(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 
 /* cast_ack_timeout off | time */
 
+/* cast_latest_value off | <event> ...: the list subscriptions get */
+
+static char *
+ngx_http_cast_latest_value(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_cast_loc_conf_t *clcf = conf;
+
+    u_char      *p;
+    size_t       len;
+    ngx_str_t   *value;
+    ngx_uint_t   i, j;
+
+    if (clcf->latest.data) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+
+    if (cf->args->nelts == 2
+        && ngx_strcmp(value[1].data, "off") == 0)
+    {
+        ngx_str_set(&clcf->latest, "");
+        return NGX_CONF_OK;
+    }
+
+    len = 0;
+
+    for (i = 1; i < cf->args->nelts; i++) {
+
+        if (value[i].len == 0
+            || value[i].len > NGX_HTTP_CAST_MAX_EVENT_NAME
+            || cf->args->nelts - 1 > NGX_HTTP_CAST_MAX_EVENTS)
+        {
+            goto invalid;
+        }
+
+        for (j = 0; j < value[i].len; j++) {
+            if (value[i].data[j] <= ' ' || value[i].data[j] == ','
+                || value[i].data[j] == '*' || value[i].data[j] >= 0x7f)
+            {
+                goto invalid;
+            }
+        }
+
+        len += value[i].len + 1;
+    }
+
+    p = ngx_pnalloc(cf->pool, len);
+    if (p == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    clcf->latest.data = p;
+
+    for (i = 1; i < cf->args->nelts; i++) {
+        if (i > 1) {
+            *p++ = ',';
+        }
+
+        ngx_strlow(p, value[i].data, value[i].len);
+        p += value[i].len;
+    }
+
+    clcf->latest.len = p - clcf->latest.data;
+
+    return NGX_CONF_OK;
+
+invalid:
+
+    ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                       "invalid event name \"%V\" in \"%V\"",
+                       &value[i], &cmd->name);
+    return NGX_CONF_ERROR;
+}
+
+
 static char *
 ngx_http_cast_ack_timeout(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 {
@@ -604,6 +702,7 @@ ngx_http_cast_create_main_conf(ngx_conf_t *cf)
      */
 
     cmcf->max_topics = NGX_CONF_UNSET_UINT;
+    cmcf->max_requests = NGX_CONF_UNSET_UINT;
 
     return cmcf;
 }
@@ -615,6 +714,7 @@ ngx_http_cast_init_main_conf(ngx_conf_t *cf, void *conf)
     ngx_http_cast_main_conf_t *cmcf = conf;
 
     ngx_conf_init_uint_value(cmcf->max_topics, 100000);
+    ngx_conf_init_uint_value(cmcf->max_requests, 1024);
 
     return NGX_CONF_OK;
 }
@@ -636,6 +736,7 @@ ngx_http_cast_create_loc_conf(ngx_conf_t *cf)
      *     clcf->handler = 0;
      *     clcf->public_url = NULL;
      *     clcf->cors_origin = { 0, NULL };
+     *     clcf->latest = { 0, NULL };
      *     clcf->auth_keys = NULL;
      *     clcf->auth_issuer = { 0, NULL };
      *     clcf->auth_audience = { 0, NULL };
@@ -738,6 +839,9 @@ ngx_http_cast_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
 
     /* G1's keepalive message, for the clients that want it */
     ngx_conf_merge_value(conf->json_ping, prev->json_ping, 0);
+
+    /* latest-value delivery: none unless configured */
+    ngx_conf_merge_str_value(conf->latest, prev->latest, "");
 
     /* off by default: Cast clients never acknowledge */
     ngx_conf_merge_msec_value(conf->ack_timeout, prev->ack_timeout, 0);
@@ -970,6 +1074,12 @@ ngx_http_cast_init_process(ngx_cycle_t *cycle)
         return NGX_ERROR;
     }
 
+    if (ngx_http_cast_request_init(cycle, cmcf->hub, cmcf->max_requests)
+        != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
     return NGX_OK;
 }
 
@@ -990,6 +1100,7 @@ ngx_http_cast_exit_process(ngx_cycle_t *cycle)
      */
 
     ngx_http_cast_ws_shutdown_all();
+    ngx_http_cast_request_exit();
     ngx_http_cast_hub_destroy(cmcf->hub);
     cmcf->hub = NULL;
 }

@@ -66,6 +66,7 @@ typedef struct {
     ngx_http_cast_hub_t       *hub;         /* this worker's hub */
     ngx_flag_t                 used;        /* any cast location */
     ngx_uint_t                 max_topics;
+    ngx_uint_t                 max_requests;  /* waiting, per worker */
 
     /* cast_redis (src/ngx_http_cast_redis.c); NULL: local mode */
     ngx_http_cast_redis_conf_t  *redis;
@@ -104,6 +105,8 @@ typedef struct {
                                                 the fhircast dialect */
     ngx_msec_t                 ack_timeout;  /* 0: off */
     ngx_flag_t                 json_ping;    /* {"type":"ping"} frames */
+    ngx_str_t                  latest;       /* cast_latest_value: comma
+                                                list, "" off, NULL unset */
 
     /* cast_oauth and its key (src/ngx_http_cast_oauth.c) */
     ngx_http_cast_oauth_conf_t  *oauth;
@@ -125,6 +128,7 @@ typedef enum {
     NGX_HTTP_CAST_F_PRODUCT_VERSION,
     NGX_HTTP_CAST_F_ACTORS,
     NGX_HTTP_CAST_F_CLIENT_INFO,
+    NGX_HTTP_CAST_F_LATEST,
     NGX_HTTP_CAST_F_LAST
 } ngx_http_cast_field_e;
 
@@ -181,6 +185,13 @@ typedef struct {
      */
     ngx_uint_t                 auth;
     ngx_str_t                  writable;
+
+    /*
+     * Latest-value events (comma list, "": none): a frame of one of these
+     * still queued for the socket is replaced by the newer one of the same
+     * event and topic.
+     */
+    ngx_str_t                  latest;
 } ngx_http_cast_record_t;
 
 

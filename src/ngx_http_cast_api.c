@@ -15,6 +15,7 @@
 #include "ngx_http_cast_auth.h"
 #include "ngx_http_cast_conf_routes.h"
 #include "ngx_http_cast_hub.h"
+#include "ngx_http_cast_query.h"
 #include "ngx_http_cast_reply.h"
 #include "ngx_http_cast_text.h"
 
@@ -132,6 +133,13 @@ ngx_http_cast_api_handler(ngx_http_request_t *r)
 
     if (ngx_http_cast_api_hub(r) == NULL) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    /* {base}/cast-get, {base}/request: asking other apps */
+
+    rc = ngx_http_cast_query_handler(r);
+    if (rc != NGX_DECLINED) {
+        return rc;
     }
 
     ctx = ngx_pcalloc(r->pool, sizeof(ngx_http_cast_api_ctx_t));
@@ -525,7 +533,7 @@ ngx_http_cast_api_subscribe(ngx_http_request_t *r, ngx_http_cast_fields_t *f)
     time_t                     lease;
     ngx_int_t                  rc, n, arc;
     ngx_str_t                 *topic, *value, prefix, err, granted;
-    ngx_str_t                  writable;
+    ngx_str_t                  writable, latest;
     ngx_http_cast_wait_t      *w;
     ngx_http_cast_grant_t     *grant;
     ngx_http_cast_events_t     events;
@@ -592,6 +600,34 @@ ngx_http_cast_api_subscribe(ngx_http_request_t *r, ngx_http_cast_fields_t *f)
         lease = clcf->lease_max;
     }
 
+    /*
+     * latest-value events: the subscriber's list ("" for none), else the
+     * location's (cast_latest_value); names only, no "*"
+     */
+
+    latest = clcf->latest;
+
+    if (f->set[NGX_HTTP_CAST_F_LATEST]) {
+        latest = f->value[NGX_HTTP_CAST_F_LATEST];
+    }
+
+    if (latest.len) {
+        rc = ngx_http_cast_events_parse(&latest,
+                                        NGX_HTTP_CAST_DIALECT_FHIRCAST,
+                                        &events, &err);
+        if (rc == NGX_ERROR) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        if (rc == NGX_DECLINED) {
+            return ngx_http_cast_send_error(r, NGX_HTTP_BAD_REQUEST,
+                                            "subscriber.latest_value: %V",
+                                            &err);
+        }
+
+        ngx_http_cast_events_free(&events);
+    }
+
     /* the events as they will be granted */
 
     rc = ngx_http_cast_events_parse(&f->value[NGX_HTTP_CAST_F_EVENTS],
@@ -647,6 +683,7 @@ ngx_http_cast_api_subscribe(ngx_http_request_t *r, ngx_http_cast_fields_t *f)
     record->product_version = f->value[NGX_HTTP_CAST_F_PRODUCT_VERSION];
     record->actors = f->value[NGX_HTTP_CAST_F_ACTORS];
     record->client_info = f->value[NGX_HTTP_CAST_F_CLIENT_INFO];
+    record->latest = latest;
 
     if (f->value[NGX_HTTP_CAST_F_ENDPOINT].len) {
 

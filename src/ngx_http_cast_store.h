@@ -61,6 +61,9 @@ typedef struct {
                                       void (*each)(void *data,
                                               ngx_http_cast_record_t *r),
                                       void *data);
+
+    /* a note post() sent here (NULL: notes are dropped) */
+    void                     (*posted)(void *hub, ngx_str_t *text);
 } ngx_http_cast_store_hooks_t;
 
 
@@ -101,6 +104,7 @@ struct ngx_http_cast_append_s {
 struct ngx_http_cast_store_s {
     const char                *mode;        /* "local", "redis" */
     ngx_http_cast_store_hooks_t  hooks;
+    ngx_str_t                  address;     /* this worker's, for post() */
 
     /* a new record; FULL when its topic would pass cast_max_topics */
     void                     (*create)(ngx_http_cast_store_t *store,
@@ -174,6 +178,26 @@ struct ngx_http_cast_store_s {
 
     /* this worker's counters changed (for the status of every worker) */
     void                     (*changed)(ngx_http_cast_store_t *store);
+
+    /*
+     * res->json: the live records of "topic" and of "*" (topic empty:
+     * every record), at most "max", as an array of objects: "id",
+     * "topic", "events", "name", "product_name", "actors",
+     * "client_info" (strings) and "bound" (a socket has it, somewhere).
+     */
+    void                     (*records)(ngx_http_cast_store_t *store,
+                                        ngx_str_t *topic, ngx_uint_t max,
+                                        ngx_http_cast_done_pt done,
+                                        void *data);
+
+    /*
+     * A note to the worker at address "to", or to every worker (this
+     * one too) when "to" is empty; heard there through hooks.posted.
+     * Sent at most once and kept nowhere: a worker out of reach misses
+     * it.
+     */
+    void                     (*post)(ngx_http_cast_store_t *store,
+                                     ngx_str_t *to, ngx_str_t *text);
 
     /* "connected", "disconnected" or NULL (local) */
     const char              *(*health)(ngx_http_cast_store_t *store);

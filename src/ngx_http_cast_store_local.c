@@ -138,6 +138,13 @@ static ngx_http_cast_local_key_t *ngx_http_cast_local_key(
     ngx_http_cast_local_t *ls, ngx_str_t *name);
 static void ngx_http_cast_local_keys_expire(ngx_http_cast_local_t *ls,
     ngx_uint_t all);
+static void ngx_http_cast_local_records(ngx_http_cast_store_t *store,
+    ngx_str_t *topic, ngx_uint_t max, ngx_http_cast_done_pt done,
+    void *data);
+static ngx_uint_t ngx_http_cast_local_list(json_t *out, ngx_queue_t *records,
+    ngx_uint_t all, ngx_uint_t max);
+static void ngx_http_cast_local_post(ngx_http_cast_store_t *store,
+    ngx_str_t *to, ngx_str_t *text);
 
 static ngx_http_cast_local_record_t *ngx_http_cast_local_find(
     ngx_http_cast_local_t *ls, ngx_str_t *id);
@@ -204,6 +211,9 @@ ngx_http_cast_store_local_create(ngx_cycle_t *cycle, ngx_uint_t max_topics)
     ls->store.exit = ngx_http_cast_local_exit;
     ls->store.claim = ngx_http_cast_local_claim;
     ls->store.incr = ngx_http_cast_local_incr;
+    ls->store.records = ngx_http_cast_local_records;
+    ls->store.post = ngx_http_cast_local_post;
+    ngx_str_set(&ls->store.address, "local");
 
     return &ls->store;
 }
@@ -276,7 +286,9 @@ ngx_http_cast_local_create(ngx_http_cast_store_t *store,
     /* cast_auth: what the token lets its socket publish */
 
     if (ngx_http_cast_local_copy(pool, &r->writable, &record->writable)
-        != NGX_OK)
+        != NGX_OK
+        || ngx_http_cast_local_copy(pool, &r->latest, &record->latest)
+           != NGX_OK)
     {
         goto failed;
     }
@@ -933,6 +945,114 @@ ngx_http_cast_local_keys_expire(ngx_http_cast_local_t *ls, ngx_uint_t all)
         ngx_rbtree_delete(&ls->keys, node);
         ngx_free(node);
     }
+}
+
+
+/* the records of a topic and of "*", or every record, as JSON */
+
+static void
+ngx_http_cast_local_records(ngx_http_cast_store_t *store, ngx_str_t *topic,
+    ngx_uint_t max, ngx_http_cast_done_pt done, void *data)
+{
+    ngx_http_cast_local_t *ls = (ngx_http_cast_local_t *) store;
+
+    json_t                       *out;
+    ngx_str_t                     any;
+    ngx_uint_t                    n;
+    ngx_http_cast_local_topic_t  *t;
+
+    out = json_array();
+    if (out == NULL) {
+        ngx_http_cast_local_reply(done, data, NGX_HTTP_CAST_FAILED, NULL, 0,
+                                  NULL);
+        return;
+    }
+
+    n = 0;
+
+    if (topic->len == 0) {
+        (void) ngx_http_cast_local_list(out, &ls->all, 1, max);
+
+    } else {
+        t = ngx_http_cast_local_topic(ls, topic, 0, 0);
+
+        if (t) {
+            n = ngx_http_cast_local_list(out, &t->records, 0, max);
+        }
+
+        ngx_str_set(&any, "*");
+
+        if (n < max
+            && !(topic->len == 1 && topic->data[0] == '*')
+            && (t = ngx_http_cast_local_topic(ls, &any, 0, 0)))
+        {
+            (void) ngx_http_cast_local_list(out, &t->records, 0, max - n);
+        }
+    }
+
+    ngx_http_cast_local_reply(done, data, NGX_HTTP_CAST_DONE, NULL, 0, out);
+    json_decref(out);
+}
+
+
+static ngx_uint_t
+ngx_http_cast_local_list(json_t *out, ngx_queue_t *records, ngx_uint_t all,
+    ngx_uint_t max)
+{
+    json_t                        *rec;
+    ngx_uint_t                     n;
+    ngx_queue_t                   *q;
+    ngx_http_cast_record_t        *r;
+    ngx_http_cast_local_record_t  *lr;
+
+    n = 0;
+
+    for (q = ngx_queue_head(records);
+         q != ngx_queue_sentinel(records) && n < max;
+         q = ngx_queue_next(q))
+    {
+        lr = all ? ngx_queue_data(q, ngx_http_cast_local_record_t, all)
+                 : ngx_queue_data(q, ngx_http_cast_local_record_t, link);
+        r = &lr->record;
+
+        rec = json_pack("{s:s%,s:s%,s:s%,s:s%,s:s%,s:s%,s:s%,s:b}",
+                        "id", (char *) r->id.data, r->id.len,
+                        "topic", (char *) r->topic.data, r->topic.len,
+                        "events", (char *) r->events.data, r->events.len,
+                        "name", (char *) r->name.data, r->name.len,
+                        "product_name", (char *) r->product_name.data,
+                        r->product_name.len,
+                        "actors", (char *) r->actors.data, r->actors.len,
+                        "client_info", (char *) r->client_info.data,
+                        r->client_info.len,
+                        "bound", (int) lr->bound);
+
+        if (rec == NULL || json_array_append_new(out, rec) != 0) {
+            continue;
+        }
+
+        n++;
+    }
+
+    return n;
+}
+
+
+/* one worker: a note is for this one */
+
+static void
+ngx_http_cast_local_post(ngx_http_cast_store_t *store, ngx_str_t *to,
+    ngx_str_t *text)
+{
+    if (store->hooks.posted == NULL
+        || (to->len
+            && (to->len != store->address.len
+                || ngx_strncmp(to->data, store->address.data, to->len) != 0)))
+    {
+        return;
+    }
+
+    store->hooks.posted(store->hooks.hub, text);
 }
 
 

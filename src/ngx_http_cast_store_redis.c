@@ -92,6 +92,10 @@
 
 #define NGX_HTTP_CAST_NONCE_LEN     32
 
+/* notes between workers (post()): every worker's, and one's own */
+#define NGX_HTTP_CAST_NOTE_ALL      "cast:w"
+#define NGX_HTTP_CAST_NOTE_PREFIX   "cast:w:"
+
 
 typedef enum {
     NGX_HTTP_CAST_SCRIPT_SUBSCRIBE = 0,
@@ -105,6 +109,7 @@ typedef enum {
     NGX_HTTP_CAST_SCRIPT_UNBIND,
     NGX_HTTP_CAST_SCRIPT_EPOCH,
     NGX_HTTP_CAST_SCRIPT_SWEEP,
+    NGX_HTTP_CAST_SCRIPT_RECORDS,
     NGX_HTTP_CAST_SCRIPT_LAST
 } ngx_http_cast_script_e;
 
@@ -207,6 +212,7 @@ struct ngx_http_cast_rstore_s {
     ngx_queue_t                unbinds;     /* binds to undo */
     u_char                     epoch[NGX_HTTP_CAST_NONCE_LEN];
     u_char                     candidate[NGX_HTTP_CAST_NONCE_LEN];
+    u_char                     address[NGX_HTTP_CAST_NONCE_LEN];
     ngx_str_t                  writer;      /* this worker, for turns */
     u_char                     writer_buf[NGX_HTTP_CAST_WRITER_LEN];
     unsigned                   have_epoch:1;
@@ -398,6 +404,16 @@ static void ngx_http_cast_rstore_deliver(ngx_http_cast_rstore_t *rs,
 static ngx_http_cast_channel_t *ngx_http_cast_rstore_channel(
     ngx_http_cast_rstore_t *rs, ngx_str_t *name);
 static int64_t ngx_http_cast_now_ms(void);
+static void ngx_http_cast_rstore_records(ngx_http_cast_store_t *store,
+    ngx_str_t *topic, ngx_uint_t max, ngx_http_cast_done_pt done,
+    void *data);
+static void ngx_http_cast_rstore_listed(redisAsyncContext *ac, void *r,
+    void *privdata);
+static void ngx_http_cast_rstore_post(ngx_http_cast_store_t *store,
+    ngx_str_t *to, ngx_str_t *text);
+static void ngx_http_cast_rstore_notes(ngx_http_cast_rstore_t *rs);
+static void ngx_http_cast_rstore_note(redisAsyncContext *ac, void *r,
+    void *privdata);
 
 
 static ngx_http_cast_script_t  ngx_http_cast_scripts[] = {
@@ -412,7 +428,8 @@ static ngx_http_cast_script_t  ngx_http_cast_scripts[] = {
     { ngx_http_cast_lua_status, NGX_HTTP_CAST_LUA_STATUS_NKEYS, "" },
     { ngx_http_cast_lua_unbind, NGX_HTTP_CAST_LUA_UNBIND_NKEYS, "" },
     { ngx_http_cast_lua_epoch, NGX_HTTP_CAST_LUA_EPOCH_NKEYS, "" },
-    { ngx_http_cast_lua_sweep, NGX_HTTP_CAST_LUA_SWEEP_NKEYS, "" }
+    { ngx_http_cast_lua_sweep, NGX_HTTP_CAST_LUA_SWEEP_NKEYS, "" },
+    { ngx_http_cast_lua_records, NGX_HTTP_CAST_LUA_RECORDS_NKEYS, "" }
 };
 
 
@@ -469,6 +486,16 @@ ngx_http_cast_store_redis_create(ngx_cycle_t *cycle,
 
     ngx_hex_dump(rs->candidate, hash, 16);
 
+    /* where other workers' notes reach this one (post()) */
+
+    if (ngx_http_cast_random(hash, 16) != NGX_OK) {
+        return NULL;
+    }
+
+    ngx_hex_dump(rs->address, hash, 16);
+    rs->store.address.data = rs->address;
+    rs->store.address.len = NGX_HTTP_CAST_NONCE_LEN;
+
     rs->store.mode = "redis";
     rs->store.create = ngx_http_cast_rstore_create;
     rs->store.renew = ngx_http_cast_rstore_renew;
@@ -488,6 +515,8 @@ ngx_http_cast_store_redis_create(ngx_cycle_t *cycle,
     rs->store.exit = ngx_http_cast_rstore_exit;
     rs->store.claim = ngx_http_cast_rstore_claim;
     rs->store.incr = ngx_http_cast_rstore_incr;
+    rs->store.records = ngx_http_cast_rstore_records;
+    rs->store.post = ngx_http_cast_rstore_post;
 
     /* the control channel is listened to from the start */
 
@@ -616,6 +645,8 @@ ngx_http_cast_rstore_write(ngx_http_cast_rstore_t *rs,
     ngx_http_cast_rargs_str(&more, &record->actors);
     ngx_http_cast_rargs_add(&more, "client_info", 11);
     ngx_http_cast_rargs_str(&more, &record->client_info);
+    ngx_http_cast_rargs_literal(&more, "latest");
+    ngx_http_cast_rargs_str(&more, &record->latest);
     ngx_http_cast_rargs_add(&more, "dialect", 7);
     ngx_http_cast_rargs_num(&more, nbuf[4], record->dialect);
     ngx_http_cast_rargs_add(&more, "lease", 5);
@@ -2732,6 +2763,8 @@ ngx_http_cast_rstore_pubsub_state(ngx_http_cast_redis_t *rds,
                                             NGX_HTTP_CAST_EV_PATTERN);
     }
 
+    ngx_http_cast_rstore_notes(rs);
+
     rs->lost_at = 0;
 }
 
@@ -3507,6 +3540,7 @@ ngx_http_cast_rstore_record(redisReply *reply, ngx_http_cast_record_t *rec)
           offsetof(ngx_http_cast_record_t, client_info) },
         { ngx_string("writable"),
           offsetof(ngx_http_cast_record_t, writable) },
+        { ngx_string("latest"), offsetof(ngx_http_cast_record_t, latest) },
         { ngx_null_string, 0 }
     };
 
@@ -3658,6 +3692,232 @@ ngx_http_cast_rstore_cached(ngx_http_cast_rstore_t *rs, ngx_str_t *topic)
     }
 
     return cached;
+}
+
+
+/* the records of a topic and of "*", or of every topic */
+
+static void
+ngx_http_cast_rstore_records(ngx_http_cast_store_t *store, ngx_str_t *topic,
+    ngx_uint_t max, ngx_http_cast_done_pt done, void *data)
+{
+    ngx_http_cast_rstore_t *rs = (ngx_http_cast_rstore_t *) store;
+
+    u_char                  kbuf[2][NGX_HTTP_CAST_MAX_TOPIC + 32];
+    u_char                  nbuf[2][NGX_INT64_LEN];
+    ngx_str_t               any;
+    ngx_http_cast_rargs_t   keys, args;
+    ngx_http_cast_rcall_t  *call;
+
+    if (topic->len > NGX_HTTP_CAST_MAX_TOPIC) {
+        ngx_http_cast_rstore_failed_call(done, data);
+        return;
+    }
+
+    call = ngx_http_cast_rstore_call(rs, done, data, NULL, NULL);
+    if (call == NULL) {
+        return;
+    }
+
+    keys.argc = 0;
+
+    if (topic->len == 0) {
+        ngx_http_cast_rargs_literal(&keys, "cast:subs");
+
+    } else {
+        ngx_http_cast_rargs_key(&keys, kbuf[0], "cast:{", topic, "}:subs");
+
+        if (!(topic->len == 1 && topic->data[0] == '*')) {
+            ngx_str_set(&any, "*");
+            ngx_http_cast_rargs_key(&keys, kbuf[1], "cast:{", &any,
+                                    "}:subs");
+        }
+    }
+
+    /* "topic" first: every record has it (records.lua) */
+
+    args.argc = 0;
+    ngx_http_cast_rargs_num(&args, nbuf[0], ngx_http_cast_now_ms());
+    ngx_http_cast_rargs_num(&args, nbuf[1], (int64_t) max);
+    ngx_http_cast_rargs_literal(&args, "topic");
+    ngx_http_cast_rargs_literal(&args, "events");
+    ngx_http_cast_rargs_literal(&args, "name");
+    ngx_http_cast_rargs_literal(&args, "product_name");
+    ngx_http_cast_rargs_literal(&args, "actors");
+    ngx_http_cast_rargs_literal(&args, "client_info");
+    ngx_http_cast_rargs_literal(&args, "bound");
+
+    ngx_http_cast_rstore_send(call, NGX_HTTP_CAST_SCRIPT_RECORDS, &keys,
+                              &args, NULL, ngx_http_cast_rstore_listed);
+}
+
+
+/* {id, topic, events, name, product_name, actors, client_info, bound} */
+
+static void
+ngx_http_cast_rstore_listed(redisAsyncContext *ac, void *r, void *privdata)
+{
+    redisReply             *reply = r;
+    ngx_http_cast_rcall_t  *call = privdata;
+
+    size_t       i, k;
+    json_t      *out, *rec, *value;
+    ngx_uint_t   rc;
+    redisReply  *e;
+
+    static const char  *names[] = {
+        "id", "topic", "events", "name", "product_name", "actors",
+        "client_info"
+    };
+
+#define NGX_HTTP_CAST_RECORD_VALUES  8
+
+    rc = ngx_http_cast_rstore_failed(call->rs, reply);
+
+    if (rc != NGX_HTTP_CAST_DONE || reply->type != REDIS_REPLY_ARRAY) {
+        ngx_http_cast_rstore_finish(call,
+                                    rc == NGX_HTTP_CAST_DONE
+                                    ? NGX_HTTP_CAST_FAILED : rc,
+                                    NULL, 0, NULL);
+        return;
+    }
+
+    out = json_array();
+    if (out == NULL) {
+        ngx_http_cast_rstore_finish(call, NGX_HTTP_CAST_FAILED, NULL, 0,
+                                    NULL);
+        return;
+    }
+
+    for (i = 0; i + NGX_HTTP_CAST_RECORD_VALUES <= reply->elements;
+         i += NGX_HTTP_CAST_RECORD_VALUES)
+    {
+        rec = json_object();
+        if (rec == NULL) {
+            break;
+        }
+
+        for (k = 0; k < NGX_HTTP_CAST_RECORD_VALUES - 1; k++) {
+            e = reply->element[i + k];
+
+            value = (e->type == REDIS_REPLY_STRING)
+                    ? json_stringn(e->str, e->len) : json_string("");
+
+            if (json_object_set_new(rec, names[k], value) != 0) {
+                break;
+            }
+        }
+
+        e = reply->element[i + k];
+
+        if (k < NGX_HTTP_CAST_RECORD_VALUES - 1
+            || json_object_set_new(rec, "bound",
+                                   json_boolean(e->type == REDIS_REPLY_STRING
+                                                && e->len == 1
+                                                && e->str[0] == '1'))
+               != 0)
+        {
+            json_decref(rec);
+            continue;
+        }
+
+        (void) json_array_append_new(out, rec);
+    }
+
+#undef NGX_HTTP_CAST_RECORD_VALUES
+
+    ngx_http_cast_rstore_finish(call, NGX_HTTP_CAST_DONE, NULL, 0, out);
+    json_decref(out);
+}
+
+
+/* PUBLISH on the worker's channel, or on every worker's */
+
+static void
+ngx_http_cast_rstore_post(ngx_http_cast_store_t *store, ngx_str_t *to,
+    ngx_str_t *text)
+{
+    ngx_http_cast_rstore_t *rs = (ngx_http_cast_rstore_t *) store;
+
+    u_char     buf[sizeof(NGX_HTTP_CAST_NOTE_PREFIX) + NGX_HTTP_CAST_NONCE_LEN];
+    ngx_str_t  channel;
+
+    if (to->len > NGX_HTTP_CAST_NONCE_LEN) {
+        return;
+    }
+
+    channel.data = buf;
+    channel.len = to->len
+                  ? (size_t) (ngx_sprintf(buf, NGX_HTTP_CAST_NOTE_PREFIX "%V",
+                                          to)
+                              - buf)
+                  : (size_t) (ngx_cpymem(buf, NGX_HTTP_CAST_NOTE_ALL,
+                                         sizeof(NGX_HTTP_CAST_NOTE_ALL) - 1)
+                              - buf);
+
+    if (rs->too_old
+        || ngx_http_cast_redis_commandf(rs->cmd, ngx_http_cast_rstore_logged,
+                                        rs, "PUBLISH %b %b", channel.data,
+                                        channel.len, text->data, text->len)
+           != NGX_OK)
+    {
+        ngx_log_error(NGX_LOG_WARN, rs->log, 0,
+                      "cast: a note to %s could not be sent: redis is out "
+                      "of reach", to->len ? "a worker" : "every worker");
+    }
+}
+
+
+/* the pub/sub connection (again): the two note channels */
+
+static void
+ngx_http_cast_rstore_notes(ngx_http_cast_rstore_t *rs)
+{
+    u_char  own[sizeof(NGX_HTTP_CAST_NOTE_PREFIX) + NGX_HTTP_CAST_NONCE_LEN];
+    u_char *p;
+
+    p = ngx_cpymem(own, NGX_HTTP_CAST_NOTE_PREFIX,
+                   sizeof(NGX_HTTP_CAST_NOTE_PREFIX) - 1);
+    p = ngx_cpymem(p, rs->address, NGX_HTTP_CAST_NONCE_LEN);
+
+    (void) ngx_http_cast_redis_commandf(rs->pubsub,
+                                        ngx_http_cast_rstore_note, rs,
+                                        "SUBSCRIBE %s %b",
+                                        NGX_HTTP_CAST_NOTE_ALL,
+                                        own, (size_t) (p - own));
+}
+
+
+static void
+ngx_http_cast_rstore_note(redisAsyncContext *ac, void *r, void *privdata)
+{
+    redisReply              *reply = r;
+    ngx_http_cast_rstore_t  *rs = privdata;
+
+    ngx_str_t    text;
+    redisReply  *kind, *payload;
+
+    if (reply == NULL || reply->type != REDIS_REPLY_ARRAY
+        || reply->elements != 3)
+    {
+        return;
+    }
+
+    kind = reply->element[0];
+    payload = reply->element[2];
+
+    if (kind->type != REDIS_REPLY_STRING || kind->len != 7
+        || ngx_strncmp(kind->str, "message", 7) != 0
+        || payload->type != REDIS_REPLY_STRING
+        || rs->store.hooks.posted == NULL)
+    {
+        return;
+    }
+
+    text.data = (u_char *) payload->str;
+    text.len = payload->len;
+
+    rs->store.hooks.posted(rs->store.hooks.hub, &text);
 }
 
 

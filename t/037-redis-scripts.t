@@ -75,8 +75,8 @@ my %Script;     # name => { text, nkeys, nargs, K => {NAME => pos}, A => {} }
     }
 }
 
-my @Names = qw(append bind epoch remove remove_matching renew reset status
-               subscribe sweep unbind);
+my @Names = qw(append bind epoch records remove remove_matching renew reset
+               status subscribe sweep unbind);
 
 is_deeply([sort keys %Script], \@Names, 'embed.sh: one script per file');
 
@@ -1149,6 +1149,66 @@ sub events_in { R('HGET', 'cast:counters', 'events_in') // 0 }
        'status: ... a topic whose time is up is dropped');
     is(R('ZCARD', 'cast:subs'), 2, 'status: ... records are left to the '
        . 'sweep');
+}
+
+# --- records.lua ---------------------------------------------------------
+
+our $RecordsHeader = 0;
+
+{
+    R('FLUSHALL');
+    my $n = now_ms();
+    my @fields = qw(topic events name product_name actors client_info bound);
+
+    my $records = sub {
+        my ($keys, $max, $now) = @_;
+        my $s = $Script{records};
+        is($s->{A}{now} . ',' . $s->{A}{max} . ',' . $s->{nkeys}, '0,1,1',
+           'records: ARGV now, max, then the fields; one KEY named')
+            if !$main::RecordsHeader++;
+        my $r = R('EVAL', $s->{text}, scalar @$keys, @$keys, $now // $n,
+                  $max, @fields);
+        die "records: $$r\n" if ref $r eq 'CastRedis::Error';
+        my @out;
+        while (@$r) {
+            my ($id, @v) = splice @$r, 0, 1 + @fields;
+            push @out, [$id, @v];
+        }
+        return \@out;
+    };
+
+    subscribe(id => 'A', topic => 't1', now => $n, until => $n + 10000,
+              expires => $n + 10000, name => 'app-a', bound => 1);
+    subscribe(id => 'B', topic => 't1', now => $n, until => $n + 5000,
+              expires => $n + 5000, name => 'app-b');
+    subscribe(id => 'S', topic => '*', now => $n, until => $n + 10000,
+              expires => $n + 10000, name => 'star', counted => 0);
+    subscribe(id => 'C', topic => 't2', now => $n, until => $n + 10000,
+              expires => $n + 10000, name => 'app-c');
+
+    my $r = $records->([subs_key('t1'), subs_key('*')], 100);
+    is(join(',', map { $_->[0] } @$r), 'B,A,S',
+       'records: a topic\'s and "*"\'s, by index order');
+    is_deeply($r->[1], ['A', 't1', 'patient-open', 'app-a', '', '', '', 1],
+              'records: the fields asked for, in their order');
+    ok(!defined $r->[0][7], 'records: a missing field is nil (B not bound)');
+
+    $r = $records->([subs_key('t1'), subs_key('*')], 100, $n + 6000);
+    is(join(',', map { $_->[0] } @$r), 'A,S',
+       'records: a record whose time is up is left out');
+
+    $r = $records->(['cast:subs'], 2);
+    is(scalar @$r, 2, 'records: at most "max" in all');
+    $r = $records->([subs_key('t1'), subs_key('*')], 1);
+    is(join(',', map { $_->[0] } @$r), 'B',
+       'records: "max" counts across the indexes');
+
+    R('DEL', sub_key('C'));
+    $r = $records->(['cast:subs'], 100);
+    is(join(',', sort map { $_->[0] } @$r), 'A,B,S',
+       'records: an id whose record is gone is left out');
+    is(scalar @{ $records->([subs_key('none')], 100) }, 0,
+       'records: an empty index');
 }
 
 $Sub->close;
