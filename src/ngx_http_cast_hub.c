@@ -267,6 +267,8 @@ static ngx_int_t ngx_http_cast_sub_send_confirmation(ngx_http_cast_sub_t *sub,
     const char *mode, const char *reason);
 static void ngx_http_cast_sub_lease(ngx_http_cast_sub_t *sub);
 static void ngx_http_cast_sub_heartbeat(ngx_http_cast_sub_t *sub);
+static void ngx_http_cast_sub_drop_replayed(ngx_http_cast_sub_t *sub,
+    ngx_http_cast_replay_t *replay, ngx_uint_t n);
 static void ngx_http_cast_sub_release_held(ngx_http_cast_sub_t *sub,
     ngx_uint_t send);
 static void ngx_http_cast_sub_end(ngx_http_cast_sub_t *sub,
@@ -1249,6 +1251,13 @@ ngx_http_cast_hub_replay(void *data, ngx_http_cast_result_t *res)
 
         json_decref(derived);
 
+        /*
+         * An event that came live while the state was on its way may be
+         * in the state already (Redis mode): it was just replayed.
+         */
+
+        ngx_http_cast_sub_drop_replayed(sub, replay, n);
+
     } else {
         ngx_log_error(NGX_LOG_INFO, sub->hub->log, 0,
                       "cast: no replay for subscription %*s...: the store "
@@ -1256,6 +1265,45 @@ ngx_http_cast_hub_replay(void *data, ngx_http_cast_result_t *res)
     }
 
     ngx_http_cast_sub_release_held(sub, 1);
+}
+
+
+static void
+ngx_http_cast_sub_drop_replayed(ngx_http_cast_sub_t *sub,
+    ngx_http_cast_replay_t *replay, ngx_uint_t n)
+{
+    size_t                  header;
+    ngx_uint_t              i;
+    ngx_queue_t            *q, *next;
+    ngx_http_cast_held_t   *held;
+    ngx_http_cast_frame_t  *frame;
+
+    for (q = ngx_queue_head(&sub->held);
+         q != ngx_queue_sentinel(&sub->held);
+         q = next)
+    {
+        next = ngx_queue_next(q);
+        held = ngx_queue_data(q, ngx_http_cast_held_t, queue);
+        frame = held->frame;
+
+        for (i = 0; i < n; i++) {
+            /* the same text after a frame header of 2, 4 or 10 bytes */
+
+            header = frame->len - replay[i].text.len;
+
+            if (frame->len > replay[i].text.len
+                && (header == 2 || header == 4 || header == 10)
+                && ngx_memcmp(frame->data + header, replay[i].text.data,
+                              replay[i].text.len) == 0)
+            {
+                ngx_queue_remove(q);
+                sub->nheld--;
+                ngx_http_cast_frame_release(frame);
+                ngx_free(held);
+                break;
+            }
+        }
+    }
 }
 
 
