@@ -13,7 +13,9 @@
  *   - a topic's state: hash  cast:{<topic>}:state  {v: version, s: JSON},
  *     changed only together with an append to the topic's log, and only
  *     if the version is still the one the state was computed from (the
- *     worker computes again otherwise, a bounded number of times);
+ *     worker computes again otherwise, a bounded number of times); a
+ *     topic's waiting appends go in one script call, and a batch computed
+ *     again too often claims the topic's next turn  cast:{<topic>}:turn;
  *   - a topic's log: stream  cast:{<topic>}:log  (a minute of events) and
  *     channel  cast:ev:<topic>, payload "<id> <name length>:<name><json>";
  *   - control: stream  cast:ctl:log  and channel  cast:ctl: "end <id>
@@ -68,6 +70,13 @@
 
 #define NGX_HTTP_CAST_MAX_HELD      10000
 #define NGX_HTTP_CAST_MAX_ATTEMPTS  64
+#define NGX_HTTP_CAST_BATCH_MAX     64
+/* a batch computed again this often claims the topic's next turn */
+#define NGX_HTTP_CAST_CLAIM_AFTER   2
+#define NGX_HTTP_CAST_TURN_MS       "50"
+#define NGX_HTTP_CAST_MAX_WAITS     4096
+#define NGX_HTTP_CAST_WRITER_LEN    (NGX_INT64_LEN + 18)
+#define NGX_HTTP_CAST_BATCH_BYTES   (1024 * 1024)
 #define NGX_HTTP_CAST_CACHE_MAX     1024
 #define NGX_HTTP_CAST_MAX_ARGS      64
 
@@ -147,14 +156,25 @@ typedef struct {
 
 
 /*
- * A topic's appends from this worker, one at a time: a retried append
- * (another worker changed the topic first) must not be overtaken by the
- * next one of the same publisher.
+ * A topic's appends from this worker, a batch at a time: the events that
+ * wait while one batch is on its way go together in the next, with the
+ * states computed one after the other from the last one seen; a batch
+ * computed again (another worker changed the topic first) is not
+ * overtaken by the next events of the same publisher.
  */
+
+typedef struct ngx_http_cast_rstore_s  ngx_http_cast_rstore_t;
 
 typedef struct {
     ngx_str_node_t             sn;
+    ngx_http_cast_rstore_t    *rs;
     ngx_queue_t                waiting;     /* ngx_http_cast_rcall_t */
+    ngx_queue_t                sent;        /* the batch on its way */
+    ngx_uint_t                 nsent;
+    ngx_uint_t                 limit;       /* the next batch at most */
+    json_t                    *next;        /* the state after the batch */
+    unsigned                   busy:1;      /* a batch on its way */
+    unsigned                   changed:1;   /* the batch changes it */
     u_char                     name[1];
 } ngx_http_cast_lane_t;
 
@@ -170,7 +190,7 @@ typedef struct {
 } ngx_http_cast_cached_t;
 
 
-typedef struct {
+struct ngx_http_cast_rstore_s {
     ngx_http_cast_store_t      store;       /* first: the public part */
     ngx_http_cast_redis_t     *cmd;
     ngx_http_cast_redis_t     *pubsub;
@@ -193,10 +213,12 @@ typedef struct {
     u_char                     epoch[NGX_HTTP_CAST_NONCE_LEN];
     u_char                     candidate[NGX_HTTP_CAST_NONCE_LEN];
     u_char                     address[NGX_HTTP_CAST_NONCE_LEN];
+    ngx_str_t                  writer;      /* this worker, for turns */
+    u_char                     writer_buf[NGX_HTTP_CAST_WRITER_LEN];
     unsigned                   have_epoch:1;
     unsigned                   wildcard:1;  /* "*" sockets here */
     unsigned                   too_old:1;   /* Redis < 6.2 */
-} ngx_http_cast_rstore_t;
+};
 
 
 /* one command waiting for Redis */
@@ -206,12 +228,11 @@ typedef struct {
     ngx_http_cast_done_pt      done;
     void                      *data;
     ngx_http_cast_append_t    *append;
-    ngx_http_cast_lane_t      *lane;        /* append: its topic's */
-    ngx_queue_t                queue;       /* in lane->waiting */
+    ngx_queue_t                queue;       /* append: in its lane */
     ngx_http_cast_record_t    *record;      /* renew: the caller's */
-    json_t                    *next;        /* append: the state computed */
     ngx_uint_t                 op;          /* append: keep, set, clear */
     ngx_uint_t                 attempts;
+    ngx_uint_t                 waits;       /* append: others' turns */
     unsigned                   again:1;     /* append: a retry */
     ngx_str_t                  reason;
     ngx_str_t                  topic;
@@ -305,9 +326,12 @@ static void ngx_http_cast_rstore_removed_many(redisAsyncContext *ac,
     void *r, void *privdata);
 static void ngx_http_cast_rstore_bound(redisAsyncContext *ac, void *r,
     void *privdata);
-static void ngx_http_cast_rstore_append_try(ngx_http_cast_rcall_t *call);
-static void ngx_http_cast_rstore_next(ngx_http_cast_rstore_t *rs,
-    ngx_http_cast_lane_t *lane);
+static void ngx_http_cast_rstore_run(ngx_http_cast_lane_t *lane);
+static ngx_int_t ngx_http_cast_rstore_batch(ngx_http_cast_lane_t *lane);
+static ngx_int_t ngx_http_cast_rstore_send_batch(ngx_http_cast_lane_t *lane,
+    uint64_t version);
+static void ngx_http_cast_rstore_requeue(ngx_http_cast_lane_t *lane,
+    ngx_queue_t *from);
 static void ngx_http_cast_rstore_appended(redisAsyncContext *ac, void *r,
     void *privdata);
 static void ngx_http_cast_rstore_state_reply(redisAsyncContext *ac, void *r,
@@ -438,6 +462,14 @@ ngx_http_cast_store_redis_create(ngx_cycle_t *cycle,
 
     rs->log = cycle->log;
     rs->max_topics = max_topics;
+
+    /* unique enough among the workers of every host */
+    rs->writer.data = rs->writer_buf;
+    rs->writer.len = ngx_sprintf(rs->writer_buf, "%P-%08xD-%08xD", ngx_pid,
+                                 (uint32_t) ngx_random(),
+                                 ngx_crc32_long(cycle->hostname.data,
+                                                cycle->hostname.len))
+                     - rs->writer_buf;
 
     ngx_rbtree_init(&rs->channels, &rs->channels_sentinel,
                     ngx_str_rbtree_insert_value);
@@ -1105,8 +1137,10 @@ ngx_http_cast_rstore_bound(redisAsyncContext *ac, void *r, void *privdata)
 
 /*
  * An event with the state the hub computes from the last state seen
- * here; when another worker changed the topic first, Redis answers with
- * the state it has, and the hub computes again.
+ * here.  It waits behind the topic's batch on its way, if any, and goes
+ * with the events that waited with it; when another worker changed the
+ * topic first, Redis answers with the state it has, and the hub
+ * computes the batch again.
  */
 
 static void
@@ -1115,10 +1149,9 @@ ngx_http_cast_rstore_append(ngx_http_cast_store_t *store,
 {
     ngx_http_cast_rstore_t *rs = (ngx_http_cast_rstore_t *) store;
 
-    ngx_http_cast_rcall_t  *call;
-
     uint32_t                 hash;
     ngx_http_cast_lane_t    *lane;
+    ngx_http_cast_rcall_t   *call;
 
     call = ngx_http_cast_rstore_call(rs, a->done, a->data, &a->topic, NULL);
     if (call == NULL) {
@@ -1133,7 +1166,7 @@ ngx_http_cast_rstore_append(ngx_http_cast_store_t *store,
                ngx_str_rbtree_lookup(&rs->lanes, &a->topic, hash);
 
     if (lane) {
-        /* after the topic's append on its way */
+        /* with the next batch */
         ngx_queue_insert_tail(&lane->waiting, &call->queue);
         return;
     }
@@ -1145,242 +1178,472 @@ ngx_http_cast_rstore_append(ngx_http_cast_store_t *store,
         return;
     }
 
+    ngx_memzero(lane, sizeof(ngx_http_cast_lane_t));
     ngx_memcpy(lane->name, a->topic.data, a->topic.len);
     lane->sn.str.data = lane->name;
     lane->sn.str.len = a->topic.len;
     lane->sn.node.key = hash;
+    lane->rs = rs;
     ngx_queue_init(&lane->waiting);
+    ngx_queue_init(&lane->sent);
     ngx_rbtree_insert(&rs->lanes, &lane->sn.node);
 
-    call->lane = lane;
+    ngx_queue_insert_tail(&lane->waiting, &call->queue);
 
-    ngx_http_cast_rstore_append_try(call);
+    ngx_http_cast_rstore_run(lane);
 }
 
 
-/* an append ended: the topic's next one goes */
+/* the lane's next batch goes, or the lane ends when none waits */
 
 static void
-ngx_http_cast_rstore_next(ngx_http_cast_rstore_t *rs,
-    ngx_http_cast_lane_t *lane)
+ngx_http_cast_rstore_run(ngx_http_cast_lane_t *lane)
 {
-    ngx_queue_t            *q;
-    ngx_http_cast_rcall_t  *call;
+    for ( ;; ) {
+        if (ngx_queue_empty(&lane->waiting)) {
+            ngx_rbtree_delete(&lane->rs->lanes, &lane->sn.node);
+            json_decref(lane->next);
+            ngx_free(lane);
+            return;
+        }
 
-    if (ngx_queue_empty(&lane->waiting)) {
-        ngx_rbtree_delete(&rs->lanes, &lane->sn.node);
-        ngx_free(lane);
-        return;
+        if (ngx_http_cast_rstore_batch(lane) == NGX_OK) {
+            return;
+        }
+
+        /* nothing went: those taken were answered; the next ones */
     }
-
-    q = ngx_queue_head(&lane->waiting);
-    ngx_queue_remove(q);
-
-    call = ngx_queue_data(q, ngx_http_cast_rcall_t, queue);
-    call->lane = lane;
-
-    ngx_http_cast_rstore_append_try(call);
 }
 
 
-static void
-ngx_http_cast_rstore_append_try(ngx_http_cast_rcall_t *call)
+/*
+ * The waiting events, in order, each applied to the state the ones
+ * before it left (the first to the last state seen here): at most
+ * NGX_HTTP_CAST_BATCH_MAX, of one log, and none after a clear.
+ */
+
+static ngx_int_t
+ngx_http_cast_rstore_batch(ngx_http_cast_lane_t *lane)
 {
-    u_char                   kbuf[3][NGX_HTTP_CAST_MAX_TOPIC + 32];
-    u_char                   cbuf[NGX_HTTP_CAST_MAX_TOPIC + 32];
-    u_char                   nbuf[7][NGX_INT64_LEN];
-    char                    *text;
-    json_t                  *next;
-    int64_t                  now;
+    size_t                   bytes;
+    json_t                  *cur, *next;
     uint64_t                 version;
     ngx_int_t                rc;
-    ngx_str_t                channel, *log;
-    ngx_http_cast_rargs_t    keys, args;
+    ngx_str_t               *log, *first;
+    ngx_uint_t               max, counted;
+    ngx_queue_t             *q;
+    ngx_http_cast_rcall_t   *call;
+    ngx_http_cast_append_t  *a;
     ngx_http_cast_cached_t  *cached;
+
+    cached = ngx_http_cast_rstore_cached(lane->rs, &lane->sn.str);
+
+    if (cached) {
+        cur = json_incref(cached->state);
+        version = cached->version;
+
+    } else {
+        cur = json_object();
+        version = 0;
+    }
+
+    max = NGX_HTTP_CAST_BATCH_MAX;
+
+    if (lane->limit && lane->limit < max) {
+        max = lane->limit;
+    }
+
+    lane->limit = 0;
+    lane->nsent = 0;
+    lane->changed = 0;
+
+    first = NULL;
+    counted = 0;
+    bytes = 0;
+
+    while (!ngx_queue_empty(&lane->waiting) && lane->nsent < max) {
+        q = ngx_queue_head(&lane->waiting);
+        call = ngx_queue_data(q, ngx_http_cast_rcall_t, queue);
+        a = call->append;
+
+        /* a topic's events may go to another topic's log (a conference) */
+
+        log = a->log.len ? &a->log : &a->topic;
+
+        if (first
+            && (a->counted != counted
+                || log->len != first->len
+                || ngx_memcmp(log->data, first->data, log->len) != 0
+                || bytes + a->json.len > NGX_HTTP_CAST_BATCH_BYTES))
+        {
+            break;
+        }
+
+        next = cur ? json_deep_copy(cur) : NULL;
+        rc = next ? a->apply(a, next) : NGX_ERROR;
+
+        ngx_queue_remove(q);
+
+        if (rc == NGX_ERROR) {
+            json_decref(next);
+            ngx_http_cast_rstore_finish(call, NGX_HTTP_CAST_FAILED, NULL, 0,
+                                        NULL);
+            continue;
+        }
+
+        ngx_queue_insert_tail(&lane->sent, q);
+        lane->nsent++;
+
+        if (first == NULL) {
+            first = log;
+            counted = a->counted;
+        }
+
+        bytes += a->json.len;
+
+        if (rc == NGX_ABORT) {
+            /* refused on the state computed: Redis says if it is current */
+            call->op = NGX_HTTP_CAST_OP_REFUSE;
+            json_decref(next);
+            continue;
+        }
+
+        if (rc == NGX_DECLINED) {
+            call->op = NGX_HTTP_CAST_OP_KEEP;
+            json_decref(next);
+            continue;
+        }
+
+        json_decref(cur);
+        cur = next;
+        lane->changed = 1;
+
+        if (json_object_size(cur) == 0) {
+            /* the topic ends: what comes after counts it again */
+            call->op = NGX_HTTP_CAST_OP_CLEAR;
+            break;
+        }
+
+        call->op = NGX_HTTP_CAST_OP_SET;
+    }
+
+    json_decref(lane->next);
+    lane->next = cur;
+
+    if (lane->nsent == 0) {
+        return NGX_DECLINED;
+    }
+
+    if (cur == NULL
+        || ngx_http_cast_rstore_send_batch(lane, version) != NGX_OK)
+    {
+        rc = cur ? NGX_HTTP_CAST_UNAVAILABLE : NGX_HTTP_CAST_FAILED;
+
+        while (!ngx_queue_empty(&lane->sent)) {
+            q = ngx_queue_head(&lane->sent);
+            ngx_queue_remove(q);
+            call = ngx_queue_data(q, ngx_http_cast_rcall_t, queue);
+            ngx_http_cast_rstore_finish(call, rc, NULL, 0, NULL);
+        }
+
+        return NGX_DECLINED;
+    }
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_http_cast_rstore_send_batch(ngx_http_cast_lane_t *lane,
+    uint64_t version)
+{
+    u_char                   kbuf[4][NGX_HTTP_CAST_MAX_TOPIC + 32];
+    u_char                   cbuf[NGX_HTTP_CAST_MAX_TOPIC + 32];
+    u_char                   nbuf[8][NGX_INT64_LEN];
+    char                    *text;
+    int                      i, argc;
+    ngx_uint_t               claim;
+    size_t                  *argvlen;
+    int64_t                  now;
+    ngx_int_t                rc;
+    ngx_str_t                channel, *log;
+    const char             **argv;
+    ngx_queue_t             *q;
+    ngx_http_cast_rargs_t    all;
+    ngx_http_cast_rcall_t   *call;
     ngx_http_cast_rstore_t  *rs;
     ngx_http_cast_append_t  *a;
 
     static const char  *ops[] = { "keep", "set", "clear", "refuse" };
 
-    rs = call->rs;
-    a = call->append;
+    rs = lane->rs;
 
-    cached = ngx_http_cast_rstore_cached(rs, &a->topic);
-
-    if (cached) {
-        next = json_deep_copy(cached->state);
-        version = cached->version;
-
-    } else {
-        next = json_object();
-        version = 0;
+    if (rs->too_old || !ngx_http_cast_redis_ready(rs->cmd)) {
+        return NGX_ERROR;
     }
 
-    if (next == NULL) {
-        ngx_http_cast_rstore_finish(call, NGX_HTTP_CAST_FAILED, NULL, 0,
-                                    NULL);
-        return;
-    }
-
-    rc = a->apply(a, next);
-
-    if (rc == NGX_ERROR) {
-        json_decref(next);
-        ngx_http_cast_rstore_finish(call, NGX_HTTP_CAST_FAILED, NULL, 0,
-                                    NULL);
-        return;
-    }
+    q = ngx_queue_last(&lane->sent);
+    call = ngx_queue_data(q, ngx_http_cast_rcall_t, queue);
 
     text = NULL;
 
-    if (rc == NGX_ABORT) {
-        /* refused on the state seen here: Redis says if it is current */
-        call->op = NGX_HTTP_CAST_OP_REFUSE;
+    for ( ;; ) {
+        if (call->op == NGX_HTTP_CAST_OP_SET) {
+            text = json_dumps(lane->next, JSON_COMPACT);
+            if (text == NULL) {
+                return NGX_ERROR;
+            }
 
-    } else if (rc == NGX_DECLINED) {
-        call->op = NGX_HTTP_CAST_OP_KEEP;
-
-    } else if (json_object_size(next) == 0) {
-        call->op = NGX_HTTP_CAST_OP_CLEAR;
-
-    } else {
-        call->op = NGX_HTTP_CAST_OP_SET;
-
-        text = json_dumps(next, JSON_COMPACT);
-        if (text == NULL) {
-            json_decref(next);
-            ngx_http_cast_rstore_finish(call, NGX_HTTP_CAST_FAILED, NULL, 0,
-                                        NULL);
-            return;
+            break;
         }
+
+        if (call->op == NGX_HTTP_CAST_OP_CLEAR
+            || q == ngx_queue_head(&lane->sent))
+        {
+            break;
+        }
+
+        q = ngx_queue_prev(q);
+        call = ngx_queue_data(q, ngx_http_cast_rcall_t, queue);
     }
 
-    json_decref(call->next);
-    call->next = next;
+    call = ngx_queue_data(ngx_queue_head(&lane->sent),
+                          ngx_http_cast_rcall_t, queue);
+    a = call->append;
 
-    now = ngx_http_cast_now_ms();
-
-    /* a topic's events may go to another topic's log (a conference) */
+    /* the oldest event's: computed again too often, it claims a turn */
+    claim = call->attempts >= NGX_HTTP_CAST_CLAIM_AFTER;
 
     log = a->log.len ? &a->log : &a->topic;
-
-    keys.argc = 0;
-    ngx_http_cast_rargs_key(&keys, kbuf[0], "cast:{", &a->topic, "}:state");
-    ngx_http_cast_rargs_key(&keys, kbuf[1], "cast:{", log, "}:log");
-    ngx_http_cast_rargs_literal(&keys, "cast:topics");
-    ngx_http_cast_rargs_key(&keys, kbuf[2], "cast:{", &a->topic, "}:ids");
+    now = ngx_http_cast_now_ms();
 
     channel.data = cbuf;
     channel.len = ngx_sprintf(cbuf, NGX_HTTP_CAST_EV_PREFIX "%V", log)
                   - cbuf;
 
-    args.argc = 0;
-    ngx_http_cast_rargs_str(&args, &a->topic);
-    ngx_http_cast_rargs_num(&args, nbuf[0], (int64_t) version);
-    ngx_http_cast_rargs_add(&args, ops[call->op], ngx_strlen(ops[call->op]));
-    ngx_http_cast_rargs_add(&args, text ? text : "",
-                            text ? ngx_strlen(text) : 0);
-    ngx_http_cast_rargs_str(&args, &a->name);
-    ngx_http_cast_rargs_str(&args, &a->json);
-    ngx_http_cast_rargs_num(&args, nbuf[1], now);
-    ngx_http_cast_rargs_num(&args, nbuf[2], rs->max_topics);
-    ngx_http_cast_rargs_num(&args, nbuf[3], a->counted);
-    ngx_http_cast_rargs_num(&args, nbuf[4], NGX_HTTP_CAST_STATE_TTL);
-    ngx_http_cast_rargs_num(&args, nbuf[5], now - NGX_HTTP_CAST_LOG_KEEP);
-    ngx_http_cast_rargs_add(&args, "120000", 6);
-    ngx_http_cast_rargs_str(&args, &channel);
-    ngx_http_cast_rargs_str(&args, &a->id);
-    ngx_http_cast_rargs_num(&args, nbuf[6], NGX_HTTP_CAST_IDS_KEEP);
+    all.argc = 0;
+    ngx_http_cast_rargs_add(&all, "EVALSHA", 7);
+    ngx_http_cast_rargs_add(&all,
+                   ngx_http_cast_scripts[NGX_HTTP_CAST_SCRIPT_APPEND].sha,
+                   40);
+    ngx_http_cast_rargs_num(&all, nbuf[7], NGX_HTTP_CAST_LUA_APPEND_NKEYS);
 
-    rc = ngx_http_cast_rstore_eval(rs, NGX_HTTP_CAST_SCRIPT_APPEND, &keys,
-                                   &args, NULL, ngx_http_cast_rstore_appended,
-                                   call);
+    ngx_http_cast_rargs_key(&all, kbuf[0], "cast:{", &a->topic, "}:state");
+    ngx_http_cast_rargs_key(&all, kbuf[1], "cast:{", log, "}:log");
+    ngx_http_cast_rargs_literal(&all, "cast:topics");
+    ngx_http_cast_rargs_key(&all, kbuf[2], "cast:{", &a->topic, "}:ids");
+    ngx_http_cast_rargs_key(&all, kbuf[3], "cast:{", &a->topic, "}:turn");
+
+    ngx_http_cast_rargs_str(&all, &a->topic);
+    ngx_http_cast_rargs_num(&all, nbuf[0], (int64_t) version);
+    ngx_http_cast_rargs_num(&all, nbuf[1], now);
+    ngx_http_cast_rargs_num(&all, nbuf[2], rs->max_topics);
+    ngx_http_cast_rargs_num(&all, nbuf[3], a->counted);
+    ngx_http_cast_rargs_num(&all, nbuf[4], NGX_HTTP_CAST_STATE_TTL);
+    ngx_http_cast_rargs_num(&all, nbuf[5], now - NGX_HTTP_CAST_LOG_KEEP);
+    ngx_http_cast_rargs_add(&all, "120000", 6);
+    ngx_http_cast_rargs_str(&all, &channel);
+    ngx_http_cast_rargs_num(&all, nbuf[6], NGX_HTTP_CAST_IDS_KEEP);
+    ngx_http_cast_rargs_add(&all, text ? text : "",
+                            text ? ngx_strlen(text) : 0);
+    ngx_http_cast_rargs_str(&all, &rs->writer);
+    ngx_http_cast_rargs_add(&all, claim ? "1" : "0", 1);
+    ngx_http_cast_rargs_literal(&all, NGX_HTTP_CAST_TURN_MS);
+
+    argc = all.argc + 4 * (int) lane->nsent;
+
+    argv = ngx_alloc(argc * (sizeof(char *) + sizeof(size_t)), rs->log);
+    if (argv == NULL) {
+        free(text);
+        return NGX_ERROR;
+    }
+
+    argvlen = (size_t *) (argv + argc);
+
+    for (i = 0; i < all.argc; i++) {
+        argv[i] = all.argv[i];
+        argvlen[i] = all.argvlen[i];
+    }
+
+    for (q = ngx_queue_head(&lane->sent);
+         q != ngx_queue_sentinel(&lane->sent);
+         q = ngx_queue_next(q))
+    {
+        call = ngx_queue_data(q, ngx_http_cast_rcall_t, queue);
+        a = call->append;
+
+        argv[i] = ops[call->op];
+        argvlen[i++] = ngx_strlen(ops[call->op]);
+        argv[i] = a->name.len ? (char *) a->name.data : "";
+        argvlen[i++] = a->name.len;
+        argv[i] = a->json.len ? (char *) a->json.data : "";
+        argvlen[i++] = a->json.len;
+        argv[i] = a->id.len ? (char *) a->id.data : "";
+        argvlen[i++] = a->id.len;
+    }
+
+    rc = ngx_http_cast_redis_command(rs->cmd, ngx_http_cast_rstore_appended,
+                                     lane, argc, argv, argvlen);
+    ngx_free(argv);
     free(text);
 
-    if (rc != NGX_OK) {
-        ngx_http_cast_rstore_finish(call, NGX_HTTP_CAST_UNAVAILABLE, NULL, 0,
-                                    NULL);
+    return rc;
+}
+
+
+/* moves the calls of "from" before the waiting ones, in order */
+
+static void
+ngx_http_cast_rstore_requeue(ngx_http_cast_lane_t *lane, ngx_queue_t *from)
+{
+    ngx_queue_t  *q;
+
+    while (!ngx_queue_empty(from)) {
+        q = ngx_queue_last(from);
+        ngx_queue_remove(q);
+        ngx_queue_insert_head(&lane->waiting, q);
     }
 }
 
 
-/* {1, id}: appended; {0, version, state}: computed again; {-1}: full */
+/*
+ * {1, version, result...}: the batch went (see append.lua);
+ * {0, version, state}: computed again; {5, n}: the first n go alone;
+ * {6}: another writer's turn, sent again.
+ */
 
 static void
 ngx_http_cast_rstore_appended(redisAsyncContext *ac, void *r, void *privdata)
 {
-    redisReply             *reply = r;
-    ngx_http_cast_rcall_t  *call = privdata;
+    redisReply            *reply = r;
+    ngx_http_cast_lane_t  *lane = privdata;
 
     json_t                  *state;
     uint64_t                 version;
     ngx_str_t                text;
-    ngx_uint_t               rc;
+    ngx_uint_t               rc, i, retry;
+    ngx_queue_t             *q, again;
+    redisReply              *one;
+    ngx_http_cast_rcall_t   *call;
     ngx_http_cast_rstore_t  *rs;
-    ngx_http_cast_cached_t  *cached;
 
-    rs = call->rs;
+    rs = lane->rs;
     rc = ngx_http_cast_rstore_failed(rs, reply);
 
-    if (rc != NGX_HTTP_CAST_DONE) {
-        ngx_http_cast_rstore_finish(call, rc, NULL, 0, NULL);
-        return;
+    ngx_queue_init(&again);
+
+    if (rc == NGX_HTTP_CAST_DONE
+        && (reply->type != REDIS_REPLY_ARRAY || reply->elements == 0
+            || reply->element[0]->type != REDIS_REPLY_INTEGER))
+    {
+        rc = NGX_HTTP_CAST_FAILED;
     }
 
-    if (reply->type != REDIS_REPLY_ARRAY || reply->elements == 0
-        || reply->element[0]->type != REDIS_REPLY_INTEGER)
-    {
-        ngx_http_cast_rstore_finish(call, NGX_HTTP_CAST_FAILED, NULL, 0,
-                                    NULL);
-        return;
+    if (rc != NGX_HTTP_CAST_DONE) {
+        goto answer;
     }
 
     switch (reply->element[0]->integer) {
 
-    case 3:
-        /* refused against the topic's current state */
-        ngx_http_cast_rstore_finish(call, call->append->refused, NULL, 0,
-                                    NULL);
-        return;
-
-    case 2:
-        /* a retry of an event appended before: answered the same */
-        ngx_log_error(NGX_LOG_INFO, rs->log, 0,
-                      "cast: event \"%V\" on topic \"%V\" was published "
-                      "before: not again", &call->append->id, &call->topic);
-
-        call->again = 1;
-        ngx_http_cast_rstore_finish(call, NGX_HTTP_CAST_DONE, NULL, 0, NULL);
-        return;
-
     case 1:
-        cached = ngx_http_cast_rstore_cached(rs, &call->topic);
-        version = cached ? cached->version : 0;
-
-        if (call->op == NGX_HTTP_CAST_OP_SET) {
-            ngx_http_cast_rstore_cache(rs, &call->topic, version + 1,
-                                       call->next);
-
-        } else if (call->op == NGX_HTTP_CAST_OP_CLEAR) {
-            ngx_http_cast_rstore_cache(rs, &call->topic, 0, call->next);
+        if (reply->elements != lane->nsent + 2
+            || reply->element[1]->type != REDIS_REPLY_STRING)
+        {
+            rc = NGX_HTTP_CAST_FAILED;
+            goto answer;
         }
 
-        ngx_http_cast_rstore_finish(call, NGX_HTTP_CAST_DONE, NULL, 0, NULL);
-        return;
+        version = ngx_atoof((u_char *) reply->element[1]->str,
+                            reply->element[1]->len);
+
+        retry = 0;
+
+        for (i = 2; i < reply->elements; i++) {
+            one = reply->element[i];
+
+            if (one->type == REDIS_REPLY_ARRAY && one->elements
+                && one->element[0]->type == REDIS_REPLY_INTEGER
+                && one->element[0]->integer == 0)
+            {
+                retry = 1;
+            }
+        }
+
+        /* all went as computed: the state is the one computed */
+
+        if (!retry && lane->changed && (off_t) version != NGX_ERROR) {
+            ngx_http_cast_rstore_cache(rs, &lane->sn.str, version,
+                                       lane->next);
+        }
+
+        for (i = 2; i < reply->elements; i++) {
+            q = ngx_queue_head(&lane->sent);
+            ngx_queue_remove(q);
+            call = ngx_queue_data(q, ngx_http_cast_rcall_t, queue);
+
+            one = reply->element[i];
+
+            if (one->type != REDIS_REPLY_ARRAY || one->elements == 0
+                || one->element[0]->type != REDIS_REPLY_INTEGER)
+            {
+                ngx_http_cast_rstore_finish(call, NGX_HTTP_CAST_FAILED,
+                                            NULL, 0, NULL);
+                continue;
+            }
+
+            switch (one->element[0]->integer) {
+
+            case 0:
+                /* not tried: computed again on the new state */
+                ngx_queue_insert_tail(&again, q);
+                break;
+
+            case 1:
+                ngx_http_cast_rstore_finish(call, NGX_HTTP_CAST_DONE, NULL,
+                                            0, NULL);
+                break;
+
+            case 2:
+                /* a retry of an event appended before: answered the same */
+                ngx_log_error(NGX_LOG_INFO, rs->log, 0,
+                              "cast: event \"%V\" on topic \"%V\" was "
+                              "published before: not again",
+                              &call->append->id, &call->topic);
+
+                call->again = 1;
+                ngx_http_cast_rstore_finish(call, NGX_HTTP_CAST_DONE, NULL,
+                                            0, NULL);
+                break;
+
+            case 3:
+                /* refused against the topic's current state */
+                ngx_http_cast_rstore_finish(call, call->append->refused,
+                                            NULL, 0, NULL);
+                break;
+
+            default:
+                if (one->elements == 2
+                    && one->element[1]->type == REDIS_REPLY_INTEGER)
+                {
+                    ngx_http_cast_rstore_full(rs, one->element[1]->integer,
+                                              &call->topic);
+                }
+
+                ngx_http_cast_rstore_finish(call, NGX_HTTP_CAST_FULL, NULL,
+                                            0, NULL);
+                break;
+            }
+        }
+
+        break;
 
     case 0:
         if (reply->elements != 3
             || reply->element[1]->type != REDIS_REPLY_STRING
-            || reply->element[2]->type != REDIS_REPLY_STRING
-            || ++call->attempts == NGX_HTTP_CAST_MAX_ATTEMPTS)
+            || reply->element[2]->type != REDIS_REPLY_STRING)
         {
-            ngx_log_error(NGX_LOG_ERR, rs->log, 0,
-                          "cast: the state of topic \"%V\" changed %ui "
-                          "times while an event was appended: refused",
-                          &call->topic, call->attempts);
-            ngx_http_cast_rstore_finish(call, NGX_HTTP_CAST_UNAVAILABLE,
-                                        NULL, 0, NULL);
-            return;
+            rc = NGX_HTTP_CAST_FAILED;
+            goto answer;
         }
 
         version = ngx_atoof((u_char *) reply->element[1]->str,
@@ -1391,28 +1654,93 @@ ngx_http_cast_rstore_appended(redisAsyncContext *ac, void *r, void *privdata)
         state = ngx_http_cast_rstore_parse_state(&text);
         if (state == NULL || (off_t) version == NGX_ERROR) {
             json_decref(state);
-            ngx_http_cast_rstore_finish(call, NGX_HTTP_CAST_FAILED, NULL, 0,
-                                        NULL);
-            return;
+            rc = NGX_HTTP_CAST_FAILED;
+            goto answer;
         }
 
-        ngx_http_cast_rstore_cache(rs, &call->topic, version, state);
+        ngx_http_cast_rstore_cache(rs, &lane->sn.str, version, state);
         json_decref(state);
 
-        ngx_http_cast_rstore_append_try(call);
-        return;
+        /* nothing went: computed again, a bounded number of times */
 
-    default:
-        if (reply->elements == 2
-            && reply->element[1]->type == REDIS_REPLY_INTEGER)
-        {
-            ngx_http_cast_rstore_full(rs, reply->element[1]->integer,
-                                      &call->topic);
+        while (!ngx_queue_empty(&lane->sent)) {
+            q = ngx_queue_head(&lane->sent);
+            ngx_queue_remove(q);
+            call = ngx_queue_data(q, ngx_http_cast_rcall_t, queue);
+
+            if (++call->attempts < NGX_HTTP_CAST_MAX_ATTEMPTS) {
+                ngx_queue_insert_tail(&again, q);
+                continue;
+            }
+
+            ngx_log_error(NGX_LOG_ERR, rs->log, 0,
+                          "cast: the state of topic \"%V\" changed %ui "
+                          "times while an event was appended: refused",
+                          &call->topic, call->attempts);
+            ngx_http_cast_rstore_finish(call, NGX_HTTP_CAST_UNAVAILABLE,
+                                        NULL, 0, NULL);
         }
 
-        ngx_http_cast_rstore_finish(call, NGX_HTTP_CAST_FULL, NULL, 0, NULL);
-        return;
+        break;
+
+    case 5:
+        if (reply->elements != 2
+            || reply->element[1]->type != REDIS_REPLY_INTEGER
+            || reply->element[1]->integer < 1)
+        {
+            rc = NGX_HTTP_CAST_FAILED;
+            goto answer;
+        }
+
+        /* nothing went: the first n alone */
+
+        lane->limit = reply->element[1]->integer;
+        ngx_queue_add(&again, &lane->sent);
+        ngx_queue_init(&lane->sent);
+        break;
+
+    case 6:
+        /* another writer's turn: again, as computed (it goes soon) */
+
+        while (!ngx_queue_empty(&lane->sent)) {
+            q = ngx_queue_head(&lane->sent);
+            ngx_queue_remove(q);
+            call = ngx_queue_data(q, ngx_http_cast_rcall_t, queue);
+
+            if (++call->waits < NGX_HTTP_CAST_MAX_WAITS) {
+                ngx_queue_insert_tail(&again, q);
+                continue;
+            }
+
+            ngx_log_error(NGX_LOG_ERR, rs->log, 0,
+                          "cast: topic \"%V\" was another writer's %ui "
+                          "times while an event was appended: refused",
+                          &call->topic, call->waits);
+            ngx_http_cast_rstore_finish(call, NGX_HTTP_CAST_UNAVAILABLE,
+                                        NULL, 0, NULL);
+        }
+
+        break;
+
+    default:
+        rc = NGX_HTTP_CAST_FAILED;
+        goto answer;
     }
+
+    ngx_http_cast_rstore_requeue(lane, &again);
+    ngx_http_cast_rstore_run(lane);
+    return;
+
+answer:
+
+    while (!ngx_queue_empty(&lane->sent)) {
+        q = ngx_queue_head(&lane->sent);
+        ngx_queue_remove(q);
+        call = ngx_queue_data(q, ngx_http_cast_rcall_t, queue);
+        ngx_http_cast_rstore_finish(call, rc, NULL, 0, NULL);
+    }
+
+    ngx_http_cast_rstore_run(lane);
 }
 
 
@@ -3025,20 +3353,9 @@ static void
 ngx_http_cast_rstore_finish(ngx_http_cast_rcall_t *call, ngx_uint_t rc,
     ngx_http_cast_record_t *record, ngx_uint_t removed, json_t *json)
 {
-    ngx_http_cast_lane_t    *lane;
-    ngx_http_cast_rstore_t  *rs;
-
-    rs = call->rs;
-    lane = call->lane;
-
     ngx_http_cast_rstore_answer(call, rc, record, removed, json);
 
-    json_decref(call->next);
     ngx_free(call);
-
-    if (lane) {
-        ngx_http_cast_rstore_next(rs, lane);
-    }
 }
 
 

@@ -634,21 +634,44 @@ sub wire_event {
 
 # --- append.lua ----------------------------------------------------------
 
-my %AppendDefaults = (topic => 't1', version => '0', op => 'keep',
-                      state_text => '', name => 'patient-open',
-                      json => '{"a":1}', max_topics => 100, counted => 1,
+my %AppendDefaults = (topic => 't1', version => '0', state_text => '',
+                      max_topics => 100, counted => 1,
                       state_ttl => 86400000, log_ttl => 120000,
-                      event_id => '', ids_keep => 300000);
+                      ids_keep => 300000, writer => 'w1', claim => 0,
+                      turn_ms => 50);
 
-sub append {
+my %EventDefaults = (op => 'keep', name => 'patient-open',
+                     json => '{"a":1}', event_id => '');
+
+# a batch: events => [{op, name, json, event_id}, ...]; the raw answer
+
+sub append_batch {
     my %o = (%AppendDefaults, @_);
     my $t = $o{topic};
+    my @more = map { my %e = (%EventDefaults, %$_);
+                     @e{qw(op name json event_id)} } @{ $o{events} };
     return run('append',
                { state => "cast:{$t}:state", log => "cast:{$t}:log",
-                 topics => 'cast:topics', ids => "cast:{$t}:ids" },
+                 topics => 'cast:topics', ids => "cast:{$t}:ids",
+                 turn => "cast:{$t}:turn" },
                { map({ $_ => $o{$_} } keys %AppendDefaults),
                  now => $o{now}, minid => $o{now} - 60000,
-                 channel => "cast:ev:$t" });
+                 channel => "cast:ev:$t" },
+               @more);
+}
+
+# one event: its result ({1, id}, {2}...), or the batch's {0, v, s}
+
+sub append {
+    my %o = @_;
+    my %e;
+    for my $f (keys %EventDefaults) {
+        $e{$f} = delete $o{$f} if exists $o{$f};
+    }
+    my $r = append_batch(%o, events => [\%e]);
+    return $r if $r->[0] != 1;
+    is(scalar @$r, 3, 'append: one event, one result') if @$r != 3;
+    return $r->[2];
 }
 
 sub events_in { R('HGET', 'cast:counters', 'events_in') // 0 }
@@ -751,8 +774,11 @@ sub events_in { R('HGET', 'cast:counters', 'events_in') // 0 }
     is_deeply(append(now => $n + 1000, name => 'n1', event_id => 'e1'), [2],
               'append dedupe: the same name and id again: {2}');
     is_deeply(append(now => $n + 1000, name => 'n1', event_id => 'e1',
-                     version => '7', op => 'set', state_text => '{}'),
-              [2], 'append dedupe: ... whatever the version and op');
+                     op => 'set', state_text => '{}'),
+              [2], 'append dedupe: ... whatever the op');
+    is_deeply(append(now => $n + 1000, name => 'n1', event_id => 'e1',
+                     version => '7'),
+              [0, '0', ''], 'append dedupe: ... after the version check');
     is(R('EXISTS', 'cast:{t1}:state'), 0, 'append dedupe: ... no state set');
     is(R('XLEN', 'cast:{t1}:log'), 1, 'append dedupe: ... logged once');
     is(events_in(), 1, 'append dedupe: ... events_in 1');
@@ -851,6 +877,150 @@ sub events_in { R('HGET', 'cast:counters', 'events_in') // 0 }
     is_deeply(append(now => $n, max_topics => 3, topic => 'td'), [-1, 3],
               'append: a fourth: {-1, 3}');
     next_message() for 1 .. 2;
+}
+
+# batches: the events in order, one script call
+
+{
+    R('FLUSHALL');
+    my $n = now_ms();
+
+    my $r = append_batch(now => $n, state_text => '{"s":3}', events => [
+        { name => 'e1', event_id => 'a' },
+        { op => 'set', name => 'e2', json => '{"b":2}' },
+        { op => 'set', name => 'e3', event_id => 'c' },
+        { name => 'e4' }]);
+    is(scalar @$r, 6, 'append batch: 4 events: {1, version, 4 results}');
+    is($r->[0], 1, 'append batch: ... went');
+    is($r->[1], '2', 'append batch: ... version 2 (two sets)');
+    is_deeply([map { $_->[0] } @$r[2 .. 5]], [1, 1, 1, 1],
+              'append batch: ... each appended');
+    my @ids = map { $_->[1] } @$r[2 .. 5];
+    is_deeply([map { $_->[0] } @{ R('XRANGE', 'cast:{t1}:log', '-', '+') }],
+              \@ids, 'append batch: ... logged in order under their ids');
+    is_deeply([map { my $e = wire_event(next_message()); "$e->[0] $e->[1]" }
+               1 .. 4],
+              [map { "$ids[$_] e" . ($_ + 1) } 0 .. 3],
+              'append batch: ... published in order');
+    is_deeply(R('HMGET', 'cast:{t1}:state', 'v', 's'), ['2', '{"s":3}'],
+              'append batch: ... the state given, at version 2');
+    is(R('ZSCORE', 'cast:topics', 't1'), $n + 86400000,
+       'append batch: ... the topic counted');
+    is(events_in(), 4, 'append batch: ... events_in 4');
+    is(R('ZCARD', 'cast:{t1}:ids'), 2, 'append batch: ... 2 ids kept');
+
+    $r = append_batch(now => $n, version => '2', events => [
+        { name => 'r1' }, { op => 'refuse', name => 'r2' },
+        { name => 'r3', event_id => 'x' }, { name => 'r3', event_id => 'x' },
+        { name => 'e1', event_id => 'a' }]);
+    is_deeply([map { $_->[0] } @$r[2 .. 6]], [1, 3, 1, 2, 2],
+              'append batch: refused, twice in one batch, seen before: '
+              . '{3}, {2}, {2}');
+    is($r->[1], '2', 'append batch: ... no set: version 2');
+    is(R('XLEN', 'cast:{t1}:log'), 6, 'append batch: ... 2 more logged');
+    is(events_in(), 6, 'append batch: ... events_in 6');
+    next_message() for 1 .. 2;
+
+    is_deeply(append_batch(now => $n, version => '1', events => [
+                  { name => 'z1' }, { op => 'set', name => 'z2' }]),
+              [0, '2', '{"s":3}'],
+              'append batch: a stale version: {0, version, state}');
+
+    # a set that will not be (seen before): the states after it are wrong
+
+    is_deeply(append_batch(now => $n, version => '2', state_text => '{}',
+                           events => [
+                  { name => 'y1', event_id => 'y' },
+                  { op => 'set', name => 'e3', event_id => 'c' },
+                  { name => 'y3' }]),
+              [5, 1], 'append batch: a set seen before as second: {5, 1}');
+    is(R('XLEN', 'cast:{t1}:log'), 6, 'append batch: ... nothing logged');
+    is(R('ZSCORE', 'cast:{t1}:ids', '2:y1y'), undef,
+       'append batch: ... no id kept');
+    is_deeply(append_batch(now => $n, version => '2', state_text => '{}',
+                           events => [
+                  { op => 'set', name => 'e3', event_id => 'c' },
+                  { name => 'y2' }, { op => 'set', name => 'y3' }]),
+              [1, '2', [2], [0], [0]],
+              'append batch: ... as first: {2}, the others not tried');
+    is(R('XLEN', 'cast:{t1}:log'), 6, 'append batch: ... nothing logged');
+    is_deeply(R('HMGET', 'cast:{t1}:state', 'v', 's'), ['2', '{"s":3}'],
+              'append batch: ... the state unchanged');
+
+    # a clear only last
+
+    is_deeply(append_batch(now => $n, version => '2', events => [
+                  { op => 'set' }, { op => 'clear' }, { name => 'k' }]),
+              [5, 2], 'append batch: a clear before the last: {5, 2}');
+    $r = append_batch(now => $n, version => '2', state_text => '{"s":4}',
+                      events => [{ op => 'set' }, { op => 'clear' }]);
+    is_deeply([$r->[0], $r->[1], map { $_->[0] } @$r[2 .. 3]],
+              [1, '0', 1, 1], 'append batch: a set, then a clear');
+    is(R('EXISTS', 'cast:{t1}:state'), 0, 'append batch: ... no state');
+    is(R('ZSCORE', 'cast:topics', 't1'), undef,
+       'append batch: ... the topic not counted');
+    next_message() for 1 .. 2;
+    is(events_in(), 8, 'append batch: ... events_in 8');
+
+    # max_topics: a keep goes on, a set stops the batch
+
+    R('ZADD', 'cast:topics', $n + 60000, 'ta');
+    is_deeply(append_batch(now => $n, max_topics => 1, events => [
+                  { name => 'f1' }, { name => 'f2' }]),
+              [1, '0', [-1, 1], [-1, 1]],
+              'append batch: past max_topics: each {-1, topics}');
+    is_deeply(append_batch(now => $n, max_topics => 1, state_text => '{}',
+                           events => [
+                  { op => 'set', name => 'f1' }, { name => 'f2' }]),
+              [1, '0', [-1, 1], [0]],
+              'append batch: ... a set first: the others not tried');
+    is_deeply(append_batch(now => $n, max_topics => 2, state_text => '{}',
+                           events => [
+                  { op => 'set', name => 'f1' }, { name => 'f2' }])->[1],
+              '1', 'append batch: under max_topics: the set counts it');
+    is(R('XLEN', 'cast:{t1}:log'), 10, 'append batch: ... 2 logged');
+    next_message() for 1 .. 2;
+}
+
+# turns: a writer computed again too often claims the next one
+
+{
+    R('FLUSHALL');
+    my $n = now_ms();
+
+    is(append(now => $n, op => 'set', state_text => '{"s":1}')->[0], 1,
+       'append turn: version 1');
+    next_message();
+    is_deeply(append_batch(now => $n, version => '0', writer => 'w2',
+                           events => [{}]),
+              [0, '1', '{"s":1}'],
+              'append turn: stale, no claim: {0, version, state}');
+    is(R('EXISTS', 'cast:{t1}:turn'), 0, 'append turn: ... no turn');
+    is_deeply(append_batch(now => $n, version => '0', writer => 'w2',
+                           claim => 1, events => [{}]),
+              [0, '1', '{"s":1}'], 'append turn: stale, a claim: {0, ...}');
+    is(R('GET', 'cast:{t1}:turn'), 'w2', 'append turn: ... w2 has the turn');
+    my $ttl = R('PTTL', 'cast:{t1}:turn');
+    ok($ttl > 0 && $ttl <= 50, "append turn: ... for turn_ms ($ttl ms)");
+    is_deeply(append_batch(now => $n, version => '1', events => [{}]), [6],
+              'append turn: another writer, current: {6}');
+    is(R('XLEN', 'cast:{t1}:log'), 1, 'append turn: ... nothing logged');
+    is_deeply(append_batch(now => $n, version => '0', claim => 1,
+                           events => [{}]),
+              [0, '1', '{"s":1}'],
+              'append turn: another writer, stale: {0, ...}');
+    is(R('GET', 'cast:{t1}:turn'), 'w2',
+       'append turn: ... its claim does not take the turn');
+    my $r = append_batch(now => $n, version => '1', writer => 'w2',
+                         state_text => '{"s":2}',
+                         events => [{ op => 'set' }]);
+    is_deeply([$r->[0], $r->[1], $r->[2][0]], [1, '2', 1],
+              'append turn: the writer whose turn it is: appended');
+    is(R('EXISTS', 'cast:{t1}:turn'), 0, 'append turn: ... the turn ends');
+    next_message();
+    is(append(now => $n, version => '2')->[0], 1,
+       'append turn: ... the others go again');
+    next_message();
 }
 
 # --- sweep.lua -----------------------------------------------------------
