@@ -14,6 +14,7 @@ use lib 't/lib';
 use CastTest qw(:DEFAULT http_request json_encode json_decode cast_mode);
 use CastMode;
 use CastCluster ();
+use CastAuth;
 use IO::Socket::INET ();
 use IO::Select ();
 use Time::HiRes ();
@@ -21,6 +22,17 @@ use Time::HiRes ();
 no_shuffle();
 repeat_each(1);
 log_level('info');
+
+our $Keys = CastAuth->new;
+$Keys->secret('h1');
+$Keys->secret_file('h1.key', 'h1');
+$ENV{TEST_NGINX_AUTH_DIR} = $Keys->dir;
+
+sub bearer {
+    my ($topic, $scope) = @_;
+    return (Authorization => 'Bearer ' . $Keys->token('h1',
+        CastAuth::claims(topic => $topic, scope => $scope)));
+}
 
 our $Locations = <<'_EOC_';
     location /api/hub { cast_hub; }
@@ -847,3 +859,40 @@ is($code, 413, 'a body past cast_max_message_size: 413');
 like($r->{error}, qr/cast_max_message_size/, 'why');
 --- error_log
 not sent to this socket
+
+
+
+=== TEST 17: cast_auth: a request names its token's topic and needs the event's write scope; cast-get the token's topic and a read scope
+--- config
+    location /secure/api/hub {
+        cast_hub;
+        cast_auth jwt;
+        cast_auth_secret $TEST_NGINX_AUTH_DIR/h1.key kid=h1;
+        cast_auth_issuer https://auth.example;
+        cast_auth_audience cast-hub;
+    }
+--- init
+package main;
+my $rw = 'fhircast/*.read fhircast/*.write';
+my $body = json_encode({ 'subscriber.name' => 'REQ', id => 'auth-1',
+                         event => { 'hub.event' => 'status-request', 'hub.topic' => 'T',
+                                    context => { timeoutSeconds => 1 } } });
+my @json = ('Content-Type' => 'application/json');
+my ($c, undef, $b) = http_request('POST', '/secure/api/hub/request', $body, @json);
+is($c, 401, 'request without a token: 401');
+($c) = http_request('POST', '/secure/api/hub/request', $body, @json, bearer('U', $rw));
+is($c, 403, "request with another topic's token: 403");
+($c) = http_request('POST', '/secure/api/hub/request', $body, @json, bearer('T', 'fhircast/*.read'));
+is($c, 403, 'request without the write scope: 403');
+($c, undef, $b) = http_request('POST', '/secure/api/hub/request', $body, @json, bearer('T', $rw));
+is($c, 200, "request with its topic's token: 200");
+my $d = eval { json_decode($b) } || {};
+is($d->{id}, 'auth-1', '... the reply for it');
+($c) = http_request('GET', '/secure/api/hub/cast-get?subscriber=X&topic=T');
+is($c, 401, 'cast-get without a token: 401');
+($c) = http_request('GET', '/secure/api/hub/cast-get?subscriber=X&topic=U', undef, bearer('T', $rw));
+is($c, 403, "cast-get naming another topic: 403");
+($c, undef, $b) = http_request('GET', '/secure/api/hub/cast-get?subscriber=X&topic=T', undef, bearer('T', 'fhircast/*.read'));
+is($c, 200, "cast-get with its topic's token and a read scope: 200");
+--- error_code: 200
+
