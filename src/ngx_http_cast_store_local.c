@@ -6,6 +6,11 @@
  * completes at once.  Correct with one worker only, which `nginx -t`
  * enforces.  An unbound record ends when its bind timeout passes; a
  * bound one when the hub ends it (lease, socket close).
+ *
+ * Bounds: cast_max_subscriptions records, cast_max_subscriptions_per_topic
+ * on a topic; cast_max_context_total bytes of topic state (serialized, as
+ * the Redis store keeps it), and a state is forgotten cast_context_ttl
+ * after its last change, as Redis expires it.
  */
 
 
@@ -39,10 +44,25 @@ typedef struct {
 struct ngx_http_cast_local_topic_s {
     ngx_str_node_t                sn;       /* keyed by name */
     ngx_queue_t                   records;
+    ngx_uint_t                    nrecords;
     json_t                       *state;
+    size_t                        bytes;    /* the state, serialized */
+    ngx_event_t                   expire;   /* cast_context_ttl */
+    ngx_http_cast_local_t        *ls;
     ngx_uint_t                    counted;
     u_char                        name[1];
 };
+
+
+/*
+ * An append applies the event to the state in place while the worker's
+ * state bytes, grown by this much per byte of the event (and a margin),
+ * stay within cast_max_context_total; nearer to it, to a copy that is
+ * kept only if the total stays within it.
+ */
+
+#define NGX_HTTP_CAST_LOCAL_GROWTH    4
+#define NGX_HTTP_CAST_LOCAL_MARGIN    65536
 
 
 /*
@@ -88,6 +108,11 @@ struct ngx_http_cast_local_s {
     ngx_uint_t                    nrecords;
     ngx_uint_t                    ntopics;
     ngx_uint_t                    max_topics;
+    ngx_uint_t                    max_subs;
+    ngx_uint_t                    max_topic_subs;
+    size_t                        max_bytes;  /* 0: no limit */
+    size_t                        bytes;      /* of every topic's state */
+    ngx_msec_t                    ttl;
     ngx_log_t                    *log;
     ngx_http_cast_local_seen_t    seen[NGX_HTTP_CAST_LOCAL_IDS];
 
@@ -146,6 +171,11 @@ static ngx_http_cast_local_topic_t *ngx_http_cast_local_topic(
     ngx_uint_t counted);
 static void ngx_http_cast_local_topic_release(ngx_http_cast_local_t *ls,
     ngx_http_cast_local_topic_t *topic);
+static ngx_int_t ngx_http_cast_local_apply(ngx_http_cast_local_t *ls,
+    ngx_http_cast_local_topic_t *topic, ngx_http_cast_append_t *a);
+static void ngx_http_cast_local_expired(ngx_event_t *ev);
+static ngx_uint_t ngx_http_cast_local_limit(ngx_http_cast_local_t *ls,
+    ngx_http_cast_record_t *record);
 static void ngx_http_cast_local_end(ngx_http_cast_local_t *ls,
     ngx_http_cast_local_record_t *lr, ngx_str_t *reason);
 static void ngx_http_cast_local_bind_expired(ngx_event_t *ev);
@@ -164,7 +194,8 @@ static void ngx_http_cast_local_reply(ngx_http_cast_done_pt done,
 
 
 ngx_http_cast_store_t *
-ngx_http_cast_store_local_create(ngx_cycle_t *cycle, ngx_uint_t max_topics)
+ngx_http_cast_store_local_create(ngx_cycle_t *cycle,
+    ngx_http_cast_main_conf_t *cmcf)
 {
     ngx_http_cast_local_t  *ls;
 
@@ -182,7 +213,11 @@ ngx_http_cast_store_local_create(ngx_cycle_t *cycle, ngx_uint_t max_topics)
                     ngx_str_rbtree_insert_value);
     ngx_queue_init(&ls->claims);
 
-    ls->max_topics = max_topics;
+    ls->max_topics = cmcf->max_topics;
+    ls->max_subs = cmcf->max_subs;
+    ls->max_topic_subs = cmcf->max_topic_subs;
+    ls->max_bytes = cmcf->max_context_total;
+    ls->ttl = cmcf->context_ttl;
     ls->log = cycle->log;
 
     ls->store.mode = "local";
@@ -219,11 +254,18 @@ ngx_http_cast_local_create(ngx_http_cast_store_t *store,
     ngx_http_cast_record_t        *r;
     ngx_http_cast_local_topic_t   *topic;
     ngx_http_cast_local_record_t  *lr;
+    ngx_uint_t                     rc;
 
     if (ngx_http_cast_local_find(ls, &record->id)) {
         /* 128 random bits twice: the caller draws again */
         ngx_http_cast_local_reply(done, data, NGX_HTTP_CAST_BOUND, NULL, 0,
                                   NULL);
+        return;
+    }
+
+    rc = ngx_http_cast_local_limit(ls, record);
+    if (rc != NGX_HTTP_CAST_DONE) {
+        ngx_http_cast_local_reply(done, data, rc, NULL, 0, NULL);
         return;
     }
 
@@ -289,6 +331,7 @@ ngx_http_cast_local_create(ngx_http_cast_store_t *store,
     ngx_rbtree_insert(&ls->records, &lr->sn.node);
     ngx_queue_insert_tail(&topic->records, &lr->link);
     ngx_queue_insert_tail(&ls->all, &lr->all);
+    topic->nrecords++;
     ls->nrecords++;
 
     /* unbound, it ends with its bind timeout or its lease, if sooner */
@@ -575,15 +618,25 @@ ngx_http_cast_local_append(ngx_http_cast_store_t *store,
         return;
     }
 
-    rc = a->apply(a, topic->state);
+    rc = ngx_http_cast_local_apply(ls, topic, a);
 
-    if (rc == NGX_ERROR || rc == NGX_ABORT) {
+    if (rc == NGX_ERROR || rc == NGX_ABORT || rc == NGX_BUSY) {
         /* not appended: the same id may come again */
         if (a->id.len) {
             ls->seen[ngx_http_cast_local_slot(a)].at = 0;
         }
 
         ngx_http_cast_local_topic_release(ls, topic);
+
+        if (rc == NGX_BUSY) {
+            ngx_memzero(&res, sizeof(ngx_http_cast_result_t));
+            res.rc = NGX_HTTP_CAST_CONTEXT_FULL;
+            ngx_str_set(&res.reason, "the hub keeps as much context as it "
+                                     "may (cast_max_context_total)");
+            a->done(a->data, &res);
+            return;
+        }
+
         ngx_http_cast_local_reply(a->done, a->data,
                                   rc == NGX_ABORT ? a->refused
                                                   : NGX_HTTP_CAST_FAILED,
@@ -635,20 +688,10 @@ ngx_http_cast_local_count(ngx_http_cast_store_t *store, ngx_str_t *topic,
     ngx_http_cast_local_t *ls = (ngx_http_cast_local_t *) store;
 
     ngx_uint_t                    n;
-    ngx_queue_t                  *q;
     ngx_http_cast_local_topic_t  *t;
 
-    n = 0;
     t = ngx_http_cast_local_topic(ls, topic, 0, 0);
-
-    if (t) {
-        for (q = ngx_queue_head(&t->records);
-             q != ngx_queue_sentinel(&t->records);
-             q = ngx_queue_next(q))
-        {
-            n++;
-        }
-    }
+    n = t ? t->nrecords : 0;
 
     ngx_http_cast_local_reply(done, data, NGX_HTTP_CAST_DONE, NULL, n, NULL);
 }
@@ -984,6 +1027,12 @@ ngx_http_cast_local_topic(ngx_http_cast_local_t *ls, ngx_str_t *name,
         return NULL;
     }
 
+    topic->expire.handler = ngx_http_cast_local_expired;
+    topic->expire.data = topic;
+    topic->expire.log = ls->log;
+    topic->expire.cancelable = 1;
+    topic->ls = ls;
+
     ngx_memcpy(topic->name, name->data, name->len);
     topic->sn.str.data = topic->name;
     topic->sn.str.len = name->len;
@@ -1010,11 +1059,153 @@ ngx_http_cast_local_topic_release(ngx_http_cast_local_t *ls,
         return;
     }
 
+    ngx_http_cast_event_cancel(&topic->expire);
+
     ngx_rbtree_delete(&ls->topics, &topic->sn.node);
     ls->ntopics -= topic->counted;
+    ls->bytes -= topic->bytes;
 
     json_decref(topic->state);
     ngx_free(topic);
+}
+
+
+/*
+ * The event applied to the topic's state (NGX_OK: it changed, and it
+ * is kept cast_context_ttl from now); NGX_BUSY: the state would take the
+ * worker past cast_max_context_total, nothing changed.
+ */
+
+static ngx_int_t
+ngx_http_cast_local_apply(ngx_http_cast_local_t *ls,
+    ngx_http_cast_local_topic_t *topic, ngx_http_cast_append_t *a)
+{
+    size_t      size, others, growth;
+    json_t     *state;
+    ngx_int_t   rc;
+    ngx_uint_t  copy, empty;
+
+    others = ls->bytes - topic->bytes;
+    growth = a->json.len * NGX_HTTP_CAST_LOCAL_GROWTH
+             + NGX_HTTP_CAST_LOCAL_MARGIN;
+
+    /* an empty state is undone by clearing it: no copy */
+
+    empty = (json_object_size(topic->state) == 0);
+    copy = (ls->max_bytes && !empty
+            && ls->bytes + growth > ls->max_bytes);
+
+    if (copy) {
+        state = json_deep_copy(topic->state);
+        if (state == NULL) {
+            return NGX_ERROR;
+        }
+
+    } else {
+        state = topic->state;
+    }
+
+    rc = a->apply(a, state);
+
+    if (rc != NGX_OK) {
+        if (copy) {
+            json_decref(state);
+        }
+
+        return rc;
+    }
+
+    size = json_object_size(state)
+           ? json_dumpb(state, NULL, 0, JSON_COMPACT) : 0;
+
+    if (ls->max_bytes && size > topic->bytes
+        && others + size > ls->max_bytes
+        && (copy || empty))
+    {
+        ngx_log_error(NGX_LOG_INFO, ls->log, 0,
+                      "cast: the topics' context would take %uz bytes, "
+                      "past cast_max_context_total (%uz): an event on "
+                      "\"%V\" is refused", others + size, ls->max_bytes,
+                      &a->topic);
+
+        if (copy) {
+            json_decref(state);
+
+        } else {
+            /* a new state: nothing else held it */
+            json_object_clear(state);
+        }
+
+        return NGX_BUSY;
+    }
+
+    if (copy) {
+        json_decref(topic->state);
+        topic->state = state;
+    }
+
+    ls->bytes = others + size;
+    topic->bytes = size;
+
+    if (size) {
+        ngx_add_timer(&topic->expire, ls->ttl);
+
+    } else {
+        ngx_http_cast_event_cancel(&topic->expire);
+    }
+
+    return NGX_OK;
+}
+
+
+/* a state unchanged for cast_context_ttl is forgotten, as Redis does */
+
+static void
+ngx_http_cast_local_expired(ngx_event_t *ev)
+{
+    ngx_http_cast_local_topic_t  *topic;
+
+    topic = ev->data;
+
+    ngx_log_error(NGX_LOG_INFO, ev->log, 0,
+                  "cast: the context of topic \"%V\" expired "
+                  "(cast_context_ttl)", &topic->sn.str);
+
+    json_object_clear(topic->state);
+    topic->ls->bytes -= topic->bytes;
+    topic->bytes = 0;
+
+    ngx_http_cast_local_topic_release(topic->ls, topic);
+}
+
+
+/* cast_max_subscriptions, then cast_max_subscriptions_per_topic */
+
+static ngx_uint_t
+ngx_http_cast_local_limit(ngx_http_cast_local_t *ls,
+    ngx_http_cast_record_t *record)
+{
+    ngx_http_cast_local_topic_t  *t;
+
+    if (ls->nrecords >= ls->max_subs) {
+        ngx_log_error(NGX_LOG_INFO, ls->log, 0,
+                      "cast: %ui subscriptions are held, the "
+                      "cast_max_subscriptions limit: a subscription on "
+                      "\"%V\" is refused", ls->nrecords, &record->topic);
+        return NGX_HTTP_CAST_SUBS_FULL;
+    }
+
+    t = ngx_http_cast_local_topic(ls, &record->topic, 0, 0);
+
+    if (t && t->nrecords >= ls->max_topic_subs) {
+        ngx_log_error(NGX_LOG_INFO, ls->log, 0,
+                      "cast: topic \"%V\" has %ui subscriptions, the "
+                      "cast_max_subscriptions_per_topic limit: one more is "
+                      "refused", &record->topic, t->nrecords);
+        return NGX_HTTP_CAST_TOPIC_FULL;
+    }
+
+    return NGX_HTTP_CAST_DONE;
 }
 
 
@@ -1034,6 +1225,7 @@ ngx_http_cast_local_end(ngx_http_cast_local_t *ls,
     ls->nrecords--;
 
     topic = lr->topic;
+    topic->nrecords--;
 
     if (reason) {
         ls->store.hooks.ended(ls->store.hooks.hub, &lr->record.id,
