@@ -1147,7 +1147,7 @@ ngx_http_cast_local_apply(ngx_http_cast_local_t *ls,
     ls->bytes = others + size;
     topic->bytes = size;
 
-    if (size) {
+    if (size && !a->keep) {
         ngx_add_timer(&topic->expire, ls->ttl);
 
     } else {

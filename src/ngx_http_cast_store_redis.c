@@ -1268,7 +1268,8 @@ ngx_http_cast_rstore_append_try(ngx_http_cast_rcall_t *call)
     ngx_http_cast_rargs_num(&args, nbuf[1], now);
     ngx_http_cast_rargs_num(&args, nbuf[2], rs->max_topics);
     ngx_http_cast_rargs_num(&args, nbuf[3], a->counted);
-    ngx_http_cast_rargs_num(&args, nbuf[4], (int64_t) rs->context_ttl);
+    ngx_http_cast_rargs_num(&args, nbuf[4],
+                            a->keep ? 0 : (int64_t) rs->context_ttl);
     ngx_http_cast_rargs_num(&args, nbuf[5], now - NGX_HTTP_CAST_LOG_KEEP);
     ngx_http_cast_rargs_add(&args, "120000", 6);
     ngx_http_cast_rargs_str(&args, &channel);

@@ -311,7 +311,38 @@ signal
 
 
 
-=== TEST 11: cast_max_context_total: past it a publish that adds context gets 503, one that clears context is taken
+=== TEST 11: cast_context_ttl does not apply to the hub's conferences: they go with their host's last subscription
+--- http_config
+cast_context_ttl 1s;
+--- init
+package main;
+my @form = ('Content-Type' => 'application/x-www-form-urlencoded');
+my @json = ('Content-Type' => 'application/json');
+my ($code) = CastTest::http_request('POST', '/api/hub',
+    'hub.mode=subscribe&hub.topic=host-1&hub.events=e', @form);
+Test::More::is($code, 202, '011 init: the host subscribes');
+($code) = CastTest::http_request('POST', '/api/hub/conference',
+    '{"hostTopic":"host-1","title":"board","topics":["guest-1"]}', @json);
+Test::More::is($code, 201, '011 init: a conference');
+($code) = CastTest::http_request('POST', '/api/hub/ctx-1',
+    '{"event":{"hub.event":"x-select","context":{"a":1}}}', @json);
+Test::More::is($code, 200, '011 init: a context on ctx-1');
+select(undef, undef, undef, 1.8);
+my (undef, undef, $body) = CastTest::http_request('GET', '/api/hub/ctx-1');
+Test::More::is($body, '{}', '011 init: the context of ctx-1 expired');
+--- request
+GET /api/hub/conference
+--- response_body_like: ^\[\{"hostTopic":"host-1",.*"title":"board",.*"guest-1".*\}\]$
+--- no_error_log
+[error]
+[alert]
+[crit]
+[emerg]
+signal
+
+
+
+=== TEST 12: cast_max_context_total: past it a publish that adds context gets 503, one that clears context is taken
 --- cast_local_only: the worker's own memory; in Redis mode the contexts are in Redis (its maxmemory bounds them)
 --- http_config
 cast_max_context_total 3k;
@@ -360,7 +391,7 @@ signal
 
 
 
-=== TEST 12: cast_max_context_total: a refused change leaves the topic's context as it was
+=== TEST 13: cast_max_context_total: a refused change leaves the topic's context as it was
 --- cast_local_only: the worker's own memory; in Redis mode the contexts are in Redis (its maxmemory bounds them)
 --- http_config
 cast_max_context_total 3k;
@@ -388,7 +419,7 @@ signal
 
 
 
-=== TEST 13: the new limits are numbers from 1, times above 0, in the http block
+=== TEST 14: the new limits are numbers from 1, times above 0, in the http block
 --- http_config
 cast_max_subscriptions 0;
 --- must_die
@@ -397,7 +428,7 @@ value must be between 1 and 2147483647
 
 
 
-=== TEST 14: cast_max_subscriptions_per_topic 0 is refused
+=== TEST 15: cast_max_subscriptions_per_topic 0 is refused
 --- http_config
 cast_max_subscriptions_per_topic 0;
 --- must_die
@@ -406,7 +437,7 @@ value must be between 1 and 2147483647
 
 
 
-=== TEST 15: cast_context_ttl 0 is refused
+=== TEST 16: cast_context_ttl 0 is refused
 --- http_config
 cast_context_ttl 0;
 --- must_die
@@ -415,7 +446,7 @@ value is too small, the minimum is 1ms
 
 
 
-=== TEST 16: cast_max_subscriptions_per_topic belongs to the http block
+=== TEST 17: cast_max_subscriptions_per_topic belongs to the http block
 --- config
     location /api/hub { cast_hub; cast_max_subscriptions_per_topic 5; }
 --- must_die

@@ -8,6 +8,8 @@
 -- An event whose id and name were appended to the topic in the last
 -- "ids_keep" ms is not appended again: {2} (a publisher retrying after a
 -- 503 whose command had run after all).
+-- A state is kept "state_ttl" ms after its last change; with 0, until
+-- the worker clears it (the hub's own).
 -- KEYS: state log topics ids
 -- ARGV: topic version op state_text name json now max_topics counted state_ttl minid log_ttl channel event_id ids_keep
 
@@ -56,7 +58,12 @@ end
 
 if op == 'set' then
     redis.call('HSET', state, 'v', tonumber(v) + 1, 's', state_text)
-    redis.call('PEXPIRE', state, state_ttl)
+    if state_ttl == '0' then
+        -- the hub's own state: it ends it
+        redis.call('PERSIST', state)
+    else
+        redis.call('PEXPIRE', state, state_ttl)
+    end
     if counted == '1' then
         cast_topic_extend(topics, topic, tonumber(now) + tonumber(state_ttl))
     end
