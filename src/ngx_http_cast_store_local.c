@@ -7,10 +7,12 @@
  * enforces.  An unbound record ends when its bind timeout passes; a
  * bound one when the hub ends it (lease, socket close).
  *
+ * A topic's state is kept as its JSON text, as Redis keeps it (a parsed
+ * tree costs many times more), and parsed for the call that needs it.
+ *
  * Bounds: cast_max_subscriptions records, cast_max_subscriptions_per_topic
- * on a topic; cast_max_context_total bytes of topic state (serialized, as
- * the Redis store keeps it), and a state is forgotten cast_context_ttl
- * after its last change, as Redis expires it.
+ * on a topic; cast_max_context_total bytes of state text, and a state is
+ * forgotten cast_context_ttl after its last change, as Redis expires it.
  */
 
 
@@ -45,24 +47,13 @@ struct ngx_http_cast_local_topic_s {
     ngx_str_node_t                sn;       /* keyed by name */
     ngx_queue_t                   records;
     ngx_uint_t                    nrecords;
-    json_t                       *state;
-    size_t                        bytes;    /* the state, serialized */
+    u_char                       *state;    /* JSON text; NULL: empty */
+    size_t                        bytes;    /* its length */
     ngx_event_t                   expire;   /* cast_context_ttl */
     ngx_http_cast_local_t        *ls;
     ngx_uint_t                    counted;
     u_char                        name[1];
 };
-
-
-/*
- * An append applies the event to the state in place while the worker's
- * state bytes, grown by this much per byte of the event (and a margin),
- * stay within cast_max_context_total; nearer to it, to a copy that is
- * kept only if the total stays within it.
- */
-
-#define NGX_HTTP_CAST_LOCAL_GROWTH    4
-#define NGX_HTTP_CAST_LOCAL_MARGIN    65536
 
 
 /*
@@ -172,7 +163,12 @@ static ngx_http_cast_local_topic_t *ngx_http_cast_local_topic(
 static void ngx_http_cast_local_topic_release(ngx_http_cast_local_t *ls,
     ngx_http_cast_local_topic_t *topic);
 static ngx_int_t ngx_http_cast_local_apply(ngx_http_cast_local_t *ls,
-    ngx_http_cast_local_topic_t *topic, ngx_http_cast_append_t *a);
+    ngx_http_cast_local_topic_t *topic, ngx_http_cast_append_t *a,
+    json_t **state);
+static json_t *ngx_http_cast_local_parse(ngx_http_cast_local_t *ls,
+    ngx_http_cast_local_topic_t *topic);
+static void ngx_http_cast_local_forget(ngx_http_cast_local_t *ls,
+    ngx_http_cast_local_topic_t *topic);
 static void ngx_http_cast_local_expired(ngx_event_t *ev);
 static ngx_uint_t ngx_http_cast_local_limit(ngx_http_cast_local_t *ls,
     ngx_http_cast_record_t *record);
@@ -582,7 +578,7 @@ ngx_http_cast_local_unbind(ngx_http_cast_store_t *store, ngx_str_t *id)
 }
 
 
-/* the state function runs on the topic's state in place */
+/* the state function runs on the topic's state, parsed for it */
 
 static void
 ngx_http_cast_local_append(ngx_http_cast_store_t *store,
@@ -590,6 +586,7 @@ ngx_http_cast_local_append(ngx_http_cast_store_t *store,
 {
     ngx_http_cast_local_t *ls = (ngx_http_cast_local_t *) store;
 
+    json_t                       *state;
     ngx_int_t                     rc;
     ngx_http_cast_result_t        res;
     ngx_http_cast_local_topic_t  *topic;
@@ -618,7 +615,10 @@ ngx_http_cast_local_append(ngx_http_cast_store_t *store,
         return;
     }
 
-    rc = ngx_http_cast_local_apply(ls, topic, a);
+    /* what apply() computed may refer to the state until the answer */
+
+    state = NULL;
+    rc = ngx_http_cast_local_apply(ls, topic, a, &state);
 
     if (rc == NGX_ERROR || rc == NGX_ABORT || rc == NGX_BUSY) {
         /* not appended: the same id may come again */
@@ -634,13 +634,15 @@ ngx_http_cast_local_append(ngx_http_cast_store_t *store,
             ngx_str_set(&res.reason, "the hub keeps as much context as it "
                                      "may (cast_max_context_total)");
             a->done(a->data, &res);
-            return;
+
+        } else {
+            ngx_http_cast_local_reply(a->done, a->data,
+                                      rc == NGX_ABORT ? a->refused
+                                                      : NGX_HTTP_CAST_FAILED,
+                                      NULL, 0, NULL);
         }
 
-        ngx_http_cast_local_reply(a->done, a->data,
-                                  rc == NGX_ABORT ? a->refused
-                                                  : NGX_HTTP_CAST_FAILED,
-                                  NULL, 0, NULL);
+        json_decref(state);
         return;
     }
 
@@ -651,6 +653,8 @@ ngx_http_cast_local_append(ngx_http_cast_store_t *store,
 
     ngx_http_cast_local_reply(a->done, a->data, NGX_HTTP_CAST_DONE, NULL, 0,
                               NULL);
+
+    json_decref(state);
 }
 
 
@@ -660,24 +664,18 @@ ngx_http_cast_local_state(ngx_http_cast_store_t *store, ngx_str_t *topic,
 {
     ngx_http_cast_local_t *ls = (ngx_http_cast_local_t *) store;
 
-    json_t                       *empty;
+    json_t                       *state;
     ngx_http_cast_local_topic_t  *t;
 
     t = ngx_http_cast_local_topic(ls, topic, 0, 0);
 
-    if (t) {
-        ngx_http_cast_local_reply(done, data, NGX_HTTP_CAST_DONE, NULL, 0,
-                                  t->state);
-        return;
-    }
-
-    empty = json_object();
+    state = t ? ngx_http_cast_local_parse(ls, t) : json_object();
 
     ngx_http_cast_local_reply(done, data,
-                              empty ? NGX_HTTP_CAST_DONE
+                              state ? NGX_HTTP_CAST_DONE
                                     : NGX_HTTP_CAST_FAILED,
-                              NULL, 0, empty);
-    json_decref(empty);
+                              NULL, 0, state);
+    json_decref(state);
 }
 
 
@@ -727,7 +725,7 @@ ngx_http_cast_local_topics(ngx_http_cast_store_t *store,
 
         if (!t->counted
             || (ngx_queue_empty(&t->records)
-                && json_object_size(t->state) == 0))
+                && t->bytes == 0))
         {
             continue;
         }
@@ -812,7 +810,7 @@ ngx_http_cast_local_exit(ngx_http_cast_store_t *store)
         node = ngx_rbtree_min(ls->topics.root, ls->topics.sentinel);
         topic = (ngx_http_cast_local_topic_t *) node;
 
-        json_object_clear(topic->state);
+        ngx_http_cast_local_forget(ls, topic);
         ngx_http_cast_local_topic_release(ls, topic);
     }
 
@@ -1021,12 +1019,6 @@ ngx_http_cast_local_topic(ngx_http_cast_local_t *ls, ngx_str_t *name,
 
     ngx_memzero(topic, sizeof(ngx_http_cast_local_topic_t));
 
-    topic->state = json_object();
-    if (topic->state == NULL) {
-        ngx_free(topic);
-        return NULL;
-    }
-
     topic->expire.handler = ngx_http_cast_local_expired;
     topic->expire.data = topic;
     topic->expire.log = ls->log;
@@ -1053,9 +1045,7 @@ static void
 ngx_http_cast_local_topic_release(ngx_http_cast_local_t *ls,
     ngx_http_cast_local_topic_t *topic)
 {
-    if (!ngx_queue_empty(&topic->records)
-        || json_object_size(topic->state) != 0)
-    {
+    if (!ngx_queue_empty(&topic->records) || topic->bytes != 0) {
         return;
     }
 
@@ -1063,98 +1053,122 @@ ngx_http_cast_local_topic_release(ngx_http_cast_local_t *ls,
 
     ngx_rbtree_delete(&ls->topics, &topic->sn.node);
     ls->ntopics -= topic->counted;
-    ls->bytes -= topic->bytes;
 
-    json_decref(topic->state);
     ngx_free(topic);
 }
 
 
 /*
- * The event applied to the topic's state (NGX_OK: it changed, and it
- * is kept cast_context_ttl from now); NGX_BUSY: the state would take the
- * worker past cast_max_context_total, nothing changed.
+ * The event applied to the topic's state, parsed into *state (the
+ * caller releases it).  NGX_OK: the state changed, its new text is kept
+ * for cast_context_ttl; NGX_BUSY: the new text would take the worker
+ * past cast_max_context_total, the old one stays.
  */
 
 static ngx_int_t
 ngx_http_cast_local_apply(ngx_http_cast_local_t *ls,
-    ngx_http_cast_local_topic_t *topic, ngx_http_cast_append_t *a)
+    ngx_http_cast_local_topic_t *topic, ngx_http_cast_append_t *a,
+    json_t **state)
 {
-    size_t      size, others, growth;
-    json_t     *state;
+    u_char     *text;
+    size_t      size;
     ngx_int_t   rc;
-    ngx_uint_t  copy, empty;
 
-    others = ls->bytes - topic->bytes;
-    growth = a->json.len * NGX_HTTP_CAST_LOCAL_GROWTH
-             + NGX_HTTP_CAST_LOCAL_MARGIN;
-
-    /* an empty state is undone by clearing it: no copy */
-
-    empty = (json_object_size(topic->state) == 0);
-    copy = (ls->max_bytes && !empty
-            && ls->bytes + growth > ls->max_bytes);
-
-    if (copy) {
-        state = json_deep_copy(topic->state);
-        if (state == NULL) {
-            return NGX_ERROR;
-        }
-
-    } else {
-        state = topic->state;
+    *state = ngx_http_cast_local_parse(ls, topic);
+    if (*state == NULL) {
+        return NGX_ERROR;
     }
 
-    rc = a->apply(a, state);
+    rc = a->apply(a, *state);
 
     if (rc != NGX_OK) {
-        if (copy) {
-            json_decref(state);
-        }
-
         return rc;
     }
 
-    size = json_object_size(state)
-           ? json_dumpb(state, NULL, 0, JSON_COMPACT) : 0;
+    size = json_object_size(*state)
+           ? json_dumpb(*state, NULL, 0, JSON_COMPACT) : 0;
 
     if (ls->max_bytes && size > topic->bytes
-        && others + size > ls->max_bytes
-        && (copy || empty))
+        && ls->bytes - topic->bytes + size > ls->max_bytes)
     {
         ngx_log_error(NGX_LOG_INFO, ls->log, 0,
                       "cast: the topics' context would take %uz bytes, "
                       "past cast_max_context_total (%uz): an event on "
-                      "\"%V\" is refused", others + size, ls->max_bytes,
-                      &a->topic);
-
-        if (copy) {
-            json_decref(state);
-
-        } else {
-            /* a new state: nothing else held it */
-            json_object_clear(state);
-        }
-
+                      "\"%V\" is refused", ls->bytes - topic->bytes + size,
+                      ls->max_bytes, &a->topic);
         return NGX_BUSY;
     }
 
-    if (copy) {
-        json_decref(topic->state);
-        topic->state = state;
+    text = NULL;
+
+    if (size) {
+        text = ngx_alloc(size, ls->log);
+        if (text == NULL) {
+            return NGX_ERROR;
+        }
+
+        if (json_dumpb(*state, (char *) text, size, JSON_COMPACT) != size) {
+            ngx_free(text);
+            return NGX_ERROR;
+        }
     }
 
-    ls->bytes = others + size;
+    ngx_http_cast_local_forget(ls, topic);
+
+    topic->state = text;
     topic->bytes = size;
+    ls->bytes += size;
 
     if (size && !a->keep) {
         ngx_add_timer(&topic->expire, ls->ttl);
-
-    } else {
-        ngx_http_cast_event_cancel(&topic->expire);
     }
 
     return NGX_OK;
+}
+
+
+/* the state, parsed: a new reference (an empty object when empty) */
+
+static json_t *
+ngx_http_cast_local_parse(ngx_http_cast_local_t *ls,
+    ngx_http_cast_local_topic_t *topic)
+{
+    json_t        *state;
+    json_error_t   err;
+
+    if (topic->state == NULL) {
+        return json_object();
+    }
+
+    state = json_loadb((char *) topic->state, topic->bytes, 0, &err);
+
+    if (!json_is_object(state)) {
+        ngx_log_error(NGX_LOG_ALERT, ls->log, 0,
+                      "cast: the state of topic \"%V\" does not parse: %s",
+                      &topic->sn.str, err.text);
+        json_decref(state);
+        return NULL;
+    }
+
+    return state;
+}
+
+
+/* the state text goes: the topic's state is empty */
+
+static void
+ngx_http_cast_local_forget(ngx_http_cast_local_t *ls,
+    ngx_http_cast_local_topic_t *topic)
+{
+    ngx_http_cast_event_cancel(&topic->expire);
+
+    if (topic->state) {
+        ngx_free(topic->state);
+        topic->state = NULL;
+    }
+
+    ls->bytes -= topic->bytes;
+    topic->bytes = 0;
 }
 
 
@@ -1171,10 +1185,7 @@ ngx_http_cast_local_expired(ngx_event_t *ev)
                   "cast: the context of topic \"%V\" expired "
                   "(cast_context_ttl)", &topic->sn.str);
 
-    json_object_clear(topic->state);
-    topic->ls->bytes -= topic->bytes;
-    topic->bytes = 0;
-
+    ngx_http_cast_local_forget(topic->ls, topic);
     ngx_http_cast_local_topic_release(topic->ls, topic);
 }
 
