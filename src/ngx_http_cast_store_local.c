@@ -1113,14 +1113,21 @@ ngx_http_cast_local_apply(ngx_http_cast_local_t *ls,
         }
     }
 
-    ngx_http_cast_local_forget(ls, topic);
+    if (topic->state) {
+        ngx_free(topic->state);
+    }
 
+    ls->bytes = ls->bytes - topic->bytes + size;
     topic->state = text;
     topic->bytes = size;
-    ls->bytes += size;
+
+    /* a timer set moves (nginx leaves it if the move is small) */
 
     if (size && !a->keep) {
         ngx_add_timer(&topic->expire, ls->ttl);
+
+    } else {
+        ngx_http_cast_event_cancel(&topic->expire);
     }
 
     return NGX_OK;
