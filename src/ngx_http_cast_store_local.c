@@ -47,7 +47,8 @@ struct ngx_http_cast_local_topic_s {
     ngx_str_node_t                sn;       /* keyed by name */
     ngx_queue_t                   records;
     ngx_uint_t                    nrecords;
-    u_char                       *state;    /* JSON text; NULL: empty */
+    u_char                       *state;    /* JSON text (json_dumps'),
+                                               NULL: empty */
     size_t                        bytes;    /* its length */
     ngx_event_t                   expire;   /* cast_context_ttl */
     ngx_http_cast_local_t        *ls;
@@ -1085,8 +1086,19 @@ ngx_http_cast_local_apply(ngx_http_cast_local_t *ls,
         return rc;
     }
 
-    size = json_object_size(*state)
-           ? json_dumpb(*state, NULL, 0, JSON_COMPACT) : 0;
+    /* one pass: jansson's own allocation (malloc) is kept */
+
+    text = NULL;
+    size = 0;
+
+    if (json_object_size(*state)) {
+        text = (u_char *) json_dumps(*state, JSON_COMPACT);
+        if (text == NULL) {
+            return NGX_ERROR;
+        }
+
+        size = ngx_strlen(text);
+    }
 
     if (ls->max_bytes && size > topic->bytes
         && ls->bytes - topic->bytes + size > ls->max_bytes)
@@ -1096,21 +1108,8 @@ ngx_http_cast_local_apply(ngx_http_cast_local_t *ls,
                       "past cast_max_context_total (%uz): an event on "
                       "\"%V\" is refused", ls->bytes - topic->bytes + size,
                       ls->max_bytes, &a->topic);
+        ngx_free(text);
         return NGX_BUSY;
-    }
-
-    text = NULL;
-
-    if (size) {
-        text = ngx_alloc(size, ls->log);
-        if (text == NULL) {
-            return NGX_ERROR;
-        }
-
-        if (json_dumpb(*state, (char *) text, size, JSON_COMPACT) != size) {
-            ngx_free(text);
-            return NGX_ERROR;
-        }
     }
 
     if (topic->state) {
