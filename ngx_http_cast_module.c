@@ -46,6 +46,8 @@ static char *ngx_http_cast_check_bounds(ngx_conf_t *cf, void *post,
     void *data);
 static ngx_int_t ngx_http_cast_check_workers(ngx_cycle_t *cycle,
     ngx_conf_t *cf);
+static char *ngx_http_cast_latest_value(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
 static char *ngx_http_cast_ack_timeout(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static ngx_int_t ngx_http_cast_handler(ngx_http_request_t *r);
@@ -274,6 +276,13 @@ static ngx_command_t  ngx_http_cast_commands[] = {
       ngx_conf_set_flag_slot,
       NGX_HTTP_LOC_CONF_OFFSET,
       offsetof(ngx_http_cast_loc_conf_t, json_ping),
+      NULL },
+
+    { ngx_string("cast_latest_value"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_1MORE,
+      ngx_http_cast_latest_value,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
       NULL },
 
     { ngx_string("cast_content_sharing"),
@@ -506,6 +515,82 @@ ngx_http_cast_oauth_location(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 
 /* cast_ack_timeout off | time */
 
+/* cast_latest_value off | <event> ...: the list subscriptions get */
+
+static char *
+ngx_http_cast_latest_value(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_cast_loc_conf_t *clcf = conf;
+
+    u_char      *p;
+    size_t       len;
+    ngx_str_t   *value;
+    ngx_uint_t   i, j;
+
+    if (clcf->latest.data) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+
+    if (cf->args->nelts == 2
+        && ngx_strcmp(value[1].data, "off") == 0)
+    {
+        ngx_str_set(&clcf->latest, "");
+        return NGX_CONF_OK;
+    }
+
+    len = 0;
+
+    for (i = 1; i < cf->args->nelts; i++) {
+
+        if (value[i].len == 0
+            || value[i].len > NGX_HTTP_CAST_MAX_EVENT_NAME
+            || cf->args->nelts - 1 > NGX_HTTP_CAST_MAX_EVENTS)
+        {
+            goto invalid;
+        }
+
+        for (j = 0; j < value[i].len; j++) {
+            if (value[i].data[j] <= ' ' || value[i].data[j] == ','
+                || value[i].data[j] == '*' || value[i].data[j] >= 0x7f)
+            {
+                goto invalid;
+            }
+        }
+
+        len += value[i].len + 1;
+    }
+
+    p = ngx_pnalloc(cf->pool, len);
+    if (p == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    clcf->latest.data = p;
+
+    for (i = 1; i < cf->args->nelts; i++) {
+        if (i > 1) {
+            *p++ = ',';
+        }
+
+        ngx_strlow(p, value[i].data, value[i].len);
+        p += value[i].len;
+    }
+
+    clcf->latest.len = p - clcf->latest.data;
+
+    return NGX_CONF_OK;
+
+invalid:
+
+    ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                       "invalid event name \"%V\" in \"%V\"",
+                       &value[i], &cmd->name);
+    return NGX_CONF_ERROR;
+}
+
+
 static char *
 ngx_http_cast_ack_timeout(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 {
@@ -674,6 +759,7 @@ ngx_http_cast_create_loc_conf(ngx_conf_t *cf)
      *     clcf->handler = 0;
      *     clcf->public_url = NULL;
      *     clcf->cors_origin = { 0, NULL };
+     *     clcf->latest = { 0, NULL };
      *     clcf->auth_keys = NULL;
      *     clcf->auth_issuer = { 0, NULL };
      *     clcf->auth_audience = { 0, NULL };
@@ -776,6 +862,9 @@ ngx_http_cast_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
 
     /* G1's keepalive message, for the clients that want it */
     ngx_conf_merge_value(conf->json_ping, prev->json_ping, 0);
+
+    /* latest-value delivery: none unless configured */
+    ngx_conf_merge_str_value(conf->latest, prev->latest, "");
 
     /* off by default: Cast clients never acknowledge */
     ngx_conf_merge_msec_value(conf->ack_timeout, prev->ack_timeout, 0);

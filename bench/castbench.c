@@ -16,6 +16,14 @@
  *   --max-rate    no rate: K keep-alive connections publish back to back for
  *                 D seconds; reports accepted publishes/s.
  *
+ * Latest-value (cast; --latest, --slow N): every subscription asks for
+ * subscriber.latest_value=bench-event; the last N subscribers are slow: a
+ * small receive buffer (--slow-rcvbuf) and a read of what is there only
+ * --slow-hz times a second.  After every such read castbench notes how
+ * many acknowledged events the slow socket has not got ("behind"); the
+ * fast ones are held to every event, the slow ones to order, to staying
+ * open and to ending on the last event.  --payload pads every event.
+ *
  * Every event carries {"t":<CLOCK_MONOTONIC ns at send>,"seq":<n>}; the
  * latency of a delivery is (receive time - t), both taken in this process.
  *
@@ -38,6 +46,7 @@
 #include <inttypes.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdint.h>
@@ -82,6 +91,12 @@ static struct {
     const char  *label;
     pid_t        pids[16];
     int          npids;
+    int          latest;         /* subscriber.latest_value=bench-event */
+    int          slow;           /* the last <slow> subscribers are slow */
+    double       slow_hz;
+    double       slow_window;    /* ms awake at every slow tick */
+    int          slow_rcvbuf;
+    int          payload;        /* pad bytes in every event */
 } opt = {
     .host = "127.0.0.1", .port = 8080, .subs = 100, .topics = 1,
     .rate = 50, .duration = 10, .warmup = 2, .mode = MODE_CAST,
@@ -89,6 +104,7 @@ static struct {
     .hold = 0, .drain = 5, .setup_timeout = 60,
     .api_path = "/api/hub", .pub_prefix = "/pub/", .sub_prefix = "/sub/",
     .topic_prefix = "bench-", .label = "",
+    .slow_hz = 5, .slow_window = 10, .slow_rcvbuf = 4096,
 };
 
 
@@ -433,6 +449,9 @@ typedef struct conn {
     uint64_t  req_seq;
     uint64_t  req_t;
     int       close_after;
+    int       slow;           /* read only on the slow ticks */
+    int       awake;          /* slow: reading now */
+    uint64_t  rx0;            /* slow: rx when it woke */
 } conn_t;
 
 enum { SUB_PENDING, SUB_ENDPOINT, SUB_FAILED, SUB_STARTED };
@@ -468,7 +487,23 @@ static struct {
     uint64_t  pings_measured;    /* pings received while measuring */
     int       last_close_code;
     char      first_error[256];
+    /* --slow: the slow subscribers */
+    uint64_t  slow_rx, slow_gaps, slow_reorder, slow_ticks;
+    int       slow_closed;
+    uint64_t  max_acked_seq;     /* the highest acknowledged publish + 1 */
 } st;
+
+/* --slow: after every slow read, how many acknowledged events it lacks */
+static uint32_t   *behind;
+static size_t      nbehind, capbehind;
+static uint32_t   *per_read;         /* events a slow read got */
+static size_t      nper_read, capper_read;
+static uint64_t    slow_next;        /* next slow tick */
+static int         slow_awake;
+static uint64_t    slow_wake_end;
+static uint64_t    slow_final_behind = UINT64_MAX;
+static long        mem_meas0 = -1, mem_meas1 = -1, mem_meas_max = -1;
+static uint64_t    mem_next;
 
 static uint64_t   *topic_pubs;      /* acknowledged publishes per topic */
 static int        *topic_ready;     /* ready subscribers per topic */
@@ -535,12 +570,15 @@ ep_set(conn_t *c, int out)
         return;
     }
     c->want_out = out;
-    ev.events = EPOLLIN | (out ? EPOLLOUT : 0);
+    ev.events = (c->slow && c->ready && !c->awake ? 0 : EPOLLIN)
+                | (out ? EPOLLOUT : 0);
     ev.data.ptr = c;
     if (epoll_ctl(ep, EPOLL_CTL_MOD, c->fd, &ev) < 0) {
         die("epoll_ctl: %s", strerror(errno));
     }
 }
+
+static int  open_rcvbuf;     /* SO_RCVBUF of the next socket, 0: default */
 
 static conn_t *
 conn_open(int kind)
@@ -555,6 +593,10 @@ conn_open(int kind)
         die("socket: %s", strerror(errno));
     }
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    if (kind == K_WS && open_rcvbuf > 0) {
+        setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &open_rcvbuf,
+                   sizeof(open_rcvbuf));
+    }
     memset(&sa, 0, sizeof(sa));
     sa.sin_family = AF_INET;
     sa.sin_port = htons((uint16_t) opt.port);
@@ -824,8 +866,9 @@ api_subscribe(conn_t *c, int i)
 
     bl = snprintf(body, sizeof(body),
                   "hub.mode=subscribe&hub.channel.type=websocket"
-                  "&hub.topic=%s&hub.events=bench-event",
-                  topic_name(subs[i].topic, tn, sizeof(tn)));
+                  "&hub.topic=%s&hub.events=bench-event%s",
+                  topic_name(subs[i].topic, tn, sizeof(tn)),
+                  opt.latest ? "&subscriber.latest_value=bench-event" : "");
     rl = snprintf(req, sizeof(req),
                   "POST %s HTTP/1.1\r\nHost: %s:%d\r\n"
                   "Content-Type: application/x-www-form-urlencoded\r\n"
@@ -839,28 +882,37 @@ api_subscribe(conn_t *c, int i)
     st.sub_api_sent++;
 }
 
+#define MAX_PAYLOAD  65536
+
 static int
 event_body(char *out, size_t n, int topic, uint64_t seq, uint64_t t,
     int with_topic)
 {
-    char tn[64];
+    static char  pad[MAX_PAYLOAD + 1];
+    char         tn[64];
 
+    if (opt.payload > 0 && pad[0] == '\0') {
+        memset(pad, 'x', (size_t) opt.payload);
+    }
     if (with_topic) {
         return snprintf(out, n,
                         "{\"event\":{\"hub.topic\":\"%s\","
                         "\"hub.event\":\"bench-event\",\"context\":"
-                        "{\"t\":%" PRIu64 ",\"seq\":%" PRIu64 "}}}",
-                        topic_name(topic, tn, sizeof(tn)), t, seq);
+                        "{\"t\":%" PRIu64 ",\"seq\":%" PRIu64
+                        ",\"pad\":\"%s\"}}}",
+                        topic_name(topic, tn, sizeof(tn)), t, seq, pad);
     }
     return snprintf(out, n,
                     "{\"event\":{\"hub.event\":\"bench-event\",\"context\":"
-                    "{\"t\":%" PRIu64 ",\"seq\":%" PRIu64 "}}}", t, seq);
+                    "{\"t\":%" PRIu64 ",\"seq\":%" PRIu64
+                    ",\"pad\":\"%s\"}}}", t, seq, pad);
 }
 
 static void
 http_publish(conn_t *c, uint64_t seq, int topic)
 {
-    char      body[512], req[1024], tn[64];
+    static char  body[MAX_PAYLOAD + 512], req[MAX_PAYLOAD + 1024];
+    char         tn[64];
     int       bl, rl;
     uint64_t  t = now_ns();
 
@@ -890,7 +942,7 @@ http_publish(conn_t *c, uint64_t seq, int topic)
 static void
 ws_publish(uint64_t seq, int topic)
 {
-    char      body[512];
+    static char  body[MAX_PAYLOAD + 512];
     int       bl;
     uint64_t  t = now_ns();
 
@@ -912,6 +964,13 @@ ws_publish(uint64_t seq, int topic)
     (void) conn_flush(wspub);
 }
 
+/* --slow: the last opt.slow subscribers (not the ws publisher) */
+static int
+slow_sub(int i)
+{
+    return i < opt.subs && i >= opt.subs - opt.slow;
+}
+
 static void
 ws_start(int i)
 {
@@ -925,7 +984,10 @@ ws_start(int i)
     memcpy(raw + 8, &b, 8);
     base64(raw, 16, key);
     snprintf(cat, sizeof(cat), "%s258EAFA5-E914-47DA-95CA-C5AB0DC85B11", key);
+    open_rcvbuf = slow_sub(i) ? opt.slow_rcvbuf : 0;
     c = conn_open(K_WS);
+    open_rcvbuf = 0;
+    c->slow = slow_sub(i);
     {
         int one = 1;
 
@@ -952,7 +1014,17 @@ ws_became_ready(conn_t *c)
 {
     c->ready = 1;
     st.ws_inflight--;
-    if (c->topic >= 0) {
+    if (c->slow) {
+        /* read on the slow ticks only: no EPOLLIN from now on */
+        struct epoll_event ev;
+
+        st.ws_ready++;
+        ev.events = c->want_out ? EPOLLOUT : 0;
+        ev.data.ptr = c;
+        if (epoll_ctl(ep, EPOLL_CTL_MOD, c->fd, &ev) < 0) {
+            die("epoll_ctl: %s", strerror(errno));
+        }
+    } else if (c->topic >= 0) {
         st.ws_ready++;
         topic_ready[c->topic]++;
     } else {
@@ -1028,6 +1100,20 @@ on_text(conn_t *c, const char *p, size_t n, uint64_t trecv)
     }
     if (t < t_start) {
         st.rx_stale++;           /* an event of an earlier run (replayed) */
+        return;
+    }
+    if (c->slow) {
+        c->rx++;
+        st.slow_rx++;
+        if (c->have_seq && seq <= c->last_seq) {
+            st.slow_reorder++;
+        } else if (c->have_seq && seq > c->last_seq + 1) {
+            st.slow_gaps += seq - c->last_seq - 1;
+        }
+        if (!c->have_seq || seq > c->last_seq) {
+            c->last_seq = seq;
+        }
+        c->have_seq = 1;
         return;
     }
     c->rx++;
@@ -1142,6 +1228,9 @@ ws_frames(conn_t *c, uint64_t trecv)
             code = len >= 2 ? ((uint8_t) pl[0] << 8 | (uint8_t) pl[1]) : 1005;
             st.closes_rx++;
             st.last_close_code = code;
+            if (c->slow && phase < P_CLOSE) {
+                st.slow_closed++;
+            }
             if (phase < P_CLOSE) {
                 note_error("hub closed a socket: %d %.*s", code,
                            (int) (len > 2 ? len - 2 : 0), pl + 2);
@@ -1258,6 +1347,9 @@ on_pub_response(conn_t *c, http_resp_t *r, uint64_t now)
                          ? UINT32_MAX : (now - c->req_t) / 1000));
     if (r->status / 100 == 2) {
         st.pub_ok++;
+        if (c->req_seq + 1 > st.max_acked_seq) {
+            st.max_acked_seq = c->req_seq + 1;
+        }
         if (phase == P_MEASURE) {
             st.pub_ok_measured++;
         }
@@ -1394,7 +1486,7 @@ on_readable(conn_t *c)
             if (c->state == S_OPEN && phase < P_CLOSE) {
                 if (c->ready) {
                     st.ws_closed_unexpected++;
-                    if (c->topic >= 0) {
+                    if (c->topic >= 0 && !c->slow) {
                         topic_ready[c->topic]--;
                     }
                     note_error("subscriber %d (%s) closed by the hub",
@@ -1573,6 +1665,145 @@ pct_ms(uint32_t *a, size_t n, double p)
     return a[i] / 1000.0;
 }
 
+/* --slow: a slow socket reads (EPOLLIN) only while it is awake */
+static void
+slow_ep(conn_t *c)
+{
+    struct epoll_event ev;
+
+    ev.events = (c->awake ? EPOLLIN : 0) | (c->want_out ? EPOLLOUT : 0);
+    ev.data.ptr = c;
+    if (epoll_ctl(ep, EPOLL_CTL_MOD, c->fd, &ev) < 0) {
+        die("epoll_ctl: %s", strerror(errno));
+    }
+}
+
+/* how many acknowledged events a slow socket has not got */
+static uint64_t
+slow_lack(conn_t *c)
+{
+    uint64_t  have = c->have_seq ? c->last_seq + 1 : 0;
+
+    return st.max_acked_seq > have ? st.max_acked_seq - have : 0;
+}
+
+/*
+ * --slow-hz times a second every slow socket wakes for --slow-window ms:
+ * it reads what the kernel held and what the hub sends meanwhile (the
+ * event loop goes on for the others); then castbench notes how many
+ * acknowledged events it still lacks ("behind") and how many it got.
+ */
+static void
+slow_tick(uint64_t now)
+{
+    int       i;
+    conn_t   *c;
+    uint64_t  most = 0;
+
+    if (opt.slow == 0) {
+        return;
+    }
+    if (!slow_awake && now >= slow_next) {
+        slow_awake = 1;
+        slow_wake_end = now + (uint64_t) (opt.slow_window * 1e6);
+        for (i = 0; i < opt.subs; i++) {
+            c = subs[i].c;
+            if (slow_sub(i) && c && c->state == S_OPEN && c->ready) {
+                c->awake = 1;
+                c->rx0 = c->rx;
+                slow_ep(c);
+            }
+        }
+        return;
+    }
+    if (!slow_awake || now < slow_wake_end) {
+        return;
+    }
+    slow_awake = 0;
+    for (i = 0; i < opt.subs; i++) {
+        c = subs[i].c;
+        if (!slow_sub(i) || c == NULL || !c->awake) {
+            continue;
+        }
+        c->awake = 0;
+        if (c->state != S_OPEN) {
+            continue;
+        }
+        slow_ep(c);
+        push_u32(&per_read, &nper_read, &capper_read,
+                 (uint32_t) (c->rx - c->rx0));
+        if (slow_lack(c) > most) {
+            most = slow_lack(c);
+        }
+    }
+    st.slow_ticks++;
+    push_u32(&behind, &nbehind, &capbehind, (uint32_t) most);
+    slow_next += (uint64_t) (1e9 / opt.slow_hz);
+    if (slow_next < now) {
+        slow_next = now;
+    }
+}
+
+/*
+ * --slow, at the end (nothing published any more): the slow sockets read
+ * until each has the last event, 2 s at most; returns the most one lacks
+ */
+static uint64_t
+slow_final(void)
+{
+    int            i;
+    conn_t        *c;
+    uint64_t       most, end = now_ns() + 2 * NS;
+    struct pollfd  pfd;
+
+    for ( ;; ) {
+        most = 0;
+        for (i = 0; i < opt.subs; i++) {
+            c = subs[i].c;
+            if (!slow_sub(i) || c == NULL || c->state != S_OPEN
+                || !c->ready)
+            {
+                continue;
+            }
+            pfd.fd = c->fd;
+            pfd.events = POLLIN;
+            pfd.revents = 0;
+            if (poll(&pfd, 1, 10) > 0) {
+                on_readable(c);
+            }
+            if (c->state == S_OPEN && slow_lack(c) > most) {
+                most = slow_lack(c);
+            }
+        }
+        if (most == 0 || now_ns() > end) {
+            return most;
+        }
+    }
+}
+
+
+/* the worker's private memory while publishing, once a second */
+static void
+mem_tick(uint64_t now, int force)
+{
+    mem_t  m;
+
+    if (opt.npids == 0 || (!force && now < mem_next)) {
+        return;
+    }
+    mem_next = now + NS;
+    if (proc_mem(&m) != 0) {
+        return;
+    }
+    if (mem_meas0 < 0) {
+        mem_meas0 = m.priv_kb;
+    }
+    mem_meas1 = m.priv_kb;
+    if (m.priv_kb > mem_meas_max) {
+        mem_meas_max = m.priv_kb;
+    }
+}
+
 static void
 usage(void)
 {
@@ -1596,6 +1827,12 @@ usage(void)
 "  --setup-timeout S     max seconds to connect all subscribers       [60]\n"
 "  --pid P[,P..]         hub worker pids: CPU and memory from /proc\n"
 "  --label NAME          copied into the JSON line\n"
+"  --latest              cast: subscriber.latest_value=bench-event\n"
+"  --slow N              the last N subscribers read --slow-hz times/s  [0]\n"
+"  --slow-hz H           reads per second of a slow subscriber          [5]\n"
+"  --slow-window MS      how long a slow subscriber reads each time   [10]\n"
+"  --slow-rcvbuf B       SO_RCVBUF of a slow subscriber              [4096]\n"
+"  --payload B           pad bytes in every event (<= 65536)            [0]\n"
 "  --api-path /api/hub  --pub-prefix /pub/  --sub-prefix /sub/\n");
     exit(2);
 }
@@ -1670,6 +1907,18 @@ main(int argc, char **argv)
             } else {
                 usage();
             }
+        } else if (!strcmp(a, "--latest")) {
+            opt.latest = 1;
+        } else if (!strcmp(a, "--slow")) {
+            opt.slow = (int) argd(&i, argc, argv);
+        } else if (!strcmp(a, "--slow-hz")) {
+            opt.slow_hz = argd(&i, argc, argv);
+        } else if (!strcmp(a, "--slow-window")) {
+            opt.slow_window = argd(&i, argc, argv);
+        } else if (!strcmp(a, "--slow-rcvbuf")) {
+            opt.slow_rcvbuf = (int) argd(&i, argc, argv);
+        } else if (!strcmp(a, "--payload")) {
+            opt.payload = (int) argd(&i, argc, argv);
         } else if (!strcmp(a, "--ws-publish")) {
             opt.ws_publish = 1;
         } else if (!strcmp(a, "--max-rate")) {
@@ -1712,6 +1961,11 @@ main(int argc, char **argv)
     if (opt.topics < 1 || opt.subs < 0 || opt.port <= 0
         || (!opt.max_rate && opt.duration > 0 && opt.rate <= 0)
         || opt.inflight < 1 || opt.api_conns < 1)
+    {
+        usage();
+    }
+    if (opt.slow < 0 || opt.slow > opt.subs || opt.slow_hz <= 0
+        || opt.payload < 0 || opt.payload > MAX_PAYLOAD)
     {
         usage();
     }
@@ -1829,6 +2083,13 @@ main(int argc, char **argv)
                 timeout = 100;
             }
         }
+        if (opt.slow && phase >= P_WARMUP && phase <= P_DRAIN) {
+            s = slow_awake ? slow_wake_end : slow_next;
+            s = s > now ? (s - now + 999999) / 1000000 : 0;
+            if ((int) s < timeout) {
+                timeout = (int) s;
+            }
+        }
         n = epoll_wait(ep, evs, 512, timeout);
         if (n < 0 && errno != EINTR) {
             die("epoll_wait: %s", strerror(errno));
@@ -1837,6 +2098,12 @@ main(int argc, char **argv)
             on_event(evs[i].data.ptr, evs[i].events);
         }
         now = now_ns();
+        if (phase >= P_WARMUP && phase <= P_DRAIN) {
+            slow_tick(now);
+        }
+        if (phase == P_MEASURE) {
+            mem_tick(now, 0);
+        }
 
         if (interrupted && phase < P_CLOSE) {
             fprintf(stderr, "castbench: interrupted\n");
@@ -1933,6 +2200,7 @@ main(int argc, char **argv)
                         t_meas0 = now;
                     }
                     t_pub0 = now;
+                    slow_next = now + (uint64_t) (1e9 / opt.slow_hz);
                     if (opt.max_rate) {
                         for (i = 0; i < opt.conns; i++) {
                             if (pubs[i]->state == S_IDLE) {
@@ -1951,6 +2219,7 @@ main(int argc, char **argv)
                 phase = P_MEASURE;
                 phase_t0 = now;
                 t_meas0 = now;
+                mem_tick(now, 1);
                 if (opt.npids > 0) {
                     cpu0 = proc_cpu_ms();
                     sch0 = proc_sched_ms();
@@ -1990,6 +2259,13 @@ main(int argc, char **argv)
                 if (opt.npids > 0 && opt.duration > 0) {
                     cpu1 = proc_cpu_ms();
                     sch1 = proc_sched_ms();
+                }
+                if (opt.slow) {
+                    /* the slow ones read until they have the last event
+                     * (2 s at most) */
+                    mem_tick(now, 1);
+                    slow_final_behind = slow_final();
+                    now = now_ns();
                 }
                 phase = P_CLOSE;
                 phase_t0 = now;
@@ -2067,7 +2343,7 @@ main(int argc, char **argv)
         uint64_t   want = topic_pubs[subs[i].topic];
         uint64_t   got = c ? c->rx : 0;
 
-        if (c == NULL || !c->ready) {
+        if (c == NULL || !c->ready || c->slow) {
             continue;
         }
         if (got < want) {
@@ -2093,6 +2369,14 @@ main(int argc, char **argv)
                                  / (double) st.pub_ok_measured;
         }
     }
+
+    if (opt.slow && (st.slow_closed || st.slow_reorder
+                     || slow_final_behind != 0))
+    {
+        anomaly = 1;
+    }
+    qsort(behind, nbehind, sizeof(uint32_t), cmp_u32);
+    qsort(per_read, nper_read, sizeof(uint32_t), cmp_u32);
 
     if (missing || st.ws_failed || st.ws_closed_unexpected || st.pub_err
         || st.pub_lost || st.pub_err_frames || st.sub_api_err
@@ -2206,6 +2490,24 @@ main(int argc, char **argv)
         printf("note          %" PRIu64 " deliveries out of order or "
                "repeated\n", st.rx_dup_or_reorder);
     }
+    if (opt.slow) {
+        printf("slow          %d subscriber(s) reading %.0f times/s: %"
+               PRIu64 " events received, %" PRIu64 " skipped (replaced), %"
+               PRIu64 " out of order, %d closed; behind after a read: "
+               "p50 %u, p99 %u, max %u events (%zu reads); at the end %"
+               PRIu64 "\n", opt.slow, opt.slow_hz, st.slow_rx, st.slow_gaps,
+               st.slow_reorder, st.slow_closed,
+               nbehind ? behind[nbehind / 2] : 0,
+               nbehind ? behind[(nbehind * 99) / 100] : 0,
+               nbehind ? behind[nbehind - 1] : 0, nbehind,
+               slow_final_behind);
+        printf("slow reads    events per read: p50 %u, max %u\n",
+               nper_read ? per_read[nper_read / 2] : 0,
+               nper_read ? per_read[nper_read - 1] : 0);
+        printf("memory        worker private %ld KB when measuring began, "
+               "%ld KB at the end, %ld KB at most\n",
+               mem_meas0, mem_meas1, mem_meas_max);
+    }
     if (st.first_error[0]) {
         printf("first error   %s\n", st.first_error);
     }
@@ -2238,6 +2540,15 @@ main(int argc, char **argv)
            "\"pings\":%" PRIu64 ",\"pings_measured\":%" PRIu64 ","
            "\"lat_max_at_s\":%.2f,"
            "\"first_ping_at_s\":%.2f,\"generator_cpu_s\":%.2f,"
+           "\"payload\":%d,\"slow\":%d,\"slow_hz\":%g,"
+           "\"slow_rx\":%" PRIu64 ",\"slow_skipped\":%" PRIu64 ","
+           "\"slow_reordered\":%" PRIu64 ",\"slow_closed\":%d,"
+           "\"slow_reads\":%zu,\"slow_behind_p50\":%d,"
+           "\"slow_behind_p99\":%d,\"slow_behind_max\":%d,"
+           "\"slow_behind_end\":%d,\"slow_per_read_p50\":%d,"
+           "\"slow_per_read_max\":%d,\"mem_priv_kb_measure_begin\":%ld,"
+           "\"mem_priv_kb_measure_end\":%ld,"
+           "\"mem_priv_kb_measure_max\":%ld,"
            "\"anomaly\":%d}\n",
            opt.label, opt.mode == MODE_CAST ? "cast" : "nchan",
            opt.ws_publish, opt.max_rate, opt.port, opt.subs, opt.topics,
@@ -2266,7 +2577,16 @@ main(int argc, char **argv)
            nlat ? (double) (lat_max_at - t_meas0) / 1e9 : -1.0,
            first_ping_at ? (double) ((int64_t) first_ping_at
                                      - (int64_t) t_meas0) / 1e9 : -1.0,
-           gen_cpu, anomaly);
+           gen_cpu, opt.payload, opt.slow, opt.slow_hz, st.slow_rx,
+           st.slow_gaps, st.slow_reorder, st.slow_closed, nbehind,
+           opt.slow && nbehind ? (int) behind[nbehind / 2] : -1,
+           opt.slow && nbehind ? (int) behind[(nbehind * 99) / 100] : -1,
+           opt.slow && nbehind ? (int) behind[nbehind - 1] : -1,
+           opt.slow && slow_final_behind != UINT64_MAX
+               ? (int) slow_final_behind : -1,
+           nper_read ? (int) per_read[nper_read / 2] : -1,
+           nper_read ? (int) per_read[nper_read - 1] : -1,
+           mem_meas0, mem_meas1, mem_meas_max, anomaly);
 
     return anomaly ? 1 : 0;
 }

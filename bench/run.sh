@@ -14,13 +14,17 @@
 # end, however the script ends.
 #
 # Environment (defaults in brackets):
-#   SCENARIOS      which of a b c d p r to run                [a b c d p r]
+#   SCENARIOS      which of a b c d p r l to run            [a b c d p r l]
 #   RUNS           runs of every scenario; the table shows medians     [1]
 #   A_SUBS A_TOPICS A_RATE A_DURATION      scenario a, d     [1000 1 50 20]
 #   WARMUP         publishing seconds before measuring (a, d, p)         [2]
 #   B_SUBS B_TOPICS                        scenario b            [5000 100]
 #   C_DURATION C_CONNS C_TOPICS            scenario c, r          [10 16 1]
 #   P_SUBS P_RATE P_DURATION               scenario p          [100 500 20]
+#   L_SUBS L_SLOW L_RATE L_DURATION L_PAYLOAD L_SLOW_HZ
+#                  scenario l (latest-value)      [10 1 60 20 8192 5]
+#   L_SNDBUF       sndbuf of scenario l's listen sockets             [16k]
+#   L_CAST_PORT L_NCHAN_PORT L_BASE_PORT   scenario l     [18086 18087 18088]
 #   PING_INTERVAL  seconds between server pings, both hubs, all runs  [5]
 #   R_WORKERS      workers of both hubs in Redis mode (scenario r)      [2]
 #   CAST_PORT NCHAN_PORT                   local mode        [18080 18081]
@@ -56,7 +60,7 @@ BASE_SO=${BASE_SO:-}
 BASE_PORT=${BASE_PORT:-18084}
 BASE_REDIS_PORT=${BASE_REDIS_PORT:-18085}
 REDIS_BIN=${REDIS_BIN:-/usr/bin/redis-server}
-SCENARIOS=${SCENARIOS:-a b c d p r}
+SCENARIOS=${SCENARIOS:-a b c d p r l}
 RUNS=${RUNS:-1}
 A_SUBS=${A_SUBS:-1000}
 A_TOPICS=${A_TOPICS:-1}
@@ -71,6 +75,16 @@ C_TOPICS=${C_TOPICS:-1}
 P_SUBS=${P_SUBS:-100}
 P_RATE=${P_RATE:-500}
 P_DURATION=${P_DURATION:-20}
+L_SUBS=${L_SUBS:-10}
+L_SLOW=${L_SLOW:-1}
+L_RATE=${L_RATE:-60}
+L_DURATION=${L_DURATION:-20}
+L_PAYLOAD=${L_PAYLOAD:-8192}
+L_SLOW_HZ=${L_SLOW_HZ:-5}
+L_SNDBUF=${L_SNDBUF:-16k}
+L_CAST_PORT=${L_CAST_PORT:-18086}
+L_NCHAN_PORT=${L_NCHAN_PORT:-18087}
+L_BASE_PORT=${L_BASE_PORT:-18088}
 PING_INTERVAL=${PING_INTERVAL:-5}
 R_WORKERS=${R_WORKERS:-2}
 NICE=${NICE:-0}
@@ -148,6 +162,16 @@ hub_port() {
 hub_mode() {
     case $1 in *nchan) echo nchan ;; *) echo cast ;; esac
 }
+# scenario l's server of a local-mode hub: the same locations, a small
+# send buffer (so that the kernel holds little of a slow subscriber's
+# backlog and the hub's queue is what shows)
+l_port() {
+    case $1 in
+    cast) echo "$L_CAST_PORT" ;;
+    nchan) echo "$L_NCHAN_PORT" ;;
+    base) echo "$L_BASE_PORT" ;;
+    esac
+}
 redis_port() {
     case $1 in
     rcast) echo "$REDIS_PORT" ;;
@@ -198,6 +222,9 @@ cast_config() {  # cast_config <name> <workers> [redis port]
 
     server {
         listen       127.0.0.1:$(hub_port "$n");
+EOF2
+    [ -z "${3:-}" ] && echo "        listen       127.0.0.1:$(l_port "$n") sndbuf=$L_SNDBUF;"
+    cat <<EOF2
         server_name  localhost;
 
         location /api/hub {
@@ -235,6 +262,9 @@ nchan_config() {  # nchan_config <name> <workers> [redis port]
 
     server {
         listen       127.0.0.1:$(hub_port "$n");
+EOF2
+    [ -z "${3:-}" ] && echo "        listen       127.0.0.1:$(l_port "$n") sndbuf=$L_SNDBUF;"
+    cat <<EOF2
         server_name  localhost;
 
         # [\w-] rather than \w: the topics are bench-<k>
@@ -460,6 +490,24 @@ for s in $SCENARIOS; do
                 --warmup 1 --conns "$C_CONNS"
         done
         scan_logs "$s" $R ;;
+    l)
+        restart_hubs $L
+        say "scenario l ($K/$RUNS): latest-value, $L_SUBS subscribers on 1 topic ($L_SLOW reading $L_SLOW_HZ times/s), $L_RATE events/s of $L_PAYLOAD B, ${L_DURATION} s, listen sndbuf=$L_SNDBUF"
+        for n in $L; do
+            lat=
+            [ "$(hub_mode "$n")" = cast ] && lat=--latest
+            run l-$n $n --port "$(l_port "$n")" --subs "$L_SUBS" --topics 1 \
+                --slow "$L_SLOW" --slow-hz "$L_SLOW_HZ" $lat \
+                --rate "$L_RATE" --payload "$L_PAYLOAD" \
+                --duration "$L_DURATION" --warmup "$WARMUP"
+        done
+        # the same load on our hub without latest-value, for comparison
+        restart_hubs cast
+        run l-off-cast cast --port "$(l_port cast)" --subs "$L_SUBS" \
+            --topics 1 --slow "$L_SLOW" --slow-hz "$L_SLOW_HZ" \
+            --rate "$L_RATE" --payload "$L_PAYLOAD" \
+            --duration "$L_DURATION" --warmup "$WARMUP"
+        scan_logs "$s" $L ;;
     *) die "unknown scenario $s" ;;
     esac
     done
@@ -633,6 +681,18 @@ has() { case " $SCENARIOS " in *" $1 "*) return 0 ;; esac; return 1; }
         row r "publish round trip p99 (ms)" "%.3f" r-rcast r-rnchan pub_rtt_p99_ms
         row r "publish errors" "%s" r-rcast r-rnchan pub_errors
     fi
+    if has l; then
+        info l "fast subscribers: deliveries expected / received" "$(j l-cast expected) / $(j l-cast received)" "$(j l-nchan expected) / $(j l-nchan received)" "$(j l-base expected) / $(j l-base received)"
+        row l "fast subscribers: deliveries missing" "%s" l-cast l-nchan missing "<=" 0 value
+        row l "slow subscriber: events received" "%s" l-cast l-nchan slow_rx
+        row l "slow subscriber: events skipped (replaced by a newer one)" "%s" l-cast l-nchan slow_skipped
+        row l "slow subscriber: events per read, p50 (kernel buffers + hub)" "%s" l-cast l-nchan slow_per_read_p50
+        row l "slow subscriber: events lacking after a read, max" "%s" l-cast l-nchan slow_behind_max "<=" 1 value
+        row l "slow subscriber: events lacking at the end" "%s" l-cast l-nchan slow_behind_end "<=" 0 value
+        row l "slow subscriber: closed by the hub" "%s" l-cast l-nchan slow_closed "<=" 0 value
+        info l "worker private memory while publishing, begin / end / max (KB)" "$(j l-cast mem_priv_kb_measure_begin) / $(j l-cast mem_priv_kb_measure_end) / $(j l-cast mem_priv_kb_measure_max)" "$(j l-nchan mem_priv_kb_measure_begin) / $(j l-nchan mem_priv_kb_measure_end) / $(j l-nchan mem_priv_kb_measure_max)" "$(j l-base mem_priv_kb_measure_begin) / $(j l-base mem_priv_kb_measure_end) / $(j l-base mem_priv_kb_measure_max)"
+        info l "cast without latest-value: slow received / skipped / per read p50" "$(j l-off-cast slow_rx) / $(j l-off-cast slow_skipped) / $(j l-off-cast slow_per_read_p50)" ""
+    fi
 } > "$TABLE"
 
 # ---------------------------------------------------------------- report
@@ -673,7 +733,7 @@ DIRTY=$(git -C "$ROOT" --no-optional-locks status --porcelain -- . ':!bench' 2>/
     echo "## Commands"
     echo
     echo '```sh'
-    echo "NICE=$NICE SCENARIOS=\"$SCENARIOS\" RUNS=$RUNS A_SUBS=$A_SUBS A_TOPICS=$A_TOPICS A_RATE=$A_RATE A_DURATION=$A_DURATION WARMUP=$WARMUP B_SUBS=$B_SUBS B_TOPICS=$B_TOPICS C_DURATION=$C_DURATION C_CONNS=$C_CONNS P_SUBS=$P_SUBS P_RATE=$P_RATE P_DURATION=$P_DURATION PING_INTERVAL=$PING_INTERVAL R_WORKERS=$R_WORKERS bench/run.sh"
+    echo "NICE=$NICE SCENARIOS=\"$SCENARIOS\" RUNS=$RUNS L_SUBS=$L_SUBS L_SLOW=$L_SLOW L_RATE=$L_RATE L_DURATION=$L_DURATION L_PAYLOAD=$L_PAYLOAD L_SLOW_HZ=$L_SLOW_HZ L_SNDBUF=$L_SNDBUF A_SUBS=$A_SUBS A_TOPICS=$A_TOPICS A_RATE=$A_RATE A_DURATION=$A_DURATION WARMUP=$WARMUP B_SUBS=$B_SUBS B_TOPICS=$B_TOPICS C_DURATION=$C_DURATION C_CONNS=$C_CONNS P_SUBS=$P_SUBS P_RATE=$P_RATE P_DURATION=$P_DURATION PING_INTERVAL=$PING_INTERVAL R_WORKERS=$R_WORKERS bench/run.sh"
     for c in "${CMDS[@]}"; do echo "$c"; done
     echo '```'
     echo

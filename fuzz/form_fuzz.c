@@ -46,6 +46,7 @@ static ngx_http_cast_fuzz_field_t  ngx_http_cast_fuzz_fields[] = {
     { "subscriber.product.version", NGX_HTTP_CAST_F_PRODUCT_VERSION, 1024 },
     { "subscriber.actors", NGX_HTTP_CAST_F_ACTORS, 4096 },
     { "subscriber.client_info", NGX_HTTP_CAST_F_CLIENT_INFO, 4096 },
+    { "subscriber.latest_value", NGX_HTTP_CAST_F_LATEST, 65536 },
     { NULL, 0, 0 }
 };
 

@@ -108,6 +108,8 @@ typedef struct {
                                                 the fhircast dialect */
     ngx_msec_t                 ack_timeout;  /* 0: off */
     ngx_flag_t                 json_ping;    /* {"type":"ping"} frames */
+    ngx_str_t                  latest;       /* cast_latest_value: comma
+                                                list, "" off, NULL unset */
 
     /* cast_oauth and its key (src/ngx_http_cast_oauth.c) */
     ngx_http_cast_oauth_conf_t  *oauth;
@@ -129,6 +131,7 @@ typedef enum {
     NGX_HTTP_CAST_F_PRODUCT_VERSION,
     NGX_HTTP_CAST_F_ACTORS,
     NGX_HTTP_CAST_F_CLIENT_INFO,
+    NGX_HTTP_CAST_F_LATEST,
     NGX_HTTP_CAST_F_LAST
 } ngx_http_cast_field_e;
 
@@ -185,6 +188,13 @@ typedef struct {
      */
     ngx_uint_t                 auth;
     ngx_str_t                  writable;
+
+    /*
+     * Latest-value events (comma list, "": none): a frame of one of these
+     * still queued for the socket is replaced by the newer one of the same
+     * event and topic.
+     */
+    ngx_str_t                  latest;
 } ngx_http_cast_record_t;
 
 

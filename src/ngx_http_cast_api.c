@@ -525,7 +525,7 @@ ngx_http_cast_api_subscribe(ngx_http_request_t *r, ngx_http_cast_fields_t *f)
     time_t                     lease;
     ngx_int_t                  rc, n, arc;
     ngx_str_t                 *topic, *value, prefix, err, granted;
-    ngx_str_t                  writable;
+    ngx_str_t                  writable, latest;
     ngx_http_cast_wait_t      *w;
     ngx_http_cast_grant_t     *grant;
     ngx_http_cast_events_t     events;
@@ -592,6 +592,34 @@ ngx_http_cast_api_subscribe(ngx_http_request_t *r, ngx_http_cast_fields_t *f)
         lease = clcf->lease_max;
     }
 
+    /*
+     * latest-value events: the subscriber's list ("" for none), else the
+     * location's (cast_latest_value); names only, no "*"
+     */
+
+    latest = clcf->latest;
+
+    if (f->set[NGX_HTTP_CAST_F_LATEST]) {
+        latest = f->value[NGX_HTTP_CAST_F_LATEST];
+    }
+
+    if (latest.len) {
+        rc = ngx_http_cast_events_parse(&latest,
+                                        NGX_HTTP_CAST_DIALECT_FHIRCAST,
+                                        &events, &err);
+        if (rc == NGX_ERROR) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        if (rc == NGX_DECLINED) {
+            return ngx_http_cast_send_error(r, NGX_HTTP_BAD_REQUEST,
+                                            "subscriber.latest_value: %V",
+                                            &err);
+        }
+
+        ngx_http_cast_events_free(&events);
+    }
+
     /* the events as they will be granted */
 
     rc = ngx_http_cast_events_parse(&f->value[NGX_HTTP_CAST_F_EVENTS],
@@ -647,6 +675,7 @@ ngx_http_cast_api_subscribe(ngx_http_request_t *r, ngx_http_cast_fields_t *f)
     record->product_version = f->value[NGX_HTTP_CAST_F_PRODUCT_VERSION];
     record->actors = f->value[NGX_HTTP_CAST_F_ACTORS];
     record->client_info = f->value[NGX_HTTP_CAST_F_CLIENT_INFO];
+    record->latest = latest;
 
     if (f->value[NGX_HTTP_CAST_F_ENDPOINT].len) {
 

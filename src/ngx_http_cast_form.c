@@ -72,6 +72,8 @@ static ngx_http_cast_field_name_t  ngx_http_cast_field_names[] = {
       NGX_HTTP_CAST_MAX_INFO },
     { ngx_string("subscriber.client_info"), NGX_HTTP_CAST_F_CLIENT_INFO,
       NGX_HTTP_CAST_MAX_INFO },
+    { ngx_string("subscriber.latest_value"), NGX_HTTP_CAST_F_LATEST,
+      NGX_HTTP_CAST_MAX_FIELD },
     { ngx_null_string, 0, 0 }
 };
 

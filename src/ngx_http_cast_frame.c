@@ -592,13 +592,22 @@ ngx_http_cast_ws_close_payload(u_char *buf, ngx_uint_t code, u_char *reason,
 ngx_http_cast_frame_t *
 ngx_http_cast_frame_create(ngx_uint_t opcode, u_char *data, size_t len)
 {
+    return ngx_http_cast_frame_create_keyed(opcode, data, len, NULL, NULL);
+}
+
+
+ngx_http_cast_frame_t *
+ngx_http_cast_frame_create_keyed(ngx_uint_t opcode, u_char *data,
+    size_t len, ngx_str_t *name, ngx_str_t *topic)
+{
     u_char                  header[NGX_HTTP_CAST_WS_MAX_HEADER];
-    size_t                  hlen;
+    size_t                  hlen, klen;
     ngx_http_cast_frame_t  *frame;
 
     hlen = opcode ? ngx_http_cast_ws_frame_header(header, opcode, 1, len) : 0;
+    klen = name ? name->len + topic->len : 0;
 
-    frame = ngx_alloc(sizeof(ngx_http_cast_frame_t) + hlen + len,
+    frame = ngx_alloc(sizeof(ngx_http_cast_frame_t) + hlen + len + klen,
                       ngx_cycle->log);
     if (frame == NULL) {
         return NULL;
@@ -614,7 +623,28 @@ ngx_http_cast_frame_create(ngx_uint_t opcode, u_char *data, size_t len)
         ngx_memcpy(frame->data + hlen, data, len);
     }
 
+    frame->key.len = klen;
+    frame->key.data = frame->data + frame->len;
+    frame->name_len = 0;
+
+    if (name) {
+        frame->name_len = name->len;
+        ngx_memcpy(ngx_cpymem(frame->key.data, name->data, name->len),
+                   topic->data, topic->len);
+    }
+
     return frame;
+}
+
+
+ngx_int_t
+ngx_http_cast_frame_same_key(ngx_http_cast_frame_t *a,
+    ngx_http_cast_frame_t *b)
+{
+    return a->key.len
+           && a->key.len == b->key.len
+           && a->name_len == b->name_len
+           && ngx_memcmp(a->key.data, b->key.data, a->key.len) == 0;
 }
 
 

@@ -145,11 +145,26 @@ typedef struct {
     ngx_uint_t                 refs;
     size_t                     len;
     u_char                    *data;        /* header + payload */
+
+    /*
+     * An event's frame: its lowercase name, then its topic (key.data
+     * points to the name, name_len bytes, the topic follows); a
+     * latest-value socket replaces a queued frame of the same key.
+     * Empty for other frames.
+     */
+    ngx_str_t                  key;
+    size_t                     name_len;
 } ngx_http_cast_frame_t;
 
 
 ngx_http_cast_frame_t *ngx_http_cast_frame_create(ngx_uint_t opcode,
     u_char *data, size_t len);
+/* the same, with a key (name, topic) kept in the frame's block */
+ngx_http_cast_frame_t *ngx_http_cast_frame_create_keyed(ngx_uint_t opcode,
+    u_char *data, size_t len, ngx_str_t *name, ngx_str_t *topic);
+/* the same key: the same event name on the same topic */
+ngx_int_t ngx_http_cast_frame_same_key(ngx_http_cast_frame_t *a,
+    ngx_http_cast_frame_t *b);
 void ngx_http_cast_frame_release(ngx_http_cast_frame_t *frame);
 
 

@@ -139,6 +139,8 @@ typedef struct {
     ngx_http_cast_hub_t       *hub;
     ngx_http_cast_topic_t     *topic;       /* NULL: the "*" sockets */
     ngx_str_t                 *name;        /* lowercase hub.event */
+    ngx_str_t                 *key_topic;   /* the frame's key: the topic
+                                               the store named */
     ngx_str_t                 *json;
     ngx_str_t                 *except;      /* a subscription id, or "" */
     ngx_http_cast_frame_t    **frame;       /* built once, if sent */
@@ -253,6 +255,8 @@ static ngx_http_cast_sub_t *ngx_http_cast_sub_find(ngx_http_cast_hub_t *hub,
     ngx_str_t *id);
 static ngx_http_cast_sub_t *ngx_http_cast_sub_alloc(
     ngx_http_cast_record_t *record, ngx_log_t *log);
+static ngx_uint_t ngx_http_cast_sub_latest(ngx_http_cast_sub_t *sub,
+    ngx_http_cast_frame_t *frame);
 static ngx_int_t ngx_http_cast_sub_matches(ngx_http_cast_sub_t *sub,
     ngx_str_t *lowercase);
 static ngx_int_t ngx_http_cast_sub_send_json(ngx_http_cast_sub_t *sub,
@@ -1091,6 +1095,19 @@ ngx_http_cast_hub_attach(ngx_http_cast_hub_t *hub,
         goto failed;
     }
 
+    /* latest-value events: names only, checked at subscribe */
+
+    if (sub->record.latest.len
+        && ngx_http_cast_events_parse(&sub->record.latest,
+                                      NGX_HTTP_CAST_DIALECT_FHIRCAST,
+                                      &sub->latest, &err)
+           != NGX_OK)
+    {
+        ngx_http_cast_events_free(&sub->events);
+        ngx_free(sub);
+        goto failed;
+    }
+
     sub->sn.str = sub->record.id;
     sub->sn.node.key = ngx_crc32_long(sub->sn.str.data, sub->sn.str.len);
 
@@ -1105,6 +1122,7 @@ ngx_http_cast_hub_attach(ngx_http_cast_hub_t *hub,
         topic = ngx_http_cast_topic_get(hub, &sub->record.topic);
         if (topic == NULL) {
             ngx_http_cast_events_free(&sub->events);
+            ngx_http_cast_events_free(&sub->latest);
             ngx_free(sub);
             goto failed;
         }
@@ -1254,7 +1272,11 @@ ngx_http_cast_sub_release_held(ngx_http_cast_sub_t *sub, ngx_uint_t send)
         sub->nheld--;
 
         if (send && sub->socket) {
-            if (sub->send(sub->socket, held->frame, 1) == NGX_OK) {
+            if (sub->send(sub->socket, held->frame,
+                          NGX_HTTP_CAST_SEND_LIVE
+                          |ngx_http_cast_sub_latest(sub, held->frame))
+                == NGX_OK)
+            {
                 sub->hub->events_out++;
 
             } else {
@@ -1389,6 +1411,7 @@ ngx_http_cast_sub_free(ngx_http_cast_sub_t *sub)
 {
     ngx_http_cast_sub_release_held(sub, 0);
     ngx_http_cast_events_free(&sub->events);
+    ngx_http_cast_events_free(&sub->latest);
 
     if (sub->writable) {
         ngx_free(sub->writable);
@@ -1453,6 +1476,7 @@ ngx_http_cast_hub_on_event(void *data, ngx_str_t *topic_name,
 
     fan.hub = hub;
     fan.name = name;
+    fan.key_topic = topic_name;
     fan.json = json;
     fan.except = &except;
     fan.frame = &frame;
@@ -1557,8 +1581,10 @@ ngx_http_cast_fan_out(ngx_http_cast_fan_t *fan, ngx_queue_t *subs)
         }
 
         if (*frame == NULL) {
-            *frame = ngx_http_cast_frame_create(NGX_HTTP_CAST_WS_TEXT,
-                                                json->data, json->len);
+            *frame = ngx_http_cast_frame_create_keyed(NGX_HTTP_CAST_WS_TEXT,
+                                                      json->data, json->len,
+                                   fan->key_topic ? fan->name : NULL,
+                                   fan->key_topic);
             if (*frame == NULL) {
                 hub->dropped++;
                 return n;
@@ -1584,7 +1610,11 @@ ngx_http_cast_fan_out(ngx_http_cast_fan_t *fan, ngx_queue_t *subs)
 
         /* a socket never leaves its queue from here: safe to go on */
 
-        if (sub->send(sub->socket, *frame, 1) == NGX_OK) {
+        if (sub->send(sub->socket, *frame,
+                      NGX_HTTP_CAST_SEND_LIVE
+                      |ngx_http_cast_sub_latest(sub, *frame))
+            == NGX_OK)
+        {
             hub->events_out++;
             n++;
 
@@ -2380,6 +2410,34 @@ ngx_http_cast_sub_send_json(ngx_http_cast_sub_t *sub, json_t *json,
 }
 
 
+/*
+ * NGX_HTTP_CAST_SEND_LATEST when the subscription wants the frame's event
+ * latest-value (its key's name is one of record.latest), else 0
+ */
+
+static ngx_uint_t
+ngx_http_cast_sub_latest(ngx_http_cast_sub_t *sub,
+    ngx_http_cast_frame_t *frame)
+{
+    ngx_uint_t  i;
+
+    if (sub->latest.n == 0 || frame->key.len == 0) {
+        return 0;
+    }
+
+    for (i = 0; i < sub->latest.n; i++) {
+        if (sub->latest.names[i].len == frame->name_len
+            && ngx_memcmp(sub->latest.names[i].data, frame->key.data,
+                          frame->name_len) == 0)
+        {
+            return NGX_HTTP_CAST_SEND_LATEST;
+        }
+    }
+
+    return 0;
+}
+
+
 static ngx_int_t
 ngx_http_cast_sub_matches(ngx_http_cast_sub_t *sub, ngx_str_t *lowercase)
 {
@@ -2424,7 +2482,8 @@ ngx_http_cast_sub_alloc(ngx_http_cast_record_t *record, ngx_log_t *log)
         offsetof(ngx_http_cast_record_t, product_version),
         offsetof(ngx_http_cast_record_t, actors),
         offsetof(ngx_http_cast_record_t, client_info),
-        offsetof(ngx_http_cast_record_t, writable)
+        offsetof(ngx_http_cast_record_t, writable),
+        offsetof(ngx_http_cast_record_t, latest)
     };
 
     size = sizeof(ngx_http_cast_sub_t);
@@ -2926,6 +2985,7 @@ ngx_http_cast_conf_changed(ngx_http_cast_hub_t *hub, ngx_str_t *json)
 
     fan.hub = hub;
     fan.name = &name;
+    fan.key_topic = NULL;       /* never replaced */
     fan.json = &out;
     fan.except = &except;
     fan.frame = &frame;

@@ -29,11 +29,17 @@
 /*
  * What the hub asks of a socket.  A frame that is not "live" (greeting,
  * confirmation, replay, denial) is not refused by the bound on live
- * traffic (cast_send_queue).
+ * traffic (cast_send_queue).  A live frame marked "latest" (an event the
+ * subscription wants latest-value, frame->key set) replaces the queued
+ * frame of the same key that is not started yet: that one is dropped,
+ * the new one goes last.
  */
 
+#define NGX_HTTP_CAST_SEND_LIVE     0x01
+#define NGX_HTTP_CAST_SEND_LATEST   0x02
+
 typedef ngx_int_t (*ngx_http_cast_send_pt)(void *socket,
-    ngx_http_cast_frame_t *frame, ngx_uint_t live);
+    ngx_http_cast_frame_t *frame, ngx_uint_t flags);
 typedef void (*ngx_http_cast_close_pt)(void *socket, ngx_uint_t code,
     const char *reason);
 
@@ -62,6 +68,7 @@ struct ngx_http_cast_sub_s {
     ngx_http_cast_hub_t       *hub;
     ngx_http_cast_record_t     record;      /* strings after the struct */
     ngx_http_cast_events_t     events;
+    ngx_http_cast_events_t     latest;      /* record.latest parsed */
     u_char                    *writable;    /* a renewal's grant, or NULL */
     ngx_event_t                lease_ev;
 

@@ -315,7 +315,9 @@ ngx_http_cast_local_create(ngx_http_cast_store_t *store,
     /* cast_auth: what the token lets its socket publish */
 
     if (ngx_http_cast_local_copy(pool, &r->writable, &record->writable)
-        != NGX_OK)
+        != NGX_OK
+        || ngx_http_cast_local_copy(pool, &r->latest, &record->latest)
+           != NGX_OK)
     {
         goto failed;
     }

@@ -595,6 +595,8 @@ ngx_http_cast_rstore_write(ngx_http_cast_rstore_t *rs,
     ngx_http_cast_rargs_str(&more, &record->actors);
     ngx_http_cast_rargs_add(&more, "client_info", 11);
     ngx_http_cast_rargs_str(&more, &record->client_info);
+    ngx_http_cast_rargs_literal(&more, "latest");
+    ngx_http_cast_rargs_str(&more, &record->latest);
     ngx_http_cast_rargs_add(&more, "dialect", 7);
     ngx_http_cast_rargs_num(&more, nbuf[4], record->dialect);
     ngx_http_cast_rargs_add(&more, "lease", 5);
@@ -3243,6 +3245,7 @@ ngx_http_cast_rstore_record(redisReply *reply, ngx_http_cast_record_t *rec)
           offsetof(ngx_http_cast_record_t, client_info) },
         { ngx_string("writable"),
           offsetof(ngx_http_cast_record_t, writable) },
+        { ngx_string("latest"), offsetof(ngx_http_cast_record_t, latest) },
         { ngx_null_string, 0 }
     };
 

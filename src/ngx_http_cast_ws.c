@@ -40,6 +40,7 @@
 #define NGX_HTTP_CAST_WS_Q_EXEMPT   0x04    /* not live traffic: the 101,
                                                greeting, replay */
 #define NGX_HTTP_CAST_WS_Q_RAW      0x08    /* the 101: not a frame */
+#define NGX_HTTP_CAST_WS_Q_LATEST   0x10    /* replaces its key's frame */
 
 
 typedef struct ngx_http_cast_ws_s      ngx_http_cast_ws_t;
@@ -51,6 +52,7 @@ struct ngx_http_cast_ws_out_s {
     unsigned                   exempt:1;    /* not counted by send_queue */
     unsigned                   raw:1;       /* the 101: never dropped */
     unsigned                   close:1;     /* the Close frame */
+    unsigned                   latest:1;    /* may be replaced */
 };
 
 
@@ -101,6 +103,8 @@ struct ngx_http_cast_ws_s {
     ngx_msec_t                 lingering_timeout;
     ngx_uint_t                 fail_code;
     const char                *fail_reason;
+    ngx_uint_t                 replaced;    /* latest-value frames that a
+                                               newer one replaced */
 
     unsigned                   closing:1;   /* close frame queued */
     unsigned                   close_sent:1;
@@ -126,7 +130,7 @@ static void ngx_http_cast_ws_abandoned(ngx_http_cast_result_t *res);
 static ngx_int_t ngx_http_cast_ws_start(ngx_http_request_t *r,
     ngx_http_cast_record_t *record, ngx_str_t *key);
 static ngx_int_t ngx_http_cast_ws_send_frame(void *socket,
-    ngx_http_cast_frame_t *frame, ngx_uint_t live);
+    ngx_http_cast_frame_t *frame, ngx_uint_t flags);
 static void ngx_http_cast_ws_close(void *socket, ngx_uint_t code,
     const char *reason);
 static void ngx_http_cast_ws_published(void *data,
@@ -1421,10 +1425,17 @@ ngx_http_cast_ws_send_json(ngx_http_cast_ws_t *ws, json_t *json)
 
 static ngx_int_t
 ngx_http_cast_ws_send_frame(void *socket, ngx_http_cast_frame_t *frame,
-    ngx_uint_t live)
+    ngx_uint_t flags)
 {
+    if (!(flags & NGX_HTTP_CAST_SEND_LIVE)) {
+        return ngx_http_cast_ws_enqueue(socket, frame,
+                                        NGX_HTTP_CAST_WS_Q_EXEMPT);
+    }
+
     return ngx_http_cast_ws_enqueue(socket, frame,
-                                    live ? 0 : NGX_HTTP_CAST_WS_Q_EXEMPT);
+                                    (flags & NGX_HTTP_CAST_SEND_LATEST)
+                                    && frame->key.len
+                                    ? NGX_HTTP_CAST_WS_Q_LATEST : 0);
 }
 
 
@@ -1455,14 +1466,50 @@ ngx_http_cast_ws_send_control(ngx_http_cast_ws_t *ws, ngx_uint_t opcode,
  * Queues a frame.  Live traffic beyond cast_send_queue ends the subscriber
  * (1008) later, from a posted event: the caller may be walking a topic's
  * subscriptions.
+ *
+ * A latest-value frame on a socket that cannot take more (its last write
+ * did not go through whole: the peer does not keep up) first drops the
+ * queued latest-value frames of its key (event and topic) that are not
+ * started, then goes last like any frame: what the socket sends stays in
+ * publication order, a slow reader skips the stale states, and the frames
+ * of a key never pile up (one queued, at most one more on the wire).  A
+ * socket that can write only waits for its posted write (events that came
+ * in one turn of the event loop): it keeps every frame.
  */
 
 static ngx_int_t
 ngx_http_cast_ws_enqueue(ngx_http_cast_ws_t *ws, ngx_http_cast_frame_t *frame,
     ngx_uint_t flags)
 {
+    ngx_http_cast_ws_out_t  *out, **prev;
+
     if (ws->closing || ws->failed || ws->done) {
         return NGX_DECLINED;
+    }
+
+    if ((flags & NGX_HTTP_CAST_WS_Q_LATEST)
+        && ws->detached && !ws->connection->write->ready)
+    {
+        prev = &ws->out;
+
+        while (*prev) {
+            out = *prev;
+
+            if (out->latest
+                && !(out == ws->out && ws->sent)
+                && ngx_http_cast_frame_same_key(out->frame, frame))
+            {
+                ngx_http_cast_ws_unlink(ws, prev);
+                ws->replaced++;
+
+                ngx_log_debug1(NGX_LOG_DEBUG_HTTP, ws->connection->log, 0,
+                               "cast ws: a latest-value frame replaced, "
+                               "%ui on this socket", ws->replaced);
+                continue;
+            }
+
+            prev = &out->next;
+        }
     }
 
     /*
@@ -1517,6 +1564,7 @@ ngx_http_cast_ws_link(ngx_http_cast_ws_t *ws, ngx_http_cast_frame_t *frame,
     out->exempt = (flags & NGX_HTTP_CAST_WS_Q_EXEMPT) ? 1 : 0;
     out->raw = (flags & NGX_HTTP_CAST_WS_Q_RAW) ? 1 : 0;
     out->close = (flags & NGX_HTTP_CAST_WS_Q_CLOSE) ? 1 : 0;
+    out->latest = (flags & NGX_HTTP_CAST_WS_Q_LATEST) ? 1 : 0;
     frame->refs++;
 
     *ws->last_out = out;

@@ -416,6 +416,13 @@ while (Time::HiRes::time() < $end) {
         }
     }
 }
+# the window may end between a ping and its message
+my $more = Time::HiRes::time() + 1;
+while ($json < $ping && Time::HiRes::time() < $more) {
+    my ($op, $p) = $ws->recv_frame(0.3);
+    next if !defined $op || $op != 1;
+    $json++ if (eval { json_decode($p) } || {})->{type} eq 'ping';
+}
 ok($ping >= 2, "protocol pings ($ping)");
 is($json, $ping, 'one {"type":"ping"} with each');
 is(publish(ev('P', 'patient-open', 'p1')), 200, 'publish');

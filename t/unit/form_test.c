@@ -253,6 +253,9 @@ ngx_test_limits(void)
                        "\"hub.topic\" is too long");
         ngx_test_limit("hub.events", NGX_HTTP_CAST_F_EVENTS, 65537, 'e',
                        json, "\"hub.events\" is too long");
+        ngx_test_limit("subscriber.latest_value", NGX_HTTP_CAST_F_LATEST,
+                       65537, 'e', json,
+                       "\"subscriber.latest_value\" is too long");
     }
 
     /* the limit counts decoded bytes: 1024 "%41" are 1024 bytes */

@@ -1410,6 +1410,48 @@ ngx_http_cast_test_close_codes(void)
 }
 
 
+/* keyed frames: a latest-value socket replaces a frame of the same key */
+
+static void
+ngx_http_cast_test_keys(void)
+{
+    ngx_str_t               a = { 12, (u_char *) "scene-update" };
+    ngx_str_t               b = { 11, (u_char *) "scene-updat" };
+    ngx_str_t               t1 = { 7, (u_char *) "topic-1" };
+    ngx_str_t               t2 = { 8, (u_char *) "etopic-1" };
+    ngx_str_t               t3 = { 7, (u_char *) "topic-2" };
+    ngx_http_cast_frame_t  *f[6];
+    ngx_uint_t              i;
+
+    f[0] = ngx_http_cast_frame_create_keyed(1, (u_char *) "x", 1, &a, &t1);
+    f[1] = ngx_http_cast_frame_create_keyed(1, (u_char *) "yy", 2, &a, &t1);
+    f[2] = ngx_http_cast_frame_create_keyed(1, (u_char *) "x", 1, &b, &t2);
+    f[3] = ngx_http_cast_frame_create_keyed(1, (u_char *) "x", 1, &a, &t3);
+    f[4] = ngx_http_cast_frame_create(1, (u_char *) "x", 1);
+    f[5] = ngx_http_cast_frame_create(1, (u_char *) "x", 1);
+
+    ngx_http_cast_test_report(f[1]->len == 4 && f[1]->data[2] == 'y'
+                              && f[1]->key.len == a.len + t1.len
+                              && f[1]->name_len == a.len,
+                              "keyed frame: payload and key kept apart");
+    ngx_http_cast_test_report(ngx_http_cast_frame_same_key(f[0], f[1]),
+                              "same name, same topic: same key");
+    ngx_http_cast_test_report(!ngx_http_cast_frame_same_key(f[0], f[2]),
+                              "\"scene-update\" + \"topic-1\" is not "
+                              "\"scene-updat\" + \"etopic-1\"");
+    ngx_http_cast_test_report(!ngx_http_cast_frame_same_key(f[0], f[3]),
+                              "another topic: another key");
+    ngx_http_cast_test_report(!ngx_http_cast_frame_same_key(f[4], f[5])
+                              && !ngx_http_cast_frame_same_key(f[4], f[0])
+                              && f[4]->key.len == 0,
+                              "frames without a key never match");
+
+    for (i = 0; i < 6; i++) {
+        ngx_http_cast_frame_release(f[i]);
+    }
+}
+
+
 int
 main(void)
 {
@@ -1422,6 +1464,7 @@ main(void)
     ngx_http_cast_test_utf8();
     ngx_http_cast_test_encoder();
     ngx_http_cast_test_close_codes();
+    ngx_http_cast_test_keys();
 
     printf("1..%lu\n", (unsigned long) ngx_http_cast_test_n);
     printf("%lu passed, %lu failed\n",

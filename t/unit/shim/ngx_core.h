@@ -29,6 +29,7 @@ typedef struct {
 #define ngx_memzero(buf, n)       (void) memset(buf, 0, n)
 #define ngx_memcpy(dst, src, n)   (void) memcpy(dst, src, n)
 #define ngx_cpymem(dst, src, n)   (((u_char *) memcpy(dst, src, n)) + (n))
+#define ngx_memcmp(s1, s2, n)    memcmp(s1, s2, n)
 
 /* the shared frame objects: plain malloc outside nginx */
 #define ngx_cycle                 NULL
