@@ -319,6 +319,34 @@ static ngx_command_t  ngx_http_cast_commands[] = {
       offsetof(ngx_http_cast_main_conf_t, max_requests),
       &ngx_http_cast_requests_bounds },
 
+    { ngx_string("cast_max_subscriptions"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_num_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_cast_main_conf_t, max_subs),
+      &ngx_http_cast_topics_bounds },
+
+    { ngx_string("cast_max_subscriptions_per_topic"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_num_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_cast_main_conf_t, max_topic_subs),
+      &ngx_http_cast_topics_bounds },
+
+    { ngx_string("cast_max_context_total"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_size_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_cast_main_conf_t, max_context_total),
+      NULL },
+
+    { ngx_string("cast_context_ttl"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_msec_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_cast_main_conf_t, context_ttl),
+      &ngx_http_cast_timeout_bounds },
+
     /* cast_redis: src/ngx_http_cast_redis.c */
     { ngx_string("cast_redis"),
       NGX_HTTP_MAIN_CONF|NGX_CONF_1MORE,
@@ -703,6 +731,10 @@ ngx_http_cast_create_main_conf(ngx_conf_t *cf)
 
     cmcf->max_topics = NGX_CONF_UNSET_UINT;
     cmcf->max_requests = NGX_CONF_UNSET_UINT;
+    cmcf->max_subs = NGX_CONF_UNSET_UINT;
+    cmcf->max_topic_subs = NGX_CONF_UNSET_UINT;
+    cmcf->max_context_total = NGX_CONF_UNSET_SIZE;
+    cmcf->context_ttl = NGX_CONF_UNSET_MSEC;
 
     return cmcf;
 }
@@ -715,6 +747,12 @@ ngx_http_cast_init_main_conf(ngx_conf_t *cf, void *conf)
 
     ngx_conf_init_uint_value(cmcf->max_topics, 100000);
     ngx_conf_init_uint_value(cmcf->max_requests, 1024);
+    ngx_conf_init_uint_value(cmcf->max_subs, 100000);
+    ngx_conf_init_uint_value(cmcf->max_topic_subs, 10000);
+    ngx_conf_init_size_value(cmcf->max_context_total, 64 * 1024 * 1024);
+
+    /* as long as the Redis store always kept a topic's state: a day */
+    ngx_conf_init_msec_value(cmcf->context_ttl, 86400000);
 
     return NGX_CONF_OK;
 }
@@ -1058,11 +1096,10 @@ ngx_http_cast_init_process(ngx_cycle_t *cycle)
     /* the store decides the mode; nothing above it knows which it is */
 
     if (cmcf->redis) {
-        store = ngx_http_cast_store_redis_create(cycle, cmcf->redis,
-                                                 cmcf->max_topics);
+        store = ngx_http_cast_store_redis_create(cycle, cmcf->redis, cmcf);
 
     } else {
-        store = ngx_http_cast_store_local_create(cycle, cmcf->max_topics);
+        store = ngx_http_cast_store_local_create(cycle, cmcf);
     }
 
     if (store == NULL) {

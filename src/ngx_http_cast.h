@@ -67,6 +67,10 @@ typedef struct {
     ngx_flag_t                 used;        /* any cast location */
     ngx_uint_t                 max_topics;
     ngx_uint_t                 max_requests;  /* waiting, per worker */
+    ngx_uint_t                 max_subs;     /* cast_max_subscriptions */
+    ngx_uint_t                 max_topic_subs;  /* ..._per_topic */
+    size_t                     max_context_total;  /* local mode */
+    ngx_msec_t                 context_ttl;  /* cast_context_ttl */
 
     /* cast_redis (src/ngx_http_cast_redis.c); NULL: local mode */
     ngx_http_cast_redis_conf_t  *redis;
@@ -207,6 +211,9 @@ typedef struct {
 #define NGX_HTTP_CAST_CONFLICT      7   /* a stale context.versionId */
 #define NGX_HTTP_CAST_INVALID       8   /* refused by the topic's state */
 #define NGX_HTTP_CAST_CLAIMED       9   /* claim: claimed before */
+#define NGX_HTTP_CAST_SUBS_FULL     10  /* cast_max_subscriptions */
+#define NGX_HTTP_CAST_TOPIC_FULL    11  /* ..._subscriptions_per_topic */
+#define NGX_HTTP_CAST_CONTEXT_FULL  12  /* cast_max_context_total */
 
 
 typedef struct {

@@ -2753,6 +2753,9 @@ ngx_http_cast_conf_ask(ngx_http_cast_hub_t *hub, ngx_uint_t op, json_t *body,
     cop->append.id.data = cop->id;
     cop->append.id.len = NGX_HTTP_CAST_UUID_LEN;
     cop->append.counted = 0;
+
+    /* the registry goes with the last conference, not with a ttl */
+    cop->append.keep = 1;
     cop->append.apply = ngx_http_cast_conf_op_apply;
     cop->append.done = ngx_http_cast_conf_op_done;
     cop->append.data = cop;

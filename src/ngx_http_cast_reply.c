@@ -137,6 +137,26 @@ ngx_http_cast_send_failure(ngx_http_request_t *r, ngx_uint_t rc)
                                         "it may (cast_max_topics)");
     }
 
+    if (rc == NGX_HTTP_CAST_SUBS_FULL) {
+        return ngx_http_cast_send_error(r, NGX_HTTP_SERVICE_UNAVAILABLE,
+                                        "the hub holds as many "
+                                        "subscriptions as it may "
+                                        "(cast_max_subscriptions)");
+    }
+
+    if (rc == NGX_HTTP_CAST_TOPIC_FULL) {
+        return ngx_http_cast_send_error(r, NGX_HTTP_SERVICE_UNAVAILABLE,
+                                        "the topic has as many "
+                                        "subscriptions as it may "
+                                        "(cast_max_subscriptions_per_topic)");
+    }
+
+    if (rc == NGX_HTTP_CAST_CONTEXT_FULL) {
+        return ngx_http_cast_send_error(r, NGX_HTTP_SERVICE_UNAVAILABLE,
+                                        "the hub keeps as much context as "
+                                        "it may (cast_max_context_total)");
+    }
+
     if (rc == NGX_HTTP_CAST_TOO_LARGE) {
         clcf = ngx_http_get_module_loc_conf(r, ngx_http_cast_module);
 

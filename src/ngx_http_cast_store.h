@@ -93,6 +93,9 @@ struct ngx_http_cast_append_s {
     ngx_str_t                  json;        /* what subscribers get */
     ngx_str_t                  id;          /* the event's id */
     ngx_uint_t                 counted;     /* see the record's */
+    ngx_uint_t                 keep;        /* its state does not expire
+                                               (cast_context_ttl): the
+                                               hub's own, ended by it */
     ngx_uint_t                 refused;     /* set by apply() */
     ngx_http_cast_apply_pt     apply;
     void                      *event;       /* for apply() */

@@ -6,6 +6,13 @@
  * completes at once.  Correct with one worker only, which `nginx -t`
  * enforces.  An unbound record ends when its bind timeout passes; a
  * bound one when the hub ends it (lease, socket close).
+ *
+ * A topic's state is kept as its JSON text, as Redis keeps it (a parsed
+ * tree costs many times more), and parsed for the call that needs it.
+ *
+ * Bounds: cast_max_subscriptions records, cast_max_subscriptions_per_topic
+ * on a topic; cast_max_context_total bytes of state text, and a state is
+ * forgotten cast_context_ttl after its last change, as Redis expires it.
  */
 
 
@@ -39,7 +46,12 @@ typedef struct {
 struct ngx_http_cast_local_topic_s {
     ngx_str_node_t                sn;       /* keyed by name */
     ngx_queue_t                   records;
-    json_t                       *state;
+    ngx_uint_t                    nrecords;
+    u_char                       *state;    /* JSON text (json_dumps'),
+                                               NULL: empty */
+    size_t                        bytes;    /* its length */
+    ngx_event_t                   expire;   /* cast_context_ttl */
+    ngx_http_cast_local_t        *ls;
     ngx_uint_t                    counted;
     u_char                        name[1];
 };
@@ -88,6 +100,11 @@ struct ngx_http_cast_local_s {
     ngx_uint_t                    nrecords;
     ngx_uint_t                    ntopics;
     ngx_uint_t                    max_topics;
+    ngx_uint_t                    max_subs;
+    ngx_uint_t                    max_topic_subs;
+    size_t                        max_bytes;  /* 0: no limit */
+    size_t                        bytes;      /* of every topic's state */
+    ngx_msec_t                    ttl;
     ngx_log_t                    *log;
     ngx_http_cast_local_seen_t    seen[NGX_HTTP_CAST_LOCAL_IDS];
 
@@ -153,6 +170,16 @@ static ngx_http_cast_local_topic_t *ngx_http_cast_local_topic(
     ngx_uint_t counted);
 static void ngx_http_cast_local_topic_release(ngx_http_cast_local_t *ls,
     ngx_http_cast_local_topic_t *topic);
+static ngx_int_t ngx_http_cast_local_apply(ngx_http_cast_local_t *ls,
+    ngx_http_cast_local_topic_t *topic, ngx_http_cast_append_t *a,
+    json_t **state);
+static json_t *ngx_http_cast_local_parse(ngx_http_cast_local_t *ls,
+    ngx_http_cast_local_topic_t *topic);
+static void ngx_http_cast_local_forget(ngx_http_cast_local_t *ls,
+    ngx_http_cast_local_topic_t *topic);
+static void ngx_http_cast_local_expired(ngx_event_t *ev);
+static ngx_uint_t ngx_http_cast_local_limit(ngx_http_cast_local_t *ls,
+    ngx_http_cast_record_t *record);
 static void ngx_http_cast_local_end(ngx_http_cast_local_t *ls,
     ngx_http_cast_local_record_t *lr, ngx_str_t *reason);
 static void ngx_http_cast_local_bind_expired(ngx_event_t *ev);
@@ -171,7 +198,8 @@ static void ngx_http_cast_local_reply(ngx_http_cast_done_pt done,
 
 
 ngx_http_cast_store_t *
-ngx_http_cast_store_local_create(ngx_cycle_t *cycle, ngx_uint_t max_topics)
+ngx_http_cast_store_local_create(ngx_cycle_t *cycle,
+    ngx_http_cast_main_conf_t *cmcf)
 {
     ngx_http_cast_local_t  *ls;
 
@@ -189,7 +217,11 @@ ngx_http_cast_store_local_create(ngx_cycle_t *cycle, ngx_uint_t max_topics)
                     ngx_str_rbtree_insert_value);
     ngx_queue_init(&ls->claims);
 
-    ls->max_topics = max_topics;
+    ls->max_topics = cmcf->max_topics;
+    ls->max_subs = cmcf->max_subs;
+    ls->max_topic_subs = cmcf->max_topic_subs;
+    ls->max_bytes = cmcf->max_context_total;
+    ls->ttl = cmcf->context_ttl;
     ls->log = cycle->log;
 
     ls->store.mode = "local";
@@ -229,11 +261,18 @@ ngx_http_cast_local_create(ngx_http_cast_store_t *store,
     ngx_http_cast_record_t        *r;
     ngx_http_cast_local_topic_t   *topic;
     ngx_http_cast_local_record_t  *lr;
+    ngx_uint_t                     rc;
 
     if (ngx_http_cast_local_find(ls, &record->id)) {
         /* 128 random bits twice: the caller draws again */
         ngx_http_cast_local_reply(done, data, NGX_HTTP_CAST_BOUND, NULL, 0,
                                   NULL);
+        return;
+    }
+
+    rc = ngx_http_cast_local_limit(ls, record);
+    if (rc != NGX_HTTP_CAST_DONE) {
+        ngx_http_cast_local_reply(done, data, rc, NULL, 0, NULL);
         return;
     }
 
@@ -301,6 +340,7 @@ ngx_http_cast_local_create(ngx_http_cast_store_t *store,
     ngx_rbtree_insert(&ls->records, &lr->sn.node);
     ngx_queue_insert_tail(&topic->records, &lr->link);
     ngx_queue_insert_tail(&ls->all, &lr->all);
+    topic->nrecords++;
     ls->nrecords++;
 
     /* unbound, it ends with its bind timeout or its lease, if sooner */
@@ -551,7 +591,7 @@ ngx_http_cast_local_unbind(ngx_http_cast_store_t *store, ngx_str_t *id)
 }
 
 
-/* the state function runs on the topic's state in place */
+/* the state function runs on the topic's state, parsed for it */
 
 static void
 ngx_http_cast_local_append(ngx_http_cast_store_t *store,
@@ -559,6 +599,7 @@ ngx_http_cast_local_append(ngx_http_cast_store_t *store,
 {
     ngx_http_cast_local_t *ls = (ngx_http_cast_local_t *) store;
 
+    json_t                       *state;
     ngx_int_t                     rc;
     ngx_http_cast_result_t        res;
     ngx_http_cast_local_topic_t  *topic;
@@ -587,19 +628,34 @@ ngx_http_cast_local_append(ngx_http_cast_store_t *store,
         return;
     }
 
-    rc = a->apply(a, topic->state);
+    /* what apply() computed may refer to the state until the answer */
 
-    if (rc == NGX_ERROR || rc == NGX_ABORT) {
+    state = NULL;
+    rc = ngx_http_cast_local_apply(ls, topic, a, &state);
+
+    if (rc == NGX_ERROR || rc == NGX_ABORT || rc == NGX_BUSY) {
         /* not appended: the same id may come again */
         if (a->id.len) {
             ls->seen[ngx_http_cast_local_slot(a)].at = 0;
         }
 
         ngx_http_cast_local_topic_release(ls, topic);
-        ngx_http_cast_local_reply(a->done, a->data,
-                                  rc == NGX_ABORT ? a->refused
-                                                  : NGX_HTTP_CAST_FAILED,
-                                  NULL, 0, NULL);
+
+        if (rc == NGX_BUSY) {
+            ngx_memzero(&res, sizeof(ngx_http_cast_result_t));
+            res.rc = NGX_HTTP_CAST_CONTEXT_FULL;
+            ngx_str_set(&res.reason, "the hub keeps as much context as it "
+                                     "may (cast_max_context_total)");
+            a->done(a->data, &res);
+
+        } else {
+            ngx_http_cast_local_reply(a->done, a->data,
+                                      rc == NGX_ABORT ? a->refused
+                                                      : NGX_HTTP_CAST_FAILED,
+                                      NULL, 0, NULL);
+        }
+
+        json_decref(state);
         return;
     }
 
@@ -610,6 +666,8 @@ ngx_http_cast_local_append(ngx_http_cast_store_t *store,
 
     ngx_http_cast_local_reply(a->done, a->data, NGX_HTTP_CAST_DONE, NULL, 0,
                               NULL);
+
+    json_decref(state);
 }
 
 
@@ -619,24 +677,18 @@ ngx_http_cast_local_state(ngx_http_cast_store_t *store, ngx_str_t *topic,
 {
     ngx_http_cast_local_t *ls = (ngx_http_cast_local_t *) store;
 
-    json_t                       *empty;
+    json_t                       *state;
     ngx_http_cast_local_topic_t  *t;
 
     t = ngx_http_cast_local_topic(ls, topic, 0, 0);
 
-    if (t) {
-        ngx_http_cast_local_reply(done, data, NGX_HTTP_CAST_DONE, NULL, 0,
-                                  t->state);
-        return;
-    }
-
-    empty = json_object();
+    state = t ? ngx_http_cast_local_parse(ls, t) : json_object();
 
     ngx_http_cast_local_reply(done, data,
-                              empty ? NGX_HTTP_CAST_DONE
+                              state ? NGX_HTTP_CAST_DONE
                                     : NGX_HTTP_CAST_FAILED,
-                              NULL, 0, empty);
-    json_decref(empty);
+                              NULL, 0, state);
+    json_decref(state);
 }
 
 
@@ -647,20 +699,10 @@ ngx_http_cast_local_count(ngx_http_cast_store_t *store, ngx_str_t *topic,
     ngx_http_cast_local_t *ls = (ngx_http_cast_local_t *) store;
 
     ngx_uint_t                    n;
-    ngx_queue_t                  *q;
     ngx_http_cast_local_topic_t  *t;
 
-    n = 0;
     t = ngx_http_cast_local_topic(ls, topic, 0, 0);
-
-    if (t) {
-        for (q = ngx_queue_head(&t->records);
-             q != ngx_queue_sentinel(&t->records);
-             q = ngx_queue_next(q))
-        {
-            n++;
-        }
-    }
+    n = t ? t->nrecords : 0;
 
     ngx_http_cast_local_reply(done, data, NGX_HTTP_CAST_DONE, NULL, n, NULL);
 }
@@ -696,7 +738,7 @@ ngx_http_cast_local_topics(ngx_http_cast_store_t *store,
 
         if (!t->counted
             || (ngx_queue_empty(&t->records)
-                && json_object_size(t->state) == 0))
+                && t->bytes == 0))
         {
             continue;
         }
@@ -781,7 +823,7 @@ ngx_http_cast_local_exit(ngx_http_cast_store_t *store)
         node = ngx_rbtree_min(ls->topics.root, ls->topics.sentinel);
         topic = (ngx_http_cast_local_topic_t *) node;
 
-        json_object_clear(topic->state);
+        ngx_http_cast_local_forget(ls, topic);
         ngx_http_cast_local_topic_release(ls, topic);
     }
 
@@ -1098,11 +1140,11 @@ ngx_http_cast_local_topic(ngx_http_cast_local_t *ls, ngx_str_t *name,
 
     ngx_memzero(topic, sizeof(ngx_http_cast_local_topic_t));
 
-    topic->state = json_object();
-    if (topic->state == NULL) {
-        ngx_free(topic);
-        return NULL;
-    }
+    topic->expire.handler = ngx_http_cast_local_expired;
+    topic->expire.data = topic;
+    topic->expire.log = ls->log;
+    topic->expire.cancelable = 1;
+    topic->ls = ls;
 
     ngx_memcpy(topic->name, name->data, name->len);
     topic->sn.str.data = topic->name;
@@ -1124,17 +1166,183 @@ static void
 ngx_http_cast_local_topic_release(ngx_http_cast_local_t *ls,
     ngx_http_cast_local_topic_t *topic)
 {
-    if (!ngx_queue_empty(&topic->records)
-        || json_object_size(topic->state) != 0)
-    {
+    if (!ngx_queue_empty(&topic->records) || topic->bytes != 0) {
         return;
     }
+
+    ngx_http_cast_event_cancel(&topic->expire);
 
     ngx_rbtree_delete(&ls->topics, &topic->sn.node);
     ls->ntopics -= topic->counted;
 
-    json_decref(topic->state);
     ngx_free(topic);
+}
+
+
+/*
+ * The event applied to the topic's state, parsed into *state (the
+ * caller releases it).  NGX_OK: the state changed, its new text is kept
+ * for cast_context_ttl; NGX_BUSY: the new text would take the worker
+ * past cast_max_context_total, the old one stays.
+ */
+
+static ngx_int_t
+ngx_http_cast_local_apply(ngx_http_cast_local_t *ls,
+    ngx_http_cast_local_topic_t *topic, ngx_http_cast_append_t *a,
+    json_t **state)
+{
+    u_char     *text;
+    size_t      size;
+    ngx_int_t   rc;
+
+    *state = ngx_http_cast_local_parse(ls, topic);
+    if (*state == NULL) {
+        return NGX_ERROR;
+    }
+
+    rc = a->apply(a, *state);
+
+    if (rc != NGX_OK) {
+        return rc;
+    }
+
+    /* one pass: jansson's own allocation (malloc) is kept */
+
+    text = NULL;
+    size = 0;
+
+    if (json_object_size(*state)) {
+        text = (u_char *) json_dumps(*state, JSON_COMPACT);
+        if (text == NULL) {
+            return NGX_ERROR;
+        }
+
+        size = ngx_strlen(text);
+    }
+
+    if (ls->max_bytes && size > topic->bytes
+        && ls->bytes - topic->bytes + size > ls->max_bytes)
+    {
+        ngx_log_error(NGX_LOG_INFO, ls->log, 0,
+                      "cast: the topics' context would take %uz bytes, "
+                      "past cast_max_context_total (%uz): an event on "
+                      "\"%V\" is refused", ls->bytes - topic->bytes + size,
+                      ls->max_bytes, &a->topic);
+        ngx_free(text);
+        return NGX_BUSY;
+    }
+
+    if (topic->state) {
+        ngx_free(topic->state);
+    }
+
+    ls->bytes = ls->bytes - topic->bytes + size;
+    topic->state = text;
+    topic->bytes = size;
+
+    /* a timer set moves (nginx leaves it if the move is small) */
+
+    if (size && !a->keep) {
+        ngx_add_timer(&topic->expire, ls->ttl);
+
+    } else {
+        ngx_http_cast_event_cancel(&topic->expire);
+    }
+
+    return NGX_OK;
+}
+
+
+/* the state, parsed: a new reference (an empty object when empty) */
+
+static json_t *
+ngx_http_cast_local_parse(ngx_http_cast_local_t *ls,
+    ngx_http_cast_local_topic_t *topic)
+{
+    json_t        *state;
+    json_error_t   err;
+
+    if (topic->state == NULL) {
+        return json_object();
+    }
+
+    state = json_loadb((char *) topic->state, topic->bytes, 0, &err);
+
+    if (!json_is_object(state)) {
+        ngx_log_error(NGX_LOG_ALERT, ls->log, 0,
+                      "cast: the state of topic \"%V\" does not parse: %s",
+                      &topic->sn.str, err.text);
+        json_decref(state);
+        return NULL;
+    }
+
+    return state;
+}
+
+
+/* the state text goes: the topic's state is empty */
+
+static void
+ngx_http_cast_local_forget(ngx_http_cast_local_t *ls,
+    ngx_http_cast_local_topic_t *topic)
+{
+    ngx_http_cast_event_cancel(&topic->expire);
+
+    if (topic->state) {
+        ngx_free(topic->state);
+        topic->state = NULL;
+    }
+
+    ls->bytes -= topic->bytes;
+    topic->bytes = 0;
+}
+
+
+/* a state unchanged for cast_context_ttl is forgotten, as Redis does */
+
+static void
+ngx_http_cast_local_expired(ngx_event_t *ev)
+{
+    ngx_http_cast_local_topic_t  *topic;
+
+    topic = ev->data;
+
+    ngx_log_error(NGX_LOG_INFO, ev->log, 0,
+                  "cast: the context of topic \"%V\" expired "
+                  "(cast_context_ttl)", &topic->sn.str);
+
+    ngx_http_cast_local_forget(topic->ls, topic);
+    ngx_http_cast_local_topic_release(topic->ls, topic);
+}
+
+
+/* cast_max_subscriptions, then cast_max_subscriptions_per_topic */
+
+static ngx_uint_t
+ngx_http_cast_local_limit(ngx_http_cast_local_t *ls,
+    ngx_http_cast_record_t *record)
+{
+    ngx_http_cast_local_topic_t  *t;
+
+    if (ls->nrecords >= ls->max_subs) {
+        ngx_log_error(NGX_LOG_INFO, ls->log, 0,
+                      "cast: %ui subscriptions are held, the "
+                      "cast_max_subscriptions limit: a subscription on "
+                      "\"%V\" is refused", ls->nrecords, &record->topic);
+        return NGX_HTTP_CAST_SUBS_FULL;
+    }
+
+    t = ngx_http_cast_local_topic(ls, &record->topic, 0, 0);
+
+    if (t && t->nrecords >= ls->max_topic_subs) {
+        ngx_log_error(NGX_LOG_INFO, ls->log, 0,
+                      "cast: topic \"%V\" has %ui subscriptions, the "
+                      "cast_max_subscriptions_per_topic limit: one more is "
+                      "refused", &record->topic, t->nrecords);
+        return NGX_HTTP_CAST_TOPIC_FULL;
+    }
+
+    return NGX_HTTP_CAST_DONE;
 }
 
 
@@ -1154,6 +1362,7 @@ ngx_http_cast_local_end(ngx_http_cast_local_t *ls,
     ls->nrecords--;
 
     topic = lr->topic;
+    topic->nrecords--;
 
     if (reason) {
         ls->store.hooks.ended(ls->store.hooks.hub, &lr->record.id,

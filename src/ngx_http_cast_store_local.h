@@ -15,7 +15,7 @@
 
 
 ngx_http_cast_store_t *ngx_http_cast_store_local_create(ngx_cycle_t *cycle,
-    ngx_uint_t max_topics);
+    ngx_http_cast_main_conf_t *cmcf);
 
 
 #endif /* _NGX_HTTP_CAST_STORE_LOCAL_H_INCLUDED_ */

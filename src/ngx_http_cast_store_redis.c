@@ -61,9 +61,6 @@
 #define NGX_HTTP_CAST_LOG_KEEP      60000
 #define NGX_HTTP_CAST_LOG_TTL       120000
 
-/* a topic's state stays a day after its last change (ms) */
-#define NGX_HTTP_CAST_STATE_TTL     86400000
-
 /* a catch-up starts this much before the moment it starts from (ms) */
 #define NGX_HTTP_CAST_CATCHUP_EARLY 1000
 #define NGX_HTTP_CAST_CATCHUP_MAX   "10000"
@@ -196,6 +193,9 @@ struct ngx_http_cast_rstore_s {
     ngx_http_cast_redis_t     *pubsub;
     ngx_log_t                 *log;
     ngx_uint_t                 max_topics;
+    ngx_uint_t                 max_subs;
+    ngx_uint_t                 max_topic_subs;
+    ngx_msec_t                 context_ttl;  /* of a topic's state */
     ngx_event_t                report_ev;
     ngx_event_t                sweep_ev;    /* records whose time is up */
 
@@ -341,6 +341,8 @@ static void ngx_http_cast_rstore_status_reply(redisAsyncContext *ac,
 
 static void ngx_http_cast_rstore_failed_call(ngx_http_cast_done_pt done,
     void *data);
+static ngx_uint_t ngx_http_cast_rstore_limit(ngx_http_cast_rstore_t *rs,
+    redisReply *reply, ngx_str_t *topic);
 static void ngx_http_cast_rstore_full(ngx_http_cast_rstore_t *rs,
     long long n, ngx_str_t *topic);
 static ngx_http_cast_rcall_t *ngx_http_cast_rstore_call(
@@ -437,7 +439,7 @@ static ngx_http_cast_script_t  ngx_http_cast_scripts[] = {
 
 ngx_http_cast_store_t *
 ngx_http_cast_store_redis_create(ngx_cycle_t *cycle,
-    ngx_http_cast_redis_conf_t *conf, ngx_uint_t max_topics)
+    ngx_http_cast_redis_conf_t *conf, ngx_http_cast_main_conf_t *cmcf)
 {
     u_char                   hash[20];
     ngx_str_t                name;
@@ -461,7 +463,10 @@ ngx_http_cast_store_redis_create(ngx_cycle_t *cycle,
     }
 
     rs->log = cycle->log;
-    rs->max_topics = max_topics;
+    rs->max_topics = cmcf->max_topics;
+    rs->max_subs = cmcf->max_subs;
+    rs->max_topic_subs = cmcf->max_topic_subs;
+    rs->context_ttl = cmcf->context_ttl;
 
     /* unique enough among the workers of every host */
     rs->writer.data = rs->writer_buf;
@@ -587,7 +592,7 @@ ngx_http_cast_rstore_write(ngx_http_cast_rstore_t *rs,
     ngx_http_cast_done_pt done, void *data)
 {
     u_char                  kbuf[3][NGX_HTTP_CAST_MAX_TOPIC + 32];
-    u_char                  nbuf[9][NGX_INT64_LEN];
+    u_char                  nbuf[11][NGX_INT64_LEN];
     int64_t                 now, until;
     ngx_http_cast_rargs_t   keys, args, more;
     ngx_http_cast_rcall_t  *call;
@@ -623,6 +628,12 @@ ngx_http_cast_rstore_write(ngx_http_cast_rstore_t *rs,
     ngx_http_cast_rargs_num(&args, nbuf[1], until);
     ngx_http_cast_rargs_num(&args, nbuf[2], rs->max_topics);
     ngx_http_cast_rargs_num(&args, nbuf[3], record->counted);
+
+    /* a record written again is not refused: it exists already */
+
+    ngx_http_cast_rargs_num(&args, nbuf[9], bound ? 0 : rs->max_subs);
+    ngx_http_cast_rargs_num(&args, nbuf[10],
+                            bound ? 0 : rs->max_topic_subs);
 
     /* the record's fields, HSET as they are */
 
@@ -688,7 +699,10 @@ ngx_http_cast_rstore_created(redisAsyncContext *ac, void *r, void *privdata)
 
     rc = ngx_http_cast_rstore_failed(call->rs, reply);
 
-    if (rc == NGX_HTTP_CAST_DONE) {
+    if (rc == NGX_HTTP_CAST_DONE && reply->type == REDIS_REPLY_ARRAY) {
+        rc = ngx_http_cast_rstore_limit(call->rs, reply, &call->topic);
+
+    } else if (rc == NGX_HTTP_CAST_DONE) {
         if (reply->type != REDIS_REPLY_INTEGER || reply->integer == 0) {
             rc = NGX_HTTP_CAST_FAILED;
 
@@ -1439,7 +1453,8 @@ ngx_http_cast_rstore_send_batch(ngx_http_cast_lane_t *lane,
     ngx_http_cast_rargs_num(&all, nbuf[1], now);
     ngx_http_cast_rargs_num(&all, nbuf[2], rs->max_topics);
     ngx_http_cast_rargs_num(&all, nbuf[3], a->counted);
-    ngx_http_cast_rargs_num(&all, nbuf[4], NGX_HTTP_CAST_STATE_TTL);
+    ngx_http_cast_rargs_num(&all, nbuf[4],
+                            a->keep ? 0 : (int64_t) rs->context_ttl);
     ngx_http_cast_rargs_num(&all, nbuf[5], now - NGX_HTTP_CAST_LOG_KEEP);
     ngx_http_cast_rargs_add(&all, "120000", 6);
     ngx_http_cast_rargs_str(&all, &channel);
@@ -3283,6 +3298,44 @@ ngx_http_cast_rstore_full(ngx_http_cast_rstore_t *rs, long long n,
     ngx_log_error(NGX_LOG_INFO, rs->log, 0,
                   "cast: %L topics are stored, the cast_max_topics limit: "
                   "\"%V\" is refused", (int64_t) n, topic);
+}
+
+
+/* {"subs", n} or {"topic", n}: a subscription past a limit */
+
+static ngx_uint_t
+ngx_http_cast_rstore_limit(ngx_http_cast_rstore_t *rs, redisReply *reply,
+    ngx_str_t *topic)
+{
+    redisReply  *what, *n;
+
+    if (reply->elements != 2
+        || reply->element[0]->type != REDIS_REPLY_STRING
+        || reply->element[1]->type != REDIS_REPLY_INTEGER)
+    {
+        return NGX_HTTP_CAST_FAILED;
+    }
+
+    what = reply->element[0];
+    n = reply->element[1];
+
+    if (what->len == 4 && ngx_strncmp(what->str, "subs", 4) == 0) {
+        ngx_log_error(NGX_LOG_INFO, rs->log, 0,
+                      "cast: %L subscriptions are held, the "
+                      "cast_max_subscriptions limit: a subscription on "
+                      "\"%V\" is refused", (int64_t) n->integer, topic);
+        return NGX_HTTP_CAST_SUBS_FULL;
+    }
+
+    if (what->len == 5 && ngx_strncmp(what->str, "topic", 5) == 0) {
+        ngx_log_error(NGX_LOG_INFO, rs->log, 0,
+                      "cast: topic \"%V\" has %L subscriptions, the "
+                      "cast_max_subscriptions_per_topic limit: one more is "
+                      "refused", topic, (int64_t) n->integer);
+        return NGX_HTTP_CAST_TOPIC_FULL;
+    }
+
+    return NGX_HTTP_CAST_FAILED;
 }
 
 

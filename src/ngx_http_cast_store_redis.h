@@ -15,7 +15,7 @@
 
 
 ngx_http_cast_store_t *ngx_http_cast_store_redis_create(ngx_cycle_t *cycle,
-    ngx_http_cast_redis_conf_t *conf, ngx_uint_t max_topics);
+    ngx_http_cast_redis_conf_t *conf, ngx_http_cast_main_conf_t *cmcf);
 
 
 #endif /* _NGX_HTTP_CAST_STORE_REDIS_H_INCLUDED_ */

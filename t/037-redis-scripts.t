@@ -168,7 +168,9 @@ sub subscribe {
                  all_subs => 'cast:subs', topics => 'cast:topics' },
                { id => $o{id}, topic => $o{topic}, now => $o{now},
                  expires => $o{until}, max_topics => $o{max_topics} // 100,
-                 counted => $o{counted} // 1 },
+                 counted => $o{counted} // 1,
+                 max_subs => $o{max_subs} // 0,
+                 per_topic => $o{per_topic} // 0 },
                @fields);
 }
 
@@ -313,6 +315,44 @@ sub wire_event {
                  expires => $n + 10000, bound => 1),
        1, 'subscribe: a bound record written again');
     is(R('HGET', sub_key('I'), 'bound'), '1', 'subscribe: ... is bound');
+}
+
+# subscribe.lua: max_subs (live records of the hub), per_topic (of a topic)
+
+{
+    R('FLUSHALL');
+    my $n = now_ms();
+    my %at = (now => $n, until => $n + 10000, expires => $n + 10000);
+
+    is(subscribe(id => 'A', topic => 'p1', %at, per_topic => 2), 1,
+       'subscribe: per_topic 2: the first');
+    is(subscribe(id => 'B', topic => 'p1', %at, per_topic => 2), 1,
+       'subscribe: per_topic 2: the second');
+    is_deeply(subscribe(id => 'C', topic => 'p1', %at, per_topic => 2),
+              ['topic', 2], 'subscribe: per_topic 2: the third: {topic, 2}');
+    is(R('EXISTS', sub_key('C')), 0, 'subscribe: ... no record written');
+    is(R('ZSCORE', 'cast:subs', 'C'), undef, 'subscribe: ... not indexed');
+    is(subscribe(id => 'C', topic => 'p2', %at, per_topic => 2), 1,
+       'subscribe: ... another topic takes it');
+
+    is_deeply(subscribe(id => 'D', topic => 'p3', %at, max_subs => 3),
+              ['subs', 3], 'subscribe: max_subs 3: the fourth: {subs, 3}');
+    is(R('EXISTS', sub_key('D')), 0, 'subscribe: ... no record written');
+    is(subscribe(id => 'D', topic => 'p3', %at, max_subs => 4), 1,
+       'subscribe: max_subs 4: taken');
+
+    # records whose time is up are not counted (before any sweep)
+
+    my $later = $n + 15000;
+    is(subscribe(id => 'E', topic => 'p1', now => $later,
+                 until => $later + 10000, expires => $later + 10000,
+                 per_topic => 1, max_subs => 1), 1,
+       'subscribe: records whose time is up count for neither limit');
+
+    is(subscribe(id => 'F', topic => 'p1', now => $later,
+                 until => $later + 10000, expires => $later + 10000,
+                 per_topic => 0, max_subs => 0, bound => 1), 1,
+       'subscribe: 0: no limit (a bound record written again)');
 }
 
 # --- bind.lua and unbind.lua ---------------------------------------------
@@ -1209,6 +1249,27 @@ our $RecordsHeader = 0;
        'records: an id whose record is gone is left out');
     is(scalar @{ $records->([subs_key('none')], 100) }, 0,
        'records: an empty index');
+}
+
+# append.lua: state_ttl 0 (the hub's own state, kept until it is cleared)
+
+{
+    R('FLUSHALL');
+    my $n = now_ms();
+    my %o = (topic => 'tz', now => $n, op => 'set', counted => 0);
+
+    is(append(%o, version => '0', state_text => '{"s":1}')->[0], 1,
+       'append: a state with a state_ttl');
+    near(R('PTTL', 'cast:{tz}:state'), 86400000, 'append: ... expires');
+    is(append(%o, version => '1', state_text => '{"s":2}', state_ttl => 0)
+           ->[0], 1, 'append: state_ttl 0: set');
+    is(R('PTTL', 'cast:{tz}:state'), -1,
+       'append: ... the state does not expire');
+    is(R('HGET', 'cast:{tz}:state', 's'), '{"s":2}', 'append: ... is set');
+    is(append(%o, version => '2', state_text => '{"s":3}')->[0], 1,
+       'append: a state_ttl again');
+    near(R('PTTL', 'cast:{tz}:state'), 86400000,
+         'append: ... the state expires again');
 }
 
 $Sub->close;

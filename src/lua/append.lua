@@ -24,6 +24,8 @@
 -- turn ("claim" 1) when it finds the version changed: for "turn_ms" ms,
 -- or until its events go, the others' are answered {6} (nothing done,
 -- send them again) unless their version is stale.
+-- A state is kept "state_ttl" ms after its last change; with 0, until
+-- the worker clears it (the hub's own).
 -- KEYS: state log topics ids turn
 -- ARGV: topic version now max_topics counted state_ttl minid log_ttl channel ids_keep state_text writer claim turn_ms events...
 
@@ -155,7 +157,12 @@ end
 if last == 'set' then
     v = tostring(tonumber(v) + sets)
     redis.call('HSET', state, 'v', v, 's', state_text)
-    redis.call('PEXPIRE', state, state_ttl)
+    if state_ttl == '0' then
+        -- the hub's own state: it ends it
+        redis.call('PERSIST', state)
+    else
+        redis.call('PEXPIRE', state, state_ttl)
+    end
     if counted == '1' then
         cast_topic_extend(topics, topic, tonumber(now) + tonumber(state_ttl))
     end
