@@ -30,8 +30,6 @@
 #define NGX_HTTP_CAST_AUTH_MAX_WHO   64
 
 
-static ngx_int_t ngx_http_cast_auth_read(ngx_conf_t *cf, ngx_str_t *name,
-    ngx_str_t *out);
 static ngx_array_t *ngx_http_cast_auth_keys(ngx_conf_t *cf,
     ngx_http_cast_loc_conf_t *clcf);
 static void ngx_http_cast_auth_keys_cleanup(void *data);
@@ -174,7 +172,10 @@ ngx_http_cast_auth_jwks_directive(ngx_conf_t *cf, ngx_command_t *cmd,
 
     value = cf->args->elts;
 
-    if (ngx_http_cast_auth_read(cf, &value[1], &text) != NGX_OK) {
+    if (ngx_http_cast_auth_read_file(cf, &value[1],
+                                     NGX_HTTP_CAST_AUTH_MAX_FILE, &text)
+        != NGX_OK)
+    {
         return NGX_CONF_ERROR;
     }
 
@@ -258,7 +259,10 @@ ngx_http_cast_auth_secret_directive(ngx_conf_t *cf, ngx_command_t *cmd,
         kid.len = value[2].len - 4;
     }
 
-    if (ngx_http_cast_auth_read(cf, &value[1], &text) != NGX_OK) {
+    if (ngx_http_cast_auth_read_file(cf, &value[1],
+                                     NGX_HTTP_CAST_AUTH_MAX_FILE, &text)
+        != NGX_OK)
+    {
         return NGX_CONF_ERROR;
     }
 
@@ -346,8 +350,14 @@ ngx_http_cast_auth_keys_cleanup(void *data)
 }
 
 
-static ngx_int_t
-ngx_http_cast_auth_read(ngx_conf_t *cf, ngx_str_t *name, ngx_str_t *out)
+/*
+ * A key file in one piece, read at configuration time: nginx -t fails on
+ * one that cannot be read, is empty or is larger than "max" bytes.
+ */
+
+ngx_int_t
+ngx_http_cast_auth_read_file(ngx_conf_t *cf, ngx_str_t *name, size_t max,
+    ngx_str_t *out)
 {
     off_t            size;
     ssize_t          n;
@@ -378,10 +388,10 @@ ngx_http_cast_auth_read(ngx_conf_t *cf, ngx_str_t *name, ngx_str_t *out)
 
     size = ngx_file_size(&fi);
 
-    if (size <= 0 || size > NGX_HTTP_CAST_AUTH_MAX_FILE) {
+    if (size <= 0 || size > (off_t) max) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "key file \"%s\" is empty or larger than 1m",
-                           name->data);
+                           "key file \"%s\" is empty or larger than %uzk",
+                           name->data, max / 1024);
         goto failed;
     }
 

@@ -32,6 +32,10 @@ char *ngx_http_cast_auth_jwks_directive(ngx_conf_t *cf, ngx_command_t *cmd,
 char *ngx_http_cast_auth_secret_directive(ngx_conf_t *cf,
     ngx_command_t *cmd, void *conf);
 
+/* a key file in one piece (nginx -t fails: unreadable, empty, > max) */
+ngx_int_t ngx_http_cast_auth_read_file(ngx_conf_t *cf, ngx_str_t *name,
+    size_t max, ngx_str_t *out);
+
 /*
  * The request's grant: NGX_OK with *grant (NULL where cast_auth is off);
  * NGX_DONE when the request was refused (the caller returns *rc);

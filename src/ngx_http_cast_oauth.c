@@ -29,6 +29,7 @@
 #include <ngx_http.h>
 
 #include "ngx_http_cast.h"
+#include "ngx_http_cast_auth.h"
 #include "ngx_http_cast_hub.h"
 #include "ngx_http_cast_jwt.h"
 #include "ngx_http_cast_oauth.h"
@@ -99,8 +100,6 @@ static ngx_http_cast_form_field_t  ngx_http_cast_oauth_fields[] = {
 static ngx_str_t  ngx_http_cast_oauth_allow = ngx_string("POST, OPTIONS");
 
 
-static ngx_int_t ngx_http_cast_oauth_read_key(ngx_conf_t *cf,
-    ngx_str_t *name, ngx_str_t *out);
 static void ngx_http_cast_oauth_key_cleanup(void *data);
 static void ngx_http_cast_oauth_body_handler(ngx_http_request_t *r);
 static ngx_int_t ngx_http_cast_oauth_read_body(ngx_http_request_t *r,
@@ -133,7 +132,6 @@ static ngx_int_t ngx_http_cast_oauth_claim_str(ngx_pool_t *pool,
     json_t *claims, const char *name, size_t max, ngx_str_t *out);
 static ngx_int_t ngx_http_cast_oauth_subscriber(ngx_http_request_t *r,
     ngx_str_t *product, ngx_str_t *out);
-static ngx_int_t ngx_http_cast_oauth_preflight(ngx_http_request_t *r);
 static ngx_int_t ngx_http_cast_oauth_send(ngx_http_request_t *r,
     json_t *body);
 static ngx_int_t ngx_http_cast_oauth_send_status(ngx_http_request_t *r,
@@ -273,7 +271,10 @@ ngx_http_cast_oauth_key_directive(ngx_conf_t *cf, ngx_command_t *cmd,
         kid.len = value[2].len - 4;
     }
 
-    if (ngx_http_cast_oauth_read_key(cf, &value[1], &text) != NGX_OK) {
+    if (ngx_http_cast_auth_read_file(cf, &value[1],
+                                     NGX_HTTP_CAST_OAUTH_MAX_FILE, &text)
+        != NGX_OK)
+    {
         return NGX_CONF_ERROR;
     }
 
@@ -407,76 +408,6 @@ ngx_http_cast_oauth_issuer_directive(ngx_conf_t *cf, ngx_command_t *cmd,
 }
 
 
-static ngx_int_t
-ngx_http_cast_oauth_read_key(ngx_conf_t *cf, ngx_str_t *name,
-    ngx_str_t *out)
-{
-    off_t            size;
-    ssize_t          n;
-    ngx_int_t        rc;
-    ngx_file_t       file;
-    ngx_file_info_t  fi;
-
-    if (ngx_conf_full_name(cf->cycle, name, 1) != NGX_OK) {
-        return NGX_ERROR;
-    }
-
-    ngx_memzero(&file, sizeof(ngx_file_t));
-
-    file.name = *name;
-    file.log = cf->log;
-
-    file.fd = ngx_open_file(name->data, NGX_FILE_RDONLY, NGX_FILE_OPEN, 0);
-    if (file.fd == NGX_INVALID_FILE) {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, ngx_errno,
-                           ngx_open_file_n " \"%s\" failed", name->data);
-        return NGX_ERROR;
-    }
-
-    rc = NGX_ERROR;
-
-    if (ngx_fd_info(file.fd, &fi) == NGX_FILE_ERROR) {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, ngx_errno,
-                           ngx_fd_info_n " \"%s\" failed", name->data);
-        goto done;
-    }
-
-    size = ngx_file_size(&fi);
-
-    if (size <= 0 || size > NGX_HTTP_CAST_OAUTH_MAX_FILE) {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "key file \"%s\" is empty or larger than 64k",
-                           name->data);
-        goto done;
-    }
-
-    out->data = ngx_pnalloc(cf->pool, (size_t) size);
-    if (out->data == NULL) {
-        goto done;
-    }
-
-    n = ngx_read_file(&file, out->data, (size_t) size, 0);
-
-    if (n != size) {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, ngx_errno,
-                           "could not read \"%s\"", name->data);
-        goto done;
-    }
-
-    out->len = (size_t) size;
-    rc = NGX_OK;
-
-done:
-
-    if (ngx_close_file(file.fd) == NGX_FILE_ERROR) {
-        ngx_log_error(NGX_LOG_ALERT, cf->log, ngx_errno,
-                      ngx_close_file_n " \"%s\" failed", name->data);
-    }
-
-    return rc;
-}
-
-
 /* ------------------------------------------------------------------ */
 /* requests                                                             */
 /* ------------------------------------------------------------------ */
@@ -500,7 +431,7 @@ ngx_http_cast_oauth_handler(ngx_http_request_t *r)
             return rc;
         }
 
-        return ngx_http_cast_oauth_preflight(r);
+        return ngx_http_cast_send_preflight(r, &ngx_http_cast_oauth_allow);
     }
 
     if (r->method != NGX_HTTP_POST) {
@@ -1433,60 +1364,6 @@ ngx_http_cast_oauth_subscriber(ngx_http_request_t *r, ngx_str_t *product,
     }
 
     out->len = n;
-
-    return NGX_OK;
-}
-
-
-/* OPTIONS: 204 with the methods, and the CORS headers if configured */
-
-static ngx_int_t
-ngx_http_cast_oauth_preflight(ngx_http_request_t *r)
-{
-    ngx_str_t                  v;
-    ngx_int_t                  rc;
-    ngx_http_cast_loc_conf_t  *clcf;
-
-    clcf = ngx_http_get_module_loc_conf(r, ngx_http_cast_module);
-
-    if (ngx_http_cast_add_header(r, "Allow", &ngx_http_cast_oauth_allow)
-        != NGX_OK)
-    {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    if (clcf->cors_origin.len) {
-        ngx_str_set(&v, "Origin, X-Requested-With, Content-Type, Accept, "
-                        "Authorization");
-
-        if (ngx_http_cast_add_cors(r) != NGX_OK
-            || ngx_http_cast_add_header(r, "Access-Control-Allow-Methods",
-                                        &ngx_http_cast_oauth_allow)
-               != NGX_OK
-            || ngx_http_cast_add_header(r, "Access-Control-Allow-Headers", &v)
-               != NGX_OK)
-        {
-            return NGX_HTTP_INTERNAL_SERVER_ERROR;
-        }
-
-        ngx_str_set(&v, "3600");
-
-        if (ngx_http_cast_add_header(r, "Access-Control-Max-Age", &v)
-            != NGX_OK)
-        {
-            return NGX_HTTP_INTERNAL_SERVER_ERROR;
-        }
-    }
-
-    r->headers_out.status = NGX_HTTP_NO_CONTENT;
-    r->headers_out.content_length_n = 0;
-    r->header_only = 1;
-
-    rc = ngx_http_send_header(r);
-
-    if (rc == NGX_ERROR || rc > NGX_OK) {
-        return rc;
-    }
 
     return NGX_OK;
 }
