@@ -244,35 +244,11 @@ ngx_http_cast_auth_secret_directive(ngx_conf_t *cf, ngx_command_t *cmd,
 
     value = cf->args->elts;
 
-    ngx_str_null(&kid);
-
-    if (cf->args->nelts == 3) {
-        if (ngx_strncmp(value[2].data, "kid=", 4) != 0
-            || value[2].len == 4)
-        {
-            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                               "invalid parameter \"%V\"", &value[2]);
-            return NGX_CONF_ERROR;
-        }
-
-        kid.data = value[2].data + 4;
-        kid.len = value[2].len - 4;
-    }
-
-    if (ngx_http_cast_auth_read_file(cf, &value[1],
-                                     NGX_HTTP_CAST_AUTH_MAX_FILE, &text)
+    if (ngx_http_cast_auth_secret_file(cf, NGX_HTTP_CAST_AUTH_MAX_FILE, &text,
+                                       &kid)
         != NGX_OK)
     {
         return NGX_CONF_ERROR;
-    }
-
-    /* "openssl rand -hex 32 > file" ends with a line break: not the key */
-
-    while (text.len
-           && (text.data[text.len - 1] == '\n'
-               || text.data[text.len - 1] == '\r'))
-    {
-        text.len--;
     }
 
     keys = ngx_http_cast_auth_keys(cf, clcf);
@@ -347,6 +323,49 @@ ngx_http_cast_auth_keys_cleanup(void *data)
     for (i = 0; i < keys->nelts; i++) {
         ngx_http_cast_jwk_free(&key[i]);
     }
+}
+
+
+/*
+ * "file [kid=name]" of a directive: the secret in the file, without the
+ * final line break "openssl rand -hex 32 > file" leaves, and the kid.
+ */
+
+ngx_int_t
+ngx_http_cast_auth_secret_file(ngx_conf_t *cf, size_t max, ngx_str_t *text,
+    ngx_str_t *kid)
+{
+    ngx_str_t  *value;
+
+    value = cf->args->elts;
+
+    ngx_str_null(kid);
+
+    if (cf->args->nelts == 3) {
+        if (ngx_strncmp(value[2].data, "kid=", 4) != 0
+            || value[2].len == 4)
+        {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "invalid parameter \"%V\"", &value[2]);
+            return NGX_ERROR;
+        }
+
+        kid->data = value[2].data + 4;
+        kid->len = value[2].len - 4;
+    }
+
+    if (ngx_http_cast_auth_read_file(cf, &value[1], max, text) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    while (text->len
+           && (text->data[text->len - 1] == '\n'
+               || text->data[text->len - 1] == '\r'))
+    {
+        text->len--;
+    }
+
+    return NGX_OK;
 }
 
 

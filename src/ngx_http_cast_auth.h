@@ -35,6 +35,9 @@ char *ngx_http_cast_auth_secret_directive(ngx_conf_t *cf,
 /* a key file in one piece (nginx -t fails: unreadable, empty, > max) */
 ngx_int_t ngx_http_cast_auth_read_file(ngx_conf_t *cf, ngx_str_t *name,
     size_t max, ngx_str_t *out);
+/* a directive's "file [kid=name]": the secret (no final line break) */
+ngx_int_t ngx_http_cast_auth_secret_file(ngx_conf_t *cf, size_t max,
+    ngx_str_t *text, ngx_str_t *kid);
 
 /*
  * The request's grant: NGX_OK with *grant (NULL where cast_auth is off);

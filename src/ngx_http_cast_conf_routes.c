@@ -222,10 +222,12 @@ ngx_http_cast_conf_body(ngx_http_request_t *r)
     ngx_int_t                  rc;
     ngx_str_t                  body;
     ngx_http_cast_conf_ctx_t  *ctx;
+    ngx_http_cast_loc_conf_t  *clcf;
 
     ctx = ngx_http_get_module_ctx(r, ngx_http_cast_module);
+    clcf = ngx_http_get_module_loc_conf(r, ngx_http_cast_module);
 
-    rc = ngx_http_cast_read_body(r, &body);
+    rc = ngx_http_cast_read_body(r, clcf->max_message_size, &body);
 
     if (rc == NGX_DECLINED) {
         rc = ngx_http_cast_send_too_large(r);

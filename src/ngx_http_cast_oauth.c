@@ -102,8 +102,6 @@ static ngx_str_t  ngx_http_cast_oauth_allow = ngx_string("POST, OPTIONS");
 
 static void ngx_http_cast_oauth_key_cleanup(void *data);
 static void ngx_http_cast_oauth_body_handler(ngx_http_request_t *r);
-static ngx_int_t ngx_http_cast_oauth_read_body(ngx_http_request_t *r,
-    ngx_str_t *body);
 static ngx_int_t ngx_http_cast_oauth_request(ngx_http_request_t *r,
     ngx_str_t *body);
 static ngx_int_t ngx_http_cast_oauth_token(ngx_http_request_t *r,
@@ -256,35 +254,13 @@ ngx_http_cast_oauth_key_directive(ngx_conf_t *cf, ngx_command_t *cmd,
 
     value = cf->args->elts;
 
-    ngx_str_null(&kid);
+    /* as cast_auth_secret reads it: a final line break is not the key */
 
-    if (cf->args->nelts == 3) {
-        if (ngx_strncmp(value[2].data, "kid=", 4) != 0
-            || value[2].len == 4)
-        {
-            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                               "invalid parameter \"%V\"", &value[2]);
-            return NGX_CONF_ERROR;
-        }
-
-        kid.data = value[2].data + 4;
-        kid.len = value[2].len - 4;
-    }
-
-    if (ngx_http_cast_auth_read_file(cf, &value[1],
-                                     NGX_HTTP_CAST_OAUTH_MAX_FILE, &text)
+    if (ngx_http_cast_auth_secret_file(cf, NGX_HTTP_CAST_OAUTH_MAX_FILE,
+                                       &text, &kid)
         != NGX_OK)
     {
         return NGX_CONF_ERROR;
-    }
-
-    /* as cast_auth_secret reads it: a final line break is not the key */
-
-    while (text.len
-           && (text.data[text.len - 1] == '\n'
-               || text.data[text.len - 1] == '\r'))
-    {
-        text.len--;
     }
 
     key = ngx_pcalloc(cf->pool, sizeof(ngx_http_cast_jwk_t));
@@ -475,7 +451,7 @@ ngx_http_cast_oauth_body_handler(ngx_http_request_t *r)
     ngx_int_t  rc;
     ngx_str_t  body;
 
-    rc = ngx_http_cast_oauth_read_body(r, &body);
+    rc = ngx_http_cast_read_body(r, NGX_HTTP_CAST_OAUTH_MAX_BODY, &body);
 
     if (rc == NGX_DECLINED) {
         rc = ngx_http_cast_oauth_error(r, NGX_HTTP_REQUEST_ENTITY_TOO_LARGE,
@@ -498,69 +474,6 @@ ngx_http_cast_oauth_body_handler(ngx_http_request_t *r)
  * NGX_DECLINED when it is larger than NGX_HTTP_CAST_OAUTH_MAX_BODY (a
  * chunked body has no Content-Length to refuse it early).
  */
-
-static ngx_int_t
-ngx_http_cast_oauth_read_body(ngx_http_request_t *r, ngx_str_t *body)
-{
-    u_char       *p;
-    off_t         size;
-    ssize_t       n;
-    ngx_buf_t    *b;
-    ngx_chain_t  *cl;
-
-    ngx_str_set(body, "");
-
-    if (r->request_body == NULL || r->request_body->bufs == NULL) {
-        return NGX_OK;
-    }
-
-    size = 0;
-
-    for (cl = r->request_body->bufs; cl; cl = cl->next) {
-        size += ngx_buf_size(cl->buf);
-    }
-
-    if (size > NGX_HTTP_CAST_OAUTH_MAX_BODY) {
-        return NGX_DECLINED;
-    }
-
-    if (size == 0) {
-        return NGX_OK;
-    }
-
-    p = ngx_pnalloc(r->pool, (size_t) size);
-    if (p == NULL) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    body->data = p;
-
-    for (cl = r->request_body->bufs; cl; cl = cl->next) {
-        b = cl->buf;
-
-        if (b->in_file) {
-            n = ngx_read_file(b->file, p, (size_t) (b->file_last - b->file_pos),
-                              b->file_pos);
-
-            if (n != b->file_last - b->file_pos) {
-                ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
-                              "cast: could not read the request body "
-                              "from \"%V\"", &b->file->name);
-                return NGX_HTTP_INTERNAL_SERVER_ERROR;
-            }
-
-            p += n;
-            continue;
-        }
-
-        p = ngx_cpymem(p, b->pos, b->last - b->pos);
-    }
-
-    body->len = p - body->data;
-
-    return NGX_OK;
-}
-
 
 /* the form (query string and body, as G1 and G2 merge them) */
 

@@ -313,12 +313,15 @@ ngx_http_cast_query_body(ngx_http_request_t *r)
 static ngx_int_t
 ngx_http_cast_query_post(ngx_http_request_t *r, ngx_http_cast_query_t *q)
 {
-    u_char       lower[NGX_HTTP_CAST_MAX_EVENT_NAME];
-    ngx_int_t    rc, arc;
-    ngx_str_t    body, err, event;
-    const char  *msg;
+    u_char                     lower[NGX_HTTP_CAST_MAX_EVENT_NAME];
+    ngx_int_t                  rc, arc;
+    ngx_str_t                  body, err, event;
+    const char                *msg;
+    ngx_http_cast_loc_conf_t  *clcf;
 
-    rc = ngx_http_cast_read_body(r, &body);
+    clcf = ngx_http_get_module_loc_conf(r, ngx_http_cast_module);
+
+    rc = ngx_http_cast_read_body(r, clcf->max_message_size, &body);
 
     if (rc == NGX_DECLINED) {
         return ngx_http_cast_send_too_large(r);

@@ -433,16 +433,13 @@ ngx_http_cast_send_too_large(ngx_http_request_t *r)
  */
 
 ngx_int_t
-ngx_http_cast_read_body(ngx_http_request_t *r, ngx_str_t *body)
+ngx_http_cast_read_body(ngx_http_request_t *r, size_t max, ngx_str_t *body)
 {
-    u_char                    *p;
-    off_t                      size;
-    ssize_t                    n;
-    ngx_buf_t                 *b;
-    ngx_chain_t               *cl;
-    ngx_http_cast_loc_conf_t  *clcf;
-
-    clcf = ngx_http_get_module_loc_conf(r, ngx_http_cast_module);
+    u_char       *p;
+    off_t         size;
+    ssize_t       n;
+    ngx_buf_t    *b;
+    ngx_chain_t  *cl;
 
     body->len = 0;
     body->data = (u_char *) "";
@@ -457,7 +454,7 @@ ngx_http_cast_read_body(ngx_http_request_t *r, ngx_str_t *body)
         size += ngx_buf_size(cl->buf);
     }
 
-    if (size > (off_t) clcf->max_message_size) {
+    if (size > (off_t) max) {
         return NGX_DECLINED;
     }
 

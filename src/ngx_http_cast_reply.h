@@ -51,10 +51,11 @@ ngx_int_t ngx_http_cast_send_preflight(ngx_http_request_t *r,
 
 /*
  * A request body in one piece (memory or temp file); NGX_DECLINED when
- * it is larger than cast_max_message_size, then answered with 413 by
- * ngx_http_cast_send_too_large().
+ * it is larger than "max" (cast_max_message_size: then answered with 413
+ * by ngx_http_cast_send_too_large()).
  */
-ngx_int_t ngx_http_cast_read_body(ngx_http_request_t *r, ngx_str_t *body);
+ngx_int_t ngx_http_cast_read_body(ngx_http_request_t *r, size_t max,
+    ngx_str_t *body);
 ngx_int_t ngx_http_cast_send_too_large(ngx_http_request_t *r);
 ngx_int_t ngx_http_cast_add_header(ngx_http_request_t *r, const char *name,
     ngx_str_t *value);
