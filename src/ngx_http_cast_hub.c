@@ -272,8 +272,9 @@ static ngx_int_t ngx_http_cast_sub_send_confirmation(ngx_http_cast_sub_t *sub,
     const char *mode, const char *reason);
 static void ngx_http_cast_sub_lease(ngx_http_cast_sub_t *sub);
 static void ngx_http_cast_sub_heartbeat(ngx_http_cast_sub_t *sub);
-static void ngx_http_cast_sub_drop_replayed(ngx_http_cast_sub_t *sub,
-    ngx_http_cast_replay_t *replay, ngx_uint_t n);
+static void ngx_http_cast_sub_drop_replayed(ngx_http_cast_sub_t *sub);
+static ngx_int_t ngx_http_cast_sub_was_replayed(ngx_http_cast_sub_t *sub,
+    ngx_http_cast_frame_t *frame);
 static void ngx_http_cast_sub_release_held(ngx_http_cast_sub_t *sub,
     ngx_uint_t send);
 static void ngx_http_cast_sub_end(ngx_http_cast_sub_t *sub,
@@ -1242,7 +1243,14 @@ ngx_http_cast_hub_replay(void *data, ngx_http_cast_result_t *res)
             }
 
             (void) sub->send(sub->socket, frame, 0);
-            ngx_http_cast_frame_release(frame);
+
+            if (sub->nreplayed < 4) {
+                sub->replayed[sub->nreplayed++] = frame;
+                sub->replayed_at = ngx_current_msec;
+
+            } else {
+                ngx_http_cast_frame_release(frame);
+            }
 
             /* a replay is acknowledged as any event (reference 2.4) */
 
@@ -1256,12 +1264,6 @@ ngx_http_cast_hub_replay(void *data, ngx_http_cast_result_t *res)
 
         json_decref(derived);
 
-        /*
-         * An event that came live while the state was on its way may be
-         * in the state already (Redis mode): it was just replayed.
-         */
-
-        ngx_http_cast_sub_drop_replayed(sub, replay, n);
 
     } else {
         ngx_log_error(NGX_LOG_INFO, sub->hub->log, 0,
@@ -1273,42 +1275,45 @@ ngx_http_cast_hub_replay(void *data, ngx_http_cast_result_t *res)
 }
 
 
+/* the frames just replayed to a socket, held a while */
+
 static void
-ngx_http_cast_sub_drop_replayed(ngx_http_cast_sub_t *sub,
-    ngx_http_cast_replay_t *replay, ngx_uint_t n)
+ngx_http_cast_sub_drop_replayed(ngx_http_cast_sub_t *sub)
 {
-    size_t                  header;
-    ngx_uint_t              i;
-    ngx_queue_t            *q, *next;
-    ngx_http_cast_held_t   *held;
-    ngx_http_cast_frame_t  *frame;
+    while (sub->nreplayed) {
+        ngx_http_cast_frame_release(sub->replayed[--sub->nreplayed]);
+    }
+}
 
-    for (q = ngx_queue_head(&sub->held);
-         q != ngx_queue_sentinel(&sub->held);
-         q = next)
-    {
-        next = ngx_queue_next(q);
-        held = ngx_queue_data(q, ngx_http_cast_held_t, queue);
-        frame = held->frame;
 
-        for (i = 0; i < n; i++) {
-            /* the same text after a frame header of 2, 4 or 10 bytes */
+/*
+ * A live frame that is one just replayed (the same bytes) within 5 s:
+ * the socket has it.
+ */
 
-            header = frame->len - replay[i].text.len;
+static ngx_int_t
+ngx_http_cast_sub_was_replayed(ngx_http_cast_sub_t *sub,
+    ngx_http_cast_frame_t *frame)
+{
+    ngx_uint_t  i;
 
-            if (frame->len > replay[i].text.len
-                && (header == 2 || header == 4 || header == 10)
-                && ngx_memcmp(frame->data + header, replay[i].text.data,
-                              replay[i].text.len) == 0)
-            {
-                ngx_queue_remove(q);
-                sub->nheld--;
-                ngx_http_cast_frame_release(frame);
-                ngx_free(held);
-                break;
-            }
+    if (ngx_current_msec - sub->replayed_at > 5000) {
+        ngx_http_cast_sub_drop_replayed(sub);
+        return 0;
+    }
+
+    for (i = 0; i < sub->nreplayed; i++) {
+        if (sub->replayed[i]->len == frame->len
+            && ngx_memcmp(sub->replayed[i]->data, frame->data, frame->len)
+               == 0)
+        {
+            ngx_http_cast_frame_release(sub->replayed[i]);
+            sub->replayed[i] = sub->replayed[--sub->nreplayed];
+            return 1;
         }
     }
+
+    return 0;
 }
 
 
@@ -1324,7 +1329,10 @@ ngx_http_cast_sub_release_held(ngx_http_cast_sub_t *sub, ngx_uint_t send)
         held = ngx_queue_data(q, ngx_http_cast_held_t, queue);
         sub->nheld--;
 
-        if (send && sub->socket) {
+        if (send && sub->socket
+            && !(sub->nreplayed
+                 && ngx_http_cast_sub_was_replayed(sub, held->frame)))
+        {
             if (sub->send(sub->socket, held->frame,
                           NGX_HTTP_CAST_SEND_LIVE
                           |ngx_http_cast_sub_latest(sub, held->frame))
@@ -1463,6 +1471,7 @@ static void
 ngx_http_cast_sub_free(ngx_http_cast_sub_t *sub)
 {
     ngx_http_cast_sub_release_held(sub, 0);
+    ngx_http_cast_sub_drop_replayed(sub);
     ngx_http_cast_events_free(&sub->events);
     ngx_http_cast_events_free(&sub->latest);
 
@@ -1658,6 +1667,10 @@ ngx_http_cast_fan_out(ngx_http_cast_fan_t *fan, ngx_queue_t *subs)
             (*frame)->refs++;
             ngx_queue_insert_tail(&sub->held, &held->queue);
             sub->nheld++;
+            continue;
+        }
+
+        if (sub->nreplayed && ngx_http_cast_sub_was_replayed(sub, *frame)) {
             continue;
         }
 

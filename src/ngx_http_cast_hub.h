@@ -86,6 +86,15 @@ struct ngx_http_cast_sub_s {
     ngx_uint_t                 nunacked;
     ngx_event_t                ack_ev;
 
+    /*
+     * Replayed frames, for a while: in Redis mode the state may answer
+     * before the same event comes live (two connections), which then
+     * is not sent again.
+     */
+    ngx_http_cast_frame_t     *replayed[4];
+    ngx_uint_t                 nreplayed;
+    ngx_msec_t                 replayed_at;
+
     unsigned                   replaying:1;
     unsigned                   ended:1;
 };
