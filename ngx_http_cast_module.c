@@ -53,6 +53,8 @@ static char *ngx_http_cast_ack_timeout(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static ngx_int_t ngx_http_cast_handler(ngx_http_request_t *r);
 static ngx_int_t ngx_http_cast_conference_location(ngx_http_request_t *r);
+static char *ngx_http_cast_io_uring(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
 static void *ngx_http_cast_create_main_conf(ngx_conf_t *cf);
 static char *ngx_http_cast_init_main_conf(ngx_conf_t *cf, void *conf);
 static void *ngx_http_cast_create_loc_conf(ngx_conf_t *cf);
@@ -302,6 +304,14 @@ static ngx_command_t  ngx_http_cast_commands[] = {
       ngx_http_cast_ack_timeout,
       NGX_HTTP_LOC_CONF_OFFSET,
       offsetof(ngx_http_cast_loc_conf_t, ack_timeout),
+      NULL },
+
+    /* the WebSocket fan-out through io_uring (built with liburing) */
+    { ngx_string("cast_io_uring"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_FLAG,
+      ngx_http_cast_io_uring,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_cast_main_conf_t, io_uring),
       NULL },
 
     { ngx_string("cast_max_topics"),
@@ -711,6 +721,30 @@ ngx_http_cast_check_bounds(ngx_conf_t *cf, void *post, void *data)
 }
 
 
+static char *
+ngx_http_cast_io_uring(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    char                       *rv;
+    ngx_http_cast_main_conf_t  *cmcf = conf;
+
+    rv = ngx_conf_set_flag_slot(cf, cmd, conf);
+    if (rv != NGX_CONF_OK) {
+        return rv;
+    }
+
+#if !(NGX_HTTP_CAST_IO_URING)
+    if (cmcf->io_uring) {
+        return "is not supported: the module was built without liburing "
+               "(apt-get install liburing-dev, then build again)";
+    }
+#else
+    (void) cmcf;
+#endif
+
+    return NGX_CONF_OK;
+}
+
+
 static void *
 ngx_http_cast_create_main_conf(ngx_conf_t *cf)
 {
@@ -735,6 +769,7 @@ ngx_http_cast_create_main_conf(ngx_conf_t *cf)
     cmcf->max_topic_subs = NGX_CONF_UNSET_UINT;
     cmcf->max_context_total = NGX_CONF_UNSET_SIZE;
     cmcf->context_ttl = NGX_CONF_UNSET_MSEC;
+    cmcf->io_uring = NGX_CONF_UNSET;
 
     return cmcf;
 }
@@ -753,6 +788,7 @@ ngx_http_cast_init_main_conf(ngx_conf_t *cf, void *conf)
 
     /* as long as the Redis store always kept a topic's state: a day */
     ngx_conf_init_msec_value(cmcf->context_ttl, 86400000);
+    ngx_conf_init_value(cmcf->io_uring, 0);
 
     return NGX_CONF_OK;
 }
@@ -1114,6 +1150,10 @@ ngx_http_cast_init_process(ngx_cycle_t *cycle)
     if (ngx_http_cast_request_init(cycle, cmcf->hub, cmcf->max_requests)
         != NGX_OK)
     {
+        return NGX_ERROR;
+    }
+
+    if (ngx_http_cast_ws_init_process(cycle, cmcf->io_uring) != NGX_OK) {
         return NGX_ERROR;
     }
 

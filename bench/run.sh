@@ -40,6 +40,8 @@
 #                  run as a third hub "base" in every scenario, with its
 #                  own column and the ratio cast/base                  [none]
 #   BASE_PORT BASE_REDIS_PORT  its ports                      [18084 18085]
+#   CAST_HTTP_EXTRA BASE_HTTP_EXTRA  directives added to the http{} block
+#                  of cast (base), e.g. "cast_io_uring on;"           [none]
 #   SKIP_BUILD=1   do not run `make -C <repo> build`
 #   KEEP=1         keep the temporary prefix (configs, logs) after the run
 #   RESULTS_DIR    where <date>.md goes                       [bench/results]
@@ -216,6 +218,10 @@ cast_config() {  # cast_config <name> <workers> [redis port]
     echo "http {"
     common_http "$n"
     [ -n "${3:-}" ] && echo "    cast_redis  127.0.0.1:$3;"
+    case $n in
+    *base) [ -n "${BASE_HTTP_EXTRA:-}" ] && echo "    $BASE_HTTP_EXTRA" ;;
+    *) [ -n "${CAST_HTTP_EXTRA:-}" ] && echo "    $CAST_HTTP_EXTRA" ;;
+    esac
     cat <<EOF2
     client_max_body_size  16m;
     cast_ping_interval  ${PING_INTERVAL}s;
@@ -711,6 +717,8 @@ DIRTY=$(git -C "$ROOT" --no-optional-locks status --porcelain -- . ':!bench' 2>/
     echo "- load average before the run: $LOAD0 (other work on the machine shares the CPUs); 1-minute load before each run: ${LOADS[*]}"
     echo "- $NGINX_VER; nchan $NCHAN_VER; ngx_http_cast_module at $REV${DIRTY:+ (with uncommitted changes)}"
     [ -n "$BASE_SO" ] && echo "- base: $BASE_SO"
+    [ -n "${CAST_HTTP_EXTRA:-}" ] && echo "- cast http{} adds: $CAST_HTTP_EXTRA"
+    [ -n "${BASE_HTTP_EXTRA:-}" ] && echo "- base http{} adds: $BASE_HTTP_EXTRA"
     echo "- both hubs: 1 worker (Redis mode, scenario r: $R_WORKERS workers and a redis-server each), worker_connections 20000, access_log off, keepalive_requests 1000000, server pings every $PING_INTERVAL s; nice $NICE (hubs, redis-server, castbench); restarted before every run; $RUNS run(s) of every scenario"
     echo "- total time $((END - START)) s"
     echo

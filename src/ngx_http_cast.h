@@ -71,6 +71,7 @@ typedef struct {
     ngx_uint_t                 max_topic_subs;  /* ..._per_topic */
     size_t                     max_context_total;  /* local mode */
     ngx_msec_t                 context_ttl;  /* cast_context_ttl */
+    ngx_flag_t                 io_uring;     /* cast_io_uring */
 
     /* cast_redis (src/ngx_http_cast_redis.c); NULL: local mode */
     ngx_http_cast_redis_conf_t  *redis;

@@ -24,6 +24,11 @@
 #include "ngx_http_cast_request.h"
 #include "ngx_http_cast_ws.h"
 
+#if (NGX_HTTP_CAST_IO_URING)
+#include <liburing.h>
+#include <sys/eventfd.h>
+#endif
+
 
 #define NGX_HTTP_CAST_UPGRADE_REQUIRED  426
 
@@ -46,6 +51,33 @@
 
 typedef struct ngx_http_cast_ws_s      ngx_http_cast_ws_t;
 typedef struct ngx_http_cast_ws_out_s  ngx_http_cast_ws_out_t;
+
+#if (NGX_HTTP_CAST_IO_URING)
+
+/* SQEs one ring takes; also the sends in flight at most */
+#define NGX_HTTP_CAST_WS_RING      1024
+/* frames one io_uring send takes */
+#define NGX_HTTP_CAST_WS_RING_IOVS  16
+
+typedef struct ngx_http_cast_ws_sqe_s  ngx_http_cast_ws_sqe_t;
+
+/*
+ * One send in flight.  It holds its own references to the frames it
+ * writes, and the socket forgets it when it goes (ws = NULL): the
+ * completion then only releases the frames.
+ */
+
+struct ngx_http_cast_ws_sqe_s {
+    ngx_http_cast_ws_sqe_t    *next;        /* free list */
+    ngx_http_cast_ws_t        *ws;          /* NULL once it is gone */
+    size_t                     size;
+    ngx_uint_t                 nframes;
+    struct msghdr              msg;
+    struct iovec               iovs[NGX_HTTP_CAST_WS_RING_IOVS];
+    ngx_http_cast_frame_t     *frames[NGX_HTTP_CAST_WS_RING_IOVS];
+};
+
+#endif
 
 struct ngx_http_cast_ws_out_s {
     ngx_http_cast_ws_out_t    *next;
@@ -118,11 +150,49 @@ struct ngx_http_cast_ws_s {
     unsigned                   in_frame:1;  /* input stopped mid-frame */
     unsigned                   in_message:1;  /* mid fragmented message */
     unsigned                   auth:1;      /* made with a bearer token */
+
+#if (NGX_HTTP_CAST_IO_URING)
+    ngx_queue_t                batch;       /* in the fan-out's batch */
+    ngx_http_cast_ws_sqe_t    *sqe;         /* a send in flight */
+    unsigned                   in_batch:1;
+#endif
 };
 
 
 /* this worker's sockets, for its exit */
 static ngx_queue_t  ngx_http_cast_ws_sockets;
+
+
+#if (NGX_HTTP_CAST_IO_URING)
+
+/*
+ * cast_io_uring: the sockets a fan-out gave frames to (their queues were
+ * empty) are written, at the end of the fan-out (a posted event), with one
+ * io_uring submission of sendmsg(MSG_DONTWAIT) SQEs, completed inline by
+ * the kernel; a completion that comes later is read through an eventfd on
+ * nginx's event loop.  A short write, EAGAIN or an error go on as in
+ * ngx_http_cast_ws_flush(): the rest waits for the write event.
+ */
+
+static void ngx_http_cast_ws_batch_add(ngx_http_cast_ws_t *ws);
+static void ngx_http_cast_ws_batch_handler(ngx_event_t *ev);
+static void ngx_http_cast_ws_ring_handler(ngx_event_t *ev);
+static void ngx_http_cast_ws_ring_reap(void);
+static void ngx_http_cast_ws_ring_done(ngx_http_cast_ws_t *ws,
+    ngx_int_t res, size_t size);
+static void ngx_http_cast_ws_ring_exit(void);
+
+static ngx_uint_t               ngx_http_cast_ws_ring_on;
+static struct io_uring          ngx_http_cast_ws_ring;
+static ngx_connection_t        *ngx_http_cast_ws_ring_conn;  /* eventfd */
+static ngx_queue_t              ngx_http_cast_ws_batch_q;
+static ngx_event_t              ngx_http_cast_ws_batch_ev;
+static ngx_http_cast_ws_sqe_t  *ngx_http_cast_ws_sqes;     /* all */
+static ngx_http_cast_ws_sqe_t  *ngx_http_cast_ws_sqe_free;
+
+#endif
+
+static void ngx_http_cast_ws_advance(ngx_http_cast_ws_t *ws, size_t n);
 
 
 static ngx_int_t ngx_http_cast_ws_bound(ngx_http_request_t *r,
@@ -1587,6 +1657,13 @@ ngx_http_cast_ws_link(ngx_http_cast_ws_t *ws, ngx_http_cast_frame_t *frame,
 
     /* before the detach the connection's handlers are the request's */
 
+#if (NGX_HTTP_CAST_IO_URING)
+    if (ngx_http_cast_ws_ring_on && ws->detached) {
+        ngx_http_cast_ws_batch_add(ws);
+        return NGX_OK;
+    }
+#endif
+
     if (ws->detached && !c->write->posted) {
         ngx_post_event(c->write, &ngx_posted_events);
     }
@@ -1654,6 +1731,13 @@ ngx_http_cast_ws_flush(ngx_http_cast_ws_t *ws)
         return NGX_AGAIN;
     }
 
+#if (NGX_HTTP_CAST_IO_URING)
+    if (ws->sqe) {
+        /* its completion goes on */
+        return NGX_AGAIN;
+    }
+#endif
+
     /*
      * A plain connection gets every queued frame (the 101 and the hub's
      * first frames, or a burst of events) in one writev(); TLS writes
@@ -1719,45 +1803,7 @@ ngx_http_cast_ws_flush(ngx_http_cast_ws_t *ws)
             wev->ready = 0;
         }
 
-        /* the frames sent are done with; the next one may be started */
-
-        while (n > 0) {
-            out = ws->out;
-            frame = out->frame;
-            left = ngx_min((size_t) n, frame->len - ws->sent);
-
-            n -= left;
-            ws->sent += left;
-            ws->queued -= left;
-
-            if (out->exempt) {
-                ws->exempt -= left;
-            }
-
-            if (ws->sent < frame->len) {
-                break;
-            }
-
-            if (out->raw) {
-                ws->upgraded = 1;
-            }
-
-            if (out->close) {
-                ws->close_sent = 1;
-            }
-
-            ws->sent = 0;
-            ws->out = out->next;
-
-            if (ws->out == NULL) {
-                ws->last_out = &ws->out;
-            }
-
-            out->next = ws->free;
-            ws->free = out;
-
-            ngx_http_cast_frame_release(frame);
-        }
+        ngx_http_cast_ws_advance(ws, n);
 
         if (!wev->ready) {
             goto again;
@@ -1804,6 +1850,55 @@ again:
     }
 
     return NGX_AGAIN;
+}
+
+
+/* n bytes are sent: the frames sent are done with, the next one started */
+
+static void
+ngx_http_cast_ws_advance(ngx_http_cast_ws_t *ws, size_t n)
+{
+    size_t                   left;
+    ngx_http_cast_frame_t   *frame;
+    ngx_http_cast_ws_out_t  *out;
+
+    while (n > 0 && ws->out) {
+        out = ws->out;
+        frame = out->frame;
+        left = ngx_min(n, frame->len - ws->sent);
+
+        n -= left;
+        ws->sent += left;
+        ws->queued -= left;
+
+        if (out->exempt) {
+            ws->exempt -= left;
+        }
+
+        if (ws->sent < frame->len) {
+            break;
+        }
+
+        if (out->raw) {
+            ws->upgraded = 1;
+        }
+
+        if (out->close) {
+            ws->close_sent = 1;
+        }
+
+        ws->sent = 0;
+        ws->out = out->next;
+
+        if (ws->out == NULL) {
+            ws->last_out = &ws->out;
+        }
+
+        out->next = ws->free;
+        ws->free = out;
+
+        ngx_http_cast_frame_release(frame);
+    }
 }
 
 
@@ -2088,6 +2183,10 @@ ngx_http_cast_ws_shutdown_all(void)
 
         ngx_http_cast_ws_close_now(ws);
     }
+
+#if (NGX_HTTP_CAST_IO_URING)
+    ngx_http_cast_ws_ring_exit();
+#endif
 }
 
 
@@ -2149,6 +2248,19 @@ ngx_http_cast_ws_close_now(ngx_http_cast_ws_t *ws)
 
     c = ws->connection;
 
+#if (NGX_HTTP_CAST_IO_URING)
+    if (ws->sqe) {
+        /* the kernel has its own reference to the socket and frames */
+        ws->sqe->ws = NULL;
+        ws->sqe = NULL;
+    }
+
+    if (ws->in_batch) {
+        ngx_queue_remove(&ws->batch);
+        ws->in_batch = 0;
+    }
+#endif
+
     ngx_queue_remove(&ws->link);
     ngx_free(ws);
 
@@ -2176,7 +2288,11 @@ ngx_http_cast_ws_release(ngx_http_cast_ws_t *ws)
     c = ws->connection;
 
     if (ws->detached && ws->upgraded && !ws->close_sent && ws->sent == 0
-        && !c->error)
+        && !c->error
+#if (NGX_HTTP_CAST_IO_URING)
+        && ws->sqe == NULL
+#endif
+       )
     {
         len = ngx_http_cast_ws_close_payload(frame + 2,
                                              NGX_HTTP_CAST_WS_GOING_AWAY,
@@ -2258,3 +2374,428 @@ ngx_http_cast_ws_release(ngx_http_cast_ws_t *ws)
 
     /* the link goes with the memory: worker exit closes what is left */
 }
+
+
+ngx_int_t
+ngx_http_cast_ws_init_process(ngx_cycle_t *cycle, ngx_flag_t io_uring)
+{
+#if (NGX_HTTP_CAST_IO_URING)
+    int                  rc, efd;
+    ngx_uint_t           i;
+    ngx_connection_t    *c;
+    struct io_uring_probe  *probe;
+
+    if (!io_uring) {
+        return NGX_OK;
+    }
+
+    ngx_queue_init(&ngx_http_cast_ws_batch_q);
+
+    rc = io_uring_queue_init(NGX_HTTP_CAST_WS_RING, &ngx_http_cast_ws_ring, 0);
+
+    if (rc < 0) {
+        /* containers often forbid it (EPERM, ENOSYS) */
+        ngx_log_error(NGX_LOG_NOTICE, cycle->log, -rc,
+                      "cast_io_uring: io_uring_queue_init() failed, "
+                      "WebSocket frames are written with writev()");
+        return NGX_OK;
+    }
+
+    probe = io_uring_get_probe_ring(&ngx_http_cast_ws_ring);
+
+    if (probe == NULL
+        || !io_uring_opcode_supported(probe, IORING_OP_SENDMSG))
+    {
+        ngx_log_error(NGX_LOG_NOTICE, cycle->log, 0,
+                      "cast_io_uring: the kernel has no io_uring sendmsg, "
+                      "WebSocket frames are written with writev()");
+        if (probe) {
+            io_uring_free_probe(probe);
+        }
+
+        io_uring_queue_exit(&ngx_http_cast_ws_ring);
+        return NGX_OK;
+    }
+
+    io_uring_free_probe(probe);
+
+    efd = eventfd(0, EFD_NONBLOCK|EFD_CLOEXEC);
+
+    if (efd == -1) {
+        ngx_log_error(NGX_LOG_NOTICE, cycle->log, ngx_errno,
+                      "cast_io_uring: eventfd() failed, "
+                      "WebSocket frames are written with writev()");
+        io_uring_queue_exit(&ngx_http_cast_ws_ring);
+        return NGX_OK;
+    }
+
+    /* only the completions that did not come inline wake the loop */
+
+    rc = io_uring_register_eventfd_async(&ngx_http_cast_ws_ring, efd);
+
+    if (rc < 0) {
+        ngx_log_error(NGX_LOG_NOTICE, cycle->log, -rc,
+                      "cast_io_uring: io_uring_register_eventfd_async() "
+                      "failed, WebSocket frames are written with writev()");
+        (void) close(efd);
+        io_uring_queue_exit(&ngx_http_cast_ws_ring);
+        return NGX_OK;
+    }
+
+    c = ngx_get_connection(efd, cycle->log);
+    if (c == NULL) {
+        (void) close(efd);
+        io_uring_queue_exit(&ngx_http_cast_ws_ring);
+        return NGX_ERROR;
+    }
+
+    c->read->handler = ngx_http_cast_ws_ring_handler;
+    c->read->log = cycle->log;
+    c->write->log = cycle->log;
+    c->data = NULL;
+
+    if (ngx_add_event(c->read, NGX_READ_EVENT, NGX_CLEAR_EVENT) != NGX_OK) {
+        ngx_close_connection(c);
+        io_uring_queue_exit(&ngx_http_cast_ws_ring);
+        return NGX_ERROR;
+    }
+
+    ngx_http_cast_ws_sqes = ngx_alloc(NGX_HTTP_CAST_WS_RING
+                                      * sizeof(ngx_http_cast_ws_sqe_t),
+                                      cycle->log);
+    if (ngx_http_cast_ws_sqes == NULL) {
+        ngx_close_connection(c);
+        io_uring_queue_exit(&ngx_http_cast_ws_ring);
+        return NGX_ERROR;
+    }
+
+    ngx_http_cast_ws_sqe_free = NULL;
+
+    for (i = NGX_HTTP_CAST_WS_RING; i > 0; i--) {
+        ngx_http_cast_ws_sqes[i - 1].next = ngx_http_cast_ws_sqe_free;
+        ngx_http_cast_ws_sqe_free = &ngx_http_cast_ws_sqes[i - 1];
+    }
+
+    ngx_http_cast_ws_batch_ev.handler = ngx_http_cast_ws_batch_handler;
+    ngx_http_cast_ws_batch_ev.log = cycle->log;
+    ngx_http_cast_ws_batch_ev.data = NULL;
+
+    ngx_http_cast_ws_ring_conn = c;
+    ngx_http_cast_ws_ring_on = 1;
+
+    ngx_log_error(NGX_LOG_NOTICE, cycle->log, 0,
+                  "cast_io_uring: WebSocket fan-out through io_uring");
+
+#else
+    (void) cycle;
+    (void) io_uring;
+#endif
+
+    return NGX_OK;
+}
+
+
+#if (NGX_HTTP_CAST_IO_URING)
+
+/* a socket got a frame: it is written at the end of the fan-out */
+
+static void
+ngx_http_cast_ws_batch_add(ngx_http_cast_ws_t *ws)
+{
+    ngx_connection_t  *c;
+
+    c = ws->connection;
+
+    if (ws->in_batch || ws->sqe) {
+        /* the batch, or the completion, writes this frame too */
+        return;
+    }
+
+#if (NGX_SSL)
+    if (c->ssl) {
+        goto write_event;
+    }
+#endif
+
+    if (!c->write->ready || c->write->posted) {
+        /* the write event writes it */
+        goto write_event;
+    }
+
+    ngx_queue_insert_tail(&ngx_http_cast_ws_batch_q, &ws->batch);
+    ws->in_batch = 1;
+
+    if (!ngx_http_cast_ws_batch_ev.posted) {
+        ngx_post_event(&ngx_http_cast_ws_batch_ev, &ngx_posted_events);
+    }
+
+    return;
+
+write_event:
+
+    if (!c->write->posted) {
+        ngx_post_event(c->write, &ngx_posted_events);
+    }
+}
+
+
+/* the end of a fan-out: one submission for every socket in the batch */
+
+static void
+ngx_http_cast_ws_batch_handler(ngx_event_t *ev)
+{
+    size_t                   left;
+    ngx_uint_t               queued;
+    ngx_queue_t             *q;
+    ngx_connection_t        *c;
+    struct io_uring_sqe     *sqe;
+    ngx_http_cast_ws_t      *ws;
+    ngx_http_cast_ws_sqe_t  *s;
+    ngx_http_cast_ws_out_t  *out;
+
+    queued = 0;
+
+    while (!ngx_queue_empty(&ngx_http_cast_ws_batch_q)) {
+        q = ngx_queue_head(&ngx_http_cast_ws_batch_q);
+        ngx_queue_remove(q);
+        ws = ngx_queue_data(q, ngx_http_cast_ws_t, batch);
+        ws->in_batch = 0;
+
+        c = ws->connection;
+
+        if (ws->done || ws->out == NULL || ws->sqe || c->error) {
+            continue;
+        }
+
+        if (ngx_http_cast_ws_sqe_free == NULL
+            || io_uring_sq_space_left(&ngx_http_cast_ws_ring) == 0)
+        {
+            /* the ring is full: what is submitted makes room */
+
+            if (queued) {
+                (void) io_uring_submit(&ngx_http_cast_ws_ring);
+                queued = 0;
+            }
+
+            ngx_http_cast_ws_ring_reap();
+
+            if (ngx_http_cast_ws_sqe_free == NULL
+                || io_uring_sq_space_left(&ngx_http_cast_ws_ring) == 0)
+            {
+                if (!c->write->posted) {
+                    ngx_post_event(c->write, &ngx_posted_events);
+                }
+
+                continue;
+            }
+        }
+
+        s = ngx_http_cast_ws_sqe_free;
+        ngx_http_cast_ws_sqe_free = s->next;
+
+        s->ws = ws;
+        s->size = 0;
+        s->nframes = 0;
+
+        for (out = ws->out;
+             out && s->nframes < NGX_HTTP_CAST_WS_RING_IOVS;
+             out = out->next)
+        {
+            left = out->frame->len;
+            s->iovs[s->nframes].iov_base = out->frame->data;
+
+            if (out == ws->out) {
+                s->iovs[s->nframes].iov_base = out->frame->data + ws->sent;
+                left -= ws->sent;
+            }
+
+            s->iovs[s->nframes].iov_len = left;
+            s->frames[s->nframes] = out->frame;
+            out->frame->refs++;
+            s->nframes++;
+            s->size += left;
+        }
+
+        ngx_memzero(&s->msg, sizeof(struct msghdr));
+        s->msg.msg_iov = s->iovs;
+        s->msg.msg_iovlen = s->nframes;
+
+        sqe = io_uring_get_sqe(&ngx_http_cast_ws_ring);
+
+        /* MSG_DONTWAIT: EAGAIN comes back rather than a wait in the ring */
+        io_uring_prep_sendmsg(sqe, c->fd, &s->msg,
+                              MSG_DONTWAIT|MSG_NOSIGNAL);
+        io_uring_sqe_set_data(sqe, s);
+
+        ws->sqe = s;
+        queued++;
+    }
+
+    if (queued) {
+        (void) io_uring_submit(&ngx_http_cast_ws_ring);
+    }
+
+    ngx_http_cast_ws_ring_reap();
+}
+
+
+/* the eventfd: completions that came later */
+
+static void
+ngx_http_cast_ws_ring_handler(ngx_event_t *ev)
+{
+    uint64_t           n;
+    ngx_connection_t  *c;
+
+    c = ev->data;
+
+    while (read(c->fd, &n, sizeof(uint64_t)) > 0) {
+        /* void */
+    }
+
+    ngx_http_cast_ws_ring_reap();
+}
+
+
+static void
+ngx_http_cast_ws_ring_reap(void)
+{
+    size_t                   size;
+    ngx_int_t                res;
+    ngx_uint_t               i;
+    struct io_uring_cqe     *cqe;
+    ngx_http_cast_ws_t      *ws;
+    ngx_http_cast_ws_sqe_t  *s;
+
+    while (io_uring_peek_cqe(&ngx_http_cast_ws_ring, &cqe) == 0) {
+        s = io_uring_cqe_get_data(cqe);
+        res = cqe->res;
+        io_uring_cqe_seen(&ngx_http_cast_ws_ring, cqe);
+
+        if (s == NULL) {
+            continue;
+        }
+
+        for (i = 0; i < s->nframes; i++) {
+            ngx_http_cast_frame_release(s->frames[i]);
+        }
+
+        ws = s->ws;
+        size = s->size;
+
+        s->next = ngx_http_cast_ws_sqe_free;
+        ngx_http_cast_ws_sqe_free = s;
+
+        if (ws == NULL) {
+            /* the socket is gone */
+            continue;
+        }
+
+        ws->sqe = NULL;
+
+        ngx_http_cast_ws_ring_done(ws, res, size);
+    }
+}
+
+
+/* a send completed: as in ngx_http_cast_ws_flush() after its writev() */
+
+static void
+ngx_http_cast_ws_ring_done(ngx_http_cast_ws_t *ws, ngx_int_t res,
+    size_t size)
+{
+    ngx_event_t       *wev;
+    ngx_connection_t  *c;
+
+    c = ws->connection;
+    wev = c->write;
+
+    if (ws->done) {
+        return;
+    }
+
+    if (res == -NGX_EAGAIN) {
+        wev->ready = 0;
+
+        if (ngx_handle_write_event(wev, 0) != NGX_OK) {
+            ngx_http_cast_ws_finalize(ws);
+        }
+
+        return;
+    }
+
+    if (res < 0) {
+        c->error = 1;
+        ngx_connection_error(c, -res, "io_uring sendmsg() failed");
+        ngx_http_cast_ws_finalize(ws);
+        return;
+    }
+
+    c->sent += res;
+    ws->progress = ngx_current_msec;
+
+    ngx_http_cast_ws_advance(ws, res);
+
+    if ((size_t) res < size) {
+        wev->ready = 0;
+
+        if (ngx_handle_write_event(wev, 0) != NGX_OK) {
+            ngx_http_cast_ws_finalize(ws);
+        }
+
+        return;
+    }
+
+    /* what came meanwhile, the Close's end */
+
+    if (ngx_http_cast_ws_flush(ws) == NGX_ERROR) {
+        ngx_http_cast_ws_finalize(ws);
+    }
+}
+
+
+/* worker exit, after the sockets: the sends in flight are waited for */
+
+static void
+ngx_http_cast_ws_ring_exit(void)
+{
+    ngx_uint_t               i;
+    struct io_uring_cqe     *cqe;
+    ngx_http_cast_ws_sqe_t  *s;
+
+    if (!ngx_http_cast_ws_ring_on) {
+        return;
+    }
+
+    ngx_http_cast_ws_ring_on = 0;
+
+    ngx_http_cast_event_cancel(&ngx_http_cast_ws_batch_ev);
+
+    /* the sockets are closed: no send waits long */
+
+    for ( ;; ) {
+        ngx_http_cast_ws_ring_reap();
+
+        for (i = 0, s = ngx_http_cast_ws_sqe_free; s; s = s->next) {
+            i++;
+        }
+
+        if (i == NGX_HTTP_CAST_WS_RING) {
+            break;
+        }
+
+        if (io_uring_wait_cqe(&ngx_http_cast_ws_ring, &cqe) < 0) {
+            break;
+        }
+    }
+
+    ngx_close_connection(ngx_http_cast_ws_ring_conn);
+    ngx_http_cast_ws_ring_conn = NULL;
+
+    io_uring_queue_exit(&ngx_http_cast_ws_ring);
+
+    ngx_free(ngx_http_cast_ws_sqes);
+    ngx_http_cast_ws_sqes = NULL;
+}
+
+#endif

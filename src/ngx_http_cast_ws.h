@@ -14,6 +14,12 @@
 
 
 ngx_int_t ngx_http_cast_ws_handler(ngx_http_request_t *r);
+/*
+ * worker start: with cast_io_uring on, the fan-out's writes go through
+ * io_uring when the kernel allows it (otherwise writev(), logged once)
+ */
+ngx_int_t ngx_http_cast_ws_init_process(ngx_cycle_t *cycle,
+    ngx_flag_t io_uring);
 /* worker exit: every socket is closed now, with 1001 */
 void ngx_http_cast_ws_shutdown_all(void);
 
