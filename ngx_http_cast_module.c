@@ -25,6 +25,15 @@
 #include "ngx_http_cast_ws.h"
 
 
+/*
+ * cast_io_uring's default; a test build may make it on (CAST_CFLAGS=
+ * -DNGX_HTTP_CAST_IO_URING_DEFAULT=1) to run every suite through io_uring
+ */
+#ifndef NGX_HTTP_CAST_IO_URING_DEFAULT
+#define NGX_HTTP_CAST_IO_URING_DEFAULT  0
+#endif
+
+
 typedef struct {
     ngx_conf_post_handler_pt   post_handler;
     ngx_uint_t                 type;
@@ -788,7 +797,7 @@ ngx_http_cast_init_main_conf(ngx_conf_t *cf, void *conf)
 
     /* as long as the Redis store always kept a topic's state: a day */
     ngx_conf_init_msec_value(cmcf->context_ttl, 86400000);
-    ngx_conf_init_value(cmcf->io_uring, 0);
+    ngx_conf_init_value(cmcf->io_uring, NGX_HTTP_CAST_IO_URING_DEFAULT);
 
     return NGX_CONF_OK;
 }

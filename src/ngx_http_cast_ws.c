@@ -59,6 +59,14 @@ typedef struct ngx_http_cast_ws_out_s  ngx_http_cast_ws_out_t;
 /* frames one io_uring send takes */
 #define NGX_HTTP_CAST_WS_RING_IOVS  16
 
+/*
+ * SQEs one io_uring_enter() takes: the kernel sends them in one go, so a
+ * bound leaves the CPU to others (the publisher's reply) between chunks
+ */
+#ifndef NGX_HTTP_CAST_WS_RING_SUBMIT
+#define NGX_HTTP_CAST_WS_RING_SUBMIT  128
+#endif
+
 typedef struct ngx_http_cast_ws_sqe_s  ngx_http_cast_ws_sqe_t;
 
 /*
@@ -86,6 +94,8 @@ struct ngx_http_cast_ws_out_s {
     unsigned                   raw:1;       /* the 101: never dropped */
     unsigned                   close:1;     /* the Close frame */
     unsigned                   latest:1;    /* may be replaced */
+    unsigned                   flight:1;    /* in an io_uring send: it is
+                                               started */
 };
 
 
@@ -1573,7 +1583,7 @@ ngx_http_cast_ws_enqueue(ngx_http_cast_ws_t *ws, ngx_http_cast_frame_t *frame,
         while (*prev) {
             out = *prev;
 
-            if (out->latest
+            if (out->latest && !out->flight
                 && !(out == ws->out && ws->sent)
                 && ngx_http_cast_frame_same_key(out->frame, frame))
             {
@@ -1643,6 +1653,7 @@ ngx_http_cast_ws_link(ngx_http_cast_ws_t *ws, ngx_http_cast_frame_t *frame,
     out->raw = (flags & NGX_HTTP_CAST_WS_Q_RAW) ? 1 : 0;
     out->close = (flags & NGX_HTTP_CAST_WS_Q_CLOSE) ? 1 : 0;
     out->latest = (flags & NGX_HTTP_CAST_WS_Q_LATEST) ? 1 : 0;
+    out->flight = 0;
     frame->refs++;
 
     *ws->last_out = out;
@@ -1946,7 +1957,7 @@ ngx_http_cast_ws_fail(ngx_http_cast_ws_t *ws, ngx_uint_t code,
     while (*prev) {
         out = *prev;
 
-        if (out->raw || (out == ws->out && ws->sent)) {
+        if (out->raw || out->flight || (out == ws->out && ws->sent)) {
             prev = &out->next;
             continue;
         }
@@ -2612,6 +2623,7 @@ ngx_http_cast_ws_batch_handler(ngx_event_t *ev)
             s->iovs[s->nframes].iov_len = left;
             s->frames[s->nframes] = out->frame;
             out->frame->refs++;
+            out->flight = 1;
             s->nframes++;
             s->size += left;
         }
@@ -2629,6 +2641,13 @@ ngx_http_cast_ws_batch_handler(ngx_event_t *ev)
 
         ws->sqe = s;
         queued++;
+
+        if (queued == NGX_HTTP_CAST_WS_RING_SUBMIT) {
+            (void) io_uring_submit(&ngx_http_cast_ws_ring);
+            queued = 0;
+
+            ngx_http_cast_ws_ring_reap();
+        }
     }
 
     if (queued) {
@@ -2704,14 +2723,19 @@ static void
 ngx_http_cast_ws_ring_done(ngx_http_cast_ws_t *ws, ngx_int_t res,
     size_t size)
 {
-    ngx_event_t       *wev;
-    ngx_connection_t  *c;
+    ngx_event_t             *wev;
+    ngx_connection_t        *c;
+    ngx_http_cast_ws_out_t  *out;
 
     c = ws->connection;
     wev = c->write;
 
     if (ws->done) {
         return;
+    }
+
+    for (out = ws->out; out && out->flight; out = out->next) {
+        out->flight = 0;
     }
 
     if (res == -NGX_EAGAIN) {
