@@ -18,8 +18,8 @@ BUILD_PACKAGES=(
     # libraries the installed nginx's own configure needs (see `nginx -V`:
     # --with-pcre-jit links pcre2, --with-http_ssl_module, gzip)
     libpcre2-dev libpcre3-dev zlib1g-dev libssl-dev
-    # the module's libraries
-    libjansson-dev libhiredis-dev
+    # the module's libraries (liburing: cast_io_uring, optional in `config`)
+    libjansson-dev libhiredis-dev liburing-dev
 )
 TEST_PACKAGES=(
     # Redis mode tests start their own redis-server

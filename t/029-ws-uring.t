@@ -9,6 +9,7 @@
 # away in the middle of fan-outs do not disturb the others, and that the
 # send queue bound still holds.
 #
+# Local mode only (one worker): the fan-out path is the same in Redis mode.
 # Skipped only when the kernel refuses io_uring (io_uring_setup(2) fails,
 # as in many containers): the module then writes with writev(), which
 # t/020-028 test.
@@ -16,7 +17,6 @@
 use Test::Nginx::Socket;
 use lib 't/lib';
 use CastTest qw(:DEFAULT http_request json_encode json_decode ka_open ka_post);
-use CastMode;
 use IO::Socket::INET ();
 use POSIX ();
 use Socket qw(SOL_SOCKET SO_RCVBUF SO_LINGER pack_sockaddr_in inet_aton);
