@@ -151,8 +151,6 @@ ngx_http_cast_conf_list(json_t *registry)
         if (item == NULL
             || json_object_del(item, "rev") < -1
             || json_object_set_new(item, "user", json_string(host)) != 0
-            || json_object_set_new(item, "participants",
-                    ngx_http_cast_conf_participants(conference)) != 0
             || json_array_append_new(list, item) != 0)
         {
             json_decref(list);
@@ -161,6 +159,45 @@ ngx_http_cast_conf_list(json_t *registry)
     }
 
     return list;
+}
+
+
+json_t *
+ngx_http_cast_conf_all_topics(json_t *registry)
+{
+    size_t       i;
+    json_t      *all, *conference, *topics, *topic;
+    const char  *host;
+
+    all = json_array();
+    if (all == NULL) {
+        return NULL;
+    }
+
+    json_object_foreach(json_object_get(registry, "conferences"), host,
+                        conference)
+    {
+        topics = ngx_http_cast_conf_participants(conference);
+        if (topics == NULL) {
+            json_decref(all);
+            return NULL;
+        }
+
+        json_array_foreach(topics, i, topic) {
+            if (json_is_string(topic)
+                && !ngx_http_cast_conf_has(all, json_string_value(topic))
+                && json_array_append(all, topic) != 0)
+            {
+                json_decref(topics);
+                json_decref(all);
+                return NULL;
+            }
+        }
+
+        json_decref(topics);
+    }
+
+    return all;
 }
 
 
