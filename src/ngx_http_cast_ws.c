@@ -2184,11 +2184,11 @@ ngx_http_cast_ws_shutdown_all(void)
     ngx_queue_t         *q;
     ngx_http_cast_ws_t  *ws;
 
-    if (ngx_http_cast_ws_sockets.next == NULL) {
-        return;
-    }
+    /* the queue is made with the first socket */
 
-    while (!ngx_queue_empty(&ngx_http_cast_ws_sockets)) {
+    while (ngx_http_cast_ws_sockets.next
+           && !ngx_queue_empty(&ngx_http_cast_ws_sockets))
+    {
         q = ngx_queue_head(&ngx_http_cast_ws_sockets);
         ws = ngx_queue_data(q, ngx_http_cast_ws_t, link);
 
@@ -2196,6 +2196,7 @@ ngx_http_cast_ws_shutdown_all(void)
     }
 
 #if (NGX_HTTP_CAST_IO_URING)
+    /* the ring goes after the sockets, also when none ever came */
     ngx_http_cast_ws_ring_exit();
 #endif
 }
