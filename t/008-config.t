@@ -445,3 +445,21 @@ GET /cast/status
 [crit]
 [emerg]
 signal
+
+
+
+=== TEST 36: cast_io_uring takes on or off
+--- http_config
+    cast_io_uring maybe;
+--- must_die
+--- error_log
+invalid value "maybe" in "cast_io_uring" directive, it must be "on" or "off"
+
+
+
+=== TEST 37: cast_io_uring is an http-level directive
+--- config
+    location /api/hub { cast_hub; cast_io_uring on; }
+--- must_die
+--- error_log
+"cast_io_uring" directive is not allowed here
