@@ -2788,8 +2788,11 @@ ngx_http_cast_conf_op_apply(ngx_http_cast_append_t *a, json_t *state)
 
     ngx_int_t  rc;
 
+    /* a batch sends a refused change too: not with the text freed here */
+
     free(cop->text);
     cop->text = NULL;
+    ngx_str_null(&a->json);
 
     rc = ngx_http_cast_conf_apply(state, cop->op, cop->body, cop->reason,
                                   cop->id, cop->ts, &cop->outcome);
