@@ -33,8 +33,9 @@ typedef struct {
     ngx_str_node_t                sn;       /* keyed by id */
     ngx_queue_t                   link;     /* in its topic's records */
     ngx_queue_t                   all;
-    ngx_pool_t                   *pool;
-    ngx_http_cast_record_t        record;   /* strings in pool */
+    ngx_pool_t                   *pool;     /* a renewal's strings, or
+                                               NULL */
+    ngx_http_cast_record_t        record;   /* strings after the struct */
     ngx_http_cast_local_topic_t  *topic;
     ngx_http_cast_local_t        *ls;
     ngx_event_t                   bind_ev;  /* until a socket binds */
@@ -83,6 +84,27 @@ typedef struct {
 
 #define NGX_HTTP_CAST_LOCAL_IDS       4096
 #define NGX_HTTP_CAST_LOCAL_IDS_KEEP  300000
+
+
+/* a record's strings, copied after it in one block */
+
+static size_t  ngx_http_cast_local_fields[] = {
+    offsetof(ngx_http_cast_record_t, id),
+    offsetof(ngx_http_cast_record_t, topic),
+    offsetof(ngx_http_cast_record_t, events),
+    offsetof(ngx_http_cast_record_t, endpoint),
+    offsetof(ngx_http_cast_record_t, name),
+    offsetof(ngx_http_cast_record_t, callback),
+    offsetof(ngx_http_cast_record_t, product_name),
+    offsetof(ngx_http_cast_record_t, product_version),
+    offsetof(ngx_http_cast_record_t, actors),
+    offsetof(ngx_http_cast_record_t, client_info),
+    offsetof(ngx_http_cast_record_t, writable),
+    offsetof(ngx_http_cast_record_t, latest)
+};
+
+#define NGX_HTTP_CAST_LOCAL_NFIELDS                                          \
+    (sizeof(ngx_http_cast_local_fields) / sizeof(size_t))
 
 typedef struct {
     uint64_t                      hash;
@@ -257,11 +279,13 @@ ngx_http_cast_local_create(ngx_http_cast_store_t *store,
 {
     ngx_http_cast_local_t *ls = (ngx_http_cast_local_t *) store;
 
-    ngx_pool_t                    *pool;
+    u_char                        *p;
+    size_t                         size;
+    ngx_str_t                     *dst, *src;
+    ngx_uint_t                     i, rc;
     ngx_http_cast_record_t        *r;
     ngx_http_cast_local_topic_t   *topic;
     ngx_http_cast_local_record_t  *lr;
-    ngx_uint_t                     rc;
 
     if (ngx_http_cast_local_find(ls, &record->id)) {
         /* 128 random bits twice: the caller draws again */
@@ -286,50 +310,43 @@ ngx_http_cast_local_create(ngx_http_cast_store_t *store,
         return;
     }
 
-    pool = ngx_create_pool(1024, ls->log);
-    if (pool == NULL) {
-        goto failed;
+    /*
+     * One block sized to the record and its strings (a record lives as
+     * long as its subscription: an idle subscriber costs what it holds,
+     * not a pool); a renewal's strings go to a pool made then.
+     */
+
+    size = sizeof(ngx_http_cast_local_record_t);
+
+    for (i = 0; i < NGX_HTTP_CAST_LOCAL_NFIELDS; i++) {
+        size += ((ngx_str_t *) ((u_char *) record
+                               + ngx_http_cast_local_fields[i]))->len;
     }
 
-    lr = ngx_pcalloc(pool, sizeof(ngx_http_cast_local_record_t));
+    lr = ngx_calloc(size, ls->log);
     if (lr == NULL) {
         goto failed;
     }
 
-    lr->pool = pool;
     r = &lr->record;
     *r = *record;
 
-    if (ngx_http_cast_local_copy(pool, &r->id, &record->id) != NGX_OK
-        || ngx_http_cast_local_copy(pool, &r->topic, &record->topic)
-           != NGX_OK
-        || ngx_http_cast_local_copy(pool, &r->events, &record->events)
-           != NGX_OK
-        || ngx_http_cast_local_copy(pool, &r->endpoint, &record->endpoint)
-           != NGX_OK
-        || ngx_http_cast_local_copy(pool, &r->name, &record->name) != NGX_OK
-        || ngx_http_cast_local_copy(pool, &r->callback, &record->callback)
-           != NGX_OK
-        || ngx_http_cast_local_copy(pool, &r->product_name,
-                                    &record->product_name) != NGX_OK
-        || ngx_http_cast_local_copy(pool, &r->product_version,
-                                    &record->product_version) != NGX_OK
-        || ngx_http_cast_local_copy(pool, &r->actors, &record->actors)
-           != NGX_OK
-        || ngx_http_cast_local_copy(pool, &r->client_info,
-                                    &record->client_info) != NGX_OK)
-    {
-        goto failed;
-    }
+    p = (u_char *) (lr + 1);
 
-    /* cast_auth: what the token lets its socket publish */
+    for (i = 0; i < NGX_HTTP_CAST_LOCAL_NFIELDS; i++) {
+        src = (ngx_str_t *) ((u_char *) record
+                             + ngx_http_cast_local_fields[i]);
+        dst = (ngx_str_t *) ((u_char *) r + ngx_http_cast_local_fields[i]);
 
-    if (ngx_http_cast_local_copy(pool, &r->writable, &record->writable)
-        != NGX_OK
-        || ngx_http_cast_local_copy(pool, &r->latest, &record->latest)
-           != NGX_OK)
-    {
-        goto failed;
+        dst->len = src->len;
+
+        if (src->len == 0) {
+            dst->data = (u_char *) "";
+            continue;
+        }
+
+        dst->data = p;
+        p = ngx_cpymem(p, src->data, src->len);
     }
 
     lr->sn.str = r->id;
@@ -356,10 +373,6 @@ ngx_http_cast_local_create(ngx_http_cast_store_t *store,
     return;
 
 failed:
-
-    if (pool) {
-        ngx_destroy_pool(pool);
-    }
 
     ngx_http_cast_local_topic_release(ls, topic);
     ngx_http_cast_local_reply(done, data, NGX_HTTP_CAST_FAILED, NULL, 0,
@@ -390,7 +403,16 @@ ngx_http_cast_local_renew(ngx_http_cast_store_t *store,
 
     r = &lr->record;
 
-    /* the old events text stays in the pool until the record goes */
+    /* the old events text stays until the record goes */
+
+    if (lr->pool == NULL) {
+        lr->pool = ngx_create_pool(256, ls->log);
+        if (lr->pool == NULL) {
+            ngx_http_cast_local_reply(done, data, NGX_HTTP_CAST_FAILED, NULL,
+                                      0, NULL);
+            return;
+        }
+    }
 
     if (ngx_http_cast_local_copy(lr->pool, &r->events, &record->events)
         != NGX_OK)
@@ -1369,7 +1391,11 @@ ngx_http_cast_local_end(ngx_http_cast_local_t *ls,
                               &lr->record.topic, reason, lr->bound);
     }
 
-    ngx_destroy_pool(lr->pool);
+    if (lr->pool) {
+        ngx_destroy_pool(lr->pool);
+    }
+
+    ngx_free(lr);
 
     ngx_http_cast_local_topic_release(ls, topic);
 }
