@@ -76,7 +76,8 @@ struct ngx_http_cast_ws_s {
     ngx_queue_t                link;        /* in the worker's sockets */
     ngx_queue_t                publishing;  /* events the hub has yet */
 
-    ngx_http_cast_ws_parser_t  parser;
+    ngx_http_cast_ws_parser_t *parser;      /* mid-frame or mid-message
+                                               only, ngx_alloc() */
     u_char                    *message;     /* reassembly, ngx_alloc() */
     size_t                     message_len;
     size_t                     message_size;
@@ -91,12 +92,14 @@ struct ngx_http_cast_ws_s {
     u_char                    *pending;     /* came with the handshake */
     size_t                     pending_len;
 
-    ngx_event_t                detach_ev;
-    ngx_event_t                close_ev;
+    /*
+     * Posted: the detach, then a deferred failure (overflow) or the close;
+     * ngx_http_cast_ws_posted() tells which from the flags.
+     */
+    ngx_event_t                post_ev;
     ngx_event_t                ping_ev;
-    ngx_event_t                fail_ev;     /* deferred close on overflow */
-    ngx_event_t                linger_ev;   /* closing: the peer's time */
-    ngx_event_t                message_ev;  /* a client message's time */
+    /* a client message's time; closing: the peer's time (linger) */
+    ngx_event_t                timer_ev;
     ngx_msec_t                 last_seen;
     ngx_msec_t                 closing_start;
     ngx_msec_t                 progress;    /* closing: last byte moved */
@@ -112,6 +115,7 @@ struct ngx_http_cast_ws_s {
     unsigned                   close_received:1;
     unsigned                   shut_wr:1;
     unsigned                   failed:1;
+    unsigned                   fail_pending:1;  /* post_ev: to fail */
     unsigned                   done:1;      /* released from the hub */
     unsigned                   detached:1;  /* the request is freed */
     unsigned                   upgraded:1;  /* the 101 is sent */
@@ -146,7 +150,11 @@ static ngx_table_elt_t *ngx_http_cast_ws_header(ngx_http_request_t *r,
     const char *name, ngx_uint_t *count);
 static ngx_int_t ngx_http_cast_ws_has_token(ngx_str_t *value,
     const char *token);
-static void ngx_http_cast_ws_detach(ngx_event_t *ev);
+static void ngx_http_cast_ws_posted(ngx_event_t *ev);
+static void ngx_http_cast_ws_detach(ngx_http_cast_ws_t *ws);
+static uint64_t ngx_http_cast_ws_max_message(ngx_http_cast_ws_t *ws);
+static ngx_int_t ngx_http_cast_ws_feed(ngx_http_cast_ws_t *ws,
+    ngx_http_cast_ws_parser_t *parser, u_char *p, size_t n);
 static void ngx_http_cast_ws_request_cleanup(void *data);
 static void ngx_http_cast_ws_read_handler(ngx_event_t *rev);
 static void ngx_http_cast_ws_write_handler(ngx_event_t *wev);
@@ -173,14 +181,13 @@ static ngx_int_t ngx_http_cast_ws_send_control(ngx_http_cast_ws_t *ws,
 static ngx_int_t ngx_http_cast_ws_flush(ngx_http_cast_ws_t *ws);
 static void ngx_http_cast_ws_fail(ngx_http_cast_ws_t *ws, ngx_uint_t code,
     const char *reason);
-static void ngx_http_cast_ws_fail_handler(ngx_event_t *ev);
 static void ngx_http_cast_ws_set_closing(ngx_http_cast_ws_t *ws);
+static void ngx_http_cast_ws_timer(ngx_event_t *ev);
 static void ngx_http_cast_ws_linger_handler(ngx_event_t *ev);
 static void ngx_http_cast_ws_message_handler(ngx_event_t *ev);
 static void ngx_http_cast_ws_ping_handler(ngx_event_t *ev);
 static void ngx_http_cast_ws_finalize(ngx_http_cast_ws_t *ws);
 static void ngx_http_cast_ws_release(ngx_http_cast_ws_t *ws);
-static void ngx_http_cast_ws_close_handler(ngx_event_t *ev);
 static void ngx_http_cast_ws_close_now(ngx_http_cast_ws_t *ws);
 
 
@@ -597,10 +604,6 @@ ngx_http_cast_ws_start(ngx_http_request_t *r, ngx_http_cast_record_t *record,
     ws->lingering_time = core->lingering_time;
     ws->lingering_timeout = core->lingering_timeout;
 
-    ngx_http_cast_ws_parser_init(&ws->parser,
-                                 ngx_min(ws->conf->max_message_size,
-                                         ws->conf->ws_max_message));
-
     /* frames that came in the handshake's packet are kept for later */
 
     if (r->header_in->pos < r->header_in->last) {
@@ -678,14 +681,10 @@ ngx_http_cast_ws_start(ngx_http_request_t *r, ngx_http_cast_record_t *record,
         ngx_del_timer(c->write);
     }
 
-    ws->detach_ev.handler = ngx_http_cast_ws_detach;
-    ws->detach_ev.data = ws;
-    ws->detach_ev.log = c->log;
-    ngx_post_event(&ws->detach_ev, &ngx_posted_events);
-
-    ws->close_ev.handler = ngx_http_cast_ws_close_handler;
-    ws->close_ev.data = ws;
-    ws->close_ev.log = c->log;
+    ws->post_ev.handler = ngx_http_cast_ws_posted;
+    ws->post_ev.data = ws;
+    ws->post_ev.log = c->log;
+    ngx_post_event(&ws->post_ev, &ngx_posted_events);
 
     if (ngx_http_cast_ws_sockets.next == NULL) {
         ngx_queue_init(&ngx_http_cast_ws_sockets);
@@ -703,19 +702,10 @@ ngx_http_cast_ws_start(ngx_http_request_t *r, ngx_http_cast_record_t *record,
                                 + (ngx_msec_t) ngx_random()
                                   % (ws->conf->ping_interval / 2 + 1));
 
-    ws->fail_ev.handler = ngx_http_cast_ws_fail_handler;
-    ws->fail_ev.data = ws;
-    ws->fail_ev.log = c->log;
-
-    ws->linger_ev.handler = ngx_http_cast_ws_linger_handler;
-    ws->linger_ev.data = ws;
-    ws->linger_ev.log = c->log;
-    ws->linger_ev.cancelable = 1;
-
-    ws->message_ev.handler = ngx_http_cast_ws_message_handler;
-    ws->message_ev.data = ws;
-    ws->message_ev.log = c->log;
-    ws->message_ev.cancelable = 1;
+    ws->timer_ev.handler = ngx_http_cast_ws_timer;
+    ws->timer_ev.data = ws;
+    ws->timer_ev.log = c->log;
+    ws->timer_ev.cancelable = 1;
 
     /*
      * The hub sends the greeting, the confirmation and the replay (SPEC
@@ -743,7 +733,8 @@ failed:
         ws->failed = 1;
         ws->fail_code = NGX_HTTP_CAST_WS_GOING_AWAY;
         ws->fail_reason = "internal error";
-        ngx_post_event(&ws->fail_ev, &ngx_posted_events);
+        ws->fail_pending = 1;
+        ngx_post_event(&ws->post_ev, &ngx_posted_events);
     }
 
     return NGX_DONE;
@@ -771,10 +762,27 @@ nomem:
  */
 
 static void
-ngx_http_cast_ws_detach(ngx_event_t *ev)
+ngx_http_cast_ws_posted(ngx_event_t *ev)
 {
     ngx_http_cast_ws_t *ws = ev->data;
 
+    if (!ws->detached) {
+        ngx_http_cast_ws_detach(ws);
+
+    } else if (ws->done) {
+        ngx_http_cast_ws_close_now(ws);
+
+    } else if (ws->fail_pending) {
+        /* a failure that could not close from where it happened */
+        ws->fail_pending = 0;
+        ngx_http_cast_ws_fail(ws, ws->fail_code, ws->fail_reason);
+    }
+}
+
+
+static void
+ngx_http_cast_ws_detach(ngx_http_cast_ws_t *ws)
+{
     u_char              *p;
     ngx_int_t            rc;
     ngx_buf_t           *b;
@@ -818,7 +826,7 @@ ngx_http_cast_ws_detach(ngx_event_t *ev)
     c->idle = 1;
 
     if (ws->done) {
-        ngx_post_event(&ws->close_ev, &ngx_posted_events);
+        ngx_post_event(&ws->post_ev, &ngx_posted_events);
         return;
     }
 
@@ -845,6 +853,12 @@ ngx_http_cast_ws_detach(ngx_event_t *ev)
         }
     }
 
+    /* a failure posted before the detach (the same event) */
+
+    if (ws->fail_pending) {
+        ngx_post_event(&ws->post_ev, &ngx_posted_events);
+    }
+
     ngx_post_event(c->read, &ngx_posted_events);
     ngx_post_event(c->write, &ngx_posted_events);
 }
@@ -857,9 +871,7 @@ ngx_http_cast_ws_request_cleanup(void *data)
 {
     ngx_http_cast_ws_t *ws = data;
 
-    ngx_http_cast_event_cancel(&ws->detach_ev);
-
-    ngx_http_cast_event_cancel(&ws->close_ev);
+    ngx_http_cast_event_cancel(&ws->post_ev);
 
     if (!ws->done) {
         ws->done = 1;
@@ -959,8 +971,73 @@ ngx_http_cast_ws_write_handler(ngx_event_t *wev)
 
 /* NGX_OK: go on reading; otherwise the socket is closing or gone */
 
+static uint64_t
+ngx_http_cast_ws_max_message(ngx_http_cast_ws_t *ws)
+{
+    return ngx_min(ws->conf->max_message_size, ws->conf->ws_max_message);
+}
+
+
+/*
+ * Between frames a parser is as new: an idle socket keeps none, one is
+ * kept only while a frame or a fragmented message is under way (or the
+ * parser failed).
+ */
+
 static ngx_int_t
 ngx_http_cast_ws_input(ngx_http_cast_ws_t *ws, u_char *p, size_t n)
+{
+    ngx_int_t                   rc;
+    ngx_http_cast_ws_parser_t   fresh, *parser;
+
+    parser = ws->parser;
+
+    if (parser == NULL) {
+        parser = &fresh;
+        ngx_http_cast_ws_parser_init(parser,
+                                     ngx_http_cast_ws_max_message(ws));
+    }
+
+    rc = ngx_http_cast_ws_feed(ws, parser, p, n);
+
+    if (ws->done) {
+        return rc;
+    }
+
+    if (parser != &fresh) {
+        if (ngx_http_cast_ws_parser_idle(parser)) {
+            ngx_free(ws->parser);
+            ws->parser = NULL;
+        }
+
+        return rc;
+    }
+
+    if (ngx_http_cast_ws_parser_idle(parser)) {
+        return rc;
+    }
+
+    ws->parser = ngx_alloc(sizeof(ngx_http_cast_ws_parser_t),
+                           ws->connection->log);
+
+    if (ws->parser == NULL) {
+        if (rc == NGX_OK) {
+            ngx_http_cast_ws_fail(ws, NGX_HTTP_CAST_WS_GOING_AWAY,
+                                  "out of memory");
+        }
+
+        return NGX_ERROR;
+    }
+
+    ngx_memcpy(ws->parser, parser, sizeof(ngx_http_cast_ws_parser_t));
+
+    return rc;
+}
+
+
+static ngx_int_t
+ngx_http_cast_ws_feed(ngx_http_cast_ws_t *ws,
+    ngx_http_cast_ws_parser_t *parser, u_char *p, size_t n)
 {
     u_char                    *last;
     ngx_int_t                  rc;
@@ -970,7 +1047,7 @@ ngx_http_cast_ws_input(ngx_http_cast_ws_t *ws, u_char *p, size_t n)
 
     while (p < last) {
 
-        rc = ngx_http_cast_ws_parse(&ws->parser, &p, last, &ev);
+        rc = ngx_http_cast_ws_parse(parser, &p, last, &ev);
 
         if (rc == NGX_AGAIN) {
             /* all of it is consumed: a frame has begun */
@@ -981,10 +1058,9 @@ ngx_http_cast_ws_input(ngx_http_cast_ws_t *ws, u_char *p, size_t n)
         if (rc == NGX_ERROR) {
             ngx_log_error(NGX_LOG_INFO, ws->connection->log, 0,
                           "cast: client sent an invalid frame: %s, "
-                          "closing with %ui", ws->parser.error,
-                          ws->parser.close_code);
-            ngx_http_cast_ws_fail(ws, ws->parser.close_code,
-                                  ws->parser.error);
+                          "closing with %ui", parser->error,
+                          parser->close_code);
+            ngx_http_cast_ws_fail(ws, parser->close_code, parser->error);
             return NGX_ERROR;
         }
 
@@ -1043,12 +1119,12 @@ ngx_http_cast_ws_input(ngx_http_cast_ws_t *ws, u_char *p, size_t n)
     /* a message has cast_ws_message_timeout from its first byte */
 
     if ((ws->in_frame || ws->in_message) && !ws->closing) {
-        if (!ws->message_ev.timer_set) {
-            ngx_add_timer(&ws->message_ev, ws->conf->ws_message_timeout);
+        if (!ws->timer_ev.timer_set) {
+            ngx_add_timer(&ws->timer_ev, ws->conf->ws_message_timeout);
         }
 
-    } else if (ws->message_ev.timer_set) {
-        ngx_del_timer(&ws->message_ev);
+    } else if (!ws->closing && ws->timer_ev.timer_set) {
+        ngx_del_timer(&ws->timer_ev);
     }
 
     if (ngx_http_cast_ws_flush(ws) == NGX_ERROR) {
@@ -1115,8 +1191,9 @@ ngx_http_cast_ws_control(ngx_http_cast_ws_t *ws, ngx_http_cast_ws_event_t *ev)
 static ngx_int_t
 ngx_http_cast_ws_append(ngx_http_cast_ws_t *ws, u_char *p, size_t n)
 {
-    u_char  *m;
-    size_t   size;
+    u_char    *m;
+    size_t     size;
+    uint64_t   max;
 
     if (n == 0) {
         return NGX_OK;
@@ -1126,8 +1203,10 @@ ngx_http_cast_ws_append(ngx_http_cast_ws_t *ws, u_char *p, size_t n)
         size = ngx_max(ws->message_size * 2, 1024);
 
         /* never more than the message limit the parser enforces */
-        if (ws->parser.max_message && size > ws->parser.max_message) {
-            size = (size_t) ws->parser.max_message;
+        max = ngx_http_cast_ws_max_message(ws);
+
+        if (max && size > max) {
+            size = (size_t) max;
         }
 
         size = ngx_max(size, ws->message_len + n);
@@ -1537,7 +1616,8 @@ ngx_http_cast_ws_enqueue(ngx_http_cast_ws_t *ws, ngx_http_cast_frame_t *frame,
         ws->failed = 1;
         ws->fail_code = NGX_HTTP_CAST_WS_POLICY;
         ws->fail_reason = "send queue overflow";
-        ngx_post_event(&ws->fail_ev, &ngx_posted_events);
+        ws->fail_pending = 1;
+        ngx_post_event(&ws->post_ev, &ngx_posted_events);
 
         return NGX_ERROR;
     }
@@ -1887,35 +1967,39 @@ ngx_http_cast_ws_fail(ngx_http_cast_ws_t *ws, ngx_uint_t code,
 }
 
 
-static void
-ngx_http_cast_ws_fail_handler(ngx_event_t *ev)
-{
-    ngx_http_cast_ws_t  *ws;
-
-    ws = ev->data;
-
-    if (!ws->done) {
-        ngx_http_cast_ws_fail(ws, ws->fail_code, ws->fail_reason);
-    }
-}
-
-
 /* a Close is queued: no pings, no message timer, a bounded wait */
 
 static void
 ngx_http_cast_ws_set_closing(ngx_http_cast_ws_t *ws)
 {
+    if (!ws->closing) {
+        /* the timer is the message's until now, the linger's from now */
+        ngx_http_cast_event_cancel(&ws->timer_ev);
+    }
+
     ws->closing = 1;
     ws->closing_start = ngx_current_msec;
     ws->progress = ws->closing_start;
 
     ngx_http_cast_event_cancel(&ws->ping_ev);
 
-    ngx_http_cast_event_cancel(&ws->message_ev);
+    if (!ws->timer_ev.timer_set) {
+        ngx_add_timer(&ws->timer_ev, ngx_min(ws->lingering_timeout,
+                                             ws->lingering_time));
+    }
+}
 
-    if (!ws->linger_ev.timer_set) {
-        ngx_add_timer(&ws->linger_ev, ngx_min(ws->lingering_timeout,
-                                              ws->lingering_time));
+
+static void
+ngx_http_cast_ws_timer(ngx_event_t *ev)
+{
+    ngx_http_cast_ws_t *ws = ev->data;
+
+    if (ws->closing) {
+        ngx_http_cast_ws_linger_handler(ev);
+
+    } else {
+        ngx_http_cast_ws_message_handler(ev);
     }
 }
 
@@ -2062,7 +2146,8 @@ ngx_http_cast_ws_close(void *socket, ngx_uint_t code, const char *reason)
         ws->failed = 1;
         ws->fail_code = code;
         ws->fail_reason = reason;
-        ngx_post_event(&ws->fail_ev, &ngx_posted_events);
+        ws->fail_pending = 1;
+        ngx_post_event(&ws->post_ev, &ngx_posted_events);
         return;
     }
 
@@ -2108,17 +2193,10 @@ ngx_http_cast_ws_finalize(ngx_http_cast_ws_t *ws)
     ngx_http_cast_ws_release(ws);
 
     if (ws->detached) {
-        ngx_post_event(&ws->close_ev, &ngx_posted_events);
+        ngx_post_event(&ws->post_ev, &ngx_posted_events);
     }
 
     /* before the detach, ngx_http_cast_ws_detach() posts it */
-}
-
-
-static void
-ngx_http_cast_ws_close_handler(ngx_event_t *ev)
-{
-    ngx_http_cast_ws_close_now(ev->data);
 }
 
 
@@ -2135,7 +2213,7 @@ ngx_http_cast_ws_close_now(ngx_http_cast_ws_t *ws)
         ngx_http_cast_ws_release(ws);
     }
 
-    ngx_http_cast_event_cancel(&ws->close_ev);
+    ngx_http_cast_event_cancel(&ws->post_ev);
 
     if (!ws->detached) {
         /* the request cleanup frees ws */
@@ -2238,13 +2316,16 @@ ngx_http_cast_ws_release(ngx_http_cast_ws_t *ws)
         ws->pending = NULL;
     }
 
+    if (ws->parser) {
+        ngx_free(ws->parser);
+        ws->parser = NULL;
+    }
+
     ngx_http_cast_event_cancel(&ws->ping_ev);
 
-    ngx_http_cast_event_cancel(&ws->fail_ev);
+    /* post_ev stays: it may be the detach, or the close to come */
 
-    ngx_http_cast_event_cancel(&ws->linger_ev);
-
-    ngx_http_cast_event_cancel(&ws->message_ev);
+    ngx_http_cast_event_cancel(&ws->timer_ev);
 
     if (ws->detached) {
         if (c->read->posted) {
