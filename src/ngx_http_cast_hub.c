@@ -270,6 +270,7 @@ static ngx_int_t ngx_http_cast_sub_send_hello(ngx_http_cast_sub_t *sub,
     u_char *ts);
 static ngx_int_t ngx_http_cast_sub_send_confirmation(ngx_http_cast_sub_t *sub,
     const char *mode, const char *reason);
+static ngx_msec_t ngx_http_cast_sub_lease_at(ngx_http_cast_sub_t *sub);
 static void ngx_http_cast_sub_lease(ngx_http_cast_sub_t *sub);
 static void ngx_http_cast_sub_heartbeat(ngx_http_cast_sub_t *sub);
 static void ngx_http_cast_sub_drop_replayed(ngx_http_cast_sub_t *sub);
@@ -295,7 +296,10 @@ static void ngx_http_cast_sent_release(ngx_http_cast_sent_t *sent);
 static void ngx_http_cast_sub_unacked(ngx_http_cast_sub_t *sub,
     ngx_http_cast_sent_t *sent);
 static void ngx_http_cast_sub_unacked_free(ngx_http_cast_sub_t *sub);
-static void ngx_http_cast_ack_handler(ngx_event_t *ev);
+static void ngx_http_cast_sub_timer_handler(ngx_event_t *ev);
+static void ngx_http_cast_sub_timer(ngx_http_cast_sub_t *sub);
+static void ngx_http_cast_ack_expired(ngx_http_cast_sub_t *sub,
+    ngx_http_cast_unacked_t *u);
 static void ngx_http_cast_syncerror(ngx_http_cast_hub_t *hub,
     ngx_http_cast_sub_t *sub, ngx_http_cast_sent_t *sent, const char *why);
 static ngx_int_t ngx_http_cast_made_apply(ngx_http_cast_append_t *a,
@@ -1090,10 +1094,11 @@ ngx_http_cast_hub_attach(ngx_http_cast_hub_t *hub,
     ngx_queue_init(&sub->unacked);
 
     sub->ack_timeout = ack_timeout;
-    sub->ack_ev.handler = ngx_http_cast_ack_handler;
-    sub->ack_ev.data = sub;
-    sub->ack_ev.log = hub->log;
-    sub->ack_ev.cancelable = 1;
+    sub->timer_ev.handler = ngx_http_cast_sub_timer_handler;
+    sub->timer_ev.data = sub;
+    sub->timer_ev.log = hub->log;
+    sub->timer_ev.cancelable = 1;
+    sub->lease_at = ngx_http_cast_sub_lease_at(sub);
 
     if (ngx_http_cast_events_parse(&sub->record.events, sub->record.dialect,
                                    &sub->events, &err)
@@ -1145,11 +1150,6 @@ ngx_http_cast_hub_attach(ngx_http_cast_hub_t *hub,
 
     ngx_rbtree_insert(&hub->subs, &sub->sn.node);
     hub->nsubs++;
-
-    sub->lease_ev.handler = ngx_http_cast_lease_handler;
-    sub->lease_ev.data = sub;
-    sub->lease_ev.log = hub->log;
-    sub->lease_ev.cancelable = 1;
 
     ngx_http_cast_sub_lease(sub);
     ngx_http_cast_sub_heartbeat(sub);
@@ -1441,7 +1441,7 @@ ngx_http_cast_sub_end(ngx_http_cast_sub_t *sub, const char *reason,
     /* the connection and its log may go now */
     sub->log = NULL;
 
-    ngx_http_cast_event_cancel(&sub->lease_ev);
+    ngx_http_cast_event_cancel(&sub->timer_ev);
     ngx_http_cast_sub_unacked_free(sub);
 
     if (!ngx_queue_empty(&sub->heartbeat)) {
@@ -1931,8 +1931,10 @@ ngx_http_cast_sub_unacked(ngx_http_cast_sub_t *sub,
     ngx_queue_insert_tail(&sub->unacked, &u->queue);
     sub->nunacked++;
 
-    if (!sub->ack_ev.timer_set) {
-        ngx_add_timer(&sub->ack_ev, sub->ack_timeout);
+    /* the oldest decides: a later one only waits behind it */
+
+    if (sub->nunacked == 1) {
+        ngx_http_cast_sub_timer(sub);
     }
 }
 
@@ -1942,8 +1944,6 @@ ngx_http_cast_sub_unacked_free(ngx_http_cast_sub_t *sub)
 {
     ngx_queue_t              *q;
     ngx_http_cast_unacked_t  *u;
-
-    ngx_http_cast_event_cancel(&sub->ack_ev);
 
     while (!ngx_queue_empty(&sub->unacked)) {
         q = ngx_queue_head(&sub->unacked);
@@ -1965,30 +1965,62 @@ ngx_http_cast_sub_unacked_free(ngx_http_cast_sub_t *sub)
  */
 
 static void
-ngx_http_cast_ack_handler(ngx_event_t *ev)
+ngx_http_cast_sub_timer_handler(ngx_event_t *ev)
 {
-    ngx_str_t                 none, reason;
-    ngx_msec_int_t            left;
-    ngx_http_cast_hub_t      *hub;
     ngx_http_cast_sub_t      *sub;
     ngx_http_cast_unacked_t  *u;
 
     sub = ev->data;
+
+    if ((ngx_msec_int_t) (ngx_current_msec - sub->lease_at) >= 0) {
+        ngx_http_cast_lease_handler(ev);
+        return;
+    }
+
+    if (!ngx_queue_empty(&sub->unacked)) {
+        u = ngx_queue_data(ngx_queue_head(&sub->unacked),
+                           ngx_http_cast_unacked_t, queue);
+
+        if ((ngx_msec_int_t) (u->deadline - ngx_current_msec) <= 0) {
+            ngx_http_cast_ack_expired(sub, u);
+            return;
+        }
+    }
+
+    ngx_http_cast_sub_timer(sub);
+}
+
+
+/* the timer, for the lease or the oldest unacknowledged change */
+
+static void
+ngx_http_cast_sub_timer(ngx_http_cast_sub_t *sub)
+{
+    ngx_msec_int_t            left, ack;
+    ngx_http_cast_unacked_t  *u;
+
+    left = (ngx_msec_int_t) (sub->lease_at - ngx_current_msec);
+
+    if (!ngx_queue_empty(&sub->unacked)) {
+        u = ngx_queue_data(ngx_queue_head(&sub->unacked),
+                           ngx_http_cast_unacked_t, queue);
+
+        ack = (ngx_msec_int_t) (u->deadline - ngx_current_msec);
+        left = ngx_min(left, ack);
+    }
+
+    ngx_add_timer(&sub->timer_ev, (ngx_msec_t) ngx_max(left, 1));
+}
+
+
+static void
+ngx_http_cast_ack_expired(ngx_http_cast_sub_t *sub,
+    ngx_http_cast_unacked_t *u)
+{
+    ngx_str_t             none, reason;
+    ngx_http_cast_hub_t  *hub;
+
     hub = sub->hub;
-
-    if (ngx_queue_empty(&sub->unacked)) {
-        return;
-    }
-
-    u = ngx_queue_data(ngx_queue_head(&sub->unacked),
-                       ngx_http_cast_unacked_t, queue);
-
-    left = (ngx_msec_int_t) (u->deadline - ngx_current_msec);
-
-    if (left > 0) {
-        ngx_add_timer(&sub->ack_ev, (ngx_msec_t) left);
-        return;
-    }
 
     ngx_http_cast_syncerror(hub, sub, u->sent,
                             "did not acknowledge the event in time "
@@ -2173,8 +2205,8 @@ ngx_http_cast_hub_counters(ngx_http_cast_hub_t *hub)
 }
 
 
-static void
-ngx_http_cast_sub_lease(ngx_http_cast_sub_t *sub)
+static ngx_msec_t
+ngx_http_cast_sub_lease_at(ngx_http_cast_sub_t *sub)
 {
     int64_t      left;
     ngx_time_t  *tp;
@@ -2182,7 +2214,16 @@ ngx_http_cast_sub_lease(ngx_http_cast_sub_t *sub)
     tp = ngx_timeofday();
     left = sub->record.expires - ((int64_t) tp->sec * 1000 + tp->msec);
 
-    ngx_add_timer(&sub->lease_ev, (ngx_msec_t) ngx_max(left, 1));
+    return ngx_current_msec + (ngx_msec_t) ngx_max(left, 1);
+}
+
+
+static void
+ngx_http_cast_sub_lease(ngx_http_cast_sub_t *sub)
+{
+    sub->lease_at = ngx_http_cast_sub_lease_at(sub);
+
+    ngx_http_cast_sub_timer(sub);
 }
 
 

@@ -70,7 +70,12 @@ struct ngx_http_cast_sub_s {
     ngx_http_cast_events_t     events;
     ngx_http_cast_events_t     latest;      /* record.latest parsed */
     u_char                    *writable;    /* a renewal's grant, or NULL */
-    ngx_event_t                lease_ev;
+    /*
+     * One timer: the lease's end (lease_at), or the oldest context change
+     * still not acknowledged (cast_ack_timeout), whichever comes first.
+     */
+    ngx_event_t                timer_ev;
+    ngx_msec_t                 lease_at;    /* ngx_current_msec */
 
     void                      *socket;
     ngx_log_t                 *log;         /* the socket's */
@@ -84,7 +89,6 @@ struct ngx_http_cast_sub_s {
     ngx_msec_t                 ack_timeout; /* 0: off */
     ngx_queue_t                unacked;
     ngx_uint_t                 nunacked;
-    ngx_event_t                ack_ev;
 
     /*
      * Replayed frames, for a while: in Redis mode the state may answer
