@@ -274,6 +274,7 @@ static ngx_msec_t ngx_http_cast_sub_lease_at(ngx_http_cast_sub_t *sub);
 static void ngx_http_cast_sub_lease(ngx_http_cast_sub_t *sub);
 static void ngx_http_cast_sub_heartbeat(ngx_http_cast_sub_t *sub);
 static void ngx_http_cast_sub_drop_replayed(ngx_http_cast_sub_t *sub);
+static void ngx_http_cast_sub_free_latest(ngx_http_cast_sub_t *sub);
 static ngx_int_t ngx_http_cast_sub_was_replayed(ngx_http_cast_sub_t *sub,
     ngx_http_cast_frame_t *frame);
 static void ngx_http_cast_sub_release_held(ngx_http_cast_sub_t *sub,
@@ -1110,15 +1111,23 @@ ngx_http_cast_hub_attach(ngx_http_cast_hub_t *hub,
 
     /* latest-value events: names only, checked at subscribe */
 
-    if (sub->record.latest.len
-        && ngx_http_cast_events_parse(&sub->record.latest,
-                                      NGX_HTTP_CAST_DIALECT_FHIRCAST,
-                                      &sub->latest, &err)
-           != NGX_OK)
-    {
-        ngx_http_cast_events_free(&sub->events);
-        ngx_free(sub);
-        goto failed;
+    if (sub->record.latest.len) {
+        sub->latest = ngx_calloc(sizeof(ngx_http_cast_events_t), log);
+
+        if (sub->latest == NULL
+            || ngx_http_cast_events_parse(&sub->record.latest,
+                                          NGX_HTTP_CAST_DIALECT_FHIRCAST,
+                                          sub->latest, &err)
+               != NGX_OK)
+        {
+            if (sub->latest) {
+                ngx_free(sub->latest);
+            }
+
+            ngx_http_cast_events_free(&sub->events);
+            ngx_free(sub);
+            goto failed;
+        }
     }
 
     sub->sn.str = sub->record.id;
@@ -1135,7 +1144,7 @@ ngx_http_cast_hub_attach(ngx_http_cast_hub_t *hub,
         topic = ngx_http_cast_topic_get(hub, &sub->record.topic);
         if (topic == NULL) {
             ngx_http_cast_events_free(&sub->events);
-            ngx_http_cast_events_free(&sub->latest);
+            ngx_http_cast_sub_free_latest(sub);
             ngx_free(sub);
             goto failed;
         }
@@ -1244,9 +1253,14 @@ ngx_http_cast_hub_replay(void *data, ngx_http_cast_result_t *res)
 
             (void) sub->send(sub->socket, frame, 0);
 
-            if (sub->nreplayed < 4) {
-                sub->replayed[sub->nreplayed++] = frame;
-                sub->replayed_at = ngx_current_msec;
+            if (sub->replayed == NULL) {
+                sub->replayed = ngx_calloc(sizeof(ngx_http_cast_replayed_t),
+                                           sub->hub->log);
+            }
+
+            if (sub->replayed && sub->replayed->n < 4) {
+                sub->replayed->frames[sub->replayed->n++] = frame;
+                sub->replayed->at = ngx_current_msec;
 
             } else {
                 ngx_http_cast_frame_release(frame);
@@ -1280,8 +1294,30 @@ ngx_http_cast_hub_replay(void *data, ngx_http_cast_result_t *res)
 static void
 ngx_http_cast_sub_drop_replayed(ngx_http_cast_sub_t *sub)
 {
-    while (sub->nreplayed) {
-        ngx_http_cast_frame_release(sub->replayed[--sub->nreplayed]);
+    ngx_http_cast_replayed_t  *rp;
+
+    rp = sub->replayed;
+
+    if (rp == NULL) {
+        return;
+    }
+
+    while (rp->n) {
+        ngx_http_cast_frame_release(rp->frames[--rp->n]);
+    }
+
+    ngx_free(rp);
+    sub->replayed = NULL;
+}
+
+
+static void
+ngx_http_cast_sub_free_latest(ngx_http_cast_sub_t *sub)
+{
+    if (sub->latest) {
+        ngx_http_cast_events_free(sub->latest);
+        ngx_free(sub->latest);
+        sub->latest = NULL;
     }
 }
 
@@ -1295,20 +1331,28 @@ static ngx_int_t
 ngx_http_cast_sub_was_replayed(ngx_http_cast_sub_t *sub,
     ngx_http_cast_frame_t *frame)
 {
-    ngx_uint_t  i;
+    ngx_uint_t                 i;
+    ngx_http_cast_replayed_t  *rp;
 
-    if (ngx_current_msec - sub->replayed_at > 5000) {
+    rp = sub->replayed;
+
+    if (ngx_current_msec - rp->at > 5000) {
         ngx_http_cast_sub_drop_replayed(sub);
         return 0;
     }
 
-    for (i = 0; i < sub->nreplayed; i++) {
-        if (sub->replayed[i]->len == frame->len
-            && ngx_memcmp(sub->replayed[i]->data, frame->data, frame->len)
+    for (i = 0; i < rp->n; i++) {
+        if (rp->frames[i]->len == frame->len
+            && ngx_memcmp(rp->frames[i]->data, frame->data, frame->len)
                == 0)
         {
-            ngx_http_cast_frame_release(sub->replayed[i]);
-            sub->replayed[i] = sub->replayed[--sub->nreplayed];
+            ngx_http_cast_frame_release(rp->frames[i]);
+            rp->frames[i] = rp->frames[--rp->n];
+
+            if (rp->n == 0) {
+                ngx_http_cast_sub_drop_replayed(sub);
+            }
+
             return 1;
         }
     }
@@ -1330,7 +1374,7 @@ ngx_http_cast_sub_release_held(ngx_http_cast_sub_t *sub, ngx_uint_t send)
         sub->nheld--;
 
         if (send && sub->socket
-            && !(sub->nreplayed
+            && !(sub->replayed
                  && ngx_http_cast_sub_was_replayed(sub, held->frame)))
         {
             if (sub->send(sub->socket, held->frame,
@@ -1473,7 +1517,7 @@ ngx_http_cast_sub_free(ngx_http_cast_sub_t *sub)
     ngx_http_cast_sub_release_held(sub, 0);
     ngx_http_cast_sub_drop_replayed(sub);
     ngx_http_cast_events_free(&sub->events);
-    ngx_http_cast_events_free(&sub->latest);
+    ngx_http_cast_sub_free_latest(sub);
 
     if (sub->writable) {
         ngx_free(sub->writable);
@@ -1670,7 +1714,7 @@ ngx_http_cast_fan_out(ngx_http_cast_fan_t *fan, ngx_queue_t *subs)
             continue;
         }
 
-        if (sub->nreplayed && ngx_http_cast_sub_was_replayed(sub, *frame)) {
+        if (sub->replayed && ngx_http_cast_sub_was_replayed(sub, *frame)) {
             continue;
         }
 
@@ -2528,13 +2572,13 @@ ngx_http_cast_sub_latest(ngx_http_cast_sub_t *sub,
 {
     ngx_uint_t  i;
 
-    if (sub->latest.n == 0 || frame->key.len == 0) {
+    if (sub->latest == NULL || sub->latest->n == 0 || frame->key.len == 0) {
         return 0;
     }
 
-    for (i = 0; i < sub->latest.n; i++) {
-        if (sub->latest.names[i].len == frame->name_len
-            && ngx_memcmp(sub->latest.names[i].data, frame->key.data,
+    for (i = 0; i < sub->latest->n; i++) {
+        if (sub->latest->names[i].len == frame->name_len
+            && ngx_memcmp(sub->latest->names[i].data, frame->key.data,
                           frame->name_len) == 0)
         {
             return NGX_HTTP_CAST_SEND_LATEST;

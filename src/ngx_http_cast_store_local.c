@@ -38,7 +38,8 @@ typedef struct {
     ngx_http_cast_record_t        record;   /* strings after the struct */
     ngx_http_cast_local_topic_t  *topic;
     ngx_http_cast_local_t        *ls;
-    ngx_event_t                   bind_ev;  /* until a socket binds */
+    ngx_event_t                  *bind_ev;  /* until a socket binds:
+                                               ngx_alloc()ed, or NULL */
     ngx_msec_t                    bind_by;  /* ngx_current_msec */
     unsigned                      bound:1;
 } ngx_http_cast_local_record_t;
@@ -205,6 +206,10 @@ static ngx_uint_t ngx_http_cast_local_limit(ngx_http_cast_local_t *ls,
 static void ngx_http_cast_local_end(ngx_http_cast_local_t *ls,
     ngx_http_cast_local_record_t *lr, ngx_str_t *reason);
 static void ngx_http_cast_local_bind_expired(ngx_event_t *ev);
+static ngx_int_t ngx_http_cast_local_bind_event(
+    ngx_http_cast_local_record_t *lr, ngx_http_cast_local_t *ls);
+static void ngx_http_cast_local_bind_event_free(
+    ngx_http_cast_local_record_t *lr);
 static void ngx_http_cast_local_unbound_timer(
     ngx_http_cast_local_record_t *lr);
 static ngx_uint_t ngx_http_cast_local_full(ngx_http_cast_local_t *ls);
@@ -328,6 +333,11 @@ ngx_http_cast_local_create(ngx_http_cast_store_t *store,
         goto failed;
     }
 
+    if (ngx_http_cast_local_bind_event(lr, ls) != NGX_OK) {
+        ngx_free(lr);
+        goto failed;
+    }
+
     r = &lr->record;
     *r = *record;
 
@@ -362,10 +372,6 @@ ngx_http_cast_local_create(ngx_http_cast_store_t *store,
 
     /* unbound, it ends with its bind timeout or its lease, if sooner */
 
-    lr->bind_ev.handler = ngx_http_cast_local_bind_expired;
-    lr->bind_ev.data = lr;
-    lr->bind_ev.log = ls->log;
-    lr->bind_ev.cancelable = 1;
     lr->bind_by = ngx_current_msec + record->bind_timeout;
     ngx_http_cast_local_unbound_timer(lr);
 
@@ -438,6 +444,14 @@ ngx_http_cast_local_renew(ngx_http_cast_store_t *store,
     r->auth = record->auth;
 
     if (!lr->bound) {
+        if (lr->bind_ev == NULL
+            && ngx_http_cast_local_bind_event(lr, ls) != NGX_OK)
+        {
+            ngx_http_cast_local_reply(done, data, NGX_HTTP_CAST_FAILED, NULL,
+                                      0, NULL);
+            return;
+        }
+
         ngx_http_cast_local_unbound_timer(lr);
     }
 
@@ -589,7 +603,7 @@ ngx_http_cast_local_bind(ngx_http_cast_store_t *store, ngx_str_t *id,
     }
 
     lr->bound = 1;
-    ngx_http_cast_event_cancel(&lr->bind_ev);
+    ngx_http_cast_local_bind_event_free(lr);
 
     ngx_http_cast_local_reply(done, data, NGX_HTTP_CAST_DONE, &lr->record,
                               0, NULL);
@@ -1376,7 +1390,7 @@ ngx_http_cast_local_end(ngx_http_cast_local_t *ls,
 {
     ngx_http_cast_local_topic_t  *topic;
 
-    ngx_http_cast_event_cancel(&lr->bind_ev);
+    ngx_http_cast_local_bind_event_free(lr);
 
     ngx_rbtree_delete(&ls->records, &lr->sn.node);
     ngx_queue_remove(&lr->link);
@@ -1420,6 +1434,44 @@ ngx_http_cast_local_bind_expired(ngx_event_t *ev)
 }
 
 
+/*
+ * A bound record needs no timer (its socket's subscription has the
+ * lease): the event is made while it waits for a socket only.
+ */
+
+static ngx_int_t
+ngx_http_cast_local_bind_event(ngx_http_cast_local_record_t *lr,
+    ngx_http_cast_local_t *ls)
+{
+    ngx_event_t  *ev;
+
+    ev = ngx_calloc(sizeof(ngx_event_t), ls->log);
+    if (ev == NULL) {
+        return NGX_ERROR;
+    }
+
+    ev->handler = ngx_http_cast_local_bind_expired;
+    ev->data = lr;
+    ev->log = ls->log;
+    ev->cancelable = 1;
+
+    lr->bind_ev = ev;
+
+    return NGX_OK;
+}
+
+
+static void
+ngx_http_cast_local_bind_event_free(ngx_http_cast_local_record_t *lr)
+{
+    if (lr->bind_ev) {
+        ngx_http_cast_event_cancel(lr->bind_ev);
+        ngx_free(lr->bind_ev);
+        lr->bind_ev = NULL;
+    }
+}
+
+
 /* the bind timeout or the lease, whichever ends first */
 
 static void
@@ -1431,8 +1483,8 @@ ngx_http_cast_local_unbound_timer(ngx_http_cast_local_record_t *lr)
     bind = (ngx_msec_int_t) (lr->bind_by - ngx_current_msec);
     lease = (ngx_msec_t) lr->record.lease * 1000;
 
-    ngx_add_timer(&lr->bind_ev, ngx_min((ngx_msec_t) ngx_max(bind, 1),
-                                        lease));
+    ngx_add_timer(lr->bind_ev, ngx_min((ngx_msec_t) ngx_max(bind, 1),
+                                       lease));
 }
 
 
