@@ -97,10 +97,13 @@ struct ngx_http_cast_ws_s {
      * ngx_http_cast_ws_posted() tells which from the flags.
      */
     ngx_event_t                post_ev;
-    ngx_event_t                ping_ev;
-    /* a client message's time; closing: the peer's time (linger) */
+    /*
+     * One timer: the next ping and a client message's time, whichever
+     * comes first; closing: the peer's time (linger).
+     */
     ngx_event_t                timer_ev;
-    ngx_msec_t                 last_seen;
+    ngx_msec_t                 ping_at;
+    ngx_msec_t                 message_at;  /* if message_timer */    ngx_msec_t                 last_seen;
     ngx_msec_t                 closing_start;
     ngx_msec_t                 progress;    /* closing: last byte moved */
     ngx_msec_t                 lingering_time;
@@ -116,6 +119,7 @@ struct ngx_http_cast_ws_s {
     unsigned                   shut_wr:1;
     unsigned                   failed:1;
     unsigned                   fail_pending:1;  /* post_ev: to fail */
+    unsigned                   message_timer:1;
     unsigned                   done:1;      /* released from the hub */
     unsigned                   detached:1;  /* the request is freed */
     unsigned                   upgraded:1;  /* the 101 is sent */
@@ -183,6 +187,7 @@ static void ngx_http_cast_ws_fail(ngx_http_cast_ws_t *ws, ngx_uint_t code,
     const char *reason);
 static void ngx_http_cast_ws_set_closing(ngx_http_cast_ws_t *ws);
 static void ngx_http_cast_ws_timer(ngx_event_t *ev);
+static void ngx_http_cast_ws_timer_set(ngx_http_cast_ws_t *ws);
 static void ngx_http_cast_ws_linger_handler(ngx_event_t *ev);
 static void ngx_http_cast_ws_message_handler(ngx_event_t *ev);
 static void ngx_http_cast_ws_ping_handler(ngx_event_t *ev);
@@ -692,20 +697,17 @@ ngx_http_cast_ws_start(ngx_http_request_t *r, ngx_http_cast_record_t *record,
 
     ngx_queue_insert_tail(&ngx_http_cast_ws_sockets, &ws->link);
 
-    ws->ping_ev.handler = ngx_http_cast_ws_ping_handler;
-    ws->ping_ev.data = ws;
-    ws->ping_ev.log = c->log;
-    ws->ping_ev.cancelable = 1;
-
-    /* sockets that connect together must not all ping together */
-    ngx_add_timer(&ws->ping_ev, ws->conf->ping_interval / 2
-                                + (ngx_msec_t) ngx_random()
-                                  % (ws->conf->ping_interval / 2 + 1));
-
     ws->timer_ev.handler = ngx_http_cast_ws_timer;
     ws->timer_ev.data = ws;
     ws->timer_ev.log = c->log;
     ws->timer_ev.cancelable = 1;
+
+    /* sockets that connect together must not all ping together */
+    ws->ping_at = ngx_current_msec + ws->conf->ping_interval / 2
+                  + (ngx_msec_t) ngx_random()
+                    % (ws->conf->ping_interval / 2 + 1);
+
+    ngx_http_cast_ws_timer_set(ws);
 
     /*
      * The hub sends the greeting, the confirmation and the replay (SPEC
@@ -1119,12 +1121,15 @@ ngx_http_cast_ws_feed(ngx_http_cast_ws_t *ws,
     /* a message has cast_ws_message_timeout from its first byte */
 
     if ((ws->in_frame || ws->in_message) && !ws->closing) {
-        if (!ws->timer_ev.timer_set) {
-            ngx_add_timer(&ws->timer_ev, ws->conf->ws_message_timeout);
+        if (!ws->message_timer) {
+            ws->message_timer = 1;
+            ws->message_at = ngx_current_msec + ws->conf->ws_message_timeout;
+            ngx_http_cast_ws_timer_set(ws);
         }
 
-    } else if (!ws->closing && ws->timer_ev.timer_set) {
-        ngx_del_timer(&ws->timer_ev);
+    } else {
+        /* the timer, if set for it, finds nothing due and is set again */
+        ws->message_timer = 0;
     }
 
     if (ngx_http_cast_ws_flush(ws) == NGX_ERROR) {
@@ -1973,15 +1978,14 @@ static void
 ngx_http_cast_ws_set_closing(ngx_http_cast_ws_t *ws)
 {
     if (!ws->closing) {
-        /* the timer is the message's until now, the linger's from now */
+        /* the timer was for pings and a message, it is the linger's now */
         ngx_http_cast_event_cancel(&ws->timer_ev);
     }
 
     ws->closing = 1;
+    ws->message_timer = 0;
     ws->closing_start = ngx_current_msec;
     ws->progress = ws->closing_start;
-
-    ngx_http_cast_event_cancel(&ws->ping_ev);
 
     if (!ws->timer_ev.timer_set) {
         ngx_add_timer(&ws->timer_ev, ngx_min(ws->lingering_timeout,
@@ -1997,10 +2001,46 @@ ngx_http_cast_ws_timer(ngx_event_t *ev)
 
     if (ws->closing) {
         ngx_http_cast_ws_linger_handler(ev);
-
-    } else {
-        ngx_http_cast_ws_message_handler(ev);
+        return;
     }
+
+    if (ws->message_timer
+        && (ngx_msec_int_t) (ngx_current_msec - ws->message_at) >= 0)
+    {
+        ws->message_timer = 0;
+        ngx_http_cast_ws_message_handler(ev);
+        return;
+    }
+
+    if ((ngx_msec_int_t) (ngx_current_msec - ws->ping_at) >= 0) {
+        ngx_http_cast_ws_ping_handler(ev);
+    }
+
+    /* a socket that fails or closes has no pings any more */
+
+    if (!ws->done && !ws->closing && !ws->failed) {
+        ngx_http_cast_ws_timer_set(ws);
+    }
+}
+
+
+/* live: the timer goes off for the next ping or the message's time */
+
+static void
+ngx_http_cast_ws_timer_set(ngx_http_cast_ws_t *ws)
+{
+    ngx_msec_t      at;
+    ngx_msec_int_t  left;
+
+    at = ws->ping_at;
+
+    if (ws->message_timer && (ngx_msec_int_t) (ws->message_at - at) < 0) {
+        at = ws->message_at;
+    }
+
+    left = (ngx_msec_int_t) (at - ngx_current_msec);
+
+    ngx_add_timer(&ws->timer_ev, (ngx_msec_t) ngx_max(left, 1));
 }
 
 
@@ -2089,7 +2129,7 @@ ngx_http_cast_ws_ping_handler(ngx_event_t *ev)
         return;
     }
 
-    ngx_add_timer(&ws->ping_ev, ws->conf->ping_interval);
+    ws->ping_at = ngx_current_msec + ws->conf->ping_interval;
 }
 
 
@@ -2320,8 +2360,6 @@ ngx_http_cast_ws_release(ngx_http_cast_ws_t *ws)
         ngx_free(ws->parser);
         ws->parser = NULL;
     }
-
-    ngx_http_cast_event_cancel(&ws->ping_ev);
 
     /* post_ev stays: it may be the detach, or the close to come */
 
