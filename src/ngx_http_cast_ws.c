@@ -785,15 +785,18 @@ ngx_http_cast_ws_posted(ngx_event_t *ev)
 static void
 ngx_http_cast_ws_detach(ngx_http_cast_ws_t *ws)
 {
-    u_char              *p;
-    ngx_int_t            rc;
-    ngx_buf_t           *b;
-    ngx_connection_t    *c;
-    ngx_http_log_ctx_t  *ctx;
-    ngx_http_request_t  *r;
+    u_char                 *p;
+    ngx_int_t               rc;
+    ngx_buf_t              *b;
+    ngx_chain_t            *cl, *ln;
+    ngx_connection_t       *c;
+    ngx_http_log_ctx_t     *ctx;
+    ngx_http_request_t     *r;
+    ngx_http_connection_t  *hc;
 
     c = ws->connection;
     r = ws->request;
+    hc = r->http_connection;
 
     ws->cleanup->handler = NULL;
     ws->request = NULL;
@@ -810,7 +813,12 @@ ngx_http_cast_ws_detach(ngx_http_cast_ws_t *ws)
     ctx->current_request = NULL;
     c->log->action = "serving cast websocket";
 
-    /* the header buffer is not needed any more */
+    /*
+     * The header buffers are not needed any more (what followed the
+     * handshake was copied): c->buffer, and the large ones a long header
+     * took (large_client_header_buffers), freed as ngx_http_set_keepalive()
+     * frees them.
+     */
 
     b = c->buffer;
 
@@ -820,6 +828,25 @@ ngx_http_cast_ws_detach(ngx_http_cast_ws_t *ws)
         b->last = NULL;
         b->end = NULL;
     }
+
+    for (cl = hc->free; cl; /* void */) {
+        ln = cl;
+        cl = cl->next;
+        ngx_pfree(c->pool, ln->buf->start);
+        ngx_free_chain(c->pool, ln);
+    }
+
+    hc->free = NULL;
+
+    for (cl = hc->busy; cl; /* void */) {
+        ln = cl;
+        cl = cl->next;
+        ngx_pfree(c->pool, ln->buf->start);
+        ngx_free_chain(c->pool, ln);
+    }
+
+    hc->busy = NULL;
+    hc->nbusy = 0;
 
     c->read->handler = ngx_http_cast_ws_read_handler;
     c->write->handler = ngx_http_cast_ws_write_handler;
