@@ -84,7 +84,7 @@ struct ngx_http_cast_ws_s {
 
     ngx_http_cast_ws_out_t    *out;         /* queue head */
     ngx_http_cast_ws_out_t   **last_out;
-    ngx_http_cast_ws_out_t    *free;        /* links to reuse */
+    ngx_http_cast_ws_out_t    *free;        /* a link to reuse, or NULL */
     size_t                     queued;      /* bytes not yet sent */
     size_t                     exempt;      /* of queued: not live traffic */
     size_t                     sent;        /* of the head frame */
@@ -96,7 +96,8 @@ struct ngx_http_cast_ws_s {
      * Posted: the detach, then a deferred failure (overflow) or the close;
      * ngx_http_cast_ws_posted() tells which from the flags.
      */
-    ngx_event_t                post_ev;
+    ngx_queue_t                posted;      /* in ngx_http_cast_ws_posted_q
+                                               if in_posted */
     /*
      * One timer: the next ping and a client message's time, whichever
      * comes first; closing: the peer's time (linger).
@@ -118,7 +119,8 @@ struct ngx_http_cast_ws_s {
     unsigned                   close_received:1;
     unsigned                   shut_wr:1;
     unsigned                   failed:1;
-    unsigned                   fail_pending:1;  /* post_ev: to fail */
+    unsigned                   in_posted:1;
+    unsigned                   fail_pending:1;  /* posted: to fail */
     unsigned                   message_timer:1;
     unsigned                   done:1;      /* released from the hub */
     unsigned                   detached:1;  /* the request is freed */
@@ -131,6 +133,10 @@ struct ngx_http_cast_ws_s {
 
 /* this worker's sockets, for its exit */
 static ngx_queue_t  ngx_http_cast_ws_sockets;
+
+/* sockets with posted work, and the one event that runs it */
+static ngx_queue_t  ngx_http_cast_ws_posted_q;
+static ngx_event_t  ngx_http_cast_ws_posted_ev;
 
 
 static ngx_int_t ngx_http_cast_ws_bound(ngx_http_request_t *r,
@@ -154,7 +160,10 @@ static ngx_table_elt_t *ngx_http_cast_ws_header(ngx_http_request_t *r,
     const char *name, ngx_uint_t *count);
 static ngx_int_t ngx_http_cast_ws_has_token(ngx_str_t *value,
     const char *token);
-static void ngx_http_cast_ws_posted(ngx_event_t *ev);
+static void ngx_http_cast_ws_post(ngx_http_cast_ws_t *ws);
+static void ngx_http_cast_ws_unpost(ngx_http_cast_ws_t *ws);
+static void ngx_http_cast_ws_run_posted(ngx_event_t *ev);
+static void ngx_http_cast_ws_posted(ngx_http_cast_ws_t *ws);
 static void ngx_http_cast_ws_detach(ngx_http_cast_ws_t *ws);
 static uint64_t ngx_http_cast_ws_max_message(ngx_http_cast_ws_t *ws);
 static ngx_int_t ngx_http_cast_ws_feed(ngx_http_cast_ws_t *ws,
@@ -180,6 +189,8 @@ static ngx_int_t ngx_http_cast_ws_link(ngx_http_cast_ws_t *ws,
     ngx_http_cast_frame_t *frame, ngx_uint_t flags);
 static void ngx_http_cast_ws_unlink(ngx_http_cast_ws_t *ws,
     ngx_http_cast_ws_out_t **prev);
+static void ngx_http_cast_ws_free_link(ngx_http_cast_ws_t *ws,
+    ngx_http_cast_ws_out_t *out);
 static ngx_int_t ngx_http_cast_ws_send_control(ngx_http_cast_ws_t *ws,
     ngx_uint_t opcode, u_char *data, size_t len);
 static ngx_int_t ngx_http_cast_ws_flush(ngx_http_cast_ws_t *ws);
@@ -686,10 +697,7 @@ ngx_http_cast_ws_start(ngx_http_request_t *r, ngx_http_cast_record_t *record,
         ngx_del_timer(c->write);
     }
 
-    ws->post_ev.handler = ngx_http_cast_ws_posted;
-    ws->post_ev.data = ws;
-    ws->post_ev.log = c->log;
-    ngx_post_event(&ws->post_ev, &ngx_posted_events);
+    ngx_http_cast_ws_post(ws);
 
     if (ngx_http_cast_ws_sockets.next == NULL) {
         ngx_queue_init(&ngx_http_cast_ws_sockets);
@@ -736,7 +744,7 @@ failed:
         ws->fail_code = NGX_HTTP_CAST_WS_GOING_AWAY;
         ws->fail_reason = "internal error";
         ws->fail_pending = 1;
-        ngx_post_event(&ws->post_ev, &ngx_posted_events);
+        ngx_http_cast_ws_post(ws);
     }
 
     return NGX_DONE;
@@ -763,11 +771,68 @@ nomem:
  * socket's, like a keepalive connection is the http connection's.
  */
 
-static void
-ngx_http_cast_ws_posted(ngx_event_t *ev)
-{
-    ngx_http_cast_ws_t *ws = ev->data;
+/*
+ * Work a socket does from a posted event of its own: the detach, then a
+ * deferred failure or the close.  The sockets that have some wait in one
+ * queue behind one posted event (a socket does not carry an event of
+ * its own for this).
+ */
 
+static void
+ngx_http_cast_ws_post(ngx_http_cast_ws_t *ws)
+{
+    if (ws->in_posted) {
+        return;
+    }
+
+    if (ngx_http_cast_ws_posted_q.next == NULL) {
+        ngx_queue_init(&ngx_http_cast_ws_posted_q);
+    }
+
+    ws->in_posted = 1;
+    ngx_queue_insert_tail(&ngx_http_cast_ws_posted_q, &ws->posted);
+
+    if (!ngx_http_cast_ws_posted_ev.posted) {
+        ngx_http_cast_ws_posted_ev.handler = ngx_http_cast_ws_run_posted;
+        ngx_http_cast_ws_posted_ev.log = ngx_cycle->log;
+        ngx_post_event(&ngx_http_cast_ws_posted_ev, &ngx_posted_events);
+    }
+}
+
+
+static void
+ngx_http_cast_ws_unpost(ngx_http_cast_ws_t *ws)
+{
+    if (ws->in_posted) {
+        ws->in_posted = 0;
+        ngx_queue_remove(&ws->posted);
+    }
+}
+
+
+/* what is posted while this runs runs too, as ngx_posted_events does */
+
+static void
+ngx_http_cast_ws_run_posted(ngx_event_t *ev)
+{
+    ngx_queue_t         *q;
+    ngx_http_cast_ws_t  *ws;
+
+    while (!ngx_queue_empty(&ngx_http_cast_ws_posted_q)) {
+        q = ngx_queue_head(&ngx_http_cast_ws_posted_q);
+        ws = ngx_queue_data(q, ngx_http_cast_ws_t, posted);
+
+        ngx_queue_remove(q);
+        ws->in_posted = 0;
+
+        ngx_http_cast_ws_posted(ws);
+    }
+}
+
+
+static void
+ngx_http_cast_ws_posted(ngx_http_cast_ws_t *ws)
+{
     if (!ws->detached) {
         ngx_http_cast_ws_detach(ws);
 
@@ -855,7 +920,7 @@ ngx_http_cast_ws_detach(ngx_http_cast_ws_t *ws)
     c->idle = 1;
 
     if (ws->done) {
-        ngx_post_event(&ws->post_ev, &ngx_posted_events);
+        ngx_http_cast_ws_post(ws);
         return;
     }
 
@@ -885,7 +950,7 @@ ngx_http_cast_ws_detach(ngx_http_cast_ws_t *ws)
     /* a failure posted before the detach (the same event) */
 
     if (ws->fail_pending) {
-        ngx_post_event(&ws->post_ev, &ngx_posted_events);
+        ngx_http_cast_ws_post(ws);
     }
 
     ngx_post_event(c->read, &ngx_posted_events);
@@ -900,7 +965,7 @@ ngx_http_cast_ws_request_cleanup(void *data)
 {
     ngx_http_cast_ws_t *ws = data;
 
-    ngx_http_cast_event_cancel(&ws->post_ev);
+    ngx_http_cast_ws_unpost(ws);
 
     if (!ws->done) {
         ws->done = 1;
@@ -1649,7 +1714,7 @@ ngx_http_cast_ws_enqueue(ngx_http_cast_ws_t *ws, ngx_http_cast_frame_t *frame,
         ws->fail_code = NGX_HTTP_CAST_WS_POLICY;
         ws->fail_reason = "send queue overflow";
         ws->fail_pending = 1;
-        ngx_post_event(&ws->post_ev, &ngx_posted_events);
+        ngx_http_cast_ws_post(ws);
 
         return NGX_ERROR;
     }
@@ -1729,7 +1794,25 @@ ngx_http_cast_ws_unlink(ngx_http_cast_ws_t *ws, ngx_http_cast_ws_out_t **prev)
 
     ngx_http_cast_frame_release(out->frame);
 
-    out->next = ws->free;
+    ngx_http_cast_ws_free_link(ws, out);
+}
+
+
+/*
+ * One link is kept for the next frame (an idle socket gets one at a
+ * time); what a burst took is freed, not kept for the socket's life.
+ */
+
+static void
+ngx_http_cast_ws_free_link(ngx_http_cast_ws_t *ws,
+    ngx_http_cast_ws_out_t *out)
+{
+    if (ws->free) {
+        ngx_free(out);
+        return;
+    }
+
+    out->next = NULL;
     ws->free = out;
 }
 
@@ -1865,8 +1948,7 @@ ngx_http_cast_ws_flush(ngx_http_cast_ws_t *ws)
                 ws->last_out = &ws->out;
             }
 
-            out->next = ws->free;
-            ws->free = out;
+            ngx_http_cast_ws_free_link(ws, out);
 
             ngx_http_cast_frame_release(frame);
         }
@@ -2214,7 +2296,7 @@ ngx_http_cast_ws_close(void *socket, ngx_uint_t code, const char *reason)
         ws->fail_code = code;
         ws->fail_reason = reason;
         ws->fail_pending = 1;
-        ngx_post_event(&ws->post_ev, &ngx_posted_events);
+        ngx_http_cast_ws_post(ws);
         return;
     }
 
@@ -2260,7 +2342,7 @@ ngx_http_cast_ws_finalize(ngx_http_cast_ws_t *ws)
     ngx_http_cast_ws_release(ws);
 
     if (ws->detached) {
-        ngx_post_event(&ws->post_ev, &ngx_posted_events);
+        ngx_http_cast_ws_post(ws);
     }
 
     /* before the detach, ngx_http_cast_ws_detach() posts it */
@@ -2280,7 +2362,7 @@ ngx_http_cast_ws_close_now(ngx_http_cast_ws_t *ws)
         ngx_http_cast_ws_release(ws);
     }
 
-    ngx_http_cast_event_cancel(&ws->post_ev);
+    ngx_http_cast_ws_unpost(ws);
 
     if (!ws->detached) {
         /* the request cleanup frees ws */
@@ -2388,7 +2470,7 @@ ngx_http_cast_ws_release(ngx_http_cast_ws_t *ws)
         ws->parser = NULL;
     }
 
-    /* post_ev stays: it may be the detach, or the close to come */
+    /* the posted work stays: it may be the detach, or the close to come */
 
     ngx_http_cast_event_cancel(&ws->timer_ev);
 
