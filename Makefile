@@ -6,7 +6,7 @@
 #   make run        build, then nginx in the foreground with conf-examples/local.conf
 #   make test       build, then the whole test suite (the command CI runs)
 #   make test-docker  the Docker image and compose stack test alone (root)
-#   make test-valgrind  the WebSocket suites with nginx under valgrind
+#   make test-valgrind  the suites that run nginx, under valgrind (both modes)
 #   make asan       build the same .so with AddressSanitizer (see below)
 #   make install    copy the .so to /usr/lib/nginx/modules/
 #   make clean      remove build/ and t/servroot*
@@ -51,6 +51,10 @@ CAST_MODES  ?= local redis
 # the dual-mode files among TESTS
 REDIS_TESTS ?= $(shell grep -l '^use CastMode;' \
                  $(if $(filter -r,$(TESTS)),t/*.t,$(filter %.t,$(TESTS))) /dev/null)
+# under valgrind: every suite but the build, configuration and browser ones
+# (they test nginx -t and Chromium, not the module's memory)
+VALGRIND_TESTS ?= $(filter-out t/000-% t/001-% t/008-% t/009-% t/012-% \
+                    t/070-%,$(wildcard t/*.t))
 
 ASAN_CFLAGS  ?= -O1 -g -fno-omit-frame-pointer -fsanitize=address \
                 -Wall -Wextra -Wno-unused-parameter -Wno-error
@@ -108,9 +112,13 @@ test-docker: deps
 	@scripts/docker-test.sh
 
 test-valgrind: build
-	@files="$(sort $(wildcard t/*websocket*.t t/*ws*.t))"; \
-	if [ -z "$$files" ]; then echo "no t/*websocket*.t or t/*ws*.t suites" >&2; exit 1; fi; \
-	$(TEST_ENV) TEST_NGINX_USE_VALGRIND=1 $(PROVE) $$files
+	@failed=; \
+	$(TEST_ENV) TEST_NGINX_USE_VALGRIND=1 TEST_NGINX_CAST_MODE=local \
+	    $(PROVE) $(VALGRIND_TESTS) || failed="$$failed local"; \
+	$(TEST_ENV) TEST_NGINX_USE_VALGRIND=1 TEST_NGINX_CAST_MODE=redis \
+	    $(PROVE) $(filter $(VALGRIND_TESTS),$(REDIS_TESTS)) \
+	    || failed="$$failed redis"; \
+	if [ -n "$$failed" ]; then echo "make test-valgrind: FAILED:$$failed" >&2; exit 1; fi
 
 asan: deps
 	@NGINX_BIN=$(NGINX_BIN) CAST_CFLAGS="$(ASAN_CFLAGS)" \

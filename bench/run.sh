@@ -44,6 +44,10 @@
 #   KEEP=1         keep the temporary prefix (configs, logs) after the run
 #   RESULTS_DIR    where <date>.md goes                       [bench/results]
 #   UPDATE_README=0  leave the results section of bench/README.md alone
+#   LOG_LEVEL      error_log level of every hub: notice, the level a
+#                  production proxy runs at or below; info adds our
+#                  per-subscription lines (created, bound, ended), which
+#                  nchan does not write                           [notice]
 set -euo pipefail
 
 BENCH=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -62,6 +66,7 @@ BASE_REDIS_PORT=${BASE_REDIS_PORT:-18085}
 REDIS_BIN=${REDIS_BIN:-/usr/bin/redis-server}
 SCENARIOS=${SCENARIOS:-a b c d p r l}
 RUNS=${RUNS:-1}
+LOG_LEVEL=${LOG_LEVEL:-notice}
 A_SUBS=${A_SUBS:-1000}
 A_TOPICS=${A_TOPICS:-1}
 A_RATE=${A_RATE:-50}
@@ -188,7 +193,7 @@ common_top() {
 worker_processes  $1;
 worker_rlimit_nofile  20000;
 pid  logs/nginx.pid;
-error_log  logs/error.log  info;
+error_log  logs/error.log  $LOG_LEVEL;
 events {
     worker_connections  20000;
 }
@@ -733,7 +738,7 @@ DIRTY=$(git -C "$ROOT" --no-optional-locks status --porcelain -- . ':!bench' 2>/
     echo "## Commands"
     echo
     echo '```sh'
-    echo "NICE=$NICE SCENARIOS=\"$SCENARIOS\" RUNS=$RUNS L_SUBS=$L_SUBS L_SLOW=$L_SLOW L_RATE=$L_RATE L_DURATION=$L_DURATION L_PAYLOAD=$L_PAYLOAD L_SLOW_HZ=$L_SLOW_HZ L_SNDBUF=$L_SNDBUF A_SUBS=$A_SUBS A_TOPICS=$A_TOPICS A_RATE=$A_RATE A_DURATION=$A_DURATION WARMUP=$WARMUP B_SUBS=$B_SUBS B_TOPICS=$B_TOPICS C_DURATION=$C_DURATION C_CONNS=$C_CONNS P_SUBS=$P_SUBS P_RATE=$P_RATE P_DURATION=$P_DURATION PING_INTERVAL=$PING_INTERVAL R_WORKERS=$R_WORKERS bench/run.sh"
+    echo "NICE=$NICE LOG_LEVEL=$LOG_LEVEL SCENARIOS=\"$SCENARIOS\" RUNS=$RUNS L_SUBS=$L_SUBS L_SLOW=$L_SLOW L_RATE=$L_RATE L_DURATION=$L_DURATION L_PAYLOAD=$L_PAYLOAD L_SLOW_HZ=$L_SLOW_HZ L_SNDBUF=$L_SNDBUF A_SUBS=$A_SUBS A_TOPICS=$A_TOPICS A_RATE=$A_RATE A_DURATION=$A_DURATION WARMUP=$WARMUP B_SUBS=$B_SUBS B_TOPICS=$B_TOPICS C_DURATION=$C_DURATION C_CONNS=$C_CONNS P_SUBS=$P_SUBS P_RATE=$P_RATE P_DURATION=$P_DURATION PING_INTERVAL=$PING_INTERVAL R_WORKERS=$R_WORKERS bench/run.sh"
     for c in "${CMDS[@]}"; do echo "$c"; done
     echo '```'
     echo

@@ -75,7 +75,7 @@ static ngx_int_t ngx_http_cast_api_discovery(ngx_http_request_t *r);
 static ngx_http_cast_hub_t *ngx_http_cast_api_hub(ngx_http_request_t *r);
 static ngx_http_cast_grant_t *ngx_http_cast_api_grant(ngx_http_request_t *r);
 static ngx_int_t ngx_http_cast_api_granted(ngx_http_request_t *r,
-    ngx_http_cast_record_t *record, json_t *reply);
+    ngx_http_cast_record_t *record, ngx_str_t *endpoint);
 static ngx_uint_t ngx_http_cast_content_type(ngx_http_request_t *r);
 static ngx_int_t ngx_http_cast_endpoint_id(ngx_str_t *value, ngx_str_t *id);
 static char *ngx_http_cast_topic_error(ngx_str_t *topic,
@@ -751,8 +751,7 @@ ngx_http_cast_api_subscribed(ngx_http_request_t *r,
                   record->id.data, &record->topic, record->lease,
                   &record->events, &record->name);
 
-    return ngx_http_cast_api_granted(r, record,
-                            ngx_http_cast_endpoint_reply(&record->endpoint));
+    return ngx_http_cast_api_granted(r, record, &record->endpoint);
 }
 
 
@@ -777,8 +776,7 @@ ngx_http_cast_api_renewed(ngx_http_request_t *r, ngx_http_cast_result_t *res,
                   "for %T s, events \"%V\"", (size_t) 8, record->id.data,
                   &record->topic, record->lease, &record->events);
 
-    return ngx_http_cast_api_granted(r, record,
-                        ngx_http_cast_endpoint_reply(&res->record->endpoint));
+    return ngx_http_cast_api_granted(r, record, &res->record->endpoint);
 }
 
 
@@ -789,38 +787,57 @@ ngx_http_cast_api_renewed(ngx_http_request_t *r, ngx_http_cast_result_t *res,
 
 static ngx_int_t
 ngx_http_cast_api_granted(ngx_http_request_t *r,
-    ngx_http_cast_record_t *record, json_t *reply)
+    ngx_http_cast_record_t *record, ngx_str_t *endpoint)
 {
-    u_char                  who[192], *p;
+    u_char                  who[192], *p, *w;
+    size_t                  len;
+    ngx_str_t               text;
     ngx_http_cast_grant_t  *grant;
 
-    if (reply == NULL) {
+    /* written as it goes out: a connect builds no JSON */
+
+    len = sizeof("{\"hub.channel.endpoint\":}") - 1
+          + ngx_http_cast_json_quoted_len(endpoint->data, endpoint->len);
+
+    if (record->auth) {
+        len += sizeof(",\"hub.events\":,\"hub.lease_seconds\":") - 1
+               + ngx_http_cast_json_quoted_len(record->events.data,
+                                               record->events.len)
+               + NGX_TIME_T_LEN;
+    }
+
+    text.data = ngx_pnalloc(r->pool, len);
+    if (text.data == NULL) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
+    p = ngx_cpymem(text.data, "{\"hub.channel.endpoint\":",
+                   sizeof("{\"hub.channel.endpoint\":") - 1);
+    p = ngx_http_cast_json_quote(p, endpoint->data, endpoint->len);
+
     if (record->auth) {
-        if (json_object_set_new(reply, "hub.events",
-                                ngx_http_cast_json_string(&record->events))
-            || json_object_set_new(reply, "hub.lease_seconds",
-                                   json_integer((json_int_t) record->lease)))
-        {
-            json_decref(reply);
-            return NGX_HTTP_INTERNAL_SERVER_ERROR;
-        }
+        p = ngx_cpymem(p, ",\"hub.events\":",
+                       sizeof(",\"hub.events\":") - 1);
+        p = ngx_http_cast_json_quote(p, record->events.data,
+                                     record->events.len);
+        p = ngx_sprintf(p, ",\"hub.lease_seconds\":%T", record->lease);
 
         grant = ngx_http_cast_api_grant(r);
 
         if (grant) {
-            p = ngx_http_cast_auth_who(who, sizeof(who), grant);
+            w = ngx_http_cast_auth_who(who, sizeof(who), grant);
 
             ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
                           "cast: subscription %*s... granted to the bearer "
                           "token of %*s", (size_t) 8, record->id.data,
-                          (size_t) (p - who), who);
+                          (size_t) (w - who), who);
         }
     }
 
-    return ngx_http_cast_send_json_new(r, NGX_HTTP_ACCEPTED, reply);
+    *p++ = '}';
+    text.len = p - text.data;
+
+    return ngx_http_cast_send_json_text(r, NGX_HTTP_ACCEPTED, &text);
 }
 
 

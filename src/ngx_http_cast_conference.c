@@ -39,6 +39,14 @@ static ngx_int_t ngx_http_cast_conf_join(json_t *registry, json_t *body,
     u_char *event_id, u_char *timestamp, ngx_http_cast_conf_outcome_t *out);
 static ngx_int_t ngx_http_cast_conf_lead(json_t *registry, json_t *body,
     u_char *event_id, u_char *timestamp, ngx_http_cast_conf_outcome_t *out);
+static ngx_int_t ngx_http_cast_conf_announce(json_t *registry,
+    const char *host, json_t *conference, json_t *context, const char *type,
+    const char *status, u_char *event_id, u_char *timestamp,
+    ngx_http_cast_conf_outcome_t *out);
+static ngx_int_t ngx_http_cast_conf_user(json_t *context, json_t *body,
+    const char *from, const char *to);
+static json_t *ngx_http_cast_conf_find(json_t *registry, const char *host,
+    ngx_http_cast_conf_outcome_t *out);
 static ngx_int_t ngx_http_cast_conf_leave(json_t *registry, json_t *body,
     const char *topic, u_char *event_id, u_char *timestamp,
     ngx_http_cast_conf_outcome_t *out);
@@ -143,8 +151,6 @@ ngx_http_cast_conf_list(json_t *registry)
         if (item == NULL
             || json_object_del(item, "rev") < -1
             || json_object_set_new(item, "user", json_string(host)) != 0
-            || json_object_set_new(item, "participants",
-                    ngx_http_cast_conf_participants(conference)) != 0
             || json_array_append_new(list, item) != 0)
         {
             json_decref(list);
@@ -153,6 +159,45 @@ ngx_http_cast_conf_list(json_t *registry)
     }
 
     return list;
+}
+
+
+json_t *
+ngx_http_cast_conf_all_topics(json_t *registry)
+{
+    size_t       i;
+    json_t      *all, *conference, *topics, *topic;
+    const char  *host;
+
+    all = json_array();
+    if (all == NULL) {
+        return NULL;
+    }
+
+    json_object_foreach(json_object_get(registry, "conferences"), host,
+                        conference)
+    {
+        topics = ngx_http_cast_conf_participants(conference);
+        if (topics == NULL) {
+            json_decref(all);
+            return NULL;
+        }
+
+        json_array_foreach(topics, i, topic) {
+            if (json_is_string(topic)
+                && !ngx_http_cast_conf_has(all, json_string_value(topic))
+                && json_array_append(all, topic) != 0)
+            {
+                json_decref(topics);
+                json_decref(all);
+                return NULL;
+            }
+        }
+
+        json_decref(topics);
+    }
+
+    return all;
 }
 
 
@@ -417,8 +462,8 @@ static ngx_int_t
 ngx_http_cast_conf_join(json_t *registry, json_t *body, u_char *event_id,
     u_char *timestamp, ngx_http_cast_conf_outcome_t *out)
 {
-    json_t      *conferences, *conference, *context, *value;
-    const char  *host, *topic, *other, *name;
+    json_t      *conferences, *conference, *context;
+    const char  *host, *topic, *other;
 
     host = ngx_http_cast_conf_text(body, "hostTopic", "user");
     topic = ngx_http_cast_conf_text(body, "joinTopic", "topic");
@@ -429,11 +474,10 @@ ngx_http_cast_conf_join(json_t *registry, json_t *body, u_char *event_id,
     }
 
     conferences = json_object_get(registry, "conferences");
-    conference = json_object_get(conferences, host);
 
+    conference = ngx_http_cast_conf_find(registry, host, out);
     if (conference == NULL) {
-        return ngx_http_cast_conf_refuse(out, NGX_HTTP_CAST_NOT_FOUND, 404,
-                                         "Conference not found");
+        return NGX_ABORT;
     }
 
     if (ngx_strcmp(topic, host) == 0) {
@@ -492,34 +536,17 @@ ngx_http_cast_conf_join(json_t *registry, json_t *body, u_char *event_id,
 
     if (context == NULL
         || json_object_set_new(context, "joinedTopic", json_string(topic))
-           != 0)
+        || ngx_http_cast_conf_user(context, body, "joinUserName",
+                                   "joinedUserName") != NGX_OK)
     {
         json_decref(context);
         json_decref(conference);
         return NGX_ERROR;
     }
 
-    name = ngx_http_cast_conf_text(body, "joinUserName", NULL);
-    value = json_object_get(body, "joinUserName");
-
-    if (name && *name && json_object_set(context, "joinedUserName", value)) {
-        json_decref(context);
-        json_decref(conference);
-        return NGX_ERROR;
-    }
-
-    if (ngx_http_cast_conf_change(registry, host, conference,
-                                  ngx_http_cast_conf_participants(conference),
-                                  "conference-start", context, event_id,
-                                  timestamp, out)
-        != NGX_OK)
-    {
-        return NGX_ERROR;
-    }
-
-    out->reply = ngx_http_cast_conf_reply(registry, host, "joined");
-
-    return out->reply ? NGX_OK : NGX_ERROR;
+    return ngx_http_cast_conf_announce(registry, host, conference, context,
+                                       "conference-start", "joined",
+                                       event_id, timestamp, out);
 }
 
 
@@ -527,8 +554,8 @@ static ngx_int_t
 ngx_http_cast_conf_lead(json_t *registry, json_t *body, u_char *event_id,
     u_char *timestamp, ngx_http_cast_conf_outcome_t *out)
 {
-    json_t      *conference, *context, *value;
-    const char  *host, *leader, *name;
+    json_t      *conference, *context;
+    const char  *host, *leader;
 
     host = ngx_http_cast_conf_text(body, "hostTopic", "user");
     leader = ngx_http_cast_conf_text(body, "sceneLeaderTopic", "leadTopic");
@@ -538,12 +565,9 @@ ngx_http_cast_conf_lead(json_t *registry, json_t *body, u_char *event_id,
                                          "sceneLeaderTopic is required");
     }
 
-    conference = json_object_get(json_object_get(registry, "conferences"),
-                                 host);
-
+    conference = ngx_http_cast_conf_find(registry, host, out);
     if (conference == NULL) {
-        return ngx_http_cast_conf_refuse(out, NGX_HTTP_CAST_NOT_FOUND, 404,
-                                         "Conference not found");
+        return NGX_ABORT;
     }
 
     if (ngx_strcmp(leader, host) != 0
@@ -566,32 +590,84 @@ ngx_http_cast_conf_lead(json_t *registry, json_t *body, u_char *event_id,
     }
 
     context = ngx_http_cast_conf_context(conference);
-    if (context == NULL) {
-        json_decref(conference);
-        return NGX_ERROR;
-    }
 
-    name = ngx_http_cast_conf_text(body, "leaderUserName", NULL);
-    value = json_object_get(body, "leaderUserName");
-
-    if (name && *name && json_object_set(context, "leaderUserName", value)) {
+    if (context == NULL
+        || ngx_http_cast_conf_user(context, body, "leaderUserName",
+                                   "leaderUserName") != NGX_OK)
+    {
         json_decref(context);
         json_decref(conference);
         return NGX_ERROR;
     }
 
+    return ngx_http_cast_conf_announce(registry, host, conference, context,
+                                       "conference-lead", "updated",
+                                       event_id, timestamp, out);
+}
+
+
+/*
+ * join and lead: the changed copy of a conference goes into the registry,
+ * the event with its context to its participants; the answer carries it.
+ * The references to conference and context are taken.
+ */
+
+static ngx_int_t
+ngx_http_cast_conf_announce(json_t *registry, const char *host,
+    json_t *conference, json_t *context, const char *type,
+    const char *status, u_char *event_id, u_char *timestamp,
+    ngx_http_cast_conf_outcome_t *out)
+{
     if (ngx_http_cast_conf_change(registry, host, conference,
                                   ngx_http_cast_conf_participants(conference),
-                                  "conference-lead", context, event_id,
-                                  timestamp, out)
+                                  type, context, event_id, timestamp, out)
         != NGX_OK)
     {
         return NGX_ERROR;
     }
 
-    out->reply = ngx_http_cast_conf_reply(registry, host, "updated");
+    out->reply = ngx_http_cast_conf_reply(registry, host, status);
 
     return out->reply ? NGX_OK : NGX_ERROR;
+}
+
+
+/* the user's name the body gives, if any, goes into the context as "to" */
+
+static ngx_int_t
+ngx_http_cast_conf_user(json_t *context, json_t *body, const char *from,
+    const char *to)
+{
+    const char  *name;
+
+    name = ngx_http_cast_conf_text(body, from, NULL);
+
+    if (name == NULL || *name == '\0') {
+        return NGX_OK;
+    }
+
+    return json_object_set(context, to, json_object_get(body, from)) == 0
+           ? NGX_OK : NGX_ERROR;
+}
+
+
+/* the conference of a host topic; NULL: refused, not found */
+
+static json_t *
+ngx_http_cast_conf_find(json_t *registry, const char *host,
+    ngx_http_cast_conf_outcome_t *out)
+{
+    json_t  *conference;
+
+    conference = json_object_get(json_object_get(registry, "conferences"),
+                                 host);
+
+    if (conference == NULL) {
+        (void) ngx_http_cast_conf_refuse(out, NGX_HTTP_CAST_NOT_FOUND, 404,
+                                         "Conference not found");
+    }
+
+    return conference;
 }
 
 
@@ -605,12 +681,9 @@ ngx_http_cast_conf_leave(json_t *registry, json_t *body, const char *topic,
 
     host = ngx_http_cast_conf_text(body, "hostTopic", "user");
 
-    conference = json_object_get(json_object_get(registry, "conferences"),
-                                 host);
-
+    conference = ngx_http_cast_conf_find(registry, host, out);
     if (conference == NULL) {
-        return ngx_http_cast_conf_refuse(out, NGX_HTTP_CAST_NOT_FOUND, 404,
-                                         "Conference not found");
+        return NGX_ABORT;
     }
 
     if (!ngx_http_cast_conf_has(json_object_get(conference, "topics"),

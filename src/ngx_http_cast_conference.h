@@ -65,13 +65,16 @@ ngx_int_t ngx_http_cast_conf_apply(json_t *registry, ngx_uint_t op,
     ngx_http_cast_conf_outcome_t *out);
 void ngx_http_cast_conf_outcome_free(ngx_http_cast_conf_outcome_t *out);
 
-/* GET {base}/conference: a new array of the conferences, with "participants" */
+/* GET {base}/conference: a new array of the conferences */
 json_t *ngx_http_cast_conf_list(json_t *registry);
 
+/* a new array of every conference's topics, each once */
+json_t *ngx_http_cast_conf_all_topics(json_t *registry);
+
 /*
- * The list's "participants" become the subscriber names of each
- * conference's topics, host first, each once: "names" maps a topic to
- * the records the store has of it (objects with "topic" and "name").
+ * Each listed conference gets "participants": the subscriber names of its
+ * topics, host first, each once.  "names" maps a topic to the records the
+ * store has of it (objects with "topic" and "name").
  */
 ngx_int_t ngx_http_cast_conf_name(json_t *list, json_t *names);
 

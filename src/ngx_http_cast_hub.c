@@ -2973,8 +2973,6 @@ ngx_http_cast_conf_listed(void *data, ngx_http_cast_result_t *res)
 {
     ngx_http_cast_hub_op_t *op = data;
 
-    size_t                      i, j;
-    json_t                     *item, *topic;
     ngx_http_cast_conf_list_t  *cl;
 
     cl = NULL;
@@ -2988,7 +2986,7 @@ ngx_http_cast_conf_listed(void *data, ngx_http_cast_result_t *res)
         cl->done = op->done;
         cl->data = op->data;
         cl->list = ngx_http_cast_conf_list(res->json);
-        cl->topics = json_array();
+        cl->topics = ngx_http_cast_conf_all_topics(res->json);
         cl->names = json_object();
     }
 
@@ -3013,20 +3011,6 @@ ngx_http_cast_conf_listed(void *data, ngx_http_cast_result_t *res)
     }
 
     ngx_free(op);
-
-    json_array_foreach(cl->list, i, item) {
-        json_array_foreach(json_object_get(item, "participants"), j, topic) {
-            if (json_is_string(topic)
-                && json_object_get(cl->names, json_string_value(topic))
-                   == NULL)
-            {
-                (void) json_object_set_new(cl->names,
-                                           json_string_value(topic),
-                                           json_array());
-                (void) json_array_append(cl->topics, topic);
-            }
-        }
-    }
 
     ngx_http_cast_conf_names(cl, NULL);
 }

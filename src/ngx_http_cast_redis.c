@@ -1252,9 +1252,23 @@ ngx_int_t
 ngx_http_cast_redis_commandf(ngx_http_cast_redis_t *rds, redisCallbackFn *fn,
     void *privdata, const char *fmt, ...)
 {
+    va_list    args;
+    ngx_int_t  rc;
+
+    va_start(args, fmt);
+    rc = ngx_http_cast_redis_vcommandf(rds, fn, privdata, fmt, args);
+    va_end(args);
+
+    return rc;
+}
+
+
+ngx_int_t
+ngx_http_cast_redis_vcommandf(ngx_http_cast_redis_t *rds,
+    redisCallbackFn *fn, void *privdata, const char *fmt, va_list args)
+{
     int        len;
     char      *cmd;
-    va_list    args;
     ngx_int_t  rc;
 
     if (!ngx_http_cast_redis_ready(rds)) {
@@ -1262,10 +1276,7 @@ ngx_http_cast_redis_commandf(ngx_http_cast_redis_t *rds, redisCallbackFn *fn,
     }
 
     cmd = NULL;
-
-    va_start(args, fmt);
     len = redisvFormatCommand(&cmd, fmt, args);
-    va_end(args);
 
     if (len <= 0 || cmd == NULL) {
         return NGX_ERROR;

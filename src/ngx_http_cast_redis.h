@@ -95,6 +95,8 @@ ngx_int_t ngx_http_cast_redis_command(ngx_http_cast_redis_t *rds,
     const size_t *argvlen);
 ngx_int_t ngx_http_cast_redis_commandf(ngx_http_cast_redis_t *rds,
     redisCallbackFn *fn, void *privdata, const char *fmt, ...);
+ngx_int_t ngx_http_cast_redis_vcommandf(ngx_http_cast_redis_t *rds,
+    redisCallbackFn *fn, void *privdata, const char *fmt, va_list args);
 
 /* worker exit: queued commands are written before destroy() */
 void ngx_http_cast_redis_flush(ngx_http_cast_redis_t *rds,

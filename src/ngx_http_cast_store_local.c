@@ -136,7 +136,22 @@ struct ngx_http_cast_local_s {
     ngx_rbtree_node_t             keys_sentinel;
     ngx_queue_t                   claims;
     ngx_uint_t                    nclaims;
+
+    /*
+     * The state of the topic appended to last, parsed: a topic's events
+     * come in runs, and its next event then starts from a copy of the
+     * tree rather than from parsing the text again.  Never changed; only
+     * kept for a text of at most NGX_HTTP_CAST_LOCAL_PARSED bytes.
+     */
+    ngx_http_cast_local_topic_t  *parsed_topic;
+    json_t                       *parsed;
 };
+
+
+#define NGX_HTTP_CAST_LOCAL_PARSED    16384
+
+/* a state's text is written here first: one allocation of its size */
+#define NGX_HTTP_CAST_LOCAL_DUMP      4096
 
 
 static void ngx_http_cast_local_create(ngx_http_cast_store_t *store,
@@ -198,6 +213,9 @@ static ngx_int_t ngx_http_cast_local_apply(ngx_http_cast_local_t *ls,
     json_t **state);
 static json_t *ngx_http_cast_local_parse(ngx_http_cast_local_t *ls,
     ngx_http_cast_local_topic_t *topic);
+static u_char *ngx_http_cast_local_text(ngx_http_cast_local_t *ls,
+    json_t *state, size_t *size);
+static void ngx_http_cast_local_unparse(ngx_http_cast_local_t *ls);
 static void ngx_http_cast_local_forget(ngx_http_cast_local_t *ls,
     ngx_http_cast_local_topic_t *topic);
 static void ngx_http_cast_local_expired(ngx_event_t *ev);
@@ -1208,6 +1226,10 @@ ngx_http_cast_local_topic_release(ngx_http_cast_local_t *ls,
 
     ngx_http_cast_event_cancel(&topic->expire);
 
+    if (topic == ls->parsed_topic) {
+        ngx_http_cast_local_unparse(ls);
+    }
+
     ngx_rbtree_delete(&ls->topics, &topic->sn.node);
     ls->ntopics -= topic->counted;
 
@@ -1242,18 +1264,14 @@ ngx_http_cast_local_apply(ngx_http_cast_local_t *ls,
         return rc;
     }
 
-    /* one pass: jansson's own allocation (malloc) is kept */
-
     text = NULL;
     size = 0;
 
     if (json_object_size(*state)) {
-        text = (u_char *) json_dumps(*state, JSON_COMPACT);
+        text = ngx_http_cast_local_text(ls, *state, &size);
         if (text == NULL) {
             return NGX_ERROR;
         }
-
-        size = ngx_strlen(text);
     }
 
     if (ls->max_bytes && size > topic->bytes
@@ -1275,6 +1293,15 @@ ngx_http_cast_local_apply(ngx_http_cast_local_t *ls,
     ls->bytes = ls->bytes - topic->bytes + size;
     topic->state = text;
     topic->bytes = size;
+
+    /* the caller changes the tree no more: it is the text's, parsed */
+
+    ngx_http_cast_local_unparse(ls);
+
+    if (size <= NGX_HTTP_CAST_LOCAL_PARSED) {
+        ls->parsed_topic = topic;
+        ls->parsed = json_incref(*state);
+    }
 
     /* a timer set moves (nginx leaves it if the move is small) */
 
@@ -1298,6 +1325,10 @@ ngx_http_cast_local_parse(ngx_http_cast_local_t *ls,
     json_t        *state;
     json_error_t   err;
 
+    if (topic == ls->parsed_topic) {
+        return json_deep_copy(ls->parsed);
+    }
+
     if (topic->state == NULL) {
         return json_object();
     }
@@ -1316,12 +1347,61 @@ ngx_http_cast_local_parse(ngx_http_cast_local_t *ls,
 }
 
 
+/* the compact text of a state, allocated to its size; NULL: failed */
+
+static u_char *
+ngx_http_cast_local_text(ngx_http_cast_local_t *ls, json_t *state,
+    size_t *size)
+{
+    u_char   buf[NGX_HTTP_CAST_LOCAL_DUMP];
+    u_char  *text;
+    size_t   n;
+
+    n = json_dumpb(state, (char *) buf, sizeof(buf), JSON_COMPACT);
+
+    if (n == 0) {
+        return NULL;
+    }
+
+    if (n > sizeof(buf)) {
+        /* jansson's own allocation (malloc) is kept */
+        text = (u_char *) json_dumps(state, JSON_COMPACT);
+        *size = text ? ngx_strlen(text) : 0;
+        return text;
+    }
+
+    text = ngx_alloc(n + 1, ls->log);
+    if (text == NULL) {
+        return NULL;
+    }
+
+    ngx_memcpy(text, buf, n);
+    text[n] = '\0';
+    *size = n;
+
+    return text;
+}
+
+
+static void
+ngx_http_cast_local_unparse(ngx_http_cast_local_t *ls)
+{
+    json_decref(ls->parsed);
+    ls->parsed = NULL;
+    ls->parsed_topic = NULL;
+}
+
+
 /* the state text goes: the topic's state is empty */
 
 static void
 ngx_http_cast_local_forget(ngx_http_cast_local_t *ls,
     ngx_http_cast_local_topic_t *topic)
 {
+    if (topic == ls->parsed_topic) {
+        ngx_http_cast_local_unparse(ls);
+    }
+
     ngx_http_cast_event_cancel(&topic->expire);
 
     if (topic->state) {

@@ -356,6 +356,8 @@ static void ngx_http_cast_rstore_answer(ngx_http_cast_rcall_t *call,
     json_t *json);
 static ngx_uint_t ngx_http_cast_rstore_failed(ngx_http_cast_rstore_t *rs,
     redisReply *reply);
+static void ngx_http_cast_rstore_ask(ngx_http_cast_rcall_t *call,
+    redisCallbackFn *fn, const char *fmt, ...);
 static void ngx_http_cast_rstore_send(ngx_http_cast_rcall_t *call,
     ngx_uint_t script, ngx_http_cast_rargs_t *keys,
     ngx_http_cast_rargs_t *args, ngx_http_cast_rargs_t *more,
@@ -1772,16 +1774,9 @@ ngx_http_cast_rstore_state(ngx_http_cast_store_t *store, ngx_str_t *topic,
         return;
     }
 
-    if (rs->too_old
-        || ngx_http_cast_redis_commandf(rs->cmd,
-                                        ngx_http_cast_rstore_state_reply,
-                                        call, "HMGET cast:{%b}:state v s",
-                                        topic->data, topic->len)
-           != NGX_OK)
-    {
-        ngx_http_cast_rstore_finish(call, NGX_HTTP_CAST_UNAVAILABLE, NULL, 0,
-                                    NULL);
-    }
+    ngx_http_cast_rstore_ask(call, ngx_http_cast_rstore_state_reply,
+                             "HMGET cast:{%b}:state v s", topic->data,
+                             topic->len);
 }
 
 
@@ -1859,14 +1854,9 @@ ngx_http_cast_rstore_count(ngx_http_cast_store_t *store, ngx_str_t *topic,
     key_len = ngx_sprintf(key, "cast:{%V}:subs", topic) - key;
     now_len = ngx_sprintf(now, "(%L", ngx_http_cast_now_ms()) - now;
 
-    if (ngx_http_cast_redis_commandf(rs->cmd, ngx_http_cast_rstore_counted,
-                                     call, "ZCOUNT %b %b +inf", key, key_len,
-                                     now, now_len)
-        != NGX_OK)
-    {
-        ngx_http_cast_rstore_finish(call, NGX_HTTP_CAST_UNAVAILABLE, NULL, 0,
-                                    NULL);
-    }
+    ngx_http_cast_rstore_ask(call, ngx_http_cast_rstore_counted,
+                             "ZCOUNT %b %b +inf", key, key_len, now,
+                             now_len);
 }
 
 
@@ -1912,16 +1902,9 @@ ngx_http_cast_rstore_topics(ngx_http_cast_store_t *store,
     now_len = ngx_sprintf(now, "(%L", ngx_http_cast_now_ms()) - now;
     max_len = ngx_sprintf(max, "%ui", rs->max_topics) - max;
 
-    if (ngx_http_cast_redis_commandf(rs->cmd,
-                                     ngx_http_cast_rstore_topics_reply, call,
-                                     "ZRANGEBYSCORE cast:topics %b +inf "
-                                     "LIMIT 0 %b", now, now_len, max,
-                                     max_len)
-        != NGX_OK)
-    {
-        ngx_http_cast_rstore_finish(call, NGX_HTTP_CAST_UNAVAILABLE, NULL, 0,
-                                    NULL);
-    }
+    ngx_http_cast_rstore_ask(call, ngx_http_cast_rstore_topics_reply,
+                             "ZRANGEBYSCORE cast:topics %b +inf LIMIT 0 %b",
+                             now, now_len, max, max_len);
 }
 
 
@@ -2162,15 +2145,9 @@ ngx_http_cast_rstore_claim(ngx_http_cast_store_t *store, ngx_str_t *key,
     px.data = buf;
     px.len = ngx_sprintf(buf, "%M", ttl) - buf;
 
-    if (rs->too_old
-        || ngx_http_cast_redis_commandf(rs->cmd, ngx_http_cast_rstore_keyed,
-                                        call, "SET cast:claim:%b 1 NX PX %b",
-                                        key->data, key->len, px.data, px.len)
-           != NGX_OK)
-    {
-        ngx_http_cast_rstore_finish(call, NGX_HTTP_CAST_UNAVAILABLE, NULL, 0,
-                                    NULL);
-    }
+    ngx_http_cast_rstore_ask(call, ngx_http_cast_rstore_keyed,
+                             "SET cast:claim:%b 1 NX PX %b", key->data,
+                             key->len, px.data, px.len);
 }
 
 
@@ -2187,16 +2164,8 @@ ngx_http_cast_rstore_incr(ngx_http_cast_store_t *store, ngx_str_t *key,
         return;
     }
 
-    if (rs->too_old
-        || ngx_http_cast_redis_commandf(rs->cmd,
-                                        ngx_http_cast_rstore_incremented,
-                                        call, "INCR cast:count:%b",
-                                        key->data, key->len)
-           != NGX_OK)
-    {
-        ngx_http_cast_rstore_finish(call, NGX_HTTP_CAST_UNAVAILABLE, NULL, 0,
-                                    NULL);
-    }
+    ngx_http_cast_rstore_ask(call, ngx_http_cast_rstore_incremented,
+                             "INCR cast:count:%b", key->data, key->len);
 }
 
 
@@ -3465,6 +3434,31 @@ ngx_http_cast_rstore_failed(ngx_http_cast_rstore_t *rs, redisReply *reply)
     }
 
     return NGX_HTTP_CAST_UNAVAILABLE;
+}
+
+
+/* a call's command; out of reach: UNAVAILABLE at once */
+
+static void
+ngx_http_cast_rstore_ask(ngx_http_cast_rcall_t *call, redisCallbackFn *fn,
+    const char *fmt, ...)
+{
+    va_list    args;
+    ngx_int_t  rc;
+
+    rc = NGX_ERROR;
+
+    if (!call->rs->too_old) {
+        va_start(args, fmt);
+        rc = ngx_http_cast_redis_vcommandf(call->rs->cmd, fn, call, fmt,
+                                           args);
+        va_end(args);
+    }
+
+    if (rc != NGX_OK) {
+        ngx_http_cast_rstore_finish(call, NGX_HTTP_CAST_UNAVAILABLE, NULL, 0,
+                                    NULL);
+    }
 }
 
 

@@ -386,3 +386,18 @@ not ok
 got
 --- access_log
 uri=/echo body=[hello world]
+
+
+
+=== TEST 19: the servroot holds only what Test::Nginx writes there (conf, html, logs, *_temp, *_cache): its own cleanup stops at anything else
+--- config
+    location = /t { return 200 "ok\n"; }
+--- init
+package main;
+my @other = grep { !m{/(?:conf|html|logs|[a-z_]+_temp|[a-z_]+_cache)$} }
+            glob(Test::Nginx::Util::server_root() . '/*');
+is(join(',', @other), '', 'nothing else in the servroot while nginx runs');
+--- request
+GET /t
+--- response_body
+ok

@@ -215,7 +215,10 @@ is(join(',', @annotations), join(',', grep { /^a-/ } @$published),
 ok(@scenes < 300, 'the slow socket: scene-updates with gaps (' . scalar(@scenes) . ' of 300)');
 is($ids->[-1], 's-00300', 'the slow socket: ends with the last event');
 is($final, 'timeout', 'the slow socket is still open');
-ok($grown < 4 * 1024, "nginx grew by less than 4 MB with 9.4 MB published (grew $grown kB)");
+SKIP: {
+    skip 'under valgrind the RSS is valgrind\'s', 1 if $ENV{TEST_NGINX_USE_VALGRIND};
+    ok($grown < 4 * 1024, "nginx grew by less than 4 MB with 9.4 MB published (grew $grown kB)");
+}
 $main::HOLD = [$slow, @fast];
 --- response_body_like: "connections":3,"subscriptions":3,
 --- no_error_log
@@ -246,7 +249,11 @@ my ($ids, $final) = drain($latest, 2);
 is($ids->[-1], 's-00300', 'by default: ends with the last event');
 is($final, 'timeout', 'by default: still open');
 ($ids, $final) = drain($plain, 2);
-is($final, 'close 1008', 'opted out: closed with 1008');
+SKIP: {
+    # slowed down, the close outlives its lingering time before it is read
+    skip 'under valgrind the 1008 is not read in time', 1 if $ENV{TEST_NGINX_USE_VALGRIND};
+    is($final, 'close 1008', 'opted out: closed with 1008');
+}
 same_seq($ids, [@$published[0 .. $#$ids]], 'opted out: a gap-free prefix');
 $main::HOLD = [$latest, @fast];
 --- response_body_like: "connections":2,"subscriptions":2,

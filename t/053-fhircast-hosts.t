@@ -34,40 +34,14 @@ our $Locations = <<'_EOC_';
     location = /cast/status { cast_status; }
 _EOC_
 
-our $Redis = CastRedis->new(port => $ENV{TEST_NGINX_REDIS_PORT})->start;
-our $B = CastCluster::Nginx->new(
-    port => server_port() + 1,
-    prefix => $ENV{TEST_NGINX_SERVROOT} . '2',
-    workers => 2,
-    http_config => "    cast_redis 127.0.0.1:$ENV{TEST_NGINX_REDIS_PORT};\n",
-    config => $Locations)->start;
-for my $kind ('command', 'pubsub') {
-    CastRedis::wait_for_log($B->error_log, qr/cast: redis $kind connection to \S+ ready/, 2, 10) >= 2
-        or die "host B: its $kind connections are not ready\n";
-}
+our ($Redis, $B) = CastCluster::two_hosts($Locations);
 our $HOLD;
-
-add_block_preprocessor(sub {
-    my $block = shift;
-    $block->set_value('http_config',
-                      "    cast_redis 127.0.0.1:$ENV{TEST_NGINX_REDIS_PORT};\n");
-    my $cfg = defined $block->config ? $block->config : '';
-    $block->set_value('config', $cfg . $main::Locations);
-    $block->set_value('request', "GET /cast/status\n") if !defined $block->request;
-    $block->set_value('no_error_log', "[alert]\n[crit]\nsignal\n")
-        if !defined $block->no_error_log;
-});
 
 sub pa () { server_port() }
 sub pb () { $main::B->port }
 
 sub ready () {
-    for my $kind ('command', 'pubsub') {
-        my $n = CastRedis::wait_for_log($Test::Nginx::Util::ErrLogFile,
-            qr/cast: redis $kind connection to \S+ ready/, 2, 10);
-        die "only $n $kind connections ready on A\n" if $n < 2;
-    }
-    $main::Redis->command('FLUSHALL');
+    CastCluster::two_hosts_ready($main::Redis);
 }
 
 sub on { my ($port, $code) = @_; local $CastFhir::Port = $port; $code->() }

@@ -51,6 +51,16 @@ package CastCluster;
 #   $b->start;   # dies unless it listens within 10 s
 #   $b->error_log; $b->pid; $b->stop;   # stop: QUIT, then TERM, then KILL
 # Every instance started here is stopped when the test process exits.
+#
+# Two hosts on one Redis (t/032, t/039, t/053, t/056): A is the runner's
+# nginx, B a CastCluster::Nginx on the next port, both with two workers:
+#   our ($Redis, $B) = CastCluster::two_hosts($locations, $no_error_log);
+#       starts Redis (TEST_NGINX_REDIS_PORT) and B, waits for B's Redis
+#       connections, and gives every block cast_redis, the locations, a
+#       GET /cast/status request and the no_error_log lines unless the
+#       block has its own ("[alert] [crit] signal" when undef)
+#   CastCluster::two_hosts_ready($Redis)
+#       waits for A's Redis connections, then empties Redis
 # Its binary and modules are those of the runner (TEST_NGINX_BINARY,
 # TEST_NGINX_LOAD_MODULES).
 
@@ -369,6 +379,50 @@ sub worker_pids {
     }
     my @sorted = sort { $a <=> $b } @pids;
     return @sorted;
+}
+
+sub two_hosts {
+    my ($locations, $no_error_log) = @_;
+    require CastRedis;
+    my $redis_config = "    cast_redis 127.0.0.1:$ENV{TEST_NGINX_REDIS_PORT};\n";
+    $no_error_log = "[alert]\n[crit]\nsignal\n" if !defined $no_error_log;
+
+    my $redis = CastRedis->new(port => $ENV{TEST_NGINX_REDIS_PORT})->start;
+    my $b = CastCluster::Nginx->new(
+        port => Test::Nginx::Util::server_port() + 1,
+        prefix => $ENV{TEST_NGINX_SERVROOT} . '2',
+        workers => 2,
+        http_config => $redis_config,
+        config => $locations)->start;
+    _redis_ready($b->error_log, 'host B');
+
+    Test::Nginx::Util::add_block_preprocessor(sub {
+        my $block = shift;
+        $block->set_value('http_config', $redis_config);
+        my $cfg = defined $block->config ? $block->config : '';
+        $block->set_value('config', $cfg . $locations);
+        $block->set_value('request', "GET /cast/status\n")
+            if !defined $block->request;
+        $block->set_value('no_error_log', $no_error_log)
+            if !defined $block->no_error_log;
+    });
+    return ($redis, $b);
+}
+
+sub two_hosts_ready {
+    my ($redis) = @_;
+    _redis_ready($Test::Nginx::Util::ErrLogFile, 'host A');
+    $redis->command('FLUSHALL');
+}
+
+# both workers' command and pub/sub connections logged ready
+sub _redis_ready {
+    my ($log, $host) = @_;
+    for my $kind ('command', 'pubsub') {
+        my $n = CastRedis::wait_for_log($log,
+            qr/cast: redis $kind connection to \S+ ready/, 2, 10);
+        die "$host: only $n $kind connections ready\n" if $n < 2;
+    }
 }
 
 sub log_grep {

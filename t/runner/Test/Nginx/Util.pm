@@ -21,6 +21,7 @@ our @ISA = ('Exporter');
 use POSIX qw(SIGQUIT SIGKILL SIGTERM WNOHANG :sys_wait_h);
 use File::Spec ();
 use File::Path qw(make_path remove_tree);
+use File::Temp ();
 use List::Util qw(shuffle);
 use Time::HiRes qw(sleep time);
 use IO::Socket::INET ();
@@ -80,8 +81,12 @@ our $HtmlDir    = File::Spec->catfile($ServRoot, 'html');
 our $ConfDir    = File::Spec->catfile($ServRoot, 'conf');
 our $ConfFile   = File::Spec->catfile($ConfDir, 'nginx.conf');
 our $PidFile    = File::Spec->catfile($LogDir, 'nginx.pid');
-our $StartErrFile = File::Spec->catfile($ServRoot, 'nginx-start.stderr');
-our $ValgrindLog  = File::Spec->catfile($ServRoot, 'valgrind.log');
+# the runner's own files stay out of the servroot: Test::Nginx removes only
+# what it writes there itself, and stops when it finds anything else
+our $RunnerTmp    = File::Temp::tempdir('cast-runner-XXXXXX', TMPDIR => 1,
+                                        CLEANUP => 1);
+our $StartErrFile = File::Spec->catfile($RunnerTmp, 'nginx-start.stderr');
+our $ValgrindLog  = File::Spec->catfile($RunnerTmp, 'valgrind.log');
 
 # nginx-core suppressions shipped next to this runner (t/runner/)
 our $CoreSuppressions = do {
