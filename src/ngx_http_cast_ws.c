@@ -122,6 +122,7 @@ struct ngx_http_cast_ws_s {
     unsigned                   in_posted:1;
     unsigned                   fail_pending:1;  /* posted: to fail */
     unsigned                   message_timer:1;
+    unsigned                   drained:1;   /* the queue was empty once */
     unsigned                   done:1;      /* released from the hub */
     unsigned                   detached:1;  /* the request is freed */
     unsigned                   upgraded:1;  /* the 101 is sent */
@@ -191,6 +192,7 @@ static void ngx_http_cast_ws_unlink(ngx_http_cast_ws_t *ws,
     ngx_http_cast_ws_out_t **prev);
 static void ngx_http_cast_ws_free_link(ngx_http_cast_ws_t *ws,
     ngx_http_cast_ws_out_t *out);
+static void ngx_http_cast_ws_trim(ngx_http_cast_ws_t *ws);
 static ngx_int_t ngx_http_cast_ws_send_control(ngx_http_cast_ws_t *ws,
     ngx_uint_t opcode, u_char *data, size_t len);
 static ngx_int_t ngx_http_cast_ws_flush(ngx_http_cast_ws_t *ws);
@@ -1073,9 +1075,10 @@ ngx_http_cast_ws_max_message(ngx_http_cast_ws_t *ws)
 
 
 /*
- * Between frames a parser is as new: an idle socket keeps none, one is
- * kept only while a frame or a fragmented message is under way (or the
- * parser failed).
+ * Between frames a parser is as new: an idle socket keeps none.  One is
+ * made when a read ends within a frame or a fragmented message (or the
+ * parser failed), and kept until a ping finds it idle (a busy client
+ * does not make one per read).
  */
 
 static ngx_int_t
@@ -1099,11 +1102,7 @@ ngx_http_cast_ws_input(ngx_http_cast_ws_t *ws, u_char *p, size_t n)
     }
 
     if (parser != &fresh) {
-        if (ngx_http_cast_ws_parser_idle(parser)) {
-            ngx_free(ws->parser);
-            ws->parser = NULL;
-        }
-
+        /* kept while the client is busy; the ping timer frees it idle */
         return rc;
     }
 
@@ -1798,22 +1797,42 @@ ngx_http_cast_ws_unlink(ngx_http_cast_ws_t *ws, ngx_http_cast_ws_out_t **prev)
 }
 
 
-/*
- * One link is kept for the next frame (an idle socket gets one at a
- * time); what a burst took is freed, not kept for the socket's life.
- */
+/* links are reused; ngx_http_cast_ws_trim() gives back what is spare */
 
 static void
 ngx_http_cast_ws_free_link(ngx_http_cast_ws_t *ws,
     ngx_http_cast_ws_out_t *out)
 {
-    if (ws->free) {
-        ngx_free(out);
+    out->next = ws->free;
+    ws->free = out;
+}
+
+
+/*
+ * An idle socket keeps one spare link and no parser: called when the
+ * queue first drains (the 101, greeting and confirmation took three
+ * links) and at every ping; a busy socket reuses what it has in between.
+ */
+
+static void
+ngx_http_cast_ws_trim(ngx_http_cast_ws_t *ws)
+{
+    ngx_http_cast_ws_out_t  *out;
+
+    if (ws->parser && ngx_http_cast_ws_parser_idle(ws->parser)) {
+        ngx_free(ws->parser);
+        ws->parser = NULL;
+    }
+
+    if (ws->out) {
         return;
     }
 
-    out->next = NULL;
-    ws->free = out;
+    while (ws->free && ws->free->next) {
+        out = ws->free->next;
+        ws->free->next = out->next;
+        ngx_free(out);
+    }
 }
 
 
@@ -1944,11 +1963,16 @@ ngx_http_cast_ws_flush(ngx_http_cast_ws_t *ws)
             ws->sent = 0;
             ws->out = out->next;
 
+            ngx_http_cast_ws_free_link(ws, out);
+
             if (ws->out == NULL) {
                 ws->last_out = &ws->out;
-            }
 
-            ngx_http_cast_ws_free_link(ws, out);
+                if (!ws->drained) {
+                    ws->drained = 1;
+                    ngx_http_cast_ws_trim(ws);
+                }
+            }
 
             ngx_http_cast_frame_release(frame);
         }
@@ -2225,6 +2249,8 @@ ngx_http_cast_ws_ping_handler(ngx_event_t *ev)
                               "ping timeout");
         return;
     }
+
+    ngx_http_cast_ws_trim(ws);
 
     if (ngx_http_cast_ws_send_control(ws, NGX_HTTP_CAST_WS_PING, NULL, 0)
         == NGX_ERROR
