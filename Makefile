@@ -52,8 +52,9 @@ CAST_MODES  ?= local redis
 REDIS_TESTS ?= $(shell grep -l '^use CastMode;' \
                  $(if $(filter -r,$(TESTS)),t/*.t,$(filter %.t,$(TESTS))) /dev/null)
 # under valgrind: every suite but the build, configuration and browser ones
-# (they test nginx -t and Chromium, not the module's memory)
-VALGRIND_TESTS ?= $(filter-out t/000-% t/001-% t/008-% t/009-% t/012-% \
+# (they test nginx -t and Chromium, not the module's memory) and t/034,
+# which kills workers by their pids (valgrind's processes there)
+VALGRIND_TESTS ?= $(filter-out t/000-% t/001-% t/008-% t/009-% t/012-% t/034-% \
                     t/070-%,$(wildcard t/*.t))
 
 ASAN_CFLAGS  ?= -O1 -g -fno-omit-frame-pointer -fsanitize=address \
