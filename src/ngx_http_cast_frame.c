@@ -89,6 +89,13 @@ ngx_http_cast_ws_parser_init(ngx_http_cast_ws_parser_t *p,
 }
 
 
+ngx_int_t
+ngx_http_cast_ws_parser_idle(ngx_http_cast_ws_parser_t *p)
+{
+    return p->state == NGX_HTTP_CAST_WS_ST_START && !p->in_message;
+}
+
+
 static ngx_int_t
 ngx_http_cast_ws_fail(ngx_http_cast_ws_parser_t *p, ngx_uint_t code,
     const char *error)

@@ -100,6 +100,12 @@ void ngx_http_cast_ws_parser_init(ngx_http_cast_ws_parser_t *p,
     uint64_t max_message);
 
 /*
+ * 1: between frames and outside a fragmented message, not failed: the
+ * parser is as parser_init() left it (nothing of it need be kept).
+ */
+ngx_int_t ngx_http_cast_ws_parser_idle(ngx_http_cast_ws_parser_t *p);
+
+/*
  * Feeds bytes [*pos, last).  Consumes header bytes internally; unmasks
  * payload bytes IN PLACE and reports them as chunks:
  *   NGX_AGAIN  - all input consumed, need more bytes;

@@ -270,9 +270,11 @@ static ngx_int_t ngx_http_cast_sub_send_hello(ngx_http_cast_sub_t *sub,
     u_char *ts);
 static ngx_int_t ngx_http_cast_sub_send_confirmation(ngx_http_cast_sub_t *sub,
     const char *mode, const char *reason);
+static ngx_msec_t ngx_http_cast_sub_lease_at(ngx_http_cast_sub_t *sub);
 static void ngx_http_cast_sub_lease(ngx_http_cast_sub_t *sub);
 static void ngx_http_cast_sub_heartbeat(ngx_http_cast_sub_t *sub);
 static void ngx_http_cast_sub_drop_replayed(ngx_http_cast_sub_t *sub);
+static void ngx_http_cast_sub_free_latest(ngx_http_cast_sub_t *sub);
 static ngx_int_t ngx_http_cast_sub_was_replayed(ngx_http_cast_sub_t *sub,
     ngx_http_cast_frame_t *frame);
 static void ngx_http_cast_sub_release_held(ngx_http_cast_sub_t *sub,
@@ -295,7 +297,10 @@ static void ngx_http_cast_sent_release(ngx_http_cast_sent_t *sent);
 static void ngx_http_cast_sub_unacked(ngx_http_cast_sub_t *sub,
     ngx_http_cast_sent_t *sent);
 static void ngx_http_cast_sub_unacked_free(ngx_http_cast_sub_t *sub);
-static void ngx_http_cast_ack_handler(ngx_event_t *ev);
+static void ngx_http_cast_sub_timer_handler(ngx_event_t *ev);
+static void ngx_http_cast_sub_timer(ngx_http_cast_sub_t *sub);
+static void ngx_http_cast_ack_expired(ngx_http_cast_sub_t *sub,
+    ngx_http_cast_unacked_t *u);
 static void ngx_http_cast_syncerror(ngx_http_cast_hub_t *hub,
     ngx_http_cast_sub_t *sub, ngx_http_cast_sent_t *sent, const char *why);
 static ngx_int_t ngx_http_cast_made_apply(ngx_http_cast_append_t *a,
@@ -1090,10 +1095,11 @@ ngx_http_cast_hub_attach(ngx_http_cast_hub_t *hub,
     ngx_queue_init(&sub->unacked);
 
     sub->ack_timeout = ack_timeout;
-    sub->ack_ev.handler = ngx_http_cast_ack_handler;
-    sub->ack_ev.data = sub;
-    sub->ack_ev.log = hub->log;
-    sub->ack_ev.cancelable = 1;
+    sub->timer_ev.handler = ngx_http_cast_sub_timer_handler;
+    sub->timer_ev.data = sub;
+    sub->timer_ev.log = hub->log;
+    sub->timer_ev.cancelable = 1;
+    sub->lease_at = ngx_http_cast_sub_lease_at(sub);
 
     if (ngx_http_cast_events_parse(&sub->record.events, sub->record.dialect,
                                    &sub->events, &err)
@@ -1105,15 +1111,23 @@ ngx_http_cast_hub_attach(ngx_http_cast_hub_t *hub,
 
     /* latest-value events: names only, checked at subscribe */
 
-    if (sub->record.latest.len
-        && ngx_http_cast_events_parse(&sub->record.latest,
-                                      NGX_HTTP_CAST_DIALECT_FHIRCAST,
-                                      &sub->latest, &err)
-           != NGX_OK)
-    {
-        ngx_http_cast_events_free(&sub->events);
-        ngx_free(sub);
-        goto failed;
+    if (sub->record.latest.len) {
+        sub->latest = ngx_calloc(sizeof(ngx_http_cast_events_t), log);
+
+        if (sub->latest == NULL
+            || ngx_http_cast_events_parse(&sub->record.latest,
+                                          NGX_HTTP_CAST_DIALECT_FHIRCAST,
+                                          sub->latest, &err)
+               != NGX_OK)
+        {
+            if (sub->latest) {
+                ngx_free(sub->latest);
+            }
+
+            ngx_http_cast_events_free(&sub->events);
+            ngx_free(sub);
+            goto failed;
+        }
     }
 
     sub->sn.str = sub->record.id;
@@ -1130,7 +1144,7 @@ ngx_http_cast_hub_attach(ngx_http_cast_hub_t *hub,
         topic = ngx_http_cast_topic_get(hub, &sub->record.topic);
         if (topic == NULL) {
             ngx_http_cast_events_free(&sub->events);
-            ngx_http_cast_events_free(&sub->latest);
+            ngx_http_cast_sub_free_latest(sub);
             ngx_free(sub);
             goto failed;
         }
@@ -1145,11 +1159,6 @@ ngx_http_cast_hub_attach(ngx_http_cast_hub_t *hub,
 
     ngx_rbtree_insert(&hub->subs, &sub->sn.node);
     hub->nsubs++;
-
-    sub->lease_ev.handler = ngx_http_cast_lease_handler;
-    sub->lease_ev.data = sub;
-    sub->lease_ev.log = hub->log;
-    sub->lease_ev.cancelable = 1;
 
     ngx_http_cast_sub_lease(sub);
     ngx_http_cast_sub_heartbeat(sub);
@@ -1244,9 +1253,14 @@ ngx_http_cast_hub_replay(void *data, ngx_http_cast_result_t *res)
 
             (void) sub->send(sub->socket, frame, 0);
 
-            if (sub->nreplayed < 4) {
-                sub->replayed[sub->nreplayed++] = frame;
-                sub->replayed_at = ngx_current_msec;
+            if (sub->replayed == NULL) {
+                sub->replayed = ngx_calloc(sizeof(ngx_http_cast_replayed_t),
+                                           sub->hub->log);
+            }
+
+            if (sub->replayed && sub->replayed->n < 4) {
+                sub->replayed->frames[sub->replayed->n++] = frame;
+                sub->replayed->at = ngx_current_msec;
 
             } else {
                 ngx_http_cast_frame_release(frame);
@@ -1280,8 +1294,30 @@ ngx_http_cast_hub_replay(void *data, ngx_http_cast_result_t *res)
 static void
 ngx_http_cast_sub_drop_replayed(ngx_http_cast_sub_t *sub)
 {
-    while (sub->nreplayed) {
-        ngx_http_cast_frame_release(sub->replayed[--sub->nreplayed]);
+    ngx_http_cast_replayed_t  *rp;
+
+    rp = sub->replayed;
+
+    if (rp == NULL) {
+        return;
+    }
+
+    while (rp->n) {
+        ngx_http_cast_frame_release(rp->frames[--rp->n]);
+    }
+
+    ngx_free(rp);
+    sub->replayed = NULL;
+}
+
+
+static void
+ngx_http_cast_sub_free_latest(ngx_http_cast_sub_t *sub)
+{
+    if (sub->latest) {
+        ngx_http_cast_events_free(sub->latest);
+        ngx_free(sub->latest);
+        sub->latest = NULL;
     }
 }
 
@@ -1295,20 +1331,28 @@ static ngx_int_t
 ngx_http_cast_sub_was_replayed(ngx_http_cast_sub_t *sub,
     ngx_http_cast_frame_t *frame)
 {
-    ngx_uint_t  i;
+    ngx_uint_t                 i;
+    ngx_http_cast_replayed_t  *rp;
 
-    if (ngx_current_msec - sub->replayed_at > 5000) {
+    rp = sub->replayed;
+
+    if (ngx_current_msec - rp->at > 5000) {
         ngx_http_cast_sub_drop_replayed(sub);
         return 0;
     }
 
-    for (i = 0; i < sub->nreplayed; i++) {
-        if (sub->replayed[i]->len == frame->len
-            && ngx_memcmp(sub->replayed[i]->data, frame->data, frame->len)
+    for (i = 0; i < rp->n; i++) {
+        if (rp->frames[i]->len == frame->len
+            && ngx_memcmp(rp->frames[i]->data, frame->data, frame->len)
                == 0)
         {
-            ngx_http_cast_frame_release(sub->replayed[i]);
-            sub->replayed[i] = sub->replayed[--sub->nreplayed];
+            ngx_http_cast_frame_release(rp->frames[i]);
+            rp->frames[i] = rp->frames[--rp->n];
+
+            if (rp->n == 0) {
+                ngx_http_cast_sub_drop_replayed(sub);
+            }
+
             return 1;
         }
     }
@@ -1330,7 +1374,7 @@ ngx_http_cast_sub_release_held(ngx_http_cast_sub_t *sub, ngx_uint_t send)
         sub->nheld--;
 
         if (send && sub->socket
-            && !(sub->nreplayed
+            && !(sub->replayed
                  && ngx_http_cast_sub_was_replayed(sub, held->frame)))
         {
             if (sub->send(sub->socket, held->frame,
@@ -1441,7 +1485,7 @@ ngx_http_cast_sub_end(ngx_http_cast_sub_t *sub, const char *reason,
     /* the connection and its log may go now */
     sub->log = NULL;
 
-    ngx_http_cast_event_cancel(&sub->lease_ev);
+    ngx_http_cast_event_cancel(&sub->timer_ev);
     ngx_http_cast_sub_unacked_free(sub);
 
     if (!ngx_queue_empty(&sub->heartbeat)) {
@@ -1473,7 +1517,7 @@ ngx_http_cast_sub_free(ngx_http_cast_sub_t *sub)
     ngx_http_cast_sub_release_held(sub, 0);
     ngx_http_cast_sub_drop_replayed(sub);
     ngx_http_cast_events_free(&sub->events);
-    ngx_http_cast_events_free(&sub->latest);
+    ngx_http_cast_sub_free_latest(sub);
 
     if (sub->writable) {
         ngx_free(sub->writable);
@@ -1670,7 +1714,7 @@ ngx_http_cast_fan_out(ngx_http_cast_fan_t *fan, ngx_queue_t *subs)
             continue;
         }
 
-        if (sub->nreplayed && ngx_http_cast_sub_was_replayed(sub, *frame)) {
+        if (sub->replayed && ngx_http_cast_sub_was_replayed(sub, *frame)) {
             continue;
         }
 
@@ -1931,8 +1975,10 @@ ngx_http_cast_sub_unacked(ngx_http_cast_sub_t *sub,
     ngx_queue_insert_tail(&sub->unacked, &u->queue);
     sub->nunacked++;
 
-    if (!sub->ack_ev.timer_set) {
-        ngx_add_timer(&sub->ack_ev, sub->ack_timeout);
+    /* the oldest decides: a later one only waits behind it */
+
+    if (sub->nunacked == 1) {
+        ngx_http_cast_sub_timer(sub);
     }
 }
 
@@ -1942,8 +1988,6 @@ ngx_http_cast_sub_unacked_free(ngx_http_cast_sub_t *sub)
 {
     ngx_queue_t              *q;
     ngx_http_cast_unacked_t  *u;
-
-    ngx_http_cast_event_cancel(&sub->ack_ev);
 
     while (!ngx_queue_empty(&sub->unacked)) {
         q = ngx_queue_head(&sub->unacked);
@@ -1965,30 +2009,62 @@ ngx_http_cast_sub_unacked_free(ngx_http_cast_sub_t *sub)
  */
 
 static void
-ngx_http_cast_ack_handler(ngx_event_t *ev)
+ngx_http_cast_sub_timer_handler(ngx_event_t *ev)
 {
-    ngx_str_t                 none, reason;
-    ngx_msec_int_t            left;
-    ngx_http_cast_hub_t      *hub;
     ngx_http_cast_sub_t      *sub;
     ngx_http_cast_unacked_t  *u;
 
     sub = ev->data;
+
+    if ((ngx_msec_int_t) (ngx_current_msec - sub->lease_at) >= 0) {
+        ngx_http_cast_lease_handler(ev);
+        return;
+    }
+
+    if (!ngx_queue_empty(&sub->unacked)) {
+        u = ngx_queue_data(ngx_queue_head(&sub->unacked),
+                           ngx_http_cast_unacked_t, queue);
+
+        if ((ngx_msec_int_t) (u->deadline - ngx_current_msec) <= 0) {
+            ngx_http_cast_ack_expired(sub, u);
+            return;
+        }
+    }
+
+    ngx_http_cast_sub_timer(sub);
+}
+
+
+/* the timer, for the lease or the oldest unacknowledged change */
+
+static void
+ngx_http_cast_sub_timer(ngx_http_cast_sub_t *sub)
+{
+    ngx_msec_int_t            left, ack;
+    ngx_http_cast_unacked_t  *u;
+
+    left = (ngx_msec_int_t) (sub->lease_at - ngx_current_msec);
+
+    if (!ngx_queue_empty(&sub->unacked)) {
+        u = ngx_queue_data(ngx_queue_head(&sub->unacked),
+                           ngx_http_cast_unacked_t, queue);
+
+        ack = (ngx_msec_int_t) (u->deadline - ngx_current_msec);
+        left = ngx_min(left, ack);
+    }
+
+    ngx_add_timer(&sub->timer_ev, (ngx_msec_t) ngx_max(left, 1));
+}
+
+
+static void
+ngx_http_cast_ack_expired(ngx_http_cast_sub_t *sub,
+    ngx_http_cast_unacked_t *u)
+{
+    ngx_str_t             none, reason;
+    ngx_http_cast_hub_t  *hub;
+
     hub = sub->hub;
-
-    if (ngx_queue_empty(&sub->unacked)) {
-        return;
-    }
-
-    u = ngx_queue_data(ngx_queue_head(&sub->unacked),
-                       ngx_http_cast_unacked_t, queue);
-
-    left = (ngx_msec_int_t) (u->deadline - ngx_current_msec);
-
-    if (left > 0) {
-        ngx_add_timer(&sub->ack_ev, (ngx_msec_t) left);
-        return;
-    }
 
     ngx_http_cast_syncerror(hub, sub, u->sent,
                             "did not acknowledge the event in time "
@@ -2173,8 +2249,8 @@ ngx_http_cast_hub_counters(ngx_http_cast_hub_t *hub)
 }
 
 
-static void
-ngx_http_cast_sub_lease(ngx_http_cast_sub_t *sub)
+static ngx_msec_t
+ngx_http_cast_sub_lease_at(ngx_http_cast_sub_t *sub)
 {
     int64_t      left;
     ngx_time_t  *tp;
@@ -2182,7 +2258,16 @@ ngx_http_cast_sub_lease(ngx_http_cast_sub_t *sub)
     tp = ngx_timeofday();
     left = sub->record.expires - ((int64_t) tp->sec * 1000 + tp->msec);
 
-    ngx_add_timer(&sub->lease_ev, (ngx_msec_t) ngx_max(left, 1));
+    return ngx_current_msec + (ngx_msec_t) ngx_max(left, 1);
+}
+
+
+static void
+ngx_http_cast_sub_lease(ngx_http_cast_sub_t *sub)
+{
+    sub->lease_at = ngx_http_cast_sub_lease_at(sub);
+
+    ngx_http_cast_sub_timer(sub);
 }
 
 
@@ -2487,13 +2572,13 @@ ngx_http_cast_sub_latest(ngx_http_cast_sub_t *sub,
 {
     ngx_uint_t  i;
 
-    if (sub->latest.n == 0 || frame->key.len == 0) {
+    if (sub->latest == NULL || sub->latest->n == 0 || frame->key.len == 0) {
         return 0;
     }
 
-    for (i = 0; i < sub->latest.n; i++) {
-        if (sub->latest.names[i].len == frame->name_len
-            && ngx_memcmp(sub->latest.names[i].data, frame->key.data,
+    for (i = 0; i < sub->latest->n; i++) {
+        if (sub->latest->names[i].len == frame->name_len
+            && ngx_memcmp(sub->latest->names[i].data, frame->key.data,
                           frame->name_len) == 0)
         {
             return NGX_HTTP_CAST_SEND_LATEST;
@@ -2788,8 +2873,11 @@ ngx_http_cast_conf_op_apply(ngx_http_cast_append_t *a, json_t *state)
 
     ngx_int_t  rc;
 
+    /* a batch sends a refused change too: not with the text freed here */
+
     free(cop->text);
     cop->text = NULL;
+    ngx_str_null(&a->json);
 
     rc = ngx_http_cast_conf_apply(state, cop->op, cop->body, cop->reason,
                                   cop->id, cop->ts, &cop->outcome);

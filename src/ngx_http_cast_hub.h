@@ -44,6 +44,15 @@ typedef void (*ngx_http_cast_close_pt)(void *socket, ngx_uint_t code,
     const char *reason);
 
 
+/* frames just replayed to a socket (ngx_alloc()ed while there are any) */
+
+typedef struct {
+    ngx_http_cast_frame_t     *frames[4];
+    ngx_uint_t                 n;
+    ngx_msec_t                 at;
+} ngx_http_cast_replayed_t;
+
+
 /* hub.events parsed: lowercase names for matching, the text as granted */
 
 typedef struct {
@@ -68,9 +77,15 @@ struct ngx_http_cast_sub_s {
     ngx_http_cast_hub_t       *hub;
     ngx_http_cast_record_t     record;      /* strings after the struct */
     ngx_http_cast_events_t     events;
-    ngx_http_cast_events_t     latest;      /* record.latest parsed */
+    ngx_http_cast_events_t    *latest;      /* record.latest parsed, or
+                                               NULL: none */
     u_char                    *writable;    /* a renewal's grant, or NULL */
-    ngx_event_t                lease_ev;
+    /*
+     * One timer: the lease's end (lease_at), or the oldest context change
+     * still not acknowledged (cast_ack_timeout), whichever comes first.
+     */
+    ngx_event_t                timer_ev;
+    ngx_msec_t                 lease_at;    /* ngx_current_msec */
 
     void                      *socket;
     ngx_log_t                 *log;         /* the socket's */
@@ -84,16 +99,13 @@ struct ngx_http_cast_sub_s {
     ngx_msec_t                 ack_timeout; /* 0: off */
     ngx_queue_t                unacked;
     ngx_uint_t                 nunacked;
-    ngx_event_t                ack_ev;
 
     /*
      * Replayed frames, for a while: in Redis mode the state may answer
      * before the same event comes live (two connections), which then
      * is not sent again.
      */
-    ngx_http_cast_frame_t     *replayed[4];
-    ngx_uint_t                 nreplayed;
-    ngx_msec_t                 replayed_at;
+    ngx_http_cast_replayed_t  *replayed;    /* or NULL */
 
     unsigned                   replaying:1;
     unsigned                   ended:1;

@@ -33,11 +33,13 @@ typedef struct {
     ngx_str_node_t                sn;       /* keyed by id */
     ngx_queue_t                   link;     /* in its topic's records */
     ngx_queue_t                   all;
-    ngx_pool_t                   *pool;
-    ngx_http_cast_record_t        record;   /* strings in pool */
+    ngx_pool_t                   *pool;     /* a renewal's strings, or
+                                               NULL */
+    ngx_http_cast_record_t        record;   /* strings after the struct */
     ngx_http_cast_local_topic_t  *topic;
     ngx_http_cast_local_t        *ls;
-    ngx_event_t                   bind_ev;  /* until a socket binds */
+    ngx_event_t                  *bind_ev;  /* until a socket binds:
+                                               ngx_alloc()ed, or NULL */
     ngx_msec_t                    bind_by;  /* ngx_current_msec */
     unsigned                      bound:1;
 } ngx_http_cast_local_record_t;
@@ -83,6 +85,27 @@ typedef struct {
 
 #define NGX_HTTP_CAST_LOCAL_IDS       4096
 #define NGX_HTTP_CAST_LOCAL_IDS_KEEP  300000
+
+
+/* a record's strings, copied after it in one block */
+
+static size_t  ngx_http_cast_local_fields[] = {
+    offsetof(ngx_http_cast_record_t, id),
+    offsetof(ngx_http_cast_record_t, topic),
+    offsetof(ngx_http_cast_record_t, events),
+    offsetof(ngx_http_cast_record_t, endpoint),
+    offsetof(ngx_http_cast_record_t, name),
+    offsetof(ngx_http_cast_record_t, callback),
+    offsetof(ngx_http_cast_record_t, product_name),
+    offsetof(ngx_http_cast_record_t, product_version),
+    offsetof(ngx_http_cast_record_t, actors),
+    offsetof(ngx_http_cast_record_t, client_info),
+    offsetof(ngx_http_cast_record_t, writable),
+    offsetof(ngx_http_cast_record_t, latest)
+};
+
+#define NGX_HTTP_CAST_LOCAL_NFIELDS                                          \
+    (sizeof(ngx_http_cast_local_fields) / sizeof(size_t))
 
 typedef struct {
     uint64_t                      hash;
@@ -201,6 +224,10 @@ static ngx_uint_t ngx_http_cast_local_limit(ngx_http_cast_local_t *ls,
 static void ngx_http_cast_local_end(ngx_http_cast_local_t *ls,
     ngx_http_cast_local_record_t *lr, ngx_str_t *reason);
 static void ngx_http_cast_local_bind_expired(ngx_event_t *ev);
+static ngx_int_t ngx_http_cast_local_bind_event(
+    ngx_http_cast_local_record_t *lr, ngx_http_cast_local_t *ls);
+static void ngx_http_cast_local_bind_event_free(
+    ngx_http_cast_local_record_t *lr);
 static void ngx_http_cast_local_unbound_timer(
     ngx_http_cast_local_record_t *lr);
 static ngx_uint_t ngx_http_cast_local_full(ngx_http_cast_local_t *ls);
@@ -275,11 +302,13 @@ ngx_http_cast_local_create(ngx_http_cast_store_t *store,
 {
     ngx_http_cast_local_t *ls = (ngx_http_cast_local_t *) store;
 
-    ngx_pool_t                    *pool;
+    u_char                        *p;
+    size_t                         size;
+    ngx_str_t                     *dst, *src;
+    ngx_uint_t                     i, rc;
     ngx_http_cast_record_t        *r;
     ngx_http_cast_local_topic_t   *topic;
     ngx_http_cast_local_record_t  *lr;
-    ngx_uint_t                     rc;
 
     if (ngx_http_cast_local_find(ls, &record->id)) {
         /* 128 random bits twice: the caller draws again */
@@ -304,50 +333,48 @@ ngx_http_cast_local_create(ngx_http_cast_store_t *store,
         return;
     }
 
-    pool = ngx_create_pool(1024, ls->log);
-    if (pool == NULL) {
-        goto failed;
+    /*
+     * One block sized to the record and its strings (a record lives as
+     * long as its subscription: an idle subscriber costs what it holds,
+     * not a pool); a renewal's strings go to a pool made then.
+     */
+
+    size = sizeof(ngx_http_cast_local_record_t);
+
+    for (i = 0; i < NGX_HTTP_CAST_LOCAL_NFIELDS; i++) {
+        size += ((ngx_str_t *) ((u_char *) record
+                               + ngx_http_cast_local_fields[i]))->len;
     }
 
-    lr = ngx_pcalloc(pool, sizeof(ngx_http_cast_local_record_t));
+    lr = ngx_calloc(size, ls->log);
     if (lr == NULL) {
         goto failed;
     }
 
-    lr->pool = pool;
-    r = &lr->record;
-    *r = *record;
-
-    if (ngx_http_cast_local_copy(pool, &r->id, &record->id) != NGX_OK
-        || ngx_http_cast_local_copy(pool, &r->topic, &record->topic)
-           != NGX_OK
-        || ngx_http_cast_local_copy(pool, &r->events, &record->events)
-           != NGX_OK
-        || ngx_http_cast_local_copy(pool, &r->endpoint, &record->endpoint)
-           != NGX_OK
-        || ngx_http_cast_local_copy(pool, &r->name, &record->name) != NGX_OK
-        || ngx_http_cast_local_copy(pool, &r->callback, &record->callback)
-           != NGX_OK
-        || ngx_http_cast_local_copy(pool, &r->product_name,
-                                    &record->product_name) != NGX_OK
-        || ngx_http_cast_local_copy(pool, &r->product_version,
-                                    &record->product_version) != NGX_OK
-        || ngx_http_cast_local_copy(pool, &r->actors, &record->actors)
-           != NGX_OK
-        || ngx_http_cast_local_copy(pool, &r->client_info,
-                                    &record->client_info) != NGX_OK)
-    {
+    if (ngx_http_cast_local_bind_event(lr, ls) != NGX_OK) {
+        ngx_free(lr);
         goto failed;
     }
 
-    /* cast_auth: what the token lets its socket publish */
+    r = &lr->record;
+    *r = *record;
 
-    if (ngx_http_cast_local_copy(pool, &r->writable, &record->writable)
-        != NGX_OK
-        || ngx_http_cast_local_copy(pool, &r->latest, &record->latest)
-           != NGX_OK)
-    {
-        goto failed;
+    p = (u_char *) (lr + 1);
+
+    for (i = 0; i < NGX_HTTP_CAST_LOCAL_NFIELDS; i++) {
+        src = (ngx_str_t *) ((u_char *) record
+                             + ngx_http_cast_local_fields[i]);
+        dst = (ngx_str_t *) ((u_char *) r + ngx_http_cast_local_fields[i]);
+
+        dst->len = src->len;
+
+        if (src->len == 0) {
+            dst->data = (u_char *) "";
+            continue;
+        }
+
+        dst->data = p;
+        p = ngx_cpymem(p, src->data, src->len);
     }
 
     lr->sn.str = r->id;
@@ -363,10 +390,6 @@ ngx_http_cast_local_create(ngx_http_cast_store_t *store,
 
     /* unbound, it ends with its bind timeout or its lease, if sooner */
 
-    lr->bind_ev.handler = ngx_http_cast_local_bind_expired;
-    lr->bind_ev.data = lr;
-    lr->bind_ev.log = ls->log;
-    lr->bind_ev.cancelable = 1;
     lr->bind_by = ngx_current_msec + record->bind_timeout;
     ngx_http_cast_local_unbound_timer(lr);
 
@@ -374,10 +397,6 @@ ngx_http_cast_local_create(ngx_http_cast_store_t *store,
     return;
 
 failed:
-
-    if (pool) {
-        ngx_destroy_pool(pool);
-    }
 
     ngx_http_cast_local_topic_release(ls, topic);
     ngx_http_cast_local_reply(done, data, NGX_HTTP_CAST_FAILED, NULL, 0,
@@ -408,7 +427,16 @@ ngx_http_cast_local_renew(ngx_http_cast_store_t *store,
 
     r = &lr->record;
 
-    /* the old events text stays in the pool until the record goes */
+    /* the old events text stays until the record goes */
+
+    if (lr->pool == NULL) {
+        lr->pool = ngx_create_pool(256, ls->log);
+        if (lr->pool == NULL) {
+            ngx_http_cast_local_reply(done, data, NGX_HTTP_CAST_FAILED, NULL,
+                                      0, NULL);
+            return;
+        }
+    }
 
     if (ngx_http_cast_local_copy(lr->pool, &r->events, &record->events)
         != NGX_OK)
@@ -434,6 +462,14 @@ ngx_http_cast_local_renew(ngx_http_cast_store_t *store,
     r->auth = record->auth;
 
     if (!lr->bound) {
+        if (lr->bind_ev == NULL
+            && ngx_http_cast_local_bind_event(lr, ls) != NGX_OK)
+        {
+            ngx_http_cast_local_reply(done, data, NGX_HTTP_CAST_FAILED, NULL,
+                                      0, NULL);
+            return;
+        }
+
         ngx_http_cast_local_unbound_timer(lr);
     }
 
@@ -585,7 +621,7 @@ ngx_http_cast_local_bind(ngx_http_cast_store_t *store, ngx_str_t *id,
     }
 
     lr->bound = 1;
-    ngx_http_cast_event_cancel(&lr->bind_ev);
+    ngx_http_cast_local_bind_event_free(lr);
 
     ngx_http_cast_local_reply(done, data, NGX_HTTP_CAST_DONE, &lr->record,
                               0, NULL);
@@ -1434,7 +1470,7 @@ ngx_http_cast_local_end(ngx_http_cast_local_t *ls,
 {
     ngx_http_cast_local_topic_t  *topic;
 
-    ngx_http_cast_event_cancel(&lr->bind_ev);
+    ngx_http_cast_local_bind_event_free(lr);
 
     ngx_rbtree_delete(&ls->records, &lr->sn.node);
     ngx_queue_remove(&lr->link);
@@ -1449,7 +1485,11 @@ ngx_http_cast_local_end(ngx_http_cast_local_t *ls,
                               &lr->record.topic, reason, lr->bound);
     }
 
-    ngx_destroy_pool(lr->pool);
+    if (lr->pool) {
+        ngx_destroy_pool(lr->pool);
+    }
+
+    ngx_free(lr);
 
     ngx_http_cast_local_topic_release(ls, topic);
 }
@@ -1474,6 +1514,44 @@ ngx_http_cast_local_bind_expired(ngx_event_t *ev)
 }
 
 
+/*
+ * A bound record needs no timer (its socket's subscription has the
+ * lease): the event is made while it waits for a socket only.
+ */
+
+static ngx_int_t
+ngx_http_cast_local_bind_event(ngx_http_cast_local_record_t *lr,
+    ngx_http_cast_local_t *ls)
+{
+    ngx_event_t  *ev;
+
+    ev = ngx_calloc(sizeof(ngx_event_t), ls->log);
+    if (ev == NULL) {
+        return NGX_ERROR;
+    }
+
+    ev->handler = ngx_http_cast_local_bind_expired;
+    ev->data = lr;
+    ev->log = ls->log;
+    ev->cancelable = 1;
+
+    lr->bind_ev = ev;
+
+    return NGX_OK;
+}
+
+
+static void
+ngx_http_cast_local_bind_event_free(ngx_http_cast_local_record_t *lr)
+{
+    if (lr->bind_ev) {
+        ngx_http_cast_event_cancel(lr->bind_ev);
+        ngx_free(lr->bind_ev);
+        lr->bind_ev = NULL;
+    }
+}
+
+
 /* the bind timeout or the lease, whichever ends first */
 
 static void
@@ -1485,8 +1563,8 @@ ngx_http_cast_local_unbound_timer(ngx_http_cast_local_record_t *lr)
     bind = (ngx_msec_int_t) (lr->bind_by - ngx_current_msec);
     lease = (ngx_msec_t) lr->record.lease * 1000;
 
-    ngx_add_timer(&lr->bind_ev, ngx_min((ngx_msec_t) ngx_max(bind, 1),
-                                        lease));
+    ngx_add_timer(lr->bind_ev, ngx_min((ngx_msec_t) ngx_max(bind, 1),
+                                       lease));
 }
 
 

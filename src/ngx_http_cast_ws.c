@@ -118,14 +118,15 @@ struct ngx_http_cast_ws_s {
     ngx_queue_t                link;        /* in the worker's sockets */
     ngx_queue_t                publishing;  /* events the hub has yet */
 
-    ngx_http_cast_ws_parser_t  parser;
+    ngx_http_cast_ws_parser_t *parser;      /* mid-frame or mid-message
+                                               only, ngx_alloc() */
     u_char                    *message;     /* reassembly, ngx_alloc() */
     size_t                     message_len;
     size_t                     message_size;
 
     ngx_http_cast_ws_out_t    *out;         /* queue head */
     ngx_http_cast_ws_out_t   **last_out;
-    ngx_http_cast_ws_out_t    *free;        /* links to reuse */
+    ngx_http_cast_ws_out_t    *free;        /* a link to reuse, or NULL */
     size_t                     queued;      /* bytes not yet sent */
     size_t                     exempt;      /* of queued: not live traffic */
     size_t                     sent;        /* of the head frame */
@@ -133,13 +134,19 @@ struct ngx_http_cast_ws_s {
     u_char                    *pending;     /* came with the handshake */
     size_t                     pending_len;
 
-    ngx_event_t                detach_ev;
-    ngx_event_t                close_ev;
-    ngx_event_t                ping_ev;
-    ngx_event_t                fail_ev;     /* deferred close on overflow */
-    ngx_event_t                linger_ev;   /* closing: the peer's time */
-    ngx_event_t                message_ev;  /* a client message's time */
-    ngx_msec_t                 last_seen;
+    /*
+     * Posted: the detach, then a deferred failure (overflow) or the close;
+     * ngx_http_cast_ws_posted() tells which from the flags.
+     */
+    ngx_queue_t                posted;      /* in ngx_http_cast_ws_posted_q
+                                               if in_posted */
+    /*
+     * One timer: the next ping and a client message's time, whichever
+     * comes first; closing: the peer's time (linger).
+     */
+    ngx_event_t                timer_ev;
+    ngx_msec_t                 ping_at;
+    ngx_msec_t                 message_at;  /* if message_timer */    ngx_msec_t                 last_seen;
     ngx_msec_t                 closing_start;
     ngx_msec_t                 progress;    /* closing: last byte moved */
     ngx_msec_t                 lingering_time;
@@ -154,6 +161,10 @@ struct ngx_http_cast_ws_s {
     unsigned                   close_received:1;
     unsigned                   shut_wr:1;
     unsigned                   failed:1;
+    unsigned                   in_posted:1;
+    unsigned                   fail_pending:1;  /* posted: to fail */
+    unsigned                   message_timer:1;
+    unsigned                   drained:1;   /* the queue was empty once */
     unsigned                   done:1;      /* released from the hub */
     unsigned                   detached:1;  /* the request is freed */
     unsigned                   upgraded:1;  /* the 101 is sent */
@@ -171,6 +182,10 @@ struct ngx_http_cast_ws_s {
 
 /* this worker's sockets, for its exit */
 static ngx_queue_t  ngx_http_cast_ws_sockets;
+
+/* sockets with posted work, and the one event that runs it */
+static ngx_queue_t  ngx_http_cast_ws_posted_q;
+static ngx_event_t  ngx_http_cast_ws_posted_ev;
 
 
 #if (NGX_HTTP_CAST_IO_URING)
@@ -226,7 +241,14 @@ static ngx_table_elt_t *ngx_http_cast_ws_header(ngx_http_request_t *r,
     const char *name, ngx_uint_t *count);
 static ngx_int_t ngx_http_cast_ws_has_token(ngx_str_t *value,
     const char *token);
-static void ngx_http_cast_ws_detach(ngx_event_t *ev);
+static void ngx_http_cast_ws_post(ngx_http_cast_ws_t *ws);
+static void ngx_http_cast_ws_unpost(ngx_http_cast_ws_t *ws);
+static void ngx_http_cast_ws_run_posted(ngx_event_t *ev);
+static void ngx_http_cast_ws_posted(ngx_http_cast_ws_t *ws);
+static void ngx_http_cast_ws_detach(ngx_http_cast_ws_t *ws);
+static uint64_t ngx_http_cast_ws_max_message(ngx_http_cast_ws_t *ws);
+static ngx_int_t ngx_http_cast_ws_feed(ngx_http_cast_ws_t *ws,
+    ngx_http_cast_ws_parser_t *parser, u_char *p, size_t n);
 static void ngx_http_cast_ws_request_cleanup(void *data);
 static void ngx_http_cast_ws_read_handler(ngx_event_t *rev);
 static void ngx_http_cast_ws_write_handler(ngx_event_t *wev);
@@ -248,19 +270,22 @@ static ngx_int_t ngx_http_cast_ws_link(ngx_http_cast_ws_t *ws,
     ngx_http_cast_frame_t *frame, ngx_uint_t flags);
 static void ngx_http_cast_ws_unlink(ngx_http_cast_ws_t *ws,
     ngx_http_cast_ws_out_t **prev);
+static void ngx_http_cast_ws_free_link(ngx_http_cast_ws_t *ws,
+    ngx_http_cast_ws_out_t *out);
+static void ngx_http_cast_ws_trim(ngx_http_cast_ws_t *ws);
 static ngx_int_t ngx_http_cast_ws_send_control(ngx_http_cast_ws_t *ws,
     ngx_uint_t opcode, u_char *data, size_t len);
 static ngx_int_t ngx_http_cast_ws_flush(ngx_http_cast_ws_t *ws);
 static void ngx_http_cast_ws_fail(ngx_http_cast_ws_t *ws, ngx_uint_t code,
     const char *reason);
-static void ngx_http_cast_ws_fail_handler(ngx_event_t *ev);
 static void ngx_http_cast_ws_set_closing(ngx_http_cast_ws_t *ws);
+static void ngx_http_cast_ws_timer(ngx_event_t *ev);
+static void ngx_http_cast_ws_timer_set(ngx_http_cast_ws_t *ws);
 static void ngx_http_cast_ws_linger_handler(ngx_event_t *ev);
 static void ngx_http_cast_ws_message_handler(ngx_event_t *ev);
 static void ngx_http_cast_ws_ping_handler(ngx_event_t *ev);
 static void ngx_http_cast_ws_finalize(ngx_http_cast_ws_t *ws);
 static void ngx_http_cast_ws_release(ngx_http_cast_ws_t *ws);
-static void ngx_http_cast_ws_close_handler(ngx_event_t *ev);
 static void ngx_http_cast_ws_close_now(ngx_http_cast_ws_t *ws);
 
 
@@ -677,10 +702,6 @@ ngx_http_cast_ws_start(ngx_http_request_t *r, ngx_http_cast_record_t *record,
     ws->lingering_time = core->lingering_time;
     ws->lingering_timeout = core->lingering_timeout;
 
-    ngx_http_cast_ws_parser_init(&ws->parser,
-                                 ngx_min(ws->conf->max_message_size,
-                                         ws->conf->ws_max_message));
-
     /* frames that came in the handshake's packet are kept for later */
 
     if (r->header_in->pos < r->header_in->last) {
@@ -758,14 +779,7 @@ ngx_http_cast_ws_start(ngx_http_request_t *r, ngx_http_cast_record_t *record,
         ngx_del_timer(c->write);
     }
 
-    ws->detach_ev.handler = ngx_http_cast_ws_detach;
-    ws->detach_ev.data = ws;
-    ws->detach_ev.log = c->log;
-    ngx_post_event(&ws->detach_ev, &ngx_posted_events);
-
-    ws->close_ev.handler = ngx_http_cast_ws_close_handler;
-    ws->close_ev.data = ws;
-    ws->close_ev.log = c->log;
+    ngx_http_cast_ws_post(ws);
 
     if (ngx_http_cast_ws_sockets.next == NULL) {
         ngx_queue_init(&ngx_http_cast_ws_sockets);
@@ -773,29 +787,17 @@ ngx_http_cast_ws_start(ngx_http_request_t *r, ngx_http_cast_record_t *record,
 
     ngx_queue_insert_tail(&ngx_http_cast_ws_sockets, &ws->link);
 
-    ws->ping_ev.handler = ngx_http_cast_ws_ping_handler;
-    ws->ping_ev.data = ws;
-    ws->ping_ev.log = c->log;
-    ws->ping_ev.cancelable = 1;
+    ws->timer_ev.handler = ngx_http_cast_ws_timer;
+    ws->timer_ev.data = ws;
+    ws->timer_ev.log = c->log;
+    ws->timer_ev.cancelable = 1;
 
     /* sockets that connect together must not all ping together */
-    ngx_add_timer(&ws->ping_ev, ws->conf->ping_interval / 2
-                                + (ngx_msec_t) ngx_random()
-                                  % (ws->conf->ping_interval / 2 + 1));
+    ws->ping_at = ngx_current_msec + ws->conf->ping_interval / 2
+                  + (ngx_msec_t) ngx_random()
+                    % (ws->conf->ping_interval / 2 + 1);
 
-    ws->fail_ev.handler = ngx_http_cast_ws_fail_handler;
-    ws->fail_ev.data = ws;
-    ws->fail_ev.log = c->log;
-
-    ws->linger_ev.handler = ngx_http_cast_ws_linger_handler;
-    ws->linger_ev.data = ws;
-    ws->linger_ev.log = c->log;
-    ws->linger_ev.cancelable = 1;
-
-    ws->message_ev.handler = ngx_http_cast_ws_message_handler;
-    ws->message_ev.data = ws;
-    ws->message_ev.log = c->log;
-    ws->message_ev.cancelable = 1;
+    ngx_http_cast_ws_timer_set(ws);
 
     /*
      * The hub sends the greeting, the confirmation and the replay (SPEC
@@ -823,7 +825,8 @@ failed:
         ws->failed = 1;
         ws->fail_code = NGX_HTTP_CAST_WS_GOING_AWAY;
         ws->fail_reason = "internal error";
-        ngx_post_event(&ws->fail_ev, &ngx_posted_events);
+        ws->fail_pending = 1;
+        ngx_http_cast_ws_post(ws);
     }
 
     return NGX_DONE;
@@ -850,20 +853,97 @@ nomem:
  * socket's, like a keepalive connection is the http connection's.
  */
 
-static void
-ngx_http_cast_ws_detach(ngx_event_t *ev)
-{
-    ngx_http_cast_ws_t *ws = ev->data;
+/*
+ * Work a socket does from a posted event of its own: the detach, then a
+ * deferred failure or the close.  The sockets that have some wait in one
+ * queue behind one posted event (a socket does not carry an event of
+ * its own for this).
+ */
 
-    u_char              *p;
-    ngx_int_t            rc;
-    ngx_buf_t           *b;
-    ngx_connection_t    *c;
-    ngx_http_log_ctx_t  *ctx;
-    ngx_http_request_t  *r;
+static void
+ngx_http_cast_ws_post(ngx_http_cast_ws_t *ws)
+{
+    if (ws->in_posted) {
+        return;
+    }
+
+    if (ngx_http_cast_ws_posted_q.next == NULL) {
+        ngx_queue_init(&ngx_http_cast_ws_posted_q);
+    }
+
+    ws->in_posted = 1;
+    ngx_queue_insert_tail(&ngx_http_cast_ws_posted_q, &ws->posted);
+
+    if (!ngx_http_cast_ws_posted_ev.posted) {
+        ngx_http_cast_ws_posted_ev.handler = ngx_http_cast_ws_run_posted;
+        ngx_http_cast_ws_posted_ev.log = ngx_cycle->log;
+        ngx_post_event(&ngx_http_cast_ws_posted_ev, &ngx_posted_events);
+    }
+}
+
+
+static void
+ngx_http_cast_ws_unpost(ngx_http_cast_ws_t *ws)
+{
+    if (ws->in_posted) {
+        ws->in_posted = 0;
+        ngx_queue_remove(&ws->posted);
+    }
+}
+
+
+/* what is posted while this runs runs too, as ngx_posted_events does */
+
+static void
+ngx_http_cast_ws_run_posted(ngx_event_t *ev)
+{
+    ngx_queue_t         *q;
+    ngx_http_cast_ws_t  *ws;
+
+    while (!ngx_queue_empty(&ngx_http_cast_ws_posted_q)) {
+        q = ngx_queue_head(&ngx_http_cast_ws_posted_q);
+        ws = ngx_queue_data(q, ngx_http_cast_ws_t, posted);
+
+        ngx_queue_remove(q);
+        ws->in_posted = 0;
+
+        ngx_http_cast_ws_posted(ws);
+    }
+}
+
+
+static void
+ngx_http_cast_ws_posted(ngx_http_cast_ws_t *ws)
+{
+    if (!ws->detached) {
+        ngx_http_cast_ws_detach(ws);
+
+    } else if (ws->done) {
+        ngx_http_cast_ws_close_now(ws);
+
+    } else if (ws->fail_pending) {
+        /* a failure that could not close from where it happened */
+        ws->fail_pending = 0;
+        ngx_http_cast_ws_fail(ws, ws->fail_code, ws->fail_reason);
+    }
+}
+
+
+static void
+ngx_http_cast_ws_detach(ngx_http_cast_ws_t *ws)
+{
+    u_char                 *p;
+    ngx_int_t               rc;
+    ngx_buf_t              *b;
+    ngx_chain_t            *cl, *ln;
+    ngx_connection_t       *c;
+    ngx_http_log_ctx_t     *ctx;
+    ngx_http_request_t     *r;
+    ngx_http_connection_t  *hc;
 
     c = ws->connection;
     r = ws->request;
+    hc = r->http_connection;
 
     ws->cleanup->handler = NULL;
     ws->request = NULL;
@@ -880,7 +960,12 @@ ngx_http_cast_ws_detach(ngx_event_t *ev)
     ctx->current_request = NULL;
     c->log->action = "serving cast websocket";
 
-    /* the header buffer is not needed any more */
+    /*
+     * The header buffers are not needed any more (what followed the
+     * handshake was copied): c->buffer, and the large ones a long header
+     * took (large_client_header_buffers), freed as ngx_http_set_keepalive()
+     * frees them.
+     */
 
     b = c->buffer;
 
@@ -891,6 +976,25 @@ ngx_http_cast_ws_detach(ngx_event_t *ev)
         b->end = NULL;
     }
 
+    for (cl = hc->free; cl; /* void */) {
+        ln = cl;
+        cl = cl->next;
+        ngx_pfree(c->pool, ln->buf->start);
+        ngx_free_chain(c->pool, ln);
+    }
+
+    hc->free = NULL;
+
+    for (cl = hc->busy; cl; /* void */) {
+        ln = cl;
+        cl = cl->next;
+        ngx_pfree(c->pool, ln->buf->start);
+        ngx_free_chain(c->pool, ln);
+    }
+
+    hc->busy = NULL;
+    hc->nbusy = 0;
+
     c->read->handler = ngx_http_cast_ws_read_handler;
     c->write->handler = ngx_http_cast_ws_write_handler;
 
@@ -898,7 +1002,7 @@ ngx_http_cast_ws_detach(ngx_event_t *ev)
     c->idle = 1;
 
     if (ws->done) {
-        ngx_post_event(&ws->close_ev, &ngx_posted_events);
+        ngx_http_cast_ws_post(ws);
         return;
     }
 
@@ -925,6 +1029,12 @@ ngx_http_cast_ws_detach(ngx_event_t *ev)
         }
     }
 
+    /* a failure posted before the detach (the same event) */
+
+    if (ws->fail_pending) {
+        ngx_http_cast_ws_post(ws);
+    }
+
     ngx_post_event(c->read, &ngx_posted_events);
     ngx_post_event(c->write, &ngx_posted_events);
 }
@@ -937,9 +1047,7 @@ ngx_http_cast_ws_request_cleanup(void *data)
 {
     ngx_http_cast_ws_t *ws = data;
 
-    ngx_http_cast_event_cancel(&ws->detach_ev);
-
-    ngx_http_cast_event_cancel(&ws->close_ev);
+    ngx_http_cast_ws_unpost(ws);
 
     if (!ws->done) {
         ws->done = 1;
@@ -1039,8 +1147,70 @@ ngx_http_cast_ws_write_handler(ngx_event_t *wev)
 
 /* NGX_OK: go on reading; otherwise the socket is closing or gone */
 
+static uint64_t
+ngx_http_cast_ws_max_message(ngx_http_cast_ws_t *ws)
+{
+    return ngx_min(ws->conf->max_message_size, ws->conf->ws_max_message);
+}
+
+
+/*
+ * Between frames a parser is as new: an idle socket keeps none.  One is
+ * made when a read ends within a frame or a fragmented message (or the
+ * parser failed), and kept until a ping finds it idle (a busy client
+ * does not make one per read).
+ */
+
 static ngx_int_t
 ngx_http_cast_ws_input(ngx_http_cast_ws_t *ws, u_char *p, size_t n)
+{
+    ngx_int_t                   rc;
+    ngx_http_cast_ws_parser_t   fresh, *parser;
+
+    parser = ws->parser;
+
+    if (parser == NULL) {
+        parser = &fresh;
+        ngx_http_cast_ws_parser_init(parser,
+                                     ngx_http_cast_ws_max_message(ws));
+    }
+
+    rc = ngx_http_cast_ws_feed(ws, parser, p, n);
+
+    if (ws->done) {
+        return rc;
+    }
+
+    if (parser != &fresh) {
+        /* kept while the client is busy; the ping timer frees it idle */
+        return rc;
+    }
+
+    if (ngx_http_cast_ws_parser_idle(parser)) {
+        return rc;
+    }
+
+    ws->parser = ngx_alloc(sizeof(ngx_http_cast_ws_parser_t),
+                           ws->connection->log);
+
+    if (ws->parser == NULL) {
+        if (rc == NGX_OK) {
+            ngx_http_cast_ws_fail(ws, NGX_HTTP_CAST_WS_GOING_AWAY,
+                                  "out of memory");
+        }
+
+        return NGX_ERROR;
+    }
+
+    ngx_memcpy(ws->parser, parser, sizeof(ngx_http_cast_ws_parser_t));
+
+    return rc;
+}
+
+
+static ngx_int_t
+ngx_http_cast_ws_feed(ngx_http_cast_ws_t *ws,
+    ngx_http_cast_ws_parser_t *parser, u_char *p, size_t n)
 {
     u_char                    *last;
     ngx_int_t                  rc;
@@ -1050,7 +1220,7 @@ ngx_http_cast_ws_input(ngx_http_cast_ws_t *ws, u_char *p, size_t n)
 
     while (p < last) {
 
-        rc = ngx_http_cast_ws_parse(&ws->parser, &p, last, &ev);
+        rc = ngx_http_cast_ws_parse(parser, &p, last, &ev);
 
         if (rc == NGX_AGAIN) {
             /* all of it is consumed: a frame has begun */
@@ -1061,10 +1231,9 @@ ngx_http_cast_ws_input(ngx_http_cast_ws_t *ws, u_char *p, size_t n)
         if (rc == NGX_ERROR) {
             ngx_log_error(NGX_LOG_INFO, ws->connection->log, 0,
                           "cast: client sent an invalid frame: %s, "
-                          "closing with %ui", ws->parser.error,
-                          ws->parser.close_code);
-            ngx_http_cast_ws_fail(ws, ws->parser.close_code,
-                                  ws->parser.error);
+                          "closing with %ui", parser->error,
+                          parser->close_code);
+            ngx_http_cast_ws_fail(ws, parser->close_code, parser->error);
             return NGX_ERROR;
         }
 
@@ -1123,12 +1292,15 @@ ngx_http_cast_ws_input(ngx_http_cast_ws_t *ws, u_char *p, size_t n)
     /* a message has cast_ws_message_timeout from its first byte */
 
     if ((ws->in_frame || ws->in_message) && !ws->closing) {
-        if (!ws->message_ev.timer_set) {
-            ngx_add_timer(&ws->message_ev, ws->conf->ws_message_timeout);
+        if (!ws->message_timer) {
+            ws->message_timer = 1;
+            ws->message_at = ngx_current_msec + ws->conf->ws_message_timeout;
+            ngx_http_cast_ws_timer_set(ws);
         }
 
-    } else if (ws->message_ev.timer_set) {
-        ngx_del_timer(&ws->message_ev);
+    } else {
+        /* the timer, if set for it, finds nothing due and is set again */
+        ws->message_timer = 0;
     }
 
     if (ngx_http_cast_ws_flush(ws) == NGX_ERROR) {
@@ -1195,8 +1367,9 @@ ngx_http_cast_ws_control(ngx_http_cast_ws_t *ws, ngx_http_cast_ws_event_t *ev)
 static ngx_int_t
 ngx_http_cast_ws_append(ngx_http_cast_ws_t *ws, u_char *p, size_t n)
 {
-    u_char  *m;
-    size_t   size;
+    u_char    *m;
+    size_t     size;
+    uint64_t   max;
 
     if (n == 0) {
         return NGX_OK;
@@ -1206,8 +1379,10 @@ ngx_http_cast_ws_append(ngx_http_cast_ws_t *ws, u_char *p, size_t n)
         size = ngx_max(ws->message_size * 2, 1024);
 
         /* never more than the message limit the parser enforces */
-        if (ws->parser.max_message && size > ws->parser.max_message) {
-            size = (size_t) ws->parser.max_message;
+        max = ngx_http_cast_ws_max_message(ws);
+
+        if (max && size > max) {
+            size = (size_t) max;
         }
 
         size = ngx_max(size, ws->message_len + n);
@@ -1617,7 +1792,8 @@ ngx_http_cast_ws_enqueue(ngx_http_cast_ws_t *ws, ngx_http_cast_frame_t *frame,
         ws->failed = 1;
         ws->fail_code = NGX_HTTP_CAST_WS_POLICY;
         ws->fail_reason = "send queue overflow";
-        ngx_post_event(&ws->fail_ev, &ngx_posted_events);
+        ws->fail_pending = 1;
+        ngx_http_cast_ws_post(ws);
 
         return NGX_ERROR;
     }
@@ -1705,8 +1881,46 @@ ngx_http_cast_ws_unlink(ngx_http_cast_ws_t *ws, ngx_http_cast_ws_out_t **prev)
 
     ngx_http_cast_frame_release(out->frame);
 
+    ngx_http_cast_ws_free_link(ws, out);
+}
+
+
+/* links are reused; ngx_http_cast_ws_trim() gives back what is spare */
+
+static void
+ngx_http_cast_ws_free_link(ngx_http_cast_ws_t *ws,
+    ngx_http_cast_ws_out_t *out)
+{
     out->next = ws->free;
     ws->free = out;
+}
+
+
+/*
+ * An idle socket keeps one spare link and no parser: called when the
+ * queue first drains (the 101, greeting and confirmation took three
+ * links) and at every ping; a busy socket reuses what it has in between.
+ */
+
+static void
+ngx_http_cast_ws_trim(ngx_http_cast_ws_t *ws)
+{
+    ngx_http_cast_ws_out_t  *out;
+
+    if (ws->parser && ngx_http_cast_ws_parser_idle(ws->parser)) {
+        ngx_free(ws->parser);
+        ws->parser = NULL;
+    }
+
+    if (ws->out) {
+        return;
+    }
+
+    while (ws->free && ws->free->next) {
+        out = ws->free->next;
+        ws->free->next = out->next;
+        ngx_free(out);
+    }
 }
 
 
@@ -1901,12 +2115,16 @@ ngx_http_cast_ws_advance(ngx_http_cast_ws_t *ws, size_t n)
         ws->sent = 0;
         ws->out = out->next;
 
+        ngx_http_cast_ws_free_link(ws, out);
+
         if (ws->out == NULL) {
             ws->last_out = &ws->out;
-        }
 
-        out->next = ws->free;
-        ws->free = out;
+            if (!ws->drained) {
+                ws->drained = 1;
+                ngx_http_cast_ws_trim(ws);
+            }
+        }
 
         ngx_http_cast_frame_release(frame);
     }
@@ -1993,36 +2211,75 @@ ngx_http_cast_ws_fail(ngx_http_cast_ws_t *ws, ngx_uint_t code,
 }
 
 
-static void
-ngx_http_cast_ws_fail_handler(ngx_event_t *ev)
-{
-    ngx_http_cast_ws_t  *ws;
-
-    ws = ev->data;
-
-    if (!ws->done) {
-        ngx_http_cast_ws_fail(ws, ws->fail_code, ws->fail_reason);
-    }
-}
-
-
 /* a Close is queued: no pings, no message timer, a bounded wait */
 
 static void
 ngx_http_cast_ws_set_closing(ngx_http_cast_ws_t *ws)
 {
+    if (!ws->closing) {
+        /* the timer was for pings and a message, it is the linger's now */
+        ngx_http_cast_event_cancel(&ws->timer_ev);
+    }
+
     ws->closing = 1;
+    ws->message_timer = 0;
     ws->closing_start = ngx_current_msec;
     ws->progress = ws->closing_start;
 
-    ngx_http_cast_event_cancel(&ws->ping_ev);
-
-    ngx_http_cast_event_cancel(&ws->message_ev);
-
-    if (!ws->linger_ev.timer_set) {
-        ngx_add_timer(&ws->linger_ev, ngx_min(ws->lingering_timeout,
-                                              ws->lingering_time));
+    if (!ws->timer_ev.timer_set) {
+        ngx_add_timer(&ws->timer_ev, ngx_min(ws->lingering_timeout,
+                                             ws->lingering_time));
     }
+}
+
+
+static void
+ngx_http_cast_ws_timer(ngx_event_t *ev)
+{
+    ngx_http_cast_ws_t *ws = ev->data;
+
+    if (ws->closing) {
+        ngx_http_cast_ws_linger_handler(ev);
+        return;
+    }
+
+    if (ws->message_timer
+        && (ngx_msec_int_t) (ngx_current_msec - ws->message_at) >= 0)
+    {
+        ws->message_timer = 0;
+        ngx_http_cast_ws_message_handler(ev);
+        return;
+    }
+
+    if ((ngx_msec_int_t) (ngx_current_msec - ws->ping_at) >= 0) {
+        ngx_http_cast_ws_ping_handler(ev);
+    }
+
+    /* a socket that fails or closes has no pings any more */
+
+    if (!ws->done && !ws->closing && !ws->failed) {
+        ngx_http_cast_ws_timer_set(ws);
+    }
+}
+
+
+/* live: the timer goes off for the next ping or the message's time */
+
+static void
+ngx_http_cast_ws_timer_set(ngx_http_cast_ws_t *ws)
+{
+    ngx_msec_t      at;
+    ngx_msec_int_t  left;
+
+    at = ws->ping_at;
+
+    if (ws->message_timer && (ngx_msec_int_t) (ws->message_at - at) < 0) {
+        at = ws->message_at;
+    }
+
+    left = (ngx_msec_int_t) (at - ngx_current_msec);
+
+    ngx_add_timer(&ws->timer_ev, (ngx_msec_t) ngx_max(left, 1));
 }
 
 
@@ -2099,6 +2356,8 @@ ngx_http_cast_ws_ping_handler(ngx_event_t *ev)
         return;
     }
 
+    ngx_http_cast_ws_trim(ws);
+
     if (ngx_http_cast_ws_send_control(ws, NGX_HTTP_CAST_WS_PING, NULL, 0)
         == NGX_ERROR
         || (ws->conf->json_ping && ngx_http_cast_ws_json_ping(ws) != NGX_OK))
@@ -2111,7 +2370,7 @@ ngx_http_cast_ws_ping_handler(ngx_event_t *ev)
         return;
     }
 
-    ngx_add_timer(&ws->ping_ev, ws->conf->ping_interval);
+    ws->ping_at = ngx_current_msec + ws->conf->ping_interval;
 }
 
 
@@ -2168,7 +2427,8 @@ ngx_http_cast_ws_close(void *socket, ngx_uint_t code, const char *reason)
         ws->failed = 1;
         ws->fail_code = code;
         ws->fail_reason = reason;
-        ngx_post_event(&ws->fail_ev, &ngx_posted_events);
+        ws->fail_pending = 1;
+        ngx_http_cast_ws_post(ws);
         return;
     }
 
@@ -2219,17 +2479,10 @@ ngx_http_cast_ws_finalize(ngx_http_cast_ws_t *ws)
     ngx_http_cast_ws_release(ws);
 
     if (ws->detached) {
-        ngx_post_event(&ws->close_ev, &ngx_posted_events);
+        ngx_http_cast_ws_post(ws);
     }
 
     /* before the detach, ngx_http_cast_ws_detach() posts it */
-}
-
-
-static void
-ngx_http_cast_ws_close_handler(ngx_event_t *ev)
-{
-    ngx_http_cast_ws_close_now(ev->data);
 }
 
 
@@ -2246,7 +2499,7 @@ ngx_http_cast_ws_close_now(ngx_http_cast_ws_t *ws)
         ngx_http_cast_ws_release(ws);
     }
 
-    ngx_http_cast_event_cancel(&ws->close_ev);
+    ngx_http_cast_ws_unpost(ws);
 
     if (!ws->detached) {
         /* the request cleanup frees ws */
@@ -2366,13 +2619,14 @@ ngx_http_cast_ws_release(ngx_http_cast_ws_t *ws)
         ws->pending = NULL;
     }
 
-    ngx_http_cast_event_cancel(&ws->ping_ev);
+    if (ws->parser) {
+        ngx_free(ws->parser);
+        ws->parser = NULL;
+    }
 
-    ngx_http_cast_event_cancel(&ws->fail_ev);
+    /* the posted work stays: it may be the detach, or the close to come */
 
-    ngx_http_cast_event_cancel(&ws->linger_ev);
-
-    ngx_http_cast_event_cancel(&ws->message_ev);
+    ngx_http_cast_event_cancel(&ws->timer_ev);
 
     if (ws->detached) {
         if (c->read->posted) {

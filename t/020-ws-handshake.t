@@ -631,3 +631,57 @@ qr/\Atext \{"type":"connection\.established","endpoint":"[0-9a-f]{32}","timestam
 text \{"hub\.mode":"subscribe","hub\.topic":"t31 q\\"u\\\\o \xc3\xa9","hub\.events":"patient-open,x\\"y\\\\z","hub\.lease_seconds":(?:3600|3599)\}
 close 1000
 \z/
+
+
+
+=== TEST 32: a handshake longer than client_header_buffer_size (large header buffers, freed once it is a socket), frames in the same packet: ping, close
+--- config
+client_header_buffer_size 1k;
+large_client_header_buffers 4 8k;
+--- init
+package main;
+prep('t32', 'patient-open', sub {
+    ws_handshake($_[0]{path}, 'X-Long' => 'a' x 3000, 'X-Longer' => 'b' x 5000)
+    . ws_ping('after-a-long-header')
+    . ws_close(1000, 'bye') });
+--- raw_request eval
+\@main::RAW
+--- error_code: 101
+--- response_body_filters eval
+\&main::norm_frames
+--- response_body
+text {"endpoint":"<id>","timestamp":"<ts>","type":"connection.established"}
+text {"hub.events":"patient-open","hub.lease_seconds":3600,"hub.mode":"subscribe","hub.topic":"t32"}
+pong after-a-long-header
+close 1000
+--- error_log
+cast: client closed the socket with 1000
+
+
+
+=== TEST 33: a socket whose handshake took large header buffers receives events and answers pings afterwards
+--- config
+client_header_buffer_size 1k;
+large_client_header_buffers 4 8k;
+--- init
+package main;
+prep('t33', 'patient-open', sub {
+    my $s = shift;
+    my $ws = CastTest::WS->connect($s->{path}, 'X-Long' => 'c' x 6000);
+    my $hello = $ws->recv_json(2);
+    my $conf = $ws->recv_json(2);
+    is($conf && $conf->{'hub.mode'}, 'subscribe', 'long header: confirmation');
+    my ($code) = http_request('POST', '/api/hub/t33',
+        '{"event":{"hub.event":"patient-open","context":[]}}',
+        'Content-Type' => 'application/json');
+    is($code, 200, 'publish answers 200');
+    my $ev = $ws->recv_json(2);
+    is($ev && $ev->{event}{'hub.event'}, 'patient-open', 'long header: the event arrives');
+    $ws->send_ping('x' x 100);
+    my ($op, $payload) = $ws->recv_frame(2);
+    is("$op $payload", '10 ' . ('x' x 100), 'long header: a ping is answered');
+    $main::HOLD = $ws;
+    "GET /cast/status HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n" });
+--- raw_request eval
+\@main::RAW
+--- response_body_like: "connections":1\b.*"subscriptions":1\b

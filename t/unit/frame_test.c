@@ -1452,6 +1452,100 @@ ngx_http_cast_test_keys(void)
 }
 
 
+/*
+ * parser_idle: true only between frames outside a fragmented message
+ * (a socket then keeps no parser, and parses on with a fresh one)
+ */
+
+static void
+ngx_http_cast_test_idle(void)
+{
+    u_char                     b[64], key[4] = { 1, 2, 3, 4 };
+    u_char                    *pos;
+    size_t                     n, m;
+    ngx_int_t                  ok, rc;
+    ngx_http_cast_ws_event_t   ev;
+    ngx_http_cast_ws_parser_t  p, q;
+
+    ngx_http_cast_ws_parser_init(&p, 0);
+    ngx_http_cast_test_report(ngx_http_cast_ws_parser_idle(&p),
+                              "idle: a new parser is idle");
+
+    /* a text frame "ab", split after its first header byte */
+
+    n = ngx_http_cast_test_header(b, 0x81, 1, 0, 2, key);
+    b[n] = 'a' ^ key[0];
+    b[n + 1] = 'b' ^ key[1];
+    n += 2;
+
+    pos = b;
+    rc = ngx_http_cast_ws_parse(&p, &pos, b + 1, &ev);
+    ngx_http_cast_test_report(rc == NGX_AGAIN
+                              && !ngx_http_cast_ws_parser_idle(&p),
+                              "idle: not within a frame header");
+
+    rc = ngx_http_cast_ws_parse(&p, &pos, b + n, &ev);
+    ngx_http_cast_test_report(rc == NGX_OK && ev.message_end
+                              && ngx_http_cast_ws_parser_idle(&p),
+                              "idle: after a whole unfragmented message");
+
+    /* a fragment (FIN 0): mid-message is not idle, even between frames */
+
+    m = ngx_http_cast_test_header(b, 0x01, 1, 0, 1, key);
+    b[m] = 'x' ^ key[0];
+    m++;
+
+    pos = b;
+    rc = ngx_http_cast_ws_parse(&p, &pos, b + m, &ev);
+    ngx_http_cast_test_report(rc == NGX_OK && !ev.message_end
+                              && !ngx_http_cast_ws_parser_idle(&p),
+                              "idle: not within a fragmented message");
+
+    /* its continuation (FIN 1) ends it: idle again */
+
+    m = ngx_http_cast_test_header(b, 0x80, 1, 0, 1, key);
+    b[m] = 'y' ^ key[0];
+    m++;
+
+    pos = b;
+    rc = ngx_http_cast_ws_parse(&p, &pos, b + m, &ev);
+    ok = rc == NGX_OK && ev.message_end && ngx_http_cast_ws_parser_idle(&p);
+    ngx_http_cast_test_report(ok, "idle: after the last fragment");
+
+    /*
+     * an idle parser and a fresh one parse the same frame alike (each its
+     * own copy: unmasking is in place)
+     */
+
+    ngx_http_cast_ws_parser_init(&q, 0);
+
+    n = ngx_http_cast_test_header(b, 0x81, 1, 0, 2, key);
+    b[n] = 'a' ^ key[0];
+    b[n + 1] = 'b' ^ key[1];
+    n += 2;
+    memcpy(b + 32, b, n);
+
+    pos = b;
+    rc = ngx_http_cast_ws_parse(&p, &pos, b + n, &ev);
+    ok = rc == NGX_OK && ev.len == 2 && ev.data[0] == 'a'
+         && ev.data[1] == 'b' && ev.message_end;
+    pos = b + 32;
+    ok = ok && ngx_http_cast_ws_parse(&q, &pos, b + 32 + n, &ev) == NGX_OK
+         && ev.len == 2 && ev.data[0] == 'a' && ev.data[1] == 'b'
+         && ev.message_end;
+    ngx_http_cast_test_report(ok, "idle: parses on like a new parser");
+
+    /* a failed parser is not idle (it stays failed) */
+
+    b[0] = 0x83;    /* a reserved opcode */
+    pos = b;
+    rc = ngx_http_cast_ws_parse(&p, &pos, b + 2, &ev);
+    ngx_http_cast_test_report(rc == NGX_ERROR
+                              && !ngx_http_cast_ws_parser_idle(&p),
+                              "idle: not once failed");
+}
+
+
 int
 main(void)
 {
@@ -1465,6 +1559,7 @@ main(void)
     ngx_http_cast_test_encoder();
     ngx_http_cast_test_close_codes();
     ngx_http_cast_test_keys();
+    ngx_http_cast_test_idle();
 
     printf("1..%lu\n", (unsigned long) ngx_http_cast_test_n);
     printf("%lu passed, %lu failed\n",
