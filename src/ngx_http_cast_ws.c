@@ -146,7 +146,8 @@ struct ngx_http_cast_ws_s {
      */
     ngx_event_t                timer_ev;
     ngx_msec_t                 ping_at;
-    ngx_msec_t                 message_at;  /* if message_timer */    ngx_msec_t                 last_seen;
+    ngx_msec_t                 message_at;  /* if message_timer */
+    ngx_msec_t                 last_seen;
     ngx_msec_t                 closing_start;
     ngx_msec_t                 progress;    /* closing: last byte moved */
     ngx_msec_t                 lingering_time;
