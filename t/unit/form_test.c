@@ -141,8 +141,9 @@ ngx_test_decoding(void)
 static void
 ngx_test_fields(void)
 {
-    ngx_test_form_s("&&hub.mode=subscribe&&x&=y&hub.topic", NGX_HTTP_CAST_F_MODE,
-                    "subscribe", "fields: empty pairs and names skipped");
+    ngx_test_form_s("&&hub.mode=subscribe&&x&=y&hub.topic",
+                    NGX_HTTP_CAST_F_MODE, "subscribe",
+                    "fields: empty pairs and names skipped");
     ngx_test_form_s("hub.topic&hub.mode=a", NGX_HTTP_CAST_F_TOPIC, "",
                     "fields: a name without \"=\" is an empty value");
 
