@@ -67,31 +67,7 @@ sub ev {
 }
 
 # POSTs written to every host before any answer is read; their statuses
-sub race {
-    my (@req) = @_;   # [port, path, body]
-    my @socks;
-    for my $r (@req) {
-        my $s = IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $r->[0],
-                                      Proto => 'tcp', Timeout => 5) or die "connect: $!";
-        binmode $s;
-        push @socks, [$s, "POST $r->[1] HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n"
-                          . "Content-Type: application/json\r\nContent-Length: "
-                          . length($r->[2]) . "\r\n\r\n$r->[2]"];
-    }
-    syswrite($_->[0], $_->[1]) for @socks;
-    my @codes;
-    for my $s (@socks) {
-        my $resp = '';
-        my $sel = IO::Select->new($s->[0]);
-        while ($sel->can_read(5)) {
-            my $n = sysread($s->[0], my $buf, 65536);
-            last if !$n;
-            $resp .= $buf;
-        }
-        push @codes, $resp =~ m{^HTTP/1\.1 (\d+)} ? $1 : 'none';
-    }
-    return @codes;
-}
+sub race { CastCluster::race(@_) }   # [port, path, body]
 
 run_tests();
 

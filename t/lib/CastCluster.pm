@@ -41,6 +41,8 @@ package CastCluster;
 #       from the "cast: socket bound to subscription" lines
 #   master_pid($pidfile); worker_pids($master_pid)  (ps --ppid)
 #   log_count($file, $re); log_grep($file, $re)
+#   CastCluster::race([$port, $path, $json], ...) -> status codes, in order:
+#       the POSTs written at once, each on its own connection
 #
 # A second nginx host:
 #   my $b = CastCluster::Nginx->new(port => 2985,
@@ -434,6 +436,34 @@ sub _redis_ready {
             qr/cast: redis $kind connection to \S+ ready/, 2, 10);
         die "$host: only $n $kind connections ready\n" if $n < 2;
     }
+}
+
+# POSTs of JSON sent at once, each on its own connection: [port, path,
+# body] each; their status codes, in order ('none' without an answer)
+sub race {
+    my (@req) = @_;
+    my @socks;
+    for my $r (@req) {
+        my $s = IO::Socket::INET->new(PeerAddr => '127.0.0.1',
+            PeerPort => $r->[0], Proto => 'tcp', Timeout => 5) or die "connect: $!";
+        binmode $s;
+        push @socks, [$s, "POST $r->[1] HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n"
+                          . "Content-Type: application/json\r\nContent-Length: "
+                          . length($r->[2]) . "\r\n\r\n$r->[2]"];
+    }
+    syswrite($_->[0], $_->[1]) for @socks;
+    my @codes;
+    for my $s (@socks) {
+        my $resp = '';
+        my $sel = IO::Select->new($s->[0]);
+        while ($sel->can_read(5)) {
+            my $n = sysread($s->[0], my $buf, 65536);
+            last if !$n;
+            $resp .= $buf;
+        }
+        push @codes, $resp =~ m{^HTTP/1\.1 (\d+)} ? $1 : 'none';
+    }
+    return @codes;
 }
 
 sub log_grep {
